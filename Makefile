@@ -1,0 +1,25 @@
+# Two commands on a fresh machine:  `make app` (the app on the demo pool)  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: app test install benchmarks
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+app: install
+	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+benchmarks: install
+	$(PY) benchmarks/bench_kmeans.py
+	$(PY) benchmarks/bench_embed.py

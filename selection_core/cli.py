@@ -1,0 +1,242 @@
+"""Command line: `python -m selection_core <command> …` — parses, calls the pipeline, prints.
+
+Errors a user can fix (bad files, impossible parameters, missing earlier stages) are printed as
+one `error: …` line with exit code 2, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from . import pipeline
+from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
+    SelectionConfig, SweepConfig, UMAPConfig
+from .errors import ConfigError, SelectionError
+from .store import RunStore
+
+
+def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, int], None]:
+    """A progress callback that drives a tqdm bar and the run's progress file (for the app)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="row", dynamic_ncols=True, disable=None)
+    to_store = store.progress_callback(stage) if store is not None else None
+
+    def report(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+        if to_store:
+            to_store(done, total)
+
+    return report
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") \
+            from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one k")
+    return values
+
+
+def _add_kmeans_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
+    parser.add_argument(seed_flag, dest="cluster_seed", type=int, default=0,
+                        help="k-means seed (default 0)")
+    parser.add_argument("--niter", type=int, default=300, help="k-means iterations (default 300)")
+    parser.add_argument("--nredo", type=int, default=5, help="k-means restarts (default 5)")
+    parser.add_argument("--spherical", action="store_true", help="cosine (spherical) k-means")
+    parser.add_argument("--max-points-per-centroid", type=int, default=256,
+                        help="faiss trains on at most this many points per centroid")
+
+
+def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
+    return KMeansConfig(k=k, seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
+                        spherical=args.spherical,
+                        max_points_per_centroid=args.max_points_per_centroid)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m selection_core",
+        description="Choose instruction-tuning data: embed, cluster, score and select.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="write the built-in demo pool as JSONL")
+    demo.add_argument("--out", required=True, help="output .jsonl file")
+    demo.add_argument("--n", type=int, default=3000, help="rows (default 3000)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--noise-rate", type=float, default=0.2,
+                      help="share of injected low-quality rows (default 0.2)")
+
+    embed = commands.add_parser("embed", help="load data into a run directory and embed it")
+    embed.add_argument("--data", action="append", default=[], metavar="[SOURCE=]FILE",
+                       help="a .jsonl/.jsonl.gz/.json/.csv/.parquet file, a save_to_disk folder "
+                            "or a HF dataset name (NAME@SPLIT); repeat to combine sources")
+    embed.add_argument("--run", required=True, help="run directory")
+    embed.add_argument("--model", default=EmbedConfig.model,
+                       help="sentence-transformers or HF model name/path "
+                            "(default: all-MiniLM-L6-v2, offline)")
+    embed.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
+    embed.add_argument("--pooling", choices=("auto", "mean", "last", "cls"), default="auto")
+    embed.add_argument("--max-length", type=int, default=256)
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    embed.add_argument("--limit", type=int, default=None, help="keep the first N rows per input")
+    embed.add_argument("--cache-dir", default=None,
+                       help="embedding cache (default $SELECTION_CORE_CACHE or "
+                            "~/.cache/selection_core)")
+
+    sweep = commands.add_parser("sweep", help="cluster at several k and measure each")
+    sweep.add_argument("--run", required=True)
+    sweep.add_argument("--k", type=_ks, required=True, help="comma-separated k values")
+    sweep.add_argument("--sample", type=int, default=10_000,
+                       help="rows for the exact silhouette (default 10000)")
+    sweep.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    _add_kmeans_options(sweep)
+
+    cluster = commands.add_parser("cluster", help="k-means at one k → clusters.csv")
+    cluster.add_argument("--run", required=True)
+    cluster.add_argument("--k", type=int, required=True)
+    _add_kmeans_options(cluster)
+
+    umap = commands.add_parser("umap", help="2-D UMAP map of the embeddings (cached)")
+    umap.add_argument("--run", required=True)
+    umap.add_argument("--neighbors", type=int, default=15)
+    umap.add_argument("--min-dist", type=float, default=0.1)
+    umap.add_argument("--seed", type=int, default=0)
+
+    select = commands.add_parser("select", help="choose a subset → JSONL")
+    select.add_argument("--run", required=True)
+    select.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
+    select.add_argument("--k", type=int, required=True)
+    select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
+    select.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
+    select.add_argument("--scorer-model", default=None,
+                        help="HF name/path of the perplexity LM or the reward model")
+    select.add_argument("--tau", type=float, default=1.0, help="softmax temperature (kMQ)")
+    select.add_argument("--top", action="store_true", help="kMQ: take the top b_j per cluster")
+    select.add_argument("--seed", type=int, default=0, help="sampling seed")
+    select.add_argument("--out", required=True, help="output .jsonl")
+    select.add_argument("--device", default="auto")
+    _add_kmeans_options(select, seed_flag="--cluster-seed")
+
+    status = commands.add_parser("status", help="what a run directory holds")
+    status.add_argument("--run", required=True)
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .data.demo import write_demo_pool
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    if not 0 <= args.noise_rate < 1:
+        raise ConfigError(f"--noise-rate must be in [0, 1), got {args.noise_rate}")
+    path = write_demo_pool(args.out, n=args.n, seed=args.seed, noise_rate=args.noise_rate)
+    print(f"wrote {args.n} demo rows to {path}")
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    store = RunStore(args.run)
+    if args.data:
+        pool = pipeline.ingest(store, args.data, limit=args.limit)
+        print(f"pool: {len(pool)} rows from {pool['source'].nunique()} source(s) → "
+              f"{store.path(pipeline.POOL)}")
+    config = EmbedConfig(model=args.model, text=args.text, pooling=args.pooling,
+                         max_length=args.max_length, batch_size=args.batch_size,
+                         device=args.device)
+    vectors = pipeline.embed(store, config, cache_dir=args.cache_dir,
+                             progress=_progress(store, "embed", "embedding"))
+    info = store.stage_info("embed") or {}
+    print(f"embeddings: {vectors.shape[0]}×{vectors.shape[1]} in {info.get('embed_seconds')} s "
+          f"({info.get('rows_per_second')} rows/s) → {store.path(pipeline.EMBEDDINGS)}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    config = SweepConfig(ks=args.k, sample_size=args.sample, metric=args.metric,
+                         seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
+                         spherical=args.spherical,
+                         max_points_per_centroid=args.max_points_per_centroid)
+    result = pipeline.sweep(store, config, progress=_progress(store, "sweep", "k sweep"))
+    print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"knee of the inertia curve: k={result.knee_k}")
+    print(f"recommended k: {result.recommended_k}")
+
+
+def _cmd_cluster(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    clustering = pipeline.cluster(store, _kmeans_config(args, args.k))
+    sizes = sorted(int(v) for v in np.bincount(clustering.labels))
+    print(f"k={clustering.k}: inertia {clustering.inertia:.2f}, sizes {sizes[0]}…{sizes[-1]} "
+          f"→ {store.path('clusters.csv')}")
+
+
+def _cmd_umap(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    coords = pipeline.projection(store, UMAPConfig(n_neighbors=args.neighbors,
+                                                   min_dist=args.min_dist, seed=args.seed))
+    print(f"UMAP: {coords.shape[0]} points projected")
+
+
+def _cmd_select(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    if args.method not in SELECTION_METHODS:
+        raise ConfigError(f"unknown method '{args.method}'; use {', '.join(SELECTION_METHODS)}")
+    if args.scorer not in SCORERS:
+        raise ConfigError(f"unknown scorer '{args.scorer}'; use {', '.join(SCORERS)}")
+    n_rows = len(pipeline.load_run_pool(store))
+    if not 1 <= args.k <= n_rows:
+        raise ConfigError(f"--k must be between 1 and the pool size ({n_rows}), got {args.k}")
+    budget = pipeline.parse_budget(args.budget, n_rows)
+    config = SelectionConfig(method=args.method, budget=budget, k=args.k, tau=args.tau,
+                             top=args.top, seed=args.seed, scorer=args.scorer)
+    scorer = ScorerConfig(name=args.scorer, model=args.scorer_model, device=args.device)
+    selected = pipeline.select(store, config, _kmeans_config(args, args.k), scorer, out=args.out)
+    print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}")
+
+
+def _cmd_status(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    manifest = store.manifest()
+    for name, stage in manifest["stages"].items():
+        seconds = stage.get("seconds")
+        timing = f" in {seconds} s" if seconds is not None else ""
+        error = f" — {stage['error']}" if stage.get("error") else ""
+        print(f"{name:<28} {stage.get('status', '?')}{timing}{error}")
+    print(json.dumps(manifest.get("versions", {}), sort_keys=True))
+
+
+COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluster": _cmd_cluster,
+            "umap": _cmd_umap, "select": _cmd_select, "status": _cmd_status}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # our own bars say what is happening
+    try:
+        COMMANDS[args.command](args)
+    except SelectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished chunks are saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    return 0

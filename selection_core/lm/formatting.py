@@ -1,0 +1,152 @@
+"""(prompt, response) pairs → token ids and labels, shared by LM scoring and training.
+
+Why one module: a response's likelihood (perplexity / IFD-style scores) and the LoRA training loss
+must see exactly the same text, template, special tokens and truncation, or scores computed for
+selection would not describe what the trained model learns from.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+IGNORE_INDEX = -100  # label of tokens that are not predicted (prompt, padding); torch's default
+PLAIN_TEMPLATE = "### Instruction:\n{prompt}\n\n### Response:\n"
+
+Progress = Callable[[int, int], None]
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Instruct models ship a chat template; base models (and llama2.c stories) do not."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def format_prompt(tokenizer: Any, prompt: str, use_chat_template: bool | None = None) -> str:
+    """The prompt as the model should see it before the response starts.
+
+    `use_chat_template=None` uses the tokenizer's chat template when it has one (instruct
+    models), else the Alpaca-style plain template (base models).
+    """
+    if use_chat_template is None:
+        use_chat_template = has_chat_template(tokenizer)
+    if not use_chat_template:
+        return PLAIN_TEMPLATE.format(prompt=prompt)
+    if not has_chat_template(tokenizer):
+        raise ConfigError("use_chat_template=True but this tokenizer has no chat template")
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                         add_generation_prompt=True, tokenize=False)
+
+
+def special_prefix(tokenizer: Any) -> list[int]:
+    """Ids the tokenizer puts before any text (Llama's BOS; nothing for GPT-2 or Qwen).
+
+    Found by encoding a probe with and without special tokens, which works for any tokenizer
+    without knowing its post-processor.
+    """
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return list(full[:start])
+    return []
+
+
+def encode_pair(tokenizer: Any, prompt: str, response: str, max_length: int = 512,
+                add_eos: bool = True,
+                use_chat_template: bool | None = None) -> dict[str, list[int]]:
+    """Token ids of prompt + response, with labels = -100 on the prompt.
+
+    Prompt and response are tokenised separately so the boundary is exact (a sentencepiece
+    tokenizer therefore starts the response with its word-start marker, as after a newline).
+    The tokenizer's prefix (BOS) appears once: added unless the chat template already wrote it.
+    Too long: the prompt is cut from the left (keeping the prefix), then the response from the
+    right, so the response's start is always kept.
+    """
+    return _encode(tokenizer, format_prompt(tokenizer, prompt, use_chat_template), response,
+                   max_length, add_eos, special_prefix(tokenizer))
+
+
+def _encode(tokenizer: Any, prompt_text: str, response: str, max_length: int, add_eos: bool,
+            prefix: list[int]) -> dict[str, list[int]]:
+    if max_length <= len(prefix):
+        raise ConfigError(f"max_length={max_length} leaves no room for text")
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    if prefix and prompt_ids[:len(prefix)] == prefix:  # the chat template wrote BOS itself
+        prompt_ids = prompt_ids[len(prefix):]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
+    if add_eos and tokenizer.eos_token_id is not None:
+        response_ids = response_ids + [tokenizer.eos_token_id]
+
+    room = max_length - len(prefix)
+    response_ids = response_ids[:room]
+    keep = min(len(prompt_ids), room - len(response_ids))
+    prompt_ids = prefix + prompt_ids[len(prompt_ids) - keep:]
+    return {"input_ids": prompt_ids + response_ids,
+            "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids}
+
+
+def collate(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad `encode_pair` outputs into input_ids / labels (-100) / attention_mask tensors."""
+    if not examples:
+        raise ValueError("collate needs at least one example")
+    width = max(len(example["input_ids"]) for example in examples)
+    input_ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        length = len(example["input_ids"])
+        input_ids[row, :length] = torch.tensor(example["input_ids"], dtype=torch.long)
+        labels[row, :length] = torch.tensor(example["labels"], dtype=torch.long)
+        attention_mask[row, :length] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+@torch.no_grad()
+def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[str],
+                            responses: Sequence[str], batch_size: int = 8, max_length: int = 512,
+                            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per example: summed log-probability of the response tokens given the prompt, and their count.
+
+    The response's own tokens are scored (no EOS), so an empty response has count 0 and sum 0.
+    Examples are batched by length (longest first, so running out of memory shows at once) and
+    results come back in input order. A response token at position 0 has nothing to be predicted
+    from and is not counted (only possible when the tokenizer adds no BOS and the prompt was cut).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    prefix = special_prefix(tokenizer)
+    encoded = [_encode(tokenizer, format_prompt(tokenizer, prompt), response, max_length,
+                       add_eos=False, prefix=prefix)
+               for prompt, response in zip(prompts, responses, strict=True)]
+    counts = np.array([sum(label != IGNORE_INDEX for label in example["labels"][1:])
+                       for example in encoded], dtype=np.int64)
+    sums = np.zeros(len(encoded), dtype=np.float64)
+
+    scored = [index for index in range(len(encoded)) if counts[index] > 0]
+    scored.sort(key=lambda index: -len(encoded[index]["input_ids"]))  # stable: ties keep order
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    done = len(encoded) - len(scored)
+    for start in range(0, len(scored), batch_size):
+        batch_indices = scored[start:start + batch_size]
+        batch = collate([encoded[index] for index in batch_indices], pad_token_id)
+        logits = model(input_ids=batch["input_ids"].to(device),
+                       attention_mask=batch["attention_mask"].to(device)).logits
+        targets = batch["labels"][:, 1:].to(device)
+        scored_positions = targets != IGNORE_INDEX  # only these need a float32 log-softmax
+        token_nll = F.cross_entropy(logits[:, :-1][scored_positions].float(),
+                                    targets[scored_positions], reduction="none")
+        rows = scored_positions.nonzero()[:, 0]
+        batch_sums = torch.zeros(len(batch_indices), dtype=torch.float64, device=device)
+        sums[batch_indices] = -batch_sums.index_add_(0, rows, token_nll.double()).cpu().numpy()
+        done += len(batch_indices)
+        if progress:
+            progress(done, len(encoded))
+    if progress and not scored:
+        progress(len(encoded), len(encoded))
+    return sums, counts

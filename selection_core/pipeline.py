@@ -1,0 +1,240 @@
+"""Stages of the diversity pipeline over one run directory: pool → embeddings → clusters → scores
+→ selection. Each stage reads what the previous one stored and caches its own output under a
+name derived from its config hash (and the embedding it was computed on), so nothing is
+recomputed twice — not by the CLI, not by the app.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cluster.kmeans import FaissKMeans
+from .cluster.projection import umap_2d
+from .cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
+from .config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, \
+    UMAPConfig
+from .data.loaders import DataSpec, fingerprint, load_pool, pool_texts
+from .errors import ConfigError, MissingStageError
+from .features.embed import embed_texts, embedding_cache_key
+from .quality.scorers import make_scorer
+from .select.static import select_static
+from .store import RunStore, chunked_compute, read_json, read_npy, write_csv, write_json, \
+    write_jsonl, write_npy, write_parquet
+
+Progress = Callable[[int, int], None]
+POOL = "pool.parquet"
+EMBEDDINGS = "embeddings.npy"
+
+
+# --------------------------------------------------------------------------- pool
+def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None = None
+           ) -> pd.DataFrame:
+    """Load and normalise the inputs and store them as the run's pool."""
+    with store.stage("pool", {"inputs": [str(i) for i in inputs], "limit": limit}) as info:
+        pool = load_pool(inputs, limit=limit)
+        write_parquet(store.path(POOL), pool)
+        info.update(rows=len(pool), fingerprint=pool_fingerprint(pool),
+                    sources=pool["source"].value_counts().to_dict())
+    return pool
+
+
+def load_run_pool(store: RunStore) -> pd.DataFrame:
+    path = store.require(POOL, hint="load data first with `embed --data FILE --run DIR`")
+    return pd.read_parquet(path)
+
+
+def pool_fingerprint(pool: pd.DataFrame) -> str:
+    return fingerprint(f"{i}\x1f{p}\x1f{r}" for i, p, r in
+                       zip(pool["id"], pool["prompt"], pool["response"], strict=True))
+
+
+# --------------------------------------------------------------------------- embeddings
+def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = None,
+          progress: Progress | None = None) -> np.ndarray:
+    """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy."""
+    pool = load_run_pool(store)
+    texts = pool_texts(pool, config.text)
+    content = fingerprint(texts)
+    key = embedding_cache_key(config, content)
+    with store.stage("embed", config.to_dict(), config.config_hash()) as info:
+        started = time.perf_counter()
+        vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress)
+        seconds = time.perf_counter() - started
+        write_npy(store.path(EMBEDDINGS), vectors)
+        info.update(key=key, rows=len(vectors), dim=int(vectors.shape[1]),
+                    embed_seconds=round(seconds, 3),
+                    rows_per_second=round(len(vectors) / max(seconds, 1e-9), 1))
+    return vectors
+
+
+def embedding_key(store: RunStore) -> str:
+    info = store.stage_info("embed")
+    if not info or info.get("status") != "done":
+        raise MissingStageError(f"no embeddings in {store.root}: run `python -m selection_core "
+                                f"embed --data FILE --run {store.root}` first")
+    return str(info["key"])
+
+
+def load_embeddings(store: RunStore) -> np.ndarray:
+    embedding_key(store)
+    return read_npy(store.path(EMBEDDINGS))
+
+
+# --------------------------------------------------------------------------- clustering
+@dataclass
+class Clustering:
+    """One k-means result over the run's embeddings."""
+
+    config: KMeansConfig
+    labels: np.ndarray
+    centroids: np.ndarray
+    distances: np.ndarray  # each row to its own centroid
+    inertia: float
+
+    @property
+    def k(self) -> int:
+        return self.config.k
+
+
+def _clustering_dir(store: RunStore, config: KMeansConfig) -> Path:
+    return store.path("clusterings", f"{embedding_key(store)[:10]}-k{config.k}-"
+                                     f"{config.config_hash()}")
+
+
+def _save_clustering(store: RunStore, clustering: Clustering) -> None:
+    folder = _clustering_dir(store, clustering.config)
+    write_npy(folder / "labels.npy", clustering.labels)
+    write_npy(folder / "centroids.npy", clustering.centroids)
+    write_npy(folder / "distances.npy", clustering.distances)
+    write_json(folder / "info.json", {"config": clustering.config.to_dict(),
+                                      "inertia": clustering.inertia})
+
+
+def cached_clustering(store: RunStore, config: KMeansConfig) -> Clustering | None:
+    folder = _clustering_dir(store, config)
+    if not (folder / "info.json").exists():
+        return None
+    return Clustering(config, read_npy(folder / "labels.npy"), read_npy(folder / "centroids.npy"),
+                      read_npy(folder / "distances.npy"), read_json(folder / "info.json")["inertia"])
+
+
+def cluster(store: RunStore, config: KMeansConfig, write_table: bool = True) -> Clustering:
+    """k-means at one k (reusing a sweep's or an earlier run's result); writes clusters.csv."""
+    clustering = cached_clustering(store, config)
+    if clustering is None:
+        with store.stage("cluster", config.to_dict(), config.config_hash()) as info:
+            X = load_embeddings(store)
+            model = FaissKMeans.from_config(config).fit(X)
+            clustering = Clustering(config, model.labels_, model.cluster_centers_,
+                                    model.distances_, model.inertia_)
+            _save_clustering(store, clustering)
+            info.update(k=config.k, inertia=model.inertia_, used_gpu=model.used_gpu_)
+    if write_table:
+        pool = load_run_pool(store)
+        write_csv(store.path("clusters.csv"), pd.DataFrame({"id": pool["id"],
+                                                            "cluster": clustering.labels}))
+    return clustering
+
+
+def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None) -> SweepResult:
+    """k sweep into sweep.csv (+ sweep.json with the recommendation); every k's clustering is
+    cached so choosing any swept k afterwards is instant."""
+    with store.stage("sweep", config.to_dict(), config.config_hash()) as info:
+        result = sweep_k(load_embeddings(store), config, progress=progress)
+        for k, model in result.models.items():
+            _save_clustering(store, Clustering(config.kmeans(k), model.labels_,
+                                               model.cluster_centers_, model.distances_,
+                                               model.inertia_))
+        write_csv(store.path("sweep.csv"),
+                  result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
+        write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
+                                              "knee_k": result.knee_k,
+                                              "config": config.to_dict()})
+        info.update(recommended_k=result.recommended_k, knee_k=result.knee_k)
+    return result
+
+
+def load_sweep(store: RunStore) -> tuple[pd.DataFrame, int, int | None]:
+    table = pd.read_csv(store.require("sweep.csv", hint="run `sweep --run DIR --k 2,4,8,16`"))
+    summary = read_json(store.path("sweep.json")) if store.exists("sweep.json") else {}
+    recommended = summary.get("recommended_k", recommend_k(table))
+    knee = summary.get("knee_k", knee_point(table["k"], table["inertia"]))
+    return table, int(recommended), knee
+
+
+# --------------------------------------------------------------------------- UMAP
+def projection(store: RunStore, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
+    """2-D UMAP coordinates, computed once per embedding and UMAP config."""
+    path = store.path("umap", f"{embedding_key(store)[:10]}-{config.config_hash()}.npy")
+    if path.exists():
+        return read_npy(path)
+    with store.stage("umap", config.to_dict(), config.config_hash()):
+        coords = umap_2d(load_embeddings(store), config)
+        write_npy(path, coords)
+    return coords
+
+
+# --------------------------------------------------------------------------- quality
+def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None) -> np.ndarray:
+    """Quality scores for every pool row (cached per scorer config and pool content; LM scorers
+    save work per chunk so an interrupted scoring run resumes)."""
+    pool = load_run_pool(store)
+    name = f"{config.name}-{config.config_hash()}-{pool_fingerprint(pool)[:10]}"
+    path = store.path("quality", f"{name}.npy")
+    if path.exists():
+        return read_npy(path)
+    scorer = make_scorer(config)
+    prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
+    with store.stage(f"quality:{config.name}", config.to_dict(), config.config_hash()) as info:
+        chunk = len(pool) if config.name == "heuristic" else 512
+        scores = chunked_compute(
+            store.path("cache", "quality", name), len(pool), chunk,
+            lambda a, b: scorer.score(prompts[a:b], responses[a:b]), progress)
+        if not np.isfinite(scores).all():
+            raise ConfigError(f"the {config.name} scorer returned non-finite scores")
+        write_npy(path, scores.astype(np.float64))
+        info.update(mean=float(scores.mean()), std=float(scores.std()))
+    return scores
+
+
+# --------------------------------------------------------------------------- selection
+def parse_budget(text: str | int, n_rows: int) -> int:
+    """`500` rows or `10%` of the pool; a clear error when it does not fit the pool."""
+    value = str(text).strip()
+    try:
+        budget = round(float(value[:-1]) / 100 * n_rows) if value.endswith("%") else int(value)
+    except ValueError:
+        raise ConfigError(f"budget '{text}' is neither a count nor a percentage") from None
+    if not 1 <= budget <= n_rows:
+        raise ConfigError(f"budget {budget} must be between 1 and the pool size ({n_rows})")
+    return budget
+
+
+def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
+           scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
+    """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
+    their `cluster` and `quality`."""
+    pool = load_run_pool(store)
+    n = len(pool)
+    if not 1 <= config.k <= n:
+        raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
+    if not 1 <= config.budget <= n:
+        raise ConfigError(f"budget {config.budget} must be between 1 and the pool size ({n})")
+    clustering = cluster(store, kmeans, write_table=False)
+    scores = quality(store, scorer)
+    rows = select_static(config, clustering.labels, scores, clustering.distances)
+    selected = pool.iloc[rows].copy()
+    selected["cluster"] = clustering.labels[rows]
+    selected["quality"] = scores[rows]
+    if out is not None:
+        write_jsonl(out, selected.to_dict(orient="records"))
+    name = f"{config.method}-{config.config_hash()}"
+    write_csv(store.path("selections", f"{name}.csv"), selected[["id", "cluster", "quality"]])
+    store.set_stage(f"select:{name}", status="done", config=config.to_dict(),
+                    kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows))
+    return selected

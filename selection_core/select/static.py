@@ -1,0 +1,157 @@
+"""Static selection on one clustering: kMQ and its baselines (METHODS §1.3).
+
+All functions are pure (arrays in, row indices out) and seeded. The budget is met exactly: the
+reference code's equal quota int(b/k) under-filled it; here clusters get shares proportional to
+their size (or to weight × size, for the iterative method), rounded by largest remainder, capped at
+what a cluster holds, with any leftover handed to clusters that still have room.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import SelectionConfig
+from ..errors import ConfigError
+
+
+def allocate_budget(capacity: np.ndarray, budget: int,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """Integer per-cluster budgets b_j ∝ weight_j · capacity_j with Σ b_j = budget, b_j ≤ capacity_j.
+
+    Largest-remainder rounding; ties go to the lower cluster index. Clusters whose share exceeds
+    their capacity are filled and the rest is re-shared among the others, so the total is exact
+    whenever budget ≤ Σ capacity. Zero-weight clusters get items only when nothing else has room.
+    """
+    capacity = np.asarray(capacity, dtype=np.int64)
+    if capacity.ndim != 1 or (capacity < 0).any():
+        raise ConfigError("cluster capacities must be a 1-D array of non-negative counts")
+    budget = int(budget)
+    if budget < 0 or budget > capacity.sum():
+        raise ConfigError(f"budget {budget} must be between 0 and the {capacity.sum()} "
+                          "available items")
+    weights = np.ones(len(capacity)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.shape != capacity.shape or (weights < 0).any() or not np.isfinite(weights).all():
+        raise ConfigError("cluster weights must be finite, non-negative, one per cluster")
+    allocation = np.zeros(len(capacity), dtype=np.int64)
+    while (remaining := budget - int(allocation.sum())) > 0:
+        room = capacity - allocation
+        share = np.where(room > 0, weights * capacity, 0.0)
+        if share.sum() <= 0:  # only zero-weight clusters have room left: share by their room
+            share = room.astype(np.float64)
+        quota = share / share.sum() * remaining
+        full = (quota >= room) & (room > 0)
+        if full.any():  # these clusters cannot hold their share: fill them, re-share the rest
+            allocation[full] = capacity[full]
+            continue
+        take = np.floor(quota).astype(np.int64)
+        fraction = np.where(share > 0, quota - take, -1.0)
+        order = np.lexsort((np.arange(len(fraction)), -fraction))  # largest remainder, low index
+        take[order[: remaining - int(take.sum())]] += 1
+        allocation += take
+    return allocation
+
+
+def gumbel_top_k(logits: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample n indices without replacement with probability ∝ exp(logits) (Plackett–Luce).
+
+    Adding Gumbel noise and taking the top n is exactly successive sampling from softmax(logits).
+    """
+    keys = logits + rng.gumbel(size=len(logits))
+    return np.argsort(-keys, kind="stable")[:n]
+
+
+def _check(labels: np.ndarray, budget: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise ConfigError("cluster labels must be a non-empty 1-D array")
+    if not 0 <= budget <= len(labels):
+        raise ConfigError(f"budget {budget} must be between 0 and the pool size {len(labels)}")
+    return labels.astype(np.int64)
+
+
+def _per_cluster(labels: np.ndarray, budget: int, pick, weights: np.ndarray | None = None,
+                 available: np.ndarray | None = None) -> np.ndarray:
+    """Allocate the budget over clusters, then let `pick(members, b_j)` choose inside each."""
+    k = int(labels.max()) + 1
+    mask = np.ones(len(labels), dtype=bool) if available is None else available
+    capacity = np.bincount(labels[mask], minlength=k)
+    allocation = allocate_budget(capacity, budget, weights)
+    chosen = [pick(np.flatnonzero(mask & (labels == j)), int(b_j))
+              for j, b_j in enumerate(allocation) if b_j > 0]
+    return np.concatenate(chosen).astype(np.int64) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def kmq_select(labels: np.ndarray, quality: np.ndarray, budget: int, tau: float = 1.0,
+               seed: int = 0, top: bool = False, weights: np.ndarray | None = None,
+               available: np.ndarray | None = None) -> np.ndarray:
+    """kMQ: proportional budgets, softmax(q/τ) sampling without replacement in each cluster.
+
+    `top=True` takes the b_j best instead; `weights`/`available` serve the iterative method
+    (per-cluster weights, and a mask of rows not yet selected).
+    """
+    labels = _check(labels, budget)
+    quality = np.asarray(quality, dtype=np.float64)
+    if quality.shape != labels.shape or not np.isfinite(quality).all():
+        raise ConfigError("quality must be one finite score per row")
+    if tau <= 0:
+        raise ConfigError(f"temperature tau must be > 0, got {tau}")
+    rng = np.random.default_rng(seed)
+
+    def pick(members: np.ndarray, n: int) -> np.ndarray:
+        q = quality[members]
+        if top:
+            order = np.lexsort((members, -q))
+            return members[order[:n]]
+        return members[gumbel_top_k((q - q.max()) / tau, n, rng)]
+
+    return _per_cluster(labels, budget, pick, weights, available)
+
+
+def kmeans_random_select(labels: np.ndarray, budget: int, seed: int = 0) -> np.ndarray:
+    """kM-random: proportional budgets, uniform sampling inside each cluster."""
+    labels = _check(labels, budget)
+    rng = np.random.default_rng(seed)
+    return _per_cluster(labels, budget, lambda members, n: rng.choice(members, n, replace=False))
+
+
+def kmeans_closest_select(labels: np.ndarray, distances: np.ndarray, budget: int) -> np.ndarray:
+    """kM-closest: proportional budgets, the rows nearest their centroid (ties → lower index)."""
+    labels = _check(labels, budget)
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.shape != labels.shape:
+        raise ConfigError("distances must hold one value per row")
+    return _per_cluster(labels, budget,
+                        lambda members, n: members[np.lexsort((members, distances[members]))[:n]])
+
+
+def random_select(n_rows: int, budget: int, seed: int = 0) -> np.ndarray:
+    if not 0 <= budget <= n_rows:
+        raise ConfigError(f"budget {budget} must be between 0 and the pool size {n_rows}")
+    return np.random.default_rng(seed).choice(n_rows, budget, replace=False).astype(np.int64)
+
+
+def quality_top_select(quality: np.ndarray, budget: int) -> np.ndarray:
+    """The b best rows overall (ties → lower index)."""
+    quality = np.asarray(quality, dtype=np.float64)
+    if not 0 <= budget <= len(quality):
+        raise ConfigError(f"budget {budget} must be between 0 and the pool size {len(quality)}")
+    return np.lexsort((np.arange(len(quality)), -quality))[:budget].astype(np.int64)
+
+
+def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                  distances: np.ndarray) -> np.ndarray:
+    """Dispatch one of the five static methods; returns selected row indices, sorted."""
+    method = config.method
+    if method == "kmq":
+        rows = kmq_select(labels, quality, config.budget, config.tau, config.seed, config.top)
+    elif method == "kmeans-random":
+        rows = kmeans_random_select(labels, config.budget, config.seed)
+    elif method == "kmeans-closest":
+        rows = kmeans_closest_select(labels, distances, config.budget)
+    elif method == "random":
+        rows = random_select(len(labels), config.budget, config.seed)
+    elif method == "quality-top":
+        rows = quality_top_select(quality, config.budget)
+    else:
+        raise ConfigError(f"unknown method '{method}'; use kmq, kmeans-random, kmeans-closest, "
+                          "random or quality-top")
+    return np.sort(rows)

@@ -1,0 +1,116 @@
+"""The CLI contract other checks rely on: commands, output files and columns, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from selection_core.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "selection_core", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "demo.jsonl"
+    assert main(["demo", "--out", str(data), "--n", "300", "--seed", "1"]) == 0
+    run = root / "run"
+    assert main(["embed", "--data", str(data), "--run", str(run)]) == 0
+    return data, run
+
+
+def test_demo_command_through_python_m(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    result = run_cli("demo", "--out", str(out), "--n", "50", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 50 and {"id", "prompt", "response", "is_noise"} <= set(rows[0])
+
+
+def test_embed_writes_pool_embeddings_and_manifest(small_run: tuple[Path, Path]) -> None:
+    _, run = small_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["embed"]["status"] == "done"
+    assert manifest["stages"]["embed"]["rows"] == 300
+    assert "torch" in manifest["versions"]
+    assert (run / "pool.parquet").exists() and (run / "embeddings.npy").exists()
+
+
+def test_sweep_cluster_select_contract(small_run: tuple[Path, Path], capsys) -> None:
+    _, run = small_run
+    assert main(["sweep", "--run", str(run), "--k", "2,4,8", "--sample", "200"]) == 0
+    printed = capsys.readouterr().out
+    sweep = pd.read_csv(run / "sweep.csv")
+    assert list(sweep.columns[:4]) == ["k", "inertia", "silhouette", "simplified_silhouette"]
+    assert sweep["k"].tolist() == [2, 4, 8]
+    assert "recommended k:" in printed
+
+    assert main(["cluster", "--run", str(run), "--k", "4", "--seed", "0"]) == 0
+    clusters = pd.read_csv(run / "clusters.csv")
+    pool = pd.read_parquet(run / "pool.parquet")
+    assert list(clusters.columns) == ["id", "cluster"]
+    assert clusters["id"].astype(str).tolist() == pool["id"].tolist()
+    assert set(clusters["cluster"]) == {0, 1, 2, 3}
+
+    for method in ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top"):
+        out = run.parent / f"{method}.jsonl"
+        assert main(["select", "--run", str(run), "--method", method, "--k", "4",
+                     "--budget", "37", "--seed", "2", "--out", str(out)]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == 37 and len({r["id"] for r in rows}) == 37
+        assert {"id", "prompt", "response", "source", "cluster", "quality", "skill"} <= set(rows[0])
+    again = run.parent / "again.jsonl"
+    main(["select", "--run", str(run), "--method", "kmq", "--k", "4", "--budget", "37",
+          "--seed", "2", "--out", str(again)])
+    assert again.read_text() == (run.parent / "kmq.jsonl").read_text()
+    assert main(["select", "--run", str(run), "--method", "kmq", "--k", "4", "--budget", "10%",
+                 "--out", str(again)]) == 0
+    assert len(again.read_text().splitlines()) == 30
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "kmq", "--k", "4", "--budget", "301"], "budget 301 must be between 1 and"),
+    (["--method", "kmq", "--k", "0", "--budget", "10"], "--k must be between 1 and"),
+    (["--method", "kmq", "--k", "301", "--budget", "10"], "--k must be between 1 and"),
+    (["--method", "best", "--k", "4", "--budget", "10"], "unknown method 'best'"),
+    (["--method", "kmq", "--k", "4", "--budget", "ten"], "neither a count nor a percentage"),
+    (["--method", "kmq", "--k", "4", "--budget", "10", "--scorer", "reward"], "needs a model"),
+])
+def test_select_errors_are_clear(small_run: tuple[Path, Path], tmp_path: Path, capsys,
+                                 args: list[str], message: str) -> None:
+    _, run = small_run
+    code = main(["select", "--run", str(run), "--out", str(tmp_path / "x.jsonl"), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_bad_data_file_reports_file_line_field_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n')
+    result = run_cli("embed", "--data", str(bad), "--run", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert f"error: {bad}, line 2, field 'output'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_commands_on_a_missing_run_explain_what_to_do(tmp_path: Path) -> None:
+    result = run_cli("sweep", "--run", str(tmp_path / "nowhere"), "--k", "2,4")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("cluster", "--run", str(empty), "--k", "2")
+    assert result.returncode == 2 and "embed" in result.stderr and "Traceback" not in result.stderr
