@@ -96,14 +96,8 @@ class HeuristicScorer:
 
 
 # --------------------------------------------------------------------------- language models
-class PerplexityScorer:
-    """Mean log-probability of the response tokens given the prompt (= −log perplexity).
-
-    An empty response has no tokens to judge; it gets −log(vocabulary size), the score of a model
-    that guesses uniformly — worse than any real answer a trained model finds plausible.
-    """
-
-    name = "perplexity"
+class _ModelScorer:
+    """Shared parameters of the scorers that run a model (loaded lazily, cached in-process)."""
 
     def __init__(self, model: str, max_length: int = 512, batch_size: int = 8,
                  device: str = "auto") -> None:
@@ -111,6 +105,16 @@ class PerplexityScorer:
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
+
+
+class PerplexityScorer(_ModelScorer):
+    """Mean log-probability of the response tokens given the prompt (= −log perplexity).
+
+    An empty response has no tokens to judge; it gets −log(vocabulary size), the score of a model
+    that guesses uniformly — worse than any real answer a trained model finds plausible.
+    """
+
+    name = "perplexity"
 
     def score(self, prompts: Sequence[str], responses: Sequence[str],
               progress: Progress | None = None) -> np.ndarray:
@@ -126,7 +130,7 @@ class PerplexityScorer:
         return np.where(count > 0, total / np.maximum(count, 1), floor).astype(np.float64)
 
 
-class RewardModelScorer:
+class RewardModelScorer(_ModelScorer):
     """The reward model's score of (prompt, response); higher means preferred.
 
     One-logit models give that logit; classifiers with several labels give the log-probability of
@@ -134,13 +138,6 @@ class RewardModelScorer:
     """
 
     name = "reward"
-
-    def __init__(self, model: str, max_length: int = 512, batch_size: int = 8,
-                 device: str = "auto") -> None:
-        self.model = model
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.device = device
 
     def score(self, prompts: Sequence[str], responses: Sequence[str],
               progress: Progress | None = None) -> np.ndarray:
