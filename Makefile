@@ -23,3 +23,4 @@ test: install
 benchmarks: install
 	$(PY) benchmarks/bench_kmeans.py
 	$(PY) benchmarks/bench_embed.py
+	$(PY) benchmarks/bench_app.py

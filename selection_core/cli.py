@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     umap = commands.add_parser("umap", help="2-D UMAP map of the embeddings (cached)")
     umap.add_argument("--run", required=True)
-    umap.add_argument("--neighbors", type=int, default=15)
-    umap.add_argument("--min-dist", type=float, default=0.1)
+    umap.add_argument("--neighbors", type=int, default=UMAPConfig.n_neighbors)
+    umap.add_argument("--min-dist", type=float, default=UMAPConfig.min_dist)
     umap.add_argument("--seed", type=int, default=0)
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
@@ -131,6 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--out", required=True, help="output .jsonl")
     select.add_argument("--device", default="auto")
     _add_kmeans_options(select, seed_flag="--cluster-seed")
+
+    score = commands.add_parser("score", help="quality scores for every pool row (cached)")
+    score.add_argument("--run", required=True)
+    score.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
+    score.add_argument("--scorer-model", default=None)
+    score.add_argument("--batch-size", type=int, default=8)
+    score.add_argument("--device", default="auto")
+
+    prepare = commands.add_parser(
+        "prepare", help="everything the app shows: load, embed, sweep k, UMAP, quality scores")
+    prepare.add_argument("--run", required=True)
+    source = prepare.add_mutually_exclusive_group()
+    source.add_argument("--data", action="append", default=[], metavar="[SOURCE=]FILE",
+                        help="inputs as for `embed` (omit to use the pool already in the run)")
+    source.add_argument("--demo", action="store_true", help="generate the demo pool")
+    prepare.add_argument("--n", type=int, default=3000, help="demo pool rows (with --demo)")
+    prepare.add_argument("--seed", type=int, default=0, help="demo pool seed (with --demo)")
+    prepare.add_argument("--k", type=_ks, default=None,
+                         help="k values to sweep (default: a grid up to n/20)")
+    prepare.add_argument("--model", default=EmbedConfig.model, help="embedding model")
+    prepare.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
 
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
@@ -209,6 +230,37 @@ def _cmd_select(args: argparse.Namespace) -> None:
     print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}")
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    store = RunStore(args.run, create=False)
+    if args.scorer not in SCORERS:
+        raise ConfigError(f"unknown scorer '{args.scorer}'; use {', '.join(SCORERS)}")
+    config = ScorerConfig(name=args.scorer, model=args.scorer_model, batch_size=args.batch_size,
+                          device=args.device)
+    scores = pipeline.quality(store, config, progress=_progress(store, "quality", "scoring"))
+    print(f"{args.scorer} scores for {len(scores)} rows: mean {scores.mean():.3f}, "
+          f"min {scores.min():.3f}, max {scores.max():.3f}")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    store = RunStore(args.run)
+    if args.demo:
+        pipeline.ingest_demo(store, n=args.n, seed=args.seed)
+    elif args.data:
+        pipeline.ingest(store, args.data)
+    bars: dict[str, Callable[[int, int], None]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = _progress(None, stage, stage)
+        bars[stage](done, total)
+
+    pipeline.prepare(store, EmbedConfig(model=args.model, text=args.text), ks=args.k,
+                     progress=progress)
+    table, recommended, knee = pipeline.load_sweep(store)
+    print(f"prepared {store.root}: k swept over {table['k'].tolist()}, recommended k="
+          f"{recommended}, knee k={knee}")
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     manifest = store.manifest()
@@ -221,7 +273,9 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluster": _cmd_cluster,
-            "umap": _cmd_umap, "select": _cmd_select, "status": _cmd_status}
+            "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
+            "prepare": _cmd_prepare,
+            "status": _cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

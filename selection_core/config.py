@@ -88,8 +88,10 @@ class SweepConfig(HashedConfig):
 class UMAPConfig(HashedConfig):
     """2-D projection for the map; seeded, computed once per embedding."""
 
-    n_neighbors: int = 15
-    min_dist: float = 0.1
+    # More neighbours than umap's default 15 keep global structure (related islands sit together)
+    # and a larger min_dist gives readable blobs rather than specks; computed once per pool.
+    n_neighbors: int = 100
+    min_dist: float = 0.5
     metric: str = "cosine"
     seed: int = 0
 

@@ -43,6 +43,14 @@ def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None 
     return pool
 
 
+def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Generate the demo pool into the run's inputs and load it as the run's pool."""
+    from .data.demo import write_demo_pool
+
+    data = write_demo_pool(store.path("inputs", f"demo-n{n}-s{seed}.jsonl"), n=n, seed=seed)
+    return ingest(store, [f"demo={data}"])
+
+
 def load_run_pool(store: RunStore) -> pd.DataFrame:
     path = store.require(POOL, hint="load data first with `embed --data FILE --run DIR`")
     return pd.read_parquet(path)
@@ -180,14 +188,21 @@ def projection(store: RunStore, config: UMAPConfig = UMAPConfig()) -> np.ndarray
 
 
 # --------------------------------------------------------------------------- quality
+def quality_path(store: RunStore, config: ScorerConfig, pool: pd.DataFrame | None = None) -> Path:
+    """Where a scorer's scores for this pool are (or will be) stored."""
+    pool = load_run_pool(store) if pool is None else pool
+    return store.path("quality", f"{config.name}-{config.config_hash()}-"
+                                 f"{pool_fingerprint(pool)[:10]}.npy")
+
+
 def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None) -> np.ndarray:
     """Quality scores for every pool row (cached per scorer config and pool content; LM scorers
     save work per chunk so an interrupted scoring run resumes)."""
     pool = load_run_pool(store)
-    name = f"{config.name}-{config.config_hash()}-{pool_fingerprint(pool)[:10]}"
-    path = store.path("quality", f"{name}.npy")
+    path = quality_path(store, config, pool)
     if path.exists():
         return read_npy(path)
+    name = path.stem
     scorer = make_scorer(config)
     prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
     with store.stage(f"quality:{config.name}", config.to_dict(), config.config_hash()) as info:
@@ -215,22 +230,35 @@ def parse_budget(text: str | int, n_rows: int) -> int:
     return budget
 
 
-def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
-           scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
-    """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
-    their `cluster` and `quality`."""
-    pool = load_run_pool(store)
-    n = len(pool)
+def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
+                scorer: ScorerConfig) -> tuple[np.ndarray, Clustering, np.ndarray]:
+    """Row positions of one static selection, with the clustering and scores it used."""
+    n = len(load_run_pool(store))
     if not 1 <= config.k <= n:
         raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
     if not 1 <= config.budget <= n:
         raise ConfigError(f"budget {config.budget} must be between 1 and the pool size ({n})")
     clustering = cluster(store, kmeans, write_table=False)
     scores = quality(store, scorer)
-    rows = select_static(config, clustering.labels, scores, clustering.distances)
+    return select_static(config, clustering.labels, scores, clustering.distances), clustering, \
+        scores
+
+
+def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
+                   scores: np.ndarray) -> pd.DataFrame:
+    """The selected pool rows with their `cluster` and `quality` (the JSONL/CSV export shape)."""
     selected = pool.iloc[rows].copy()
-    selected["cluster"] = clustering.labels[rows]
+    selected["cluster"] = labels[rows]
     selected["quality"] = scores[rows]
+    return selected
+
+
+def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
+           scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
+    """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
+    their `cluster` and `quality`."""
+    rows, clustering, scores = select_rows(store, config, kmeans, scorer)
+    selected = selected_frame(load_run_pool(store), rows, clustering.labels, scores)
     if out is not None:
         write_jsonl(out, selected.to_dict(orient="records"))
     name = f"{config.method}-{config.config_hash()}"
@@ -238,3 +266,46 @@ def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
     store.set_stage(f"select:{name}", status="done", config=config.to_dict(),
                     kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows))
     return selected
+
+
+# --------------------------------------------------------------------------- everything the app shows
+K_GRID = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def default_ks(n_rows: int) -> tuple[int, ...]:
+    """The k values swept when nobody asks for specific ones: up to n/20 (at least 20 rows per
+    cluster on average), at most 256."""
+    upper = max(2, min(256, n_rows // 20))
+    return tuple(k for k in K_GRID if k <= min(upper, n_rows - 1))
+
+
+def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
+            ks: Sequence[int] | None = None, umap_config: UMAPConfig = UMAPConfig(),
+            scorer: ScorerConfig = ScorerConfig(), cache_dir: str | Path | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Embed, sweep k, project and score the run's pool — all the app needs to show it.
+
+    `progress(stage, done, total)` is called per row (embedding) or per k (sweep); the overall
+    step is written to `progress/prepare.json` for the app.
+    """
+    n_rows = len(load_run_pool(store))
+    ks = tuple(ks) if ks else default_ks(n_rows)
+    steps = ("embed", "sweep", "umap", "quality")
+
+    def step(index: int, name: str) -> Progress:
+        store.write_progress("prepare", index, len(steps), name)
+        per_stage = store.progress_callback(name)
+
+        def report(done: int, total: int) -> None:
+            per_stage(done, total)
+            if progress:
+                progress(name, done, total)
+
+        return report
+
+    embed(store, embed_config, cache_dir=cache_dir, progress=step(0, "embed"))
+    sweep(store, SweepConfig(ks=ks), progress=step(1, "sweep"))
+    step(2, "umap")
+    projection(store, umap_config)
+    quality(store, scorer, progress=step(3, "quality"))
+    store.write_progress("prepare", len(steps), len(steps), "done")

@@ -254,10 +254,14 @@ class RunStore:
             if done < total and now - last[0] < 0.25:
                 return
             last[0] = now
-            write_json(self.path("progress", f"{name}.json"),
-                       {"stage": name, "done": int(done), "total": int(total), "time": now})
+            self.write_progress(name, done, total)
 
         return report
+
+    def write_progress(self, name: str, done: int, total: int, message: str = "") -> None:
+        write_json(self.path("progress", f"{name}.json"),
+                   {"stage": name, "done": int(done), "total": int(total), "message": message,
+                    "time": time.time()})
 
     def progress(self, name: str) -> dict[str, Any] | None:
         path = self.path("progress", f"{name}.json")

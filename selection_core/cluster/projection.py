@@ -1,11 +1,15 @@
 """2-D UMAP projection of the embeddings, for the cluster map (seeded, so maps are comparable)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..config import UMAPConfig
 from ..errors import ConfigError
-from .kmeans import as_float32_matrix
+from .kmeans import as_float32_matrix, l2_normalise
+
+_EXACT_NEIGHBOURS_BELOW = 4096  # umap-learn's own threshold for exact nearest neighbours
 
 
 def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
@@ -16,7 +20,20 @@ def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
         raise ConfigError(f"UMAP needs at least 4 rows, got {n}")
     import umap  # slow import (numba): only when a projection is actually computed
 
+    metric = config.metric
+    if metric == "cosine":  # same neighbours as cosine on unit vectors, and far faster below
+        X, metric = l2_normalise(X), "euclidean"
+    data = X
+    if n < _EXACT_NEIGHBOURS_BELOW and metric == "euclidean":
+        # UMAP finds exact neighbours for small inputs by calling a Python distance function n²
+        # times; a BLAS distance matrix gives the same neighbours ~10× faster.
+        from sklearn.metrics import euclidean_distances
+
+        data, metric = euclidean_distances(X).astype(np.float32), "precomputed"
     reducer = umap.UMAP(n_components=2, n_neighbors=min(config.n_neighbors, n - 1),
-                        min_dist=config.min_dist, metric=config.metric,
-                        random_state=config.seed, n_jobs=1)
-    return np.asarray(reducer.fit_transform(X), dtype=np.float32)
+                        min_dist=config.min_dist, metric=metric, random_state=config.seed,
+                        n_jobs=1)
+    with warnings.catch_warnings():  # "inverse_transform unavailable" with precomputed: unused
+        warnings.filterwarnings("ignore", message=".*precomputed metric.*")
+        coords = reducer.fit_transform(data)
+    return np.asarray(coords, dtype=np.float32)

@@ -47,8 +47,8 @@ def simplified_silhouette(d_nearest: np.ndarray, d_second: np.ndarray) -> float:
 def knee_point(ks: Sequence[int], inertia: Sequence[float], log_x: bool | None = None) -> int | None:
     """Kneedle knee of a decreasing, roughly convex curve: the k farthest below the chord.
 
-    With geometric k grids (each k ≥ 1.5× the previous) x is taken on a log scale, where such a
-    curve is read by eye; `log_x` forces either scale. None with fewer than 3 points.
+    When the k grid spans a factor of 10 or more, x is taken on a log scale, where such a curve
+    is read by eye (and drawn); `log_x` forces either scale. None with fewer than 3 points.
     """
     ks_arr = np.asarray(ks, dtype=np.float64)
     y = np.asarray(inertia, dtype=np.float64)
@@ -57,7 +57,7 @@ def knee_point(ks: Sequence[int], inertia: Sequence[float], log_x: bool | None =
     order = np.argsort(ks_arr)
     ks_arr, y = ks_arr[order], y[order]
     if log_x is None:
-        log_x = bool(np.all(ks_arr[1:] / ks_arr[:-1] >= 1.5))
+        log_x = wide_k_range(ks_arr)
     x = np.log(ks_arr) if log_x else ks_arr
     x_n = (x - x.min()) / np.ptp(x)
     y_n = (y - y.min()) / np.ptp(y)
@@ -66,6 +66,12 @@ def knee_point(ks: Sequence[int], inertia: Sequence[float], log_x: bool | None =
     if gap[best] <= 0:
         return None
     return int(ks_arr[best])
+
+
+def wide_k_range(ks: Sequence[int] | np.ndarray) -> bool:
+    """k grids spanning a factor of 10 or more are read (and drawn) on a log scale."""
+    ks = np.asarray(ks, dtype=np.float64)
+    return len(ks) > 2 and ks.max() / ks.min() >= 10
 
 
 @dataclass

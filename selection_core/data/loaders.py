@@ -380,6 +380,26 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- helpers
+def describe_input(spec: str | DataSpec) -> dict[str, str]:
+    """How an input maps onto the pool schema (its detected shape, from its first record)."""
+    spec = spec if isinstance(spec, DataSpec) else DataSpec.parse(spec)
+    records, _ = iter_raw_records(spec)
+    first = next(iter(records), (None, None))[1]
+    shape = detect_shape(first) if isinstance(first, dict) else None
+    if shape is None:
+        return {"source": spec.label, "input": spec.location, "shape": "unknown"}
+    if shape.name in ("chat", "sharegpt"):
+        prompt_from = f"{shape.response_field}: system + user turns"
+        response_from = f"{shape.response_field}: last assistant turn"
+    else:
+        prompt_from = " + ".join(shape.prompt_fields)
+        response_from = shape.response_field
+    extras = [k for k in first if k not in shape.consumed and k not in ("prompt", "response")]
+    return {"source": spec.label, "input": spec.location, "shape": shape.name,
+            "prompt ←": prompt_from, "response ←": response_from,
+            "kept as extra columns": ", ".join(extras) or "—"}
+
+
 def pool_texts(pool: pd.DataFrame, text: str = "prompt") -> list[str]:
     """The text embedded for each row: the prompt (default) or prompt + response."""
     if text == "prompt":

@@ -17,9 +17,10 @@ from plotly.subplots import make_subplots
 
 TEMPLATE = "plotly_white"
 FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13)
-PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
-           "#ff9da6", "#9d755d", "#bab0ac", "#1f77b4", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79")
+PALETTE = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100",
+           "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D",
+           "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA",
+           "#6C4516", "#0D2A63", "#AF0038")  # plotly's Dark24: distinct on white
 MUTED = "#c9ccd1"
 ACCENT = "#d62728"
 
@@ -91,6 +92,14 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
             mask = (values == category).to_numpy()
             fig.add_trace(trace(mask, f"{color} {category}" if color == "cluster" else
                                 str(category), dict(size=size, color=color_for(i), opacity=0.8)))
+        if len(categories) > len(PALETTE):  # colours repeat: the legend would mislead
+            fig.update_traces(showlegend=False)
+        if color == "cluster":  # print each cluster's id at its centre
+            centres = frame.groupby(color)[["x", "y"]].median()
+            fig.add_trace(go.Scatter(x=centres["x"], y=centres["y"], mode="text",
+                                     text=[str(c) for c in centres.index], hoverinfo="skip",
+                                     textfont=dict(size=12, color="#1f2933"), showlegend=False,
+                                     name="cluster ids"))
     fig.update_xaxes(showticklabels=False, title=None, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, title=None, zeroline=False, showgrid=False)
     fig.update_layout(dragmode="lasso", hoverlabel=dict(align="left"))
@@ -135,29 +144,38 @@ def selected_row_positions(selection_event: Mapping | None) -> list[int]:
 
 # --------------------------------------------------------------------------- choosing k
 def k_sweep_figure(table: pd.DataFrame, recommended_k: int | None = None,
-                   knee_k: int | None = None, title: str | None = "Choosing k") -> go.Figure:
-    """Silhouette (exact on a sample, simplified on all points) and the elbow curve side by side,
-    with the recommended k (silhouette optimum) and the inertia knee marked."""
+                   knee_k: int | None = None, title: str | None = "Choosing k",
+                   stacked: bool = False) -> go.Figure:
+    """Silhouette (exact on a sample, simplified on all points) and the elbow curve, with the
+    recommended k (silhouette optimum) and the inertia knee marked. Side by side, or `stacked`
+    for a narrow column."""
+    from ..cluster.sweep import wide_k_range
+
     table = table.sort_values("k")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Silhouette (higher is better)",
-                                                        "Elbow: inertia"))
+    rows, cols = (2, 1) if stacked else (1, 2)
+    fig = make_subplots(rows=rows, cols=cols, vertical_spacing=0.16,
+                        subplot_titles=("Silhouette (higher is better)", "Elbow: inertia"))
+    at = [(1, 1), (2, 1)] if stacked else [(1, 1), (1, 2)]
     fig.add_trace(go.Scatter(x=table["k"], y=table["silhouette"], mode="lines+markers",
                              name="silhouette (sample)", line=dict(color=PALETTE[0], width=2.5)),
-                  row=1, col=1)
+                  *at[0])
     fig.add_trace(go.Scatter(x=table["k"], y=table["simplified_silhouette"], mode="lines+markers",
                              name="simplified silhouette (all)",
-                             line=dict(color=PALETTE[1], width=2, dash="dash")), row=1, col=1)
+                             line=dict(color=PALETTE[1], width=2, dash="dash")), *at[0])
     fig.add_trace(go.Scatter(x=table["k"], y=table["inertia"], mode="lines+markers",
-                             name="inertia", line=dict(color=PALETTE[2], width=2.5)), row=1, col=2)
-    ks = table["k"].to_numpy(dtype=float)
-    geometric = len(ks) > 2 and bool(np.all(ks[1:] / ks[:-1] >= 1.5))
-    for col in (1, 2):
-        fig.update_xaxes(title_text="k", type="log" if geometric else "linear",
-                         tickvals=table["k"].tolist() if geometric else None, row=1, col=col)
+                             name="inertia", line=dict(color=PALETTE[2], width=2.5)), *at[1])
+    log_x = wide_k_range(table["k"])
+    ticks = table["k"].tolist()
+    if log_x and len(ticks) > 8:  # keep the labels readable: powers of two and the ends
+        ticks = sorted({ticks[0], ticks[-1], *[k for k in ticks if k & (k - 1) == 0]})
+    for i, (row, col) in enumerate(at):
+        fig.update_xaxes(title_text=None if stacked and i == 0 else "k",
+                         type="log" if log_x else "linear", tickvals=ticks if log_x else None,
+                         row=row, col=col)
         if recommended_k is not None:
-            fig.add_vline(x=recommended_k, line=dict(color=ACCENT, dash="dot"), row=1, col=col)
+            fig.add_vline(x=recommended_k, line=dict(color=ACCENT, dash="dot"), row=row, col=col)
     if recommended_k is not None:
-        fig.add_annotation(x=np.log10(recommended_k) if geometric else recommended_k, y=1.0,
+        fig.add_annotation(x=np.log10(recommended_k) if log_x else recommended_k, y=1.0,
                            yref="y domain", text=f"recommended k={recommended_k}",
                            showarrow=False, xanchor="left", font=dict(color=ACCENT), row=1, col=1)
     if knee_k is not None:
@@ -165,12 +183,11 @@ def k_sweep_figure(table: pd.DataFrame, recommended_k: int | None = None,
         fig.add_trace(go.Scatter(x=knee["k"], y=knee["inertia"], mode="markers+text",
                                  name=f"knee k={knee_k}", text=[f"knee k={knee_k}"],
                                  textposition="top right",
-                                 marker=dict(size=14, symbol="diamond", color=ACCENT)),
-                      row=1, col=2)
+                                 marker=dict(size=14, symbol="diamond", color=ACCENT)), *at[1])
     fig.update_yaxes(title_text="silhouette", row=1, col=1)
-    fig.update_yaxes(title_text="inertia", row=1, col=2)
-    fig = _layout(fig, title, height=420)
-    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    fig.update_yaxes(title_text="inertia", row=at[1][0], col=at[1][1])
+    fig = _layout(fig, title, height=620 if stacked else 420)
+    fig.update_layout(legend=dict(orientation="h", y=-0.12 if stacked else -0.2))
     return fig
 
 
@@ -223,3 +240,55 @@ def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray]
     fig.update_xaxes(title_text=by, type="category")
     fig.update_yaxes(title_text="share of rows", tickformat=".0%")
     return _layout(fig, title or f"Composition by {by}: selection vs pool", height=400)
+
+
+# --------------------------------------------------------------------------- comparing selections
+def overlap_heatmap(matrix: pd.DataFrame, title: str | None = "Overlap (Jaccard)") -> go.Figure:
+    """Pairwise Jaccard overlap of selections, annotated."""
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
+                               zmin=0, zmax=1, colorscale="Blues",
+                               text=np.vectorize(lambda v: f"{v:.2f}")(matrix.to_numpy()),
+                               texttemplate="%{text}", hovertemplate="%{y} ∩ %{x}: %{z:.3f}"
+                                                                     "<extra></extra>",
+                               colorbar=dict(title="Jaccard", thickness=14)))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, height=360)
+
+
+def quality_distribution(quality: np.ndarray, selections: Mapping[str, np.ndarray],
+                         title: str | None = "Quality of the selected rows") -> go.Figure:
+    """Box plots of the quality scores: the whole pool, then each selection."""
+    quality = np.asarray(quality, dtype=float)
+    fig = go.Figure(go.Box(y=quality, name="pool", marker=dict(color=MUTED), boxmean=True))
+    for i, (name, rows) in enumerate(selections.items()):
+        fig.add_trace(go.Box(y=quality[np.asarray(rows, dtype=int)], name=name, boxmean=True,
+                             marker=dict(color=color_for(i))))
+    fig.update_layout(showlegend=False)
+    fig.update_yaxes(title_text="quality score")
+    return _layout(fig, title, height=380)
+
+
+# --------------------------------------------------------------------------- the pool
+def source_counts(sources: Sequence, title: str | None = "Rows by source") -> go.Figure:
+    counts = pd.Series(np.asarray(sources)).value_counts()
+    fig = go.Figure(go.Bar(x=[str(s) for s in counts.index], y=counts.to_numpy(),
+                           marker=dict(color=[color_for(i) for i in range(len(counts))]),
+                           hovertemplate="%{x}: %{y} rows<extra></extra>"))
+    fig.update_xaxes(title_text="source", type="category")
+    fig.update_yaxes(title_text="rows")
+    return _layout(fig, title, height=340)
+
+
+def length_histograms(pool: pd.DataFrame, title: str | None = "Lengths (words)") -> go.Figure:
+    """Prompt and response lengths in words, one overlaid histogram per source."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("prompt", "response"))
+    for i, (source, part) in enumerate(pool.groupby("source", sort=True)):
+        for col, field in ((1, "prompt"), (2, "response")):
+            words = part[field].str.split().str.len().fillna(0)
+            fig.add_trace(go.Histogram(x=words, name=str(source), legendgroup=str(source),
+                                       showlegend=col == 1, opacity=0.6, nbinsx=40,
+                                       marker=dict(color=color_for(i))), row=1, col=col)
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title_text="words")
+    fig.update_yaxes(title_text="rows", row=1, col=1)
+    return _layout(fig, title, height=340)

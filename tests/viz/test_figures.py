@@ -25,11 +25,14 @@ def frame() -> pd.DataFrame:
 def test_map_by_cluster_has_one_webgl_trace_per_cluster_with_ids(frame: pd.DataFrame) -> None:
     fig = cluster_map(frame, "cluster")
     assert isinstance(fig, go.Figure)
-    assert all(isinstance(t, go.Scattergl) for t in fig.data)
-    assert [t.name for t in fig.data] == ["cluster 0", "cluster 1", "cluster 2"]
-    ids = sorted(str(c[0]) for t in fig.data for c in t.customdata)
+    points = [t for t in fig.data if t.mode == "markers"]
+    assert all(isinstance(t, go.Scattergl) for t in points)
+    assert [t.name for t in points] == ["cluster 0", "cluster 1", "cluster 2"]
+    labels = next(t for t in fig.data if t.mode == "text")
+    assert list(labels.text) == ["0", "1", "2"]  # cluster ids printed at their centres
+    ids = sorted(str(c[0]) for t in points for c in t.customdata)
     assert ids == sorted(frame["id"])
-    for trace in fig.data:  # customdata[1] is the row position, consistent with the id
+    for trace in points:  # customdata[1] is the row position, consistent with the id
         for custom in trace.customdata:
             assert frame["id"].iloc[int(custom[1])] == custom[0]
     hover = fig.data[0].customdata[0][2]
@@ -59,23 +62,26 @@ def test_map_rejects_missing_columns(frame: pd.DataFrame) -> None:
 def test_lasso_event_maps_back_to_rows(frame: pd.DataFrame) -> None:
     fig = cluster_map(frame, "cluster")
     picked = [{"customdata": list(fig.data[1].customdata[i])} for i in range(2)]
+    picked.append({"x": 0.1, "y": 0.2})  # a point of the text trace carries no row
     event = {"selection": {"points": picked, "point_indices": [0, 1]}}
     rows = selected_row_positions(event)
-    assert rows == sorted(int(p["customdata"][1]) for p in picked)
+    assert rows == sorted(int(p["customdata"][1]) for p in picked[:2])
     assert selected_row_positions(None) == []
     assert selected_row_positions({"points": picked}) == rows
 
 
 def test_k_sweep_marks_recommended_and_knee() -> None:
-    table = pd.DataFrame({"k": [2, 4, 8, 16], "inertia": [100, 50, 35, 30],
-                          "silhouette": [0.1, 0.3, 0.2, 0.15],
-                          "simplified_silhouette": [0.2, 0.35, 0.3, 0.2]})
+    table = pd.DataFrame({"k": [2, 4, 8, 16, 32], "inertia": [100, 50, 35, 30, 28],
+                          "silhouette": [0.1, 0.3, 0.2, 0.15, 0.1],
+                          "simplified_silhouette": [0.2, 0.35, 0.3, 0.2, 0.15]})
     fig = k_sweep_figure(table, recommended_k=4, knee_k=4)
     names = [t.name for t in fig.data]
     assert "silhouette (sample)" in names and "inertia" in names and "knee k=4" in names
     assert any("recommended k=4" in (a.text or "") for a in fig.layout.annotations)
     assert len([s for s in fig.layout.shapes if s.type == "line"]) == 2
-    assert fig.layout.xaxis.type == "log"
+    assert fig.layout.xaxis.type == "log"  # a grid spanning ×16 is read on a log scale
+    stacked = k_sweep_figure(table, 4, 4, stacked=True)
+    assert stacked.layout.xaxis2.anchor == "y2" and stacked.layout.yaxis2.domain[1] < 0.5
 
 
 def test_cluster_bars_sorted_by_size_coloured_by_quality() -> None:

@@ -1,0 +1,104 @@
+"""Clusters: the UMAP map, choosing k with silhouette and elbow curves, what each cluster holds."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import _ui as ui
+from selection_core.cluster.terms import cluster_overview
+from selection_core.errors import SelectionError
+from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure, \
+    selected_row_positions
+
+st.title("Clusters")
+store = ui.require_ready_run()
+if store is None:
+    st.stop()
+
+token = ui.run_token(store)
+run_dir = str(store.root)
+table, recommended, knee = ui.load_sweep(run_dir, token)
+swept = [int(k) for k in table["k"]]
+
+# ----------------------------------------------------------------------------- choosing k
+map_col, k_col = st.columns([3, 2], gap="large")
+with k_col:
+    st.subheader("Choose k")
+    current = ui.current_k(store, token)
+    options = sorted(set(swept) | {current})
+    k = st.select_slider("Number of clusters k", options=options, value=current,
+                         help="Every swept k is precomputed, so changing it is instant.")
+    with st.expander("Try a k that was not swept"):
+        custom = st.number_input("k", min_value=2, max_value=len(ui.load_pool(run_dir, token)) - 1,
+                                 value=k, step=1)
+        if st.button("Cluster at this k"):
+            k = int(custom)
+    if k != st.session_state.get("k"):
+        st.session_state.k = k
+    st.caption(f"Recommended (silhouette optimum): **k={recommended}** · knee of the inertia "
+               f"curve: **k={knee}** · showing **k={k}**")
+    st.plotly_chart(k_sweep_figure(table, recommended, knee, title=None, stacked=True),
+                    key="sweep_chart")
+
+try:
+    view = ui.run_view(store)
+except SelectionError as exc:
+    ui.show_error(exc)
+    st.stop()
+pool, labels, quality = view.pool, view.labels, view.quality
+coords = ui.load_coords(run_dir, token)
+made = ui.selections(store)
+
+# ----------------------------------------------------------------------------- the map
+with map_col:
+    colour_options = ["cluster", "source", "quality"] + (["selected"] if made else [])
+    colour = st.segmented_control("Colour by", colour_options, default="cluster",
+                                  key="colour_by") or "cluster"
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "id": pool["id"],
+                          "prompt": pool["prompt"], "cluster": labels,
+                          "source": pool["source"], "quality": quality})
+    if colour == "selected":
+        chosen = st.selectbox("Selection", list(made), index=len(made) - 1)
+        frame["selected"] = False
+        frame.loc[made[chosen].rows, "selected"] = True
+    figure = cluster_map(frame, colour, title=None, height=600)
+    event = st.plotly_chart(figure, key="cluster_map", on_select="rerun",
+                            selection_mode=("lasso", "box", "points"))
+    st.caption(f"{len(pool)} prompts · k={k}: {labels.max() + 1} clusters · drag a lasso or a "
+               "box to read the chosen prompts; click a legend entry to hide a group.")
+
+lassoed = selected_row_positions(event)
+if lassoed:
+    st.subheader(f"{len(lassoed)} rows chosen on the map")
+    chosen_rows = pool.iloc[lassoed].assign(cluster=labels[lassoed], quality=quality[lassoed])
+    st.dataframe(chosen_rows[["id", "cluster", "source", "quality", "prompt", "response"]],
+                 hide_index=True, height=260)
+    st.download_button("Download these rows (JSONL)", ui.export_bytes(chosen_rows, "jsonl"),
+                       file_name=f"map-selection-{len(lassoed)}.jsonl",
+                       mime="application/jsonl", on_click="ignore")
+
+# ----------------------------------------------------------------------------- cluster table
+st.subheader(f"The {labels.max() + 1} clusters")
+terms = ui.load_terms(run_dir, token, k)
+overview = cluster_overview(pool["prompt"].tolist(), labels, quality, terms)
+overview = overview.sort_values("size", ascending=False)
+table_col, bars_col = st.columns([3, 2], gap="large")
+with table_col:
+    st.dataframe(overview, hide_index=True, height=360, column_config={
+        "share": st.column_config.ProgressColumn("share", format="percent", min_value=0,
+                                                 max_value=float(overview["share"].max())),
+        "mean quality": st.column_config.NumberColumn(format="%.2f"),
+        "terms": st.column_config.TextColumn(width="medium"),
+        "sample prompts": st.column_config.TextColumn(width="large")})
+with bars_col:
+    st.plotly_chart(cluster_bars(labels, quality, title="Cluster sizes (colour: mean quality)"),
+                    key="cluster_bars")
+
+names = {int(r.cluster): f"cluster {r.cluster} — {r.size} rows — {r.terms}"
+         for r in overview.itertuples()}
+picked = st.selectbox("Inspect a cluster", list(names), format_func=names.get, key="inspect")
+members = pool[labels == picked].assign(quality=quality[labels == picked])
+st.dataframe(members.sort_values("quality", ascending=False)[
+    ["id", "source", "quality", "prompt", "response"]], hide_index=True, height=300)
+st.download_button(f"Download cluster {picked} (CSV)", ui.export_bytes(members, "csv"),
+                   file_name=f"cluster-{picked}-k{k}.csv", mime="text/csv", on_click="ignore")

@@ -1,0 +1,58 @@
+"""Report: one click to a self-contained HTML report of the current run, and PNG figures."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _ui as ui
+from selection_core.config import KMeansConfig, ScorerConfig
+from selection_core.errors import SelectionError
+from selection_core.report import figures_png_zip, run_report
+
+st.title("Report")
+store = ui.require_ready_run()
+if store is None:
+    st.stop()
+view = ui.run_view(store)
+made = ui.selections(store)
+
+st.markdown(
+    "A single HTML file with the pool, the choice of k, the cluster map and table, and every "
+    "selection compared — interactive figures (plotly.js inlined, works offline), tables and the "
+    "exact configuration and package versions. Share it as it is.")
+names = st.multiselect("Selections to include", list(made), default=list(made))
+if not made:
+    st.caption("No selection yet — the report will cover the pool and the clusters. Run "
+               "selections on the Selection page to compare them here.")
+title = st.text_input("Title", value=f"Data selection report — {store.root.name}")
+
+if st.button("Build the report", type="primary"):
+    with st.spinner("Building the report…"):
+        try:
+            html, figures = run_report(store, KMeansConfig(k=view.k), ScorerConfig(),
+                                       [made[n] for n in names], title=title)
+        except SelectionError as exc:
+            ui.show_error(exc)
+            st.stop()
+    st.session_state.report = {"run": str(store.root), "html": html, "figures": figures,
+                               "k": view.k}
+
+report = st.session_state.get("report")
+if report and report["run"] == str(store.root):
+    size = len(report["html"]) / 1e6
+    st.success(f"Report ready (k={report['k']}, {len(report['figures'])} figures, "
+               f"{size:.1f} MB).")
+    st.download_button("Download the HTML report", report["html"].encode("utf-8"),
+                       file_name=f"{ui.file_stem(title)}.html", mime="text/html",
+                       type="primary", on_click="ignore")
+    st.markdown("**PNG figures** — rendered by kaleido through the local Chrome/Chromium.")
+    if st.button("Render PNG figures"):
+        with st.spinner(f"Rendering {len(report['figures'])} figures…"):
+            try:
+                st.session_state.report_png = figures_png_zip(report["figures"])
+            except SelectionError as exc:
+                ui.show_error(exc)
+    if st.session_state.get("report_png"):
+        st.download_button("Download PNG figures (zip)", st.session_state.report_png,
+                           file_name=f"{ui.file_stem(title)}-figures.zip",
+                           mime="application/zip", on_click="ignore")
+    st.caption("Contains: " + ", ".join(name.replace("_", " ") for name in report["figures"]))

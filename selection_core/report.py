@@ -1,0 +1,180 @@
+"""Self-contained HTML reports (and PNG figures) for stakeholders.
+
+A report is one HTML file: plotly.js is inlined once, every figure stays interactive, tables are
+plain HTML, and the configuration and package versions are listed — it opens offline, in any
+browser, years later. PNG export renders the same figures through kaleido (which drives a local
+Chrome/Chromium; where none is installed the error says so).
+"""
+from __future__ import annotations
+
+import html
+import io
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import pipeline
+from .config import KMeansConfig, ScorerConfig, UMAPConfig
+from .errors import SelectionError
+from .store import RunStore
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "assets" / "report_template.html"
+
+
+@dataclass
+class ReportSection:
+    """A heading with optional prose, tables (caption, frame) and figures (name, figure)."""
+
+    title: str
+    text: str = ""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, go.Figure]] = field(default_factory=list)
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    formatted = frame.copy()
+    for column in formatted.columns:
+        if pd.api.types.is_float_dtype(formatted[column]):
+            formatted[column] = formatted[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return formatted.to_html(index=False, escape=True, border=0, classes="table")
+
+
+def render_report(title: str, sections: Sequence[ReportSection],
+                  metadata: Mapping[str, Any] | None = None) -> str:
+    """The report as one HTML string (figures interactive, plotly.js inlined once)."""
+    from plotly.offline import get_plotlyjs
+
+    parts = []
+    for number, section in enumerate(sections, start=1):
+        parts.append(f'<section id="s{number}"><h2>{html.escape(section.title)}</h2>')
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        for caption, frame in section.tables:
+            parts.append(f"<figure class='tbl'><figcaption>{html.escape(caption)}</figcaption>"
+                         f"{_table_html(frame)}</figure>")
+        for _, figure in section.figures:
+            parts.append(figure.to_html(full_html=False, include_plotlyjs=False,
+                                        config={"displaylogo": False}))
+        parts.append("</section>")
+    toc = "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>'
+                  for i, s in enumerate(sections, start=1))
+    meta_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                        for k, v in (metadata or {}).items())
+    return Template(TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(
+        title=html.escape(title), generated=time.strftime("%Y-%m-%d %H:%M"), toc=toc,
+        metadata=meta_rows, body="\n".join(parts), plotlyjs=get_plotlyjs())
+
+
+def figures_png_zip(figures: Mapping[str, go.Figure], width: int = 1200, scale: float = 2.0
+                    ) -> bytes:
+    """All figures as PNG files in one zip (kaleido; needs a local Chrome or Chromium)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, figure in figures.items():
+            try:
+                image = figure.to_image(format="png", width=width, scale=scale)
+            except Exception as exc:  # kaleido raises various errors when no browser is found
+                raise SelectionError(
+                    f"PNG export failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                    "kaleido needs Chrome or Chromium installed (e.g. apt-get install chromium)"
+                ) from None
+            archive.writestr(f"{_file_name(name)}.png", image)
+    return buffer.getvalue()
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "figure"
+
+
+@dataclass
+class NamedSelection:
+    """A selection as the app and reports see it: row positions and the config behind them."""
+
+    name: str
+    rows: np.ndarray
+    config: dict[str, Any]
+
+
+def selection_sections(pool: pd.DataFrame, labels: np.ndarray, quality: np.ndarray,
+                       selections: Sequence[NamedSelection]) -> list[ReportSection]:
+    """Sections comparing selections: summary, composition, overlap, quality, configs."""
+    from .select.compare import jaccard_matrix, selection_summary
+    from .viz.figures import overlap_heatmap, quality_distribution, selection_composition
+
+    if not selections:
+        return [ReportSection("Selections", "No selection was run for this report.")]
+    by_name = {s.name: s.rows for s in selections}
+    configs = pd.DataFrame([{"selection": s.name, **s.config} for s in selections])
+    sections = [
+        ReportSection("Selections compared", tables=[
+            ("One row per selection; the last row is the whole pool.",
+             selection_summary(pool, by_name, labels, quality)),
+            ("How each selection was made.", configs)]),
+        ReportSection("Composition", figures=[
+            ("composition_by_cluster", selection_composition(labels, by_name, by="cluster")),
+            ("composition_by_source", selection_composition(pool["source"], by_name,
+                                                            by="source"))]),
+    ]
+    figures = [("quality_distribution", quality_distribution(quality, by_name))]
+    if len(selections) > 1:
+        figures.insert(0, ("overlap", overlap_heatmap(jaccard_matrix(by_name))))
+    sections.append(ReportSection("Overlap and quality", figures=figures))
+    return sections
+
+
+def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
+               selections: Sequence[NamedSelection], umap_config: UMAPConfig = UMAPConfig(),
+               title: str | None = None) -> tuple[str, dict[str, go.Figure]]:
+    """The report of a run at one k: pool, choice of k, clusters, selections.
+
+    Returns the HTML and the figures by name (for PNG export).
+    """
+    from .cluster.terms import cluster_overview, distinctive_terms, term_counts
+    from .viz.figures import cluster_bars, cluster_map, k_sweep_figure, length_histograms, \
+        source_counts
+
+    pool = pipeline.load_run_pool(store)
+    clustering = pipeline.cluster(store, kmeans, write_table=False)
+    scores = pipeline.quality(store, scorer)
+    coords = pipeline.projection(store, umap_config)
+    labels = clustering.labels
+    terms = distinctive_terms(term_counts(pool["prompt"].tolist()), labels)
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "id": pool["id"],
+                          "prompt": pool["prompt"], "cluster": labels, "source": pool["source"],
+                          "quality": scores})
+    sections = [ReportSection(
+        "The pool", f"{len(pool)} rows from {pool['source'].nunique()} source(s).",
+        figures=[("rows_by_source", source_counts(pool["source"])),
+                 ("lengths", length_histograms(pool))])]
+    if store.exists("sweep.csv"):
+        table, recommended, knee = pipeline.load_sweep(store)
+        sections.append(ReportSection(
+            "Choosing k", f"Silhouette optimum (recommended): k={recommended}; knee of the "
+                          f"inertia curve: k={knee}; chosen for this report: k={kmeans.k}.",
+            tables=[("k sweep", table)],
+            figures=[("k_sweep", k_sweep_figure(table, recommended, knee))]))
+    overview = cluster_overview(pool["prompt"].tolist(), labels, scores, terms)
+    sections.append(ReportSection(
+        f"Clusters (k={kmeans.k})", "The map is a 2-D UMAP projection of the embeddings; "
+                                    "hover a point to read its prompt.",
+        tables=[("Clusters, largest first", overview.sort_values("size", ascending=False))],
+        figures=[("cluster_map", cluster_map(frame, "cluster", title="Clusters")),
+                 ("cluster_sizes", cluster_bars(labels, scores))]))
+    sections.extend(selection_sections(pool, labels, scores, selections))
+    embed = store.stage_info("embed") or {}
+    metadata = {"run directory": store.root, "rows": len(pool),
+                "embedding model": (embed.get("config") or {}).get("model", "?"),
+                "text embedded": (embed.get("config") or {}).get("text", "?"),
+                "k-means": kmeans.to_dict(), "quality scorer": scorer.to_dict(),
+                "versions": store.manifest().get("versions", {})}
+    figures = {name: fig for section in sections for name, fig in section.figures}
+    return render_report(title or f"Data selection report — {store.root.name}", sections,
+                         metadata), figures

@@ -1,0 +1,159 @@
+"""Page wiring with Streamlit's AppTest: every page loads on the demo pool without exceptions,
+widgets change state, downloads are offered, empty states explain the one action to take."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from selection_core import pipeline, workspace
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+DEMO_N = 600
+
+
+@pytest.fixture(scope="module")
+def prepared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose default demo run (600 rows) is prepared, as the app's job would."""
+    root = tmp_path_factory.mktemp("workspace")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SELECTION_CORE_WORKSPACE", str(root))
+    patch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
+    store = workspace.demo_run()
+    pipeline.ingest_demo(store, n=DEMO_N)
+    pipeline.prepare(store, ks=(4, 6, 8, 12))
+    yield root
+    patch.undo()
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if page != "clusters":
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_clusters_page_shows_map_curves_and_reacts_to_k(prepared_workspace: Path) -> None:
+    at = open_page("clusters")
+    assert_clean(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # the map, the k curves, the cluster sizes
+    slider = at.select_slider[0]
+    recommended = slider.value
+    assert recommended in (4, 6, 8, 12)
+    assert any(f"k={recommended}:" in c.value for c in at.caption)
+    new_k = 4 if recommended != 4 else 12
+    slider.set_value(new_k).run()
+    assert_clean(at)
+    assert any(f"k={new_k}: {new_k} clusters" in c.value for c in at.caption)
+    assert any(f"The {new_k} clusters" in h.value for h in at.subheader)
+    at.segmented_control(key="colour_by").set_value("source").run()
+    assert_clean(at)
+    at.selectbox(key="inspect").set_value(1).run()
+    assert_clean(at)
+    assert any("cluster 1" in b.label for b in at.get("download_button"))
+
+
+def test_selection_page_runs_compares_and_offers_downloads(prepared_workspace: Path) -> None:
+    at = open_page("selection")
+    assert_clean(at)
+    assert any("No selection yet" in i.value for i in at.info)
+    at.button[0].click().run()  # the form's submit button: kMQ, 300 rows
+    assert_clean(at)
+    at.selectbox[0].set_value("random")  # form widgets are sent with the submit button
+    at.button[0].click().run()
+    assert_clean(at)
+    summary = at.dataframe[0].value
+    assert summary["selection"].iloc[0].startswith("kmq · k=")
+    assert summary["selection"].iloc[1].startswith("random · k=")
+    assert summary["selection"].iloc[2] == "(whole pool)"
+    assert (summary["rows"].iloc[:2] == 300).all()
+    assert summary["noise share"].iloc[0] < summary["noise share"].iloc[1]  # kMQ < random
+    downloads = at.get("download_button")
+    assert len(downloads) == 4  # JSONL and CSV for each selection
+
+
+def test_selection_without_a_scorer_model_explains_what_is_missing(prepared_workspace: Path
+                                                                   ) -> None:
+    at = open_page("selection")
+    at.selectbox[1].set_value("reward")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert any("needs a model" in e.value for e in at.error)
+
+
+def test_data_page_shows_the_pool_and_names_bad_lines(prepared_workspace: Path,
+                                                      tmp_path: Path) -> None:
+    at = open_page("data")
+    assert_clean(at)
+    assert any(m.value == f"{DEMO_N:,}" for m in at.metric)
+    at.text_input[0].set_value("capital").run()
+    assert any("of 600 rows" in c.value for c in at.caption)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n{broken\n")
+    at.radio(key="data_source").set_value("Local path or Hugging Face dataset").run()
+    at.text_area[0].set_value(str(bad)).run()
+    assert_clean(at)
+    assert any(f"{bad}, line 2" in e.value and "malformed JSON" in e.value for e in at.error)
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"a{i}"}) + "\n"
+                            for i in range(30)))
+    at.text_area[0].set_value(str(good)).run()
+    assert_clean(at)
+    assert not at.error
+    assert any(b.label == "Use this pool" for b in at.button)
+
+
+def test_report_page_builds_a_downloadable_report(prepared_workspace: Path) -> None:
+    at = open_page("report")
+    assert_clean(at)
+    next(b for b in at.button if b.label == "Build the report").click().run()
+    assert_clean(at)
+    assert any("Report ready" in s.value for s in at.success)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download the HTML report" in labels
+
+
+def test_empty_state_offers_the_one_action(prepared_workspace: Path, tmp_path: Path) -> None:
+    data = tmp_path / "pool.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p{i}", "response": "r"}) + "\n"
+                            for i in range(10)))
+    store = workspace.run_for_inputs([str(data)])
+    pipeline.ingest(store, [str(data)])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(store.root)
+    at.run()
+    assert_clean(at)
+    assert any("has not been embedded" in i.value for i in at.info)
+    assert any(b.label.startswith("Prepare this pool") for b in at.button)
+
+
+@pytest.mark.shared_data
+def test_every_page_works_on_a_real_pool(prepared_workspace: Path, shared_data: Path) -> None:
+    inputs = [str(shared_data / "dolly" / "dolly_filtered_3k.jsonl.gz"),
+              str(shared_data / "code_alpaca" / "code_alpaca_2k.jsonl.gz"),
+              str(shared_data / "gsm8k" / "train.jsonl.gz")]
+    store = workspace.run_for_inputs(inputs)
+    pipeline.ingest(store, inputs, limit=200)
+    pipeline.prepare(store, ks=(3, 6, 9))
+    for page in ("clusters", "selection", "data", "report"):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.session_state["run_dir"] = str(store.root)
+        at.run()
+        if page != "clusters":
+            at.switch_page(f"pages/{page}.py")
+            at.run()
+        assert_clean(at)
+        if page == "clusters":
+            assert len(at.get("plotly_chart")) >= 3
+            assert any("600 prompts" in c.value for c in at.caption)
+        if page == "data":
+            assert any("alpaca" in str(df.value.to_dict()) for df in at.dataframe)
