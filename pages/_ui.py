@@ -112,19 +112,24 @@ def _progress_panel(run_dir: str) -> None:
                                           f"{text} ({elapsed:.0f} s)")
 
 
+def _switch_run(runs: dict[str, Path]) -> None:
+    """on_change of the run switcher: callbacks may reset their own widget, the script may not."""
+    choice = st.session_state.switch_run
+    if choice in runs:
+        use_run(RunStore(runs[choice]))
+    st.session_state.switch_run = "—"
+
+
 def sidebar() -> None:
     """Run picker and a short description of the current run."""
     store = current_store()
     with st.sidebar:
         st.caption("Current pool")
         st.markdown(f"**{store.root.name}**")
-        runs = [p for p in workspace.list_runs() if p != store.root]
+        runs = {p.name: p for p in workspace.list_runs() if p != store.root}
         if runs:
-            choice = st.selectbox("Switch to", ["—", *[p.name for p in runs]], key="switch_run")
-            if choice != "—":
-                use_run(RunStore(next(p for p in runs if p.name == choice)))
-                st.session_state.switch_run = "—"
-                st.rerun()
+            st.selectbox("Switch to", ["—", *runs], key="switch_run", on_change=_switch_run,
+                         args=(runs,))
         st.caption(f"Run directory: `{store.root}`")
 
 

@@ -35,8 +35,9 @@ with k_col:
             k = int(custom)
     if k != st.session_state.get("k"):
         st.session_state.k = k
+    knee_text = f"**k={knee}**" if knee else "none (the curve has no clear elbow)"
     st.caption(f"Recommended (silhouette optimum): **k={recommended}** · knee of the inertia "
-               f"curve: **k={knee}** · showing **k={k}**")
+               f"curve: {knee_text} · showing **k={k}**")
     st.plotly_chart(k_sweep_figure(table, recommended, knee, title=None, stacked=True),
                     key="sweep_chart")
 

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from .data.loaders import DataSpec
 from .store import MANIFEST, RunStore, atomic_path, default_cache_dir
 
 DEMO_N = 3000
@@ -46,8 +47,9 @@ def run_for_inputs(inputs: list[str]) -> RunStore:
         if path.exists():
             stat = path.stat()
             digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    first = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(inputs[0].split("=", 1)[-1]).name)[:40]
-    return RunStore(workspace_root() / "runs" / f"{first}-{digest.hexdigest()[:10]}")
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", DataSpec.parse(inputs[0]).label)[:40]
+    more = f"+{len(inputs) - 1}" if len(inputs) > 1 else ""
+    return RunStore(workspace_root() / "runs" / f"{label}{more}-{digest.hexdigest()[:10]}")
 
 
 def upload_path(file_name: str, content: bytes) -> Path:

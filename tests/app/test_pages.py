@@ -134,6 +134,12 @@ def test_empty_state_offers_the_one_action(prepared_workspace: Path, tmp_path: P
     assert_clean(at)
     assert any("has not been embedded" in i.value for i in at.info)
     assert any(b.label.startswith("Prepare this pool") for b in at.button)
+    # the sidebar's run switcher takes the app back to the demo run
+    demo = workspace.demo_run().root.name
+    at.sidebar.selectbox(key="switch_run").set_value(demo).run()
+    assert_clean(at)
+    assert at.session_state["run_dir"].endswith(demo)
+    assert any(f"{DEMO_N} prompts" in c.value for c in at.caption)  # the demo's map is shown
 
 
 @pytest.mark.shared_data
