@@ -21,6 +21,7 @@ navigation = st.navigation([
     st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:", default=True),
     st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),
     st.Page("pages/report.py", title="Report", icon=":material/description:"),
+    st.Page("pages/results.py", title="Results", icon=":material/leaderboard:"),
 ])
 sidebar()
 navigation.run()

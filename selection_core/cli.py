@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -17,6 +18,8 @@ from . import pipeline
 from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
     SelectionConfig, SweepConfig, UMAPConfig
 from .errors import ConfigError, SelectionError
+from .evaluate.cli import add_evaluate_parser, run_evaluate
+from .influence.cli import add_influence_parser, run_influence
 from .store import RunStore
 
 
@@ -153,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--model", default=EmbedConfig.model, help="embedding model")
     prepare.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
 
+    experiment = commands.add_parser(
+        "experiment", help="for each method and budget: select → LoRA-train → evaluate")
+    experiment.add_argument("--config", required=True, help="experiment TOML (see configs/)")
+    experiment.add_argument("--run", default=None,
+                            help="run directory (default: <workspace>/experiments/<name>)")
+
+    add_evaluate_parser(commands)
+    add_influence_parser(commands)
+
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
     return parser
@@ -261,6 +273,19 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
           f"{recommended}, knee k={knee}")
 
 
+def _cmd_experiment(args: argparse.Namespace) -> None:
+    from .experiment import ExperimentRunner, load_experiment_config
+    from .results import benchmark_table, to_markdown
+    from .workspace import experiments_root
+
+    config = load_experiment_config(args.config)
+    run_dir = args.run or experiments_root() / config.name
+    started = time.time()
+    results = ExperimentRunner(config, run_dir).run()
+    print(f"\n{config.name} ({config.model}) — {time.time() - started:.0f} s → {run_dir}")
+    print(to_markdown(benchmark_table(results)))
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     manifest = store.manifest()
@@ -274,7 +299,8 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluster": _cmd_cluster,
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
-            "prepare": _cmd_prepare,
+            "prepare": _cmd_prepare, "experiment": _cmd_experiment,
+            "evaluate": run_evaluate, "influence": run_influence,
             "status": _cmd_status}
 
 

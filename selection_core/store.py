@@ -146,6 +146,40 @@ def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
     return array
 
 
+def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: int,
+                   compute: Callable[[int, int], np.ndarray],
+                   progress: Callable[[int, int], None] | None = None,
+                   dtype: str = "float32") -> np.ndarray:
+    """Fill an (n_rows, dim) `.npy` memmap chunk by chunk; a rerun resumes after the last chunk.
+
+    For arrays too large to hold twice in memory (gradient features of a whole pool): rows are
+    written in place and `<path>.progress.json` (written atomically after each chunk) records
+    how many leading rows are final. Returns the finished array, memory-mapped read-only.
+    """
+    path = Path(path)
+    marker = path.with_name(path.name + ".progress.json")
+    done = 0
+    if path.exists() and marker.exists():
+        state = read_json(marker)
+        if state.get("shape") == [n_rows, dim] and state.get("dtype") == dtype:
+            done = int(state["rows_done"])
+    if done == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n_rows, dim)).flush()
+    array = np.load(path, mmap_mode="r+", allow_pickle=False)
+    for start in range(done, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        array[start:stop] = compute(start, stop)
+        array.flush()
+        write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": stop})
+        if progress:
+            progress(stop, n_rows)
+    if n_rows == 0 or done == n_rows:
+        write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": n_rows})
+    del array
+    return read_npy(path, mmap=True)
+
+
 def default_cache_dir() -> Path:
     """Shared cache for expensive, content-keyed results (embeddings): $SELECTION_CORE_CACHE."""
     env = os.environ.get("SELECTION_CORE_CACHE")

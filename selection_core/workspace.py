@@ -64,6 +64,17 @@ def upload_path(file_name: str, content: bytes) -> Path:
     return target
 
 
+def experiments_root() -> Path:
+    """Where `experiment` runs go by default, so the app's Results page finds them."""
+    return workspace_root() / "experiments"
+
+
+def list_experiments() -> list[Path]:
+    """Experiment run directories in the workspace, most recent first."""
+    runs = [p.parent for p in experiments_root().glob("*/experiment.json")]
+    return sorted(runs, key=lambda p: (p / "experiment.json").stat().st_mtime, reverse=True)
+
+
 def list_runs() -> list[Path]:
     """Run directories in the workspace, most recently used first."""
     runs = [p.parent for p in (workspace_root() / "runs").glob(f"*/{MANIFEST}")]

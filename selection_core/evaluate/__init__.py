@@ -1,0 +1,24 @@
+"""Benchmark evaluators: one module per benchmark, a registry, predictions and lm-eval import.
+
+The names below are imported on first use, not here: `data.demo` imports `evaluate.sandbox`,
+and the demo benchmark imports `data.demo`, so importing every benchmark when the package loads
+would make that a circular import.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BENCHMARKS": "registry", "get_benchmark": "registry", "Benchmark": "base",
+    "EvalItem": "base", "EvalResult": "base", "read_predictions": "predictions",
+    "import_lm_eval_results": "lm_eval_results", "score_mmlu_loglik": "mmlu",
+}
+__all__ = ["BENCHMARKS", "Benchmark", "EvalItem", "EvalResult", "get_benchmark",
+           "import_lm_eval_results", "read_predictions", "score_mmlu_loglik"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

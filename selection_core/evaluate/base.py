@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
+
 from ..errors import ConfigError, InputError, SelectionError
 
 GROUPS = ("coding", "logic", "knowledge", "math", "instruction", "demo")
@@ -81,15 +83,33 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
+_STRATA = ("skill", "task", "subject", "type")  # meta keys that split a benchmark into parts
+
+
 def subsample(items: list[EvalItem], limit: int | None, seed: int) -> list[EvalItem]:
-    """`limit` items drawn with `seed`, kept in their original order (all if limit is None)."""
+    """`limit` items drawn with `seed`, kept in their original order (all if limit is None).
+
+    Stratified over the benchmark's parts (demo skills, BBH tasks, MMLU subjects, MATH types):
+    each part gets a share proportional to its size, so a small CPU subset still covers them all
+    and per-part scores stay meaningful.
+    """
+    from ..select.static import allocate_budget
+
     if limit is None:
         return items
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError(f"limit must be a positive integer, got {limit!r}")
     if limit >= len(items):
         return items
-    keep = sorted(random.Random(seed).sample(range(len(items)), limit))
+    key = next((k for k in _STRATA if items and k in items[0].meta), None)
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault(str(item.meta.get(key)) if key else "", []).append(index)
+    names = sorted(groups)
+    shares = allocate_budget(np.array([len(groups[g]) for g in names]), limit)
+    rng = random.Random(seed)
+    keep = sorted(i for g, share in zip(names, shares, strict=True)
+                  for i in rng.sample(groups[g], int(share)))
     return [items[index] for index in keep]
 
 
@@ -109,7 +129,7 @@ def load_hub_rows(name: str, config: str | None = None, split: str = "test") -> 
         dataset = datasets.load_dataset(name, config, split=split)
     # `datasets` raises many unrelated types (connection, missing config, bad split, offline mode):
     # each means the same to the user, who gets the reason on one line.
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         where = f"{name}" + (f" (config {config})" if config else "") + f", split {split}"
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"could not load {where} from the Hugging Face hub: {reason}. Offline? "
@@ -143,19 +163,17 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def require(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: Path | str,
             line: int | None) -> Any:
-    """`record[key]`, or an InputError naming the file, line and field when absent or mistyped."""
+    """`record[key]`, or an InputError naming the file, line and field when absent or mistyped
+    (JSON true/false is no integer here)."""
     if key not in record:
         raise InputError("missing field", path=str(path), line=line, field=key)
     value = record[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind):
-        names = " or ".join(t.__name__ for t in _as_tuple(kind))
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(t.__name__ for t in kinds)
         raise InputError(f"expected {names}, got {type(value).__name__}", path=str(path),
                          line=line, field=key)
     return value
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
 
 
 def accuracy_by(items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]],
@@ -186,7 +204,8 @@ class BaseBenchmark(abc.ABC):
         """All items, or a seeded subsample of `limit` of them in their original order."""
         items = self._load_all(data_path)
         if not items:
-            raise InputError(f"no {self.name} items found", path=str(data_path or ""))
+            raise InputError(f"no {self.name} items found",
+                             path=None if data_path is None else str(data_path))
         return subsample(items, limit, seed)
 
     def _load_all(self, data_path: str | Path | None) -> list[EvalItem]:

@@ -145,17 +145,17 @@ def _hf_pooling_backend(location: str, device: str, pooling: str, max_length: in
 
 
 def _load_hidden_state_model(location: str, device: str) -> tuple[Any, Any]:
-    """The transformer body (no LM head) and its tokenizer, with a pad token guaranteed."""
+    """The transformer body (no LM head) and its tokenizer, with a pad token guaranteed.
+
+    Model sources resolve as everywhere else (hub names, folders, .gguf, llama2.c, aliases)."""
     from transformers import AutoModel, AutoTokenizer
 
-    if location.endswith((".gguf", ".bin")):  # single-file checkpoints go through lm.loading
-        from ..lm.loading import load_causal_lm
+    from ..lm.loading import resolve_model_source
 
-        model, tokenizer = load_causal_lm(location, device=device)
-        return model.base_model, tokenizer
+    source = resolve_model_source(location)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModel.from_pretrained(location).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, use_safetensors=True).to(device).eval()
     except OSError as exc:
         raise InputError(f"cannot load the model ({str(exc).splitlines()[0]})",
                          path=location) from None

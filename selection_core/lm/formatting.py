@@ -71,13 +71,29 @@ def encode_pair(tokenizer: Any, prompt: str, response: str, max_length: int = 51
                    max_length, add_eos, special_prefix(tokenizer))
 
 
+def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None = None,
+                  use_chat_template: bool | None = None) -> list[int]:
+    """Token ids of the formatted prompt alone, as training saw it — what generation starts from
+    (BOS once; when too long, cut from the left keeping BOS)."""
+    prefix = special_prefix(tokenizer)
+    ids = _prompt_ids(tokenizer, format_prompt(tokenizer, prompt, use_chat_template), prefix)
+    if max_length is not None:
+        ids = ids[max(0, len(ids) - (max_length - len(prefix))):]
+    return prefix + ids
+
+
+def _prompt_ids(tokenizer: Any, prompt_text: str, prefix: list[int]) -> list[int]:
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    if prefix and prompt_ids[:len(prefix)] == prefix:  # the chat template wrote BOS itself
+        prompt_ids = prompt_ids[len(prefix):]
+    return prompt_ids
+
+
 def _encode(tokenizer: Any, prompt_text: str, response: str, max_length: int, add_eos: bool,
             prefix: list[int]) -> dict[str, list[int]]:
     if max_length <= len(prefix):
         raise ConfigError(f"max_length={max_length} leaves no room for text")
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    if prefix and prompt_ids[:len(prefix)] == prefix:  # the chat template wrote BOS itself
-        prompt_ids = prompt_ids[len(prefix):]
+    prompt_ids = _prompt_ids(tokenizer, prompt_text, prefix)
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
     if add_eos and tokenizer.eos_token_id is not None:
         response_ids = response_ids + [tokenizer.eos_token_id]

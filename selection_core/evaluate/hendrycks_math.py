@@ -1,0 +1,227 @@
+"""MATH (Hendrycks et al., competition problems), scored on the last `\\boxed{...}` answer.
+
+Why this normalisation: equal answers are written in many ways (`\\dfrac12`, `\\frac{1}{2}`, `0.5`,
+`1/2`; `10^\\circ`; `5\\text{ cm}`; `x = 5`; `\\left(1,2\\right)`). Following the spirit of
+Hendrycks' `is_equiv` and the Minerva normalisation, both answers are rewritten into one canonical
+LaTeX form, then compared as strings, or as exact rationals when both are plain numbers. It is a
+string normaliser, not a computer algebra system: `2x+2` and `2(x+1)` stay different.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .base import BaseBenchmark, EvalItem, accuracy_by, load_hub_rows, read_jsonl, require
+
+INSTRUCTION = ("Solve the following math problem step by step. Put your final answer within "
+               "\\boxed{{}}.\n\n{problem}")
+# Per-subject configs of the hub mirrors (EleutherAI/hendrycks_math) of the withdrawn original.
+SUBJECT_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                   "number_theory", "prealgebra", "precalculus")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\b")
+_ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
+_TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
+# Words that are units or counted things: "5 dollars", "10\text{ cm}", "12 ways" mean 5, 10, 12.
+_UNIT_WORDS = (
+    "square units", "sq units", "square feet", "square inches", "square meters", "square cm",
+    "units", "unit", "degrees", "degree", "dollars", "dollar", "cents", "cent", "inches", "inch",
+    "feet", "foot", "ft", "meters", "meter", "cm", "mm", "km", "miles", "mile", "mph", "hours",
+    "hour", "minutes", "minute", "seconds", "second", "days", "day", "years", "year", "pounds",
+    "ways", "points", "students", "people", "integers", "digits", "edges", "sides", "cubic")
+_UNITS = re.compile(r"(?<![A-Za-z\\])(?:" + "|".join(re.escape(w) for w in _UNIT_WORDS)
+                    + r")(?:\^?\{?[23]\}?)?(?![A-Za-z])")
+# LaTeX spacing commands (\! in 10,\!080, "\ "), but not the matrix row break \\.
+_THIN_SPACE = re.compile(r"(?<!\\)\\[!,;: ]")
+_FRAC_ARGUMENT = r"(\{[^{}]*\}|\\[A-Za-z]+|\w)"  # a braced group, a macro or one character
+_SIMPLE_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
+
+
+def boxed_answers(text: str) -> list[str]:
+    """Contents of every top-level `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order;
+    `\\boxed 5` (no braces) counts too."""
+    answers = []
+    position = 0
+    while match := _BOXED.search(text, position):
+        rest = text[match.end():]
+        stripped = rest.lstrip()
+        if stripped.startswith("{"):
+            start = match.end() + len(rest) - len(stripped)
+            end = _closing_brace(text, start)
+            if end is None:
+                break
+            answers.append(text[start + 1:end])
+            position = end + 1
+        else:
+            bare = re.match(r"\s+([^\s$]+)", rest)
+            if bare:
+                answers.append(bare.group(1))
+            position = match.end()
+    return answers
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """Index of the `}` closing the `{` at `start`, or None when the braces never balance."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The last boxed answer; without one, what follows the last "answer is" (Minerva's
+    "The final answer is $5$. I hope it is correct." gives 5)."""
+    boxed = boxed_answers(text)
+    if boxed:
+        return boxed[-1]
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    tail = text[matches[-1].end():].strip().split("\n", 1)[0].strip()
+    tail = re.sub(r"\.\s.*$", "", tail).strip().rstrip(".")  # the answer, not what follows it
+    return tail.strip("$ ") or None
+
+
+def normalise(answer: str) -> str:
+    """One canonical string for the ways an answer can be written."""
+    text = answer.strip().replace("\n", "").rstrip(".")
+    text = _THIN_SPACE.sub("", text)
+    for old, new in (("\\displaystyle", ""), ("\\left", ""), ("\\right", ""), ("\\$", ""),
+                     ("$", ""), ("\\%", ""), ("%", ""), ("tfrac", "frac"), ("dfrac", "frac"),
+                     ("^{\\circ}", ""), ("^\\circ", ""), ("\\circ", ""), ("\\degree", ""),
+                     ("{,}", ""), ("\\dots", "\\ldots")):
+        text = text.replace(old, new)
+    text = _strip_units(text)
+    text = _unwrap_text_commands(text)
+    text = re.sub(r"(?<!\\)\\$", "", text.strip())
+    text = _drop_short_assignment(text)
+    text = re.sub(r"(^|[\s{(\[,=-])\.(\d)", r"\g<1>0.\2", text)  # ".5" → "0.5"
+    text = text.replace(" ", "")
+    text = _fix_sqrt(text)
+    text = _fix_fracs(text)
+    text = _slash_to_frac(text)
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
+        text = text.replace(",", "")  # thousands separators
+    return text.rstrip(".")
+
+
+def _strip_units(text: str) -> str:
+    """Drop `\\text{ cm}`-style trailing units (Hendrycks) and unit words, keeping the value."""
+    if "\\text{ " in text:
+        head = text.split("\\text{ ")[0]
+        text = head if head.strip() else text
+    without = _UNITS.sub("", text)
+    without = re.sub(r"\\(?:text|mbox|mathrm)\s*\{\s*\}", "", without)
+    return without if without.strip() else text
+
+
+def _unwrap_text_commands(text: str) -> str:
+    """`\\text{(A)}` → `(A)`, `\\mathbf{v}` → `v`: the commands only style their argument."""
+    while match := _TEXT_COMMANDS.search(text):
+        end = _closing_brace(text, match.end() - 1)
+        if end is None:
+            return text
+        text = text[:match.start()] + text[match.end():end] + text[end + 1:]
+    return text
+
+
+def _drop_short_assignment(text: str) -> str:
+    """"x = 5" → "5" (a short variable name on the left, as in Hendrycks' normaliser)."""
+    left, equals, right = text.partition("=")
+    if equals and "=" not in right and len(left.strip()) <= 2 and right.strip():
+        return right.strip()
+    return text
+
+
+def _fix_sqrt(text: str) -> str:
+    """`\\sqrt3` → `\\sqrt{3}`."""
+    return re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", text)
+
+
+def _fix_fracs(text: str) -> str:
+    """`\\frac12` → `\\frac{1}{2}`; `\\frac\\pi4`, `\\frac1{2}`, `\\frac{1}2` likewise."""
+    def braced(argument: str) -> str:
+        return argument if argument.startswith("{") else f"{{{argument}}}"
+
+    return re.sub(rf"\\frac{_FRAC_ARGUMENT}{_FRAC_ARGUMENT}",
+                  lambda match: f"\\frac{braced(match.group(1))}{braced(match.group(2))}", text)
+
+
+def _slash_to_frac(text: str) -> str:
+    """"1/2" → `\\frac{1}{2}` when the whole answer is an integer ratio."""
+    match = re.fullmatch(r"(-?)(\d+)/(\d+)", text)
+    return rf"{match.group(1)}\frac{{{match.group(2)}}}{{{match.group(3)}}}" if match else text
+
+
+def _as_rational(text: str) -> Fraction | None:
+    """The exact value of a plain number or integer fraction in normalised form, else None."""
+    if _SIMPLE_NUMBER.fullmatch(text):
+        return Fraction(text)
+    match = _SIMPLE_FRACTION.fullmatch(text)
+    if match and int(match.group(3)) != 0:
+        value = Fraction(int(match.group(2)), int(match.group(3)))
+        return -value if match.group(1) else value
+    return None
+
+
+def answers_equal(predicted: str, gold: str) -> bool:
+    """Same canonical string, or the same exact number (0.5 = \\frac{1}{2} = \\frac{2}{4})."""
+    left, right = normalise(predicted), normalise(gold)
+    if left == right:
+        return True
+    left_value, right_value = _as_rational(left), _as_rational(right)
+    return left_value is not None and left_value == right_value
+
+
+class HendrycksMath(BaseBenchmark):
+    name = "math"
+    group = "math"
+    max_new_tokens = 1024
+    default_path = "math/test.jsonl"
+    hub_name = "hendrycks/competition_math"
+
+    def read_local(self, path: Path) -> list[EvalItem]:
+        return [self._item(index, record, path, line)
+                for index, (line, record) in enumerate(read_jsonl(path))]
+
+    def read_hub(self, name: str) -> list[EvalItem]:
+        """One split (`hendrycks/competition_math`, `HuggingFaceH4/MATH-500`), or one per
+        subject for the `*/hendrycks_math` mirrors."""
+        if name.endswith("hendrycks_math"):
+            rows = [row for config in SUBJECT_CONFIGS
+                    for row in load_hub_rows(name, config, split="test")]
+        else:
+            rows = load_hub_rows(name, split="test")
+        return [self._item(index, record, name, None) for index, record in enumerate(rows)]
+
+    @staticmethod
+    def _item(index: int, record: dict[str, Any], path: Path | str,
+              line: int | None) -> EvalItem:
+        problem = require(record, "problem", str, path, line)
+        solution = require(record, "solution", str, path, line)
+        boxed = boxed_answers(solution)
+        if not boxed:
+            raise InputError("the solution has no \\boxed{...} answer", path=str(path),
+                             line=line, field="solution")
+        return EvalItem(id=str(index), prompt=INSTRUCTION.format(problem=problem),
+                        gold=boxed[-1], gold_response=solution,
+                        meta={"level": str(record.get("level", "unknown")),
+                              "type": str(record.get("type", record.get("subject", "unknown")))})
+
+    def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
+        extracted = extract_answer(completion)
+        correct = extracted is not None and answers_equal(extracted, item.gold)
+        return {"correct": correct, "extracted": extracted, "gold": item.gold}
+
+    def breakdown(self, items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]]
+                  ) -> dict[str, float]:
+        return {**accuracy_by(items, rows, "type"), **accuracy_by(items, rows, "level")}

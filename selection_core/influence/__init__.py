@@ -1,0 +1,1 @@
+"""Influence-based selection: LESS gradient features, the attribution matrix, BIDS."""

@@ -1,0 +1,135 @@
+"""`python -m selection_core influence warmup|features|matrix|select` — the LESS/BIDS stages.
+
+warmup, features and matrix work on a run directory (with a pool from `embed`, `prepare` or
+`--data`); `select` works on any matrix file, so a matrix computed on a GPU server can be
+selected from anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import pipeline
+from ..errors import ConfigError
+from ..store import RunStore, write_text
+from ..train.lora import LoRAConfig
+
+
+def add_influence_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "influence", help="LESS gradient features, the attribution matrix, BIDS selection")
+    stages = parser.add_subparsers(dest="stage", required=True)
+
+    warm = stages.add_parser("warmup", help="LoRA warmup on a random fraction of the pool")
+    warm.add_argument("--run", required=True)
+    warm.add_argument("--model", required=True, help="causal LM: HF name, folder, .gguf, "
+                                                     "llama2.c .bin, or an alias")
+    warm.add_argument("--data", action="append", default=[], metavar="[SOURCE=]FILE",
+                      help="load this pool into the run first (else the run's pool is used)")
+    warm.add_argument("--fraction", type=float, default=0.05)
+    warm.add_argument("--epochs", type=int, default=4)
+    warm.add_argument("--lora-r", type=int, default=128)
+    warm.add_argument("--lora-alpha", type=int, default=None, help="default: 4 × r (LESS)")
+    warm.add_argument("--lr", type=float, default=2e-5)
+    warm.add_argument("--batch-size", type=int, default=8)
+    warm.add_argument("--max-length", type=int, default=512)
+    warm.add_argument("--seed", type=int, default=0)
+    warm.add_argument("--device", default="auto")
+
+    feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
+    feats.add_argument("--run", required=True)
+    feats.add_argument("--dim", type=int, default=8192, help="projection dimension (LESS: 8192)")
+    feats.add_argument("--val-per-task", type=int, default=50)
+    feats.add_argument("--tasks", default=",".join(_tasks()),
+                       help="comma-separated evaluation tasks for the validation set")
+    feats.add_argument("--less-exact", action="store_true",
+                       help="LESS's preconditioner: ε inside the square root")
+    feats.add_argument("--batch-size", type=int, default=8)
+    feats.add_argument("--max-length", type=int, default=512)
+    feats.add_argument("--seed", type=int, default=0)
+    feats.add_argument("--device", default="auto")
+
+    mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
+    mat.add_argument("--run", required=True)
+
+    sel = stages.add_parser("select", help="select rows from an attribution matrix file")
+    sel.add_argument("--matrix", required=True, help="A.npy (N × M)")
+    sel.add_argument("--val-tasks", required=True, help="one task name per column")
+    sel.add_argument("--method", required=True)
+    sel.add_argument("--budget", required=True, help="rows (e.g. 1500) or a share (e.g. 15%%)")
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--out", required=True, help="selected row indices, one per line")
+
+
+def _tasks() -> tuple[str, ...]:
+    from .validation import VALIDATION_TASKS
+
+    return VALIDATION_TASKS
+
+
+def _bar(desc: str) -> Callable[[int, int], None]:
+    from ..cli import _progress
+
+    return _progress(None, desc, desc)
+
+
+def run_influence(args: argparse.Namespace) -> None:
+    {"warmup": _warmup, "features": _features, "matrix": _matrix, "select": _select}[
+        args.stage](args)
+
+
+def _warmup(args: argparse.Namespace) -> None:
+    from .pipeline import warmup
+
+    store = RunStore(args.run)
+    if args.data:
+        pipeline.ingest(store, args.data)
+    lora = LoRAConfig(r=args.lora_r, alpha=args.lora_alpha or 4 * args.lora_r, dropout=0.1,
+                      epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
+                      max_length=args.max_length, seed=args.seed, device=args.device)
+    found = warmup(store, args.model, args.fraction, lora, progress=_bar("warmup"))
+    print(f"warmup: {len(found)} checkpoints (mean lr per epoch: "
+          f"{', '.join(f'{c.mean_lr:.2e}' for c in found)}) → {store.path('influence')}")
+
+
+def _features(args: argparse.Namespace) -> None:
+    from .pipeline import FeatureSettings, features
+
+    store = RunStore(args.run, create=False)
+    settings = FeatureSettings(dim=args.dim, val_per_task=args.val_per_task,
+                               tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+                               seed=args.seed, less_exact=args.less_exact,
+                               max_length=args.max_length, batch_size=args.batch_size)
+    bars: dict[str, Callable[[int, int], None]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = _bar(stage)
+        bars[stage](done, total)
+
+    folder = features(store, settings, device=args.device, progress=progress)
+    print(f"features → {folder}")
+
+
+def _matrix(args: argparse.Namespace) -> None:
+    from .pipeline import matrix
+
+    store = RunStore(args.run, create=False)
+    A = matrix(store)
+    print(f"attribution matrix {A.shape[0]}×{A.shape[1]} → {store.path('attribution.npy')}, "
+          f"{store.path('val_tasks.txt')}")
+
+
+def _select(args: argparse.Namespace) -> None:
+    from .select import INFLUENCE_METHODS, load_attribution, select_on_matrix
+
+    if args.method not in INFLUENCE_METHODS:
+        raise ConfigError(f"unknown method '{args.method}'; use {', '.join(INFLUENCE_METHODS)}")
+    A, tasks = load_attribution(args.matrix, args.val_tasks)
+    budget = pipeline.parse_budget(args.budget, A.shape[0])
+    rows = select_on_matrix(A, tasks, args.method, budget, seed=args.seed)
+    write_text(args.out, "".join(f"{int(r)}\n" for r in np.asarray(rows)))
+    print(f"{args.method}: {len(rows)} of {A.shape[0]} rows → {args.out}")

@@ -1,0 +1,314 @@
+"""Selection on an attribution matrix A (N training rows × M validation instances): BIDS and the
+baselines of METHODS §2.2.
+
+Every selection is returned in selection (rank) order, so the rows chosen for a smaller budget
+are a prefix of those chosen for a larger one: one run serves every budget of a sweep.
+
+BIDS tie rule. A candidate is a pair (row i, column j) with key (Â_ij − c_j, Â_ij, −i); BIDS
+selects the row of the largest key. In words: larger utility, then larger Â_ij, then lower row
+index — across columns as well as rows. Utilities are computed as float64 `Â_ij − c_j` with
+c = (running float64 sum of the selected rows of Â) / |S|, identically in the fast and the naive
+form, so both see bit-identical numbers and pick identical rows.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, InputError
+from ..store import read_npy
+
+INFLUENCE_METHODS = ("bids", "task-max", "instance-max", "instance-max-norm", "sum", "random")
+
+_CHUNK_ROWS = 4096  # rows per block where a full-matrix temporary would double peak memory
+
+
+# --------------------------------------------------------------------------- input
+def load_attribution(matrix_path: str | os.PathLike,
+                     tasks_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A (as stored: float32 or float64) and one task name per column, both checked.
+
+    Checked here, once, so every method downstream can assume a finite real N × M matrix and
+    exactly M task names; each error names the file (and the line or cell) to fix.
+    """
+    matrix_path, tasks_path = str(matrix_path), str(tasks_path)
+    for path in (matrix_path, tasks_path):
+        if not Path(path).is_file():
+            raise InputError("file not found", path=path)
+    A = read_npy(matrix_path)
+    if not isinstance(A, np.ndarray):
+        raise InputError("expected a single .npy array, not an .npz archive", path=matrix_path)
+    if A.dtype.kind not in "iuf":
+        raise InputError(f"expected a real numeric matrix, got dtype {A.dtype}", path=matrix_path)
+    if A.ndim != 2:
+        raise InputError(f"expected a 2-D matrix (training rows × validation instances), got "
+                         f"shape {A.shape}", path=matrix_path)
+    if 0 in A.shape:
+        raise InputError(f"the matrix is empty (shape {A.shape})", path=matrix_path)
+    if A.dtype.kind == "f":
+        bad = ~np.isfinite(A)
+        if bad.any():
+            row, column = divmod(int(np.argmax(bad)), A.shape[1])  # first in row-major order
+            raise InputError(f"non-finite value {A[row, column]} at (row {row}, column {column}) "
+                             f"(0-based; {int(bad.sum())} non-finite values in all)",
+                             path=matrix_path)
+    tasks = _read_task_names(tasks_path)
+    if len(tasks) != A.shape[1]:
+        raise InputError(f"{len(tasks)} task names, but the matrix {matrix_path} has "
+                         f"{A.shape[1]} columns (one name per column is needed)", path=tasks_path)
+    return A, tasks
+
+
+def _read_task_names(path: str) -> np.ndarray:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", path=path) from None
+    names = [line.strip() for line in lines]
+    for number, name in enumerate(names, start=1):
+        if not name:
+            raise InputError("empty task name (one name per matrix column, no blank lines)",
+                             path=path, line=number)
+    return np.asarray(names, dtype=str)
+
+
+def _real_matrix(A: np.ndarray) -> np.ndarray:
+    A = np.asarray(A)
+    if A.ndim != 2 or A.dtype.kind not in "iuf":
+        raise InputError(f"expected a real 2-D matrix, got shape {A.shape} and dtype {A.dtype}")
+    return A
+
+
+def _check_budget(budget: int, n_rows: int) -> None:
+    if not 0 <= budget <= n_rows:
+        raise ConfigError(f"budget {budget} must be between 0 and the pool size ({n_rows})")
+
+
+def task_index(tasks: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(task names in order of first appearance, each column's position among them).
+
+    First appearance rather than alphabetical, so tables and figures list the tasks as the
+    validation set does."""
+    tasks = np.asarray(tasks)
+    if tasks.shape != (n_columns,):
+        raise InputError(f"{tasks.size} task labels for {n_columns} matrix columns")
+    codes, names = pd.factorize(tasks)
+    return np.asarray(names), codes
+
+
+# --------------------------------------------------------------------------- BIDS
+def normalise_columns(A: np.ndarray) -> np.ndarray:
+    """Â: each column z-scored over all rows in float64 (population std).
+
+    Columns with no spread (zero variance) become all 0: they cannot tell rows apart, and a
+    z-score would divide by zero. In BIDS such a column keeps c_j = 0, so it offers every row a
+    utility of exactly 0 — a floor under max_j (Â_ij − c_j).
+    """
+    A = _real_matrix(A)
+    A_hat = A.astype(np.float64)  # always a copy: the caller's matrix is never modified
+    if A_hat.shape[0] == 0:
+        return A_hat
+    A_hat -= A_hat.mean(axis=0)
+    sum_squares = np.zeros(A_hat.shape[1])
+    for start in range(0, len(A_hat), _CHUNK_ROWS):  # blocks: no second N × M temporary
+        block = A_hat[start:start + _CHUNK_ROWS]
+        sum_squares += np.einsum("ij,ij->j", block, block)
+    std = np.sqrt(sum_squares / len(A_hat))
+    # a constant column can leave rounding residue after centring; compare the values instead
+    flat = (std == 0) | (A.max(axis=0) == A.min(axis=0))
+    A_hat /= np.where(flat, 1.0, std)
+    A_hat[:, flat] = 0.0
+    return A_hat
+
+
+def _bids_input(A: np.ndarray, budget: int, normalised: bool) -> np.ndarray:
+    A_hat = np.asarray(_real_matrix(A), dtype=np.float64) if normalised else normalise_columns(A)
+    _check_budget(budget, len(A_hat))
+    if budget and A_hat.shape[1] == 0:
+        raise InputError("the attribution matrix has no columns (validation instances)")
+    if not np.isfinite(A_hat).all():
+        raise InputError("the attribution matrix has non-finite values")
+    return A_hat
+
+
+def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndarray:
+    """BIDS (METHODS §2.2), exact fast greedy: rows in selection order, int64.
+
+    Why the per-column candidate is enough: let (i*, j*) be the pair with the largest key
+    (Â_ij − c_j, Â_ij, −i) over unselected rows. Column j*'s candidate r is its first unselected
+    row in the order (Â descending, row ascending), so Â_rj* > Â_i*j*, or equal with r ≤ i*.
+    Float subtraction of the same c_j* is monotone, so Â_rj* − c_j* ≥ Â_i*j* − c_j*; hence
+    key(r, j*) ≥ key(i*, j*) lexicographically, and as (i*, j*) is the maximum, r = i*. The best
+    of the M column candidates is therefore the exact greedy choice. (The Â tie-break is what
+    makes this hold under rounding: two values can differ while their differences with c_j*
+    round to the same float.)
+
+    Cost O(N·M + M·b·log b) to rank (at most O(N·M·log N), when a column is all ties) plus
+    O(b·M) for the greedy; memory Â (float64) plus one M × b index matrix (int32).
+    """
+    A_hat = _bids_input(A, budget, normalised)
+    n, m = A_hat.shape
+    selected_rows = np.empty(budget, dtype=np.int64)
+    if budget == 0:
+        return selected_rows
+    order = _column_orders(A_hat, budget)
+    pointer = np.zeros(m, dtype=np.int64)
+    top_row = order[:, 0].astype(np.int64)
+    top_value = A_hat[top_row, np.arange(m)]
+    selected = np.zeros(n, dtype=bool)
+    total = np.zeros(m)
+    c = np.zeros(m)
+    for step in range(budget):
+        utility = top_value - c
+        tied = np.flatnonzero(utility == utility.max())
+        if len(tied) > 1:
+            tied = tied[top_value[tied] == top_value[tied].max()]
+        row = int(top_row[tied].min())
+        selected_rows[step] = row
+        selected[row] = True
+        total += A_hat[row]
+        c = total / (step + 1)
+        if step + 1 == budget:
+            break
+        moved = np.flatnonzero(top_row == row)
+        stale = moved
+        while len(stale):  # skip rows selected earlier; ends because unselected rows remain
+            pointer[stale] += 1
+            top_row[stale] = order[stale, pointer[stale]]
+            stale = stale[selected[top_row[stale]]]
+        top_value[moved] = A_hat[top_row[moved], moved]
+    return selected_rows
+
+
+def _column_orders(A_hat: np.ndarray, depth: int) -> np.ndarray:
+    """Row `order[j, p]` is the p-th row of column j in the order (Â descending, row ascending),
+    for p < depth.
+
+    BIDS never reads deeper than its budget: a column's pointer only moves past selected rows,
+    and fewer than `budget` are selected before the last pick. So each column needs only a
+    partition plus a sort of its top `depth` rows — all rows tied at the cut are kept, in row
+    order, before the stable sort, so the truncated order is exactly the full order's prefix.
+    """
+    n, m = A_hat.shape
+    order = np.empty((m, depth), dtype=np.int32 if n < 2**31 else np.int64)
+    block_columns = max(1, 2**22 // n)  # copy columns in blocks: contiguous, bounded memory
+    for start in range(0, m, block_columns):
+        block = np.negative(A_hat[:, start:start + block_columns].T, order="C")  # −Â, ascending
+        for offset, column in enumerate(block):
+            if depth < n:
+                cut = np.partition(column, depth - 1)[depth - 1]
+                rows = np.flatnonzero(column <= cut)  # ascending rows, ties at the cut included
+                ranked = rows[np.argsort(column[rows], kind="stable")[:depth]]
+            else:
+                ranked = np.argsort(column, kind="stable")
+            order[start + offset] = ranked
+    return order
+
+
+def bids_select_naive(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndarray:
+    """The straightforward O(b·N·M) greedy, same definition and tie rule as `bids_select`.
+
+    The reference that `bids_select` is tested and benchmarked against. Rows are processed in
+    blocks only so the N × M temporary `Â − c` never exists at once.
+    """
+    A_hat = _bids_input(A, budget, normalised)
+    n = len(A_hat)
+    selected_rows = np.empty(budget, dtype=np.int64)
+    available = np.ones(n, dtype=bool)
+    utility = np.empty(n)
+    total = np.zeros(A_hat.shape[1])
+    c = np.zeros(A_hat.shape[1])
+    for step in range(budget):
+        for start in range(0, n, _CHUNK_ROWS):
+            np.max(A_hat[start:start + _CHUNK_ROWS] - c, axis=1,
+                   out=utility[start:start + _CHUNK_ROWS])
+        utility[~available] = -np.inf
+        best = np.flatnonzero(utility == utility.max())  # larger utility ...
+        gaps = A_hat[best] - c
+        value = np.where(gaps == utility[best, None], A_hat[best], -np.inf).max(axis=1)
+        row = int(best[value == value.max()][0])  # ... then larger Â_ij, then lower row
+        selected_rows[step] = row
+        available[row] = False
+        total += A_hat[row]
+        c = total / (step + 1)
+    return selected_rows
+
+
+# --------------------------------------------------------------------------- baselines
+def task_max_scores(A: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+    """LESS: max over tasks of the row's mean influence on that task's instances (float64)."""
+    A = _real_matrix(A)
+    names, codes = task_index(tasks, A.shape[1])
+    scores = np.full(len(A), -np.inf)
+    for t in range(len(names)):
+        np.maximum(scores, A[:, codes == t].mean(axis=1, dtype=np.float64), out=scores)
+    return scores
+
+
+def instance_max_scores(A: np.ndarray) -> np.ndarray:
+    """The row's largest influence on any single validation instance."""
+    return _real_matrix(A).max(axis=1).astype(np.float64)
+
+
+def sum_scores(A: np.ndarray) -> np.ndarray:
+    """The row's total influence over all validation instances (float64 accumulation)."""
+    return _real_matrix(A).sum(axis=1, dtype=np.float64)
+
+
+def rds_scores(train_features: np.ndarray, val_features: np.ndarray) -> np.ndarray:
+    """RDS: each training row's highest cosine similarity to any validation instance.
+
+    Zero vectors have no direction; they are scored as cosine 0 rather than NaN. Training rows
+    are processed in blocks, so memory stays O(block × M) however large the pool.
+    """
+    train, val = np.asarray(train_features), np.asarray(val_features)
+    if train.ndim != 2 or val.ndim != 2 or train.shape[1] != val.shape[1] or len(val) == 0:
+        raise InputError(f"feature shapes do not match: training {train.shape}, "
+                         f"validation {val.shape} (need N × d and M × d, M ≥ 1)")
+    val_unit = _unit_rows(val.astype(np.float64))
+    scores = np.empty(len(train))
+    for start in range(0, len(train), _CHUNK_ROWS):
+        block = _unit_rows(train[start:start + _CHUNK_ROWS].astype(np.float64))
+        scores[start:start + _CHUNK_ROWS] = (block @ val_unit.T).max(axis=1)
+    return scores
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
+def top_rows(scores: np.ndarray, budget: int) -> np.ndarray:
+    """The `budget` highest-scoring rows, best first; ties go to the lower row index, so the
+    ranking is total and a smaller budget is a prefix."""
+    scores = np.asarray(scores, dtype=np.float64)
+    _check_budget(budget, len(scores))
+    return np.argsort(-scores, kind="stable")[:budget].astype(np.int64)
+
+
+def random_rows(n: int, budget: int, seed: int) -> np.ndarray:
+    """A seeded random permutation's first `budget` rows (a prefix of the same permutation for
+    every budget)."""
+    _check_budget(budget, n)
+    return np.random.default_rng(seed).permutation(n)[:budget].astype(np.int64)
+
+
+def select_on_matrix(A: np.ndarray, tasks: np.ndarray, method: str, budget: int,
+                     seed: int = 0) -> np.ndarray:
+    """Rows chosen by `method` (one of INFLUENCE_METHODS), in selection order."""
+    if method == "bids":
+        return bids_select(A, budget)
+    if method == "task-max":
+        return top_rows(task_max_scores(A, tasks), budget)
+    if method == "instance-max":
+        return top_rows(instance_max_scores(A), budget)
+    if method == "instance-max-norm":  # BIDS's ablation: instance-max on Â
+        return top_rows(instance_max_scores(normalise_columns(A)), budget)
+    if method == "sum":
+        return top_rows(sum_scores(A), budget)
+    if method == "random":
+        return random_rows(len(A), budget, seed)
+    raise ConfigError(f"unknown method '{method}'; use one of {', '.join(INFLUENCE_METHODS)}")

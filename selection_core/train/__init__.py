@@ -1,0 +1,1 @@
+"""Fine-tuning (LoRA SFT) and generation."""

@@ -1,0 +1,83 @@
+"""Batched generation: greedy by default, stop strings, prompts formatted exactly as in training."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..lm.formatting import encode_prompt
+
+Progress = Callable[[int, int], None]
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut a completion at the first stop string (the stop string itself removed)."""
+    cut = len(text)
+    for marker in stop:
+        if marker and (position := text.find(marker)) != -1:
+            cut = min(cut, position)
+    return text[:cut]
+
+
+class _StopOnStrings:
+    """Ends generation once every sequence of the batch contains a stop string or EOS."""
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width:],
+                                            skip_special_tokens=True)
+        done = [any(s in text for s in self.stop) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 256,
+             batch_size: int = 8, stop: Sequence[str] = (), max_prompt_tokens: int = 1024,
+             use_chat_template: bool | None = None, temperature: float = 0.0, seed: int = 0,
+             progress: Progress | None = None) -> list[str]:
+    """Completions for `prompts`, in input order. Greedy unless `temperature` > 0.
+
+    Prompts are left-padded in length-sorted batches; each completion is cut at the first stop
+    string. The model is switched to eval mode (dropout off) for the duration.
+    """
+    from transformers import StoppingCriteriaList
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
+        tokenizer.eos_token_id
+    encoded = [encode_prompt(tokenizer, p, max_prompt_tokens, use_chat_template) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    outputs: list[str] = [""] * len(prompts)
+    if temperature > 0:
+        torch.manual_seed(seed)
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = max(len(encoded[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                input_ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
+                attention[r, width - len(encoded[i]):] = 1
+            criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, stop, width)]) if stop \
+                else None
+            generated = model.generate(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
+                pad_token_id=pad_id, stopping_criteria=criteria)
+            texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+            for i, text in zip(rows, texts, strict=True):
+                outputs[i] = truncate_at_stop(text, stop)
+            if progress:
+                progress(min(start + batch_size, len(order)), len(order))
+    finally:
+        model.train(was_training)
+    return outputs

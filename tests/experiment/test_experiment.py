@@ -1,0 +1,159 @@
+"""The experiment runner (select → train → evaluate → results) and the results tables."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from selection_core.cli import main
+from selection_core.errors import InputError
+from selection_core.experiment import load_experiment_config, load_results
+from selection_core.results import balance_figure, benchmark_table, sub_scores, to_html, \
+    to_latex, to_markdown
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+name = "tiny-test"
+model = "tiny-random-llama"
+seed = 0
+
+[pool]
+demo_n = 400
+k = 6
+
+[selection]
+methods = ["random", "kmq"]
+budgets = [48]
+
+[train]
+batch_size = 16
+max_steps = 2
+max_length = 128
+
+[eval]
+benchmarks = ["demo", "gsm8k"]
+eval_limit = 6
+max_new_tokens = 8
+include_base = true
+"""
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "experiment.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ('\n[selection]\nmethods = ["best"]\n', "selection.methods", "unknown method 'best'"),
+    ("\n[train]\nlearning_rat = 0.1\n", "train.learning_rat", "unknown key in [train]"),
+    ("\n[eval]\nbenchmarks = [\"squad\"]\n", "eval.benchmarks", "unknown benchmark 'squad'"),
+    ("\n[nope]\nx = 1\n", "nope", "unknown section"),
+])
+def test_config_errors_name_file_and_key(tmp_path: Path, change: str, field: str,
+                                         message: str) -> None:
+    path = write_config(tmp_path, 'name = "x"\nmodel = "m"\n' + change)
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        load_experiment_config(path)
+    assert info.value.path == str(path) and info.value.field == field
+
+
+def test_shipped_configs_parse() -> None:
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        config = load_experiment_config(path)
+        assert config.benchmarks and config.methods, path
+
+
+@pytest.mark.slow
+def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    config = write_config(tmp_path, TINY)
+    assert main(["experiment", "--config", str(config), "--run", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "| budget | method |" in printed and "kmq" in printed
+    table = pd.read_csv(run / "results.csv")
+    assert set(table["method"]) == {"base", "random", "kmq"}
+    assert set(table["benchmark"]) == {"demo", "gsm8k"}
+    assert table["score"].between(0, 100).all()
+    assert (table["n"] == 6).all()
+    selected = [json.loads(line) for line in
+                (run / "selections" / "kmq-b48.jsonl").read_text().splitlines()]
+    assert len(selected) == 48
+    predictions = (run / "results" / "kmq-b48" / "gsm8k.predictions.jsonl").read_text()
+    assert len(predictions.splitlines()) == 6
+    adapter = run / "models" / "kmq-b48" / "adapter" / "adapter_model.safetensors"
+    stamp = adapter.stat().st_mtime_ns
+    assert main(["experiment", "--config", str(config), "--run", str(run)]) == 0  # all cached
+    assert adapter.stat().st_mtime_ns == stamp
+    results = load_results([run])
+    assert len(results) == 6 and "metrics" in results.columns
+    skills = sub_scores(results, "demo", "skill/")
+    assert list(skills.index.get_level_values("method")) == ["base", "random", "kmq"]
+
+
+def fake_results() -> pd.DataFrame:
+    rows = []
+    scores = {"random": (30, 40, 20), "kmq": (35, 38, 25), "quality-top": (25, 45, 10)}
+    for budget in (100, 200):
+        for method, values in scores.items():
+            for bench, score in zip(("humaneval", "mmlu", "gsm8k"), values, strict=True):
+                rows.append({"run": "r", "model": "m", "method": method, "budget": budget,
+                             "benchmark": bench, "group": "", "score": score + budget / 100,
+                             "n": 10, "metrics": {}})
+    rows.append({"run": "r", "model": "m", "method": "base", "budget": None,
+                 "benchmark": "mmlu", "group": "", "score": 33.0, "n": 10, "metrics": {}})
+    return pd.DataFrame(rows)
+
+
+def test_benchmark_table_layout_macro_delta_and_bold() -> None:
+    table = benchmark_table(fake_results())
+    columns = list(table.scores.columns)
+    assert columns[:3] == [("coding", "humaneval"), ("knowledge", "mmlu"), ("math", "gsm8k")]
+    assert columns[-2:] == [("", "macro avg"), ("", "Δ vs random")]
+    scores = table.scores
+    assert scores.loc[(100, "kmq"), ("", "macro avg")] == pytest.approx((36 + 39 + 26) / 3)
+    assert scores.loc[(100, "kmq"), ("", "Δ vs random")] == pytest.approx(
+        (36 + 39 + 26) / 3 - (31 + 41 + 21) / 3)
+    assert list(scores.index)[:4] == [(0, "base"), (100, "random"), (100, "quality-top"),
+                                      (100, "kmq")]
+    rows = list(scores.index)
+    humaneval = columns.index(("coding", "humaneval"))
+    assert (rows.index((100, "kmq")), humaneval) in table.best
+    assert (rows.index((100, "random")), humaneval) not in table.best
+    markdown = to_markdown(table)
+    assert "**36.0**" in markdown and "| 100 | kmq |" in markdown
+    latex = to_latex(table)
+    assert r"\textbf{36.0}" in latex and r"\multicolumn{1}{c}{Coding}" in latex
+    html = to_html(table)
+    assert "<b>36.0</b>" in html and 'colspan="1"' in html
+    assert table.flat().columns[2] == "coding / HumanEval"
+    figure = balance_figure(fake_results(), budget=200)
+    assert {t.name for t in figure.data} == {"base", "random", "kmq", "quality-top"}
+
+
+def test_evaluate_cli_contract_through_python_m(shared_data: Path, tmp_path: Path) -> None:
+    gold = [json.loads(line) for line in (shared_data / "gsm8k" / "test.jsonl").read_text()
+            .splitlines()]
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": i, "completion": row["answer"]}) + "\n"
+                                   for i, row in enumerate(gold)))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "selection_core", "evaluate", "--benchmark",
+                             "gsm8k", "--predictions", str(predictions)], capture_output=True,
+                            text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["benchmark"] == "gsm8k" and summary["n"] == 1319 and summary["score"] == 100
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 99999, "completion": "1"}\n')
+    result = subprocess.run([sys.executable, "-m", "selection_core", "evaluate", "--benchmark",
+                             "gsm8k", "--predictions", str(bad)], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 2 and "99999" in result.stderr and "Traceback" not in \
+        result.stderr

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from selection_core.errors import ConfigError
+from selection_core.lm.formatting import collate, encode_pair
+from selection_core.lm.tiny import build_tiny_causal_lm
+from selection_core.train.generate import generate, truncate_at_stop
+from selection_core.train.lora import LoRAConfig, LoRATrainer, example_losses, load_trained
+
+PROMPTS = ["Say yes.", "Say no.", "Count to three.", "Name a colour."]
+RESPONSES = ["yes", "no", "one two three", "blue"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "lm", seed=0))
+
+
+def test_loss_is_per_example_mean_over_response_tokens(tiny: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    examples = [encode_pair(tokenizer, p, r, 128) for p, r in zip(PROMPTS, RESPONSES)]
+    batch = collate(examples, tokenizer.pad_token_id)
+    losses = example_losses(model, batch)
+    for row, example in enumerate(examples):  # by hand, one example at a time, no padding
+        ids = torch.tensor([example["input_ids"]])
+        labels = torch.tensor(example["labels"][1:])
+        logits = model(ids).logits[0, :-1]
+        mask = labels != -100
+        expected = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+        assert losses[row].item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_training_lowers_the_loss_and_saves_epoch_checkpoints(tiny: str, tmp_path: Path) -> None:
+    config = LoRAConfig(r=8, alpha=16, epochs=3, batch_size=2, learning_rate=3e-2,
+                        warmup_ratio=0.0, max_length=64, dropout=0.0)
+    trainer = LoRATrainer(tiny, config).fit(PROMPTS * 4, RESPONSES * 4, tmp_path)
+    losses = [h["loss"] for h in trainer.history_]
+    assert len(losses) == 24
+    # a random tiny model learns slowly through LoRA alone, but it does learn
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.1
+    assert [c.name for c in trainer.checkpoints_] == [f"checkpoint-epoch{e}" for e in (1, 2, 3)]
+    state = json.loads((trainer.checkpoints_[0] / "state.json").read_text())
+    assert state["steps"] == 8 and state["mean_lr"] > 0
+    moments = load_file(str(trainer.checkpoints_[0] / "optimizer.safetensors"))
+    lora_names = [n for n in moments if n.endswith(".exp_avg")]
+    assert lora_names and all("lora_" in n for n in lora_names)
+    assert (trainer.adapter_dir_ / "adapter_model.safetensors").exists()
+    assert not (trainer.adapter_dir_ / "optimizer.safetensors").exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_adapter(tiny: str, tmp_path: Path) -> None:
+    config = LoRAConfig(epochs=2, batch_size=2, learning_rate=1e-2, max_length=64, dropout=0.1)
+    whole = LoRATrainer(tiny, config).fit(PROMPTS * 2, RESPONSES * 2, tmp_path / "whole")
+
+    def interrupt(step: int, total: int) -> None:
+        if step == 6:  # in the middle of epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LoRATrainer(tiny, config).fit(PROMPTS * 2, RESPONSES * 2, tmp_path / "cut",
+                                      progress=interrupt)
+    assert (tmp_path / "cut" / "checkpoint-epoch1").exists()
+    assert not (tmp_path / "cut" / "checkpoint-epoch2").exists()
+    resumed = LoRATrainer(tiny, config).fit(PROMPTS * 2, RESPONSES * 2, tmp_path / "cut")
+    a = load_file(str(whole.adapter_dir_ / "adapter_model.safetensors"))
+    b = load_file(str(resumed.adapter_dir_ / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_bad_training_input(tiny: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="as many responses"):
+        LoRATrainer(tiny).fit(["a"], [], tmp_path)
+
+
+def test_generation_is_greedy_batched_and_stops(tiny: str, tmp_path: Path) -> None:
+    config = LoRAConfig(epochs=1, batch_size=2, max_length=64)
+    adapter = LoRATrainer(tiny, config).fit(PROMPTS, RESPONSES, tmp_path).adapter_dir_
+    model, tokenizer = load_trained(tiny, adapter)
+    batched = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=3)
+    single = [generate(model, tokenizer, [p], max_new_tokens=12)[0] for p in PROMPTS]
+    assert batched == single  # left padding does not change greedy outputs
+    assert all(isinstance(t, str) for t in batched)
+    assert truncate_at_stop("answer\n\nQuestion: next", ["\n\n", "Question:"]) == "answer"
+    stopped = generate(model, tokenizer, PROMPTS[:1], max_new_tokens=12,
+                       stop=[batched[0][:2]] if batched[0][:2].strip() else ["\x00"])
+    assert len(stopped[0]) <= len(batched[0])
