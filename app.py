@@ -20,6 +20,8 @@ navigation = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
     st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:", default=True),
     st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),
+    st.Page("pages/iterative.py", title="Iterative refinement", icon=":material/autorenew:"),
+    st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
     st.Page("pages/report.py", title="Report", icon=":material/description:"),
     st.Page("pages/results.py", title="Results", icon=":material/leaderboard:"),
 ])

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -20,7 +21,8 @@ from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, Score
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, run_evaluate
 from .influence.cli import add_influence_parser, run_influence
-from .store import RunStore
+from .select.iterative import GAP_SCORERS, IterativeConfig
+from .store import RunStore, write_jsonl
 
 
 def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, int], None]:
@@ -162,6 +164,41 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--run", default=None,
                             help="run directory (default: <workspace>/experiments/<name>)")
 
+    iterate = commands.add_parser(
+        "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
+    iterate.add_argument("--run", required=True)
+    iterate.add_argument("--k", type=int, required=True)
+    iterate.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
+    iterate.add_argument("--rounds", type=int, default=3)
+    iterate.add_argument("--scorer", default="perplexity", choices=GAP_SCORERS,
+                         help="how gold and generated answers are compared (default perplexity)")
+    iterate.add_argument("--scorer-model", default=None, help="reward model for --scorer reward")
+    iterate.add_argument("--model", default="smollm2-135m-instruct",
+                         help="causal LM to train and generate with: HF name, local path, "
+                              "smollm2-135m-instruct (packaged, default) or tiny-random-llama")
+    iterate.add_argument("--tau", type=float, default=1.0, help="weight-update temperature")
+    iterate.add_argument("--sample-tau", type=float, default=1.0,
+                         help="in-cluster quality softmax temperature")
+    iterate.add_argument("--quality", default="heuristic", help="in-cluster quality scorer")
+    iterate.add_argument("--quality-model", default=None)
+    iterate.add_argument("--eval-per-round", type=int, default=64,
+                         help="selected prompts generated for and scored each round")
+    iterate.add_argument("--from-base", action="store_true",
+                         help="train every round from the base model (default: continue the "
+                              "previous round's adapter)")
+    iterate.add_argument("--epochs", type=int, default=1)
+    iterate.add_argument("--max-steps", type=int, default=None, help="cap training steps a round")
+    iterate.add_argument("--lora-r", type=int, default=8)
+    iterate.add_argument("--lr", type=float, default=2e-4)
+    iterate.add_argument("--batch-size", type=int, default=8)
+    iterate.add_argument("--max-length", type=int, default=512)
+    iterate.add_argument("--max-new-tokens", type=int, default=128)
+    iterate.add_argument("--low-quality-threshold", type=float, default=0.3)
+    iterate.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    iterate.add_argument("--out", required=True, help="output .jsonl (the final selection)")
+    iterate.add_argument("--device", default="auto")
+    _add_kmeans_options(iterate, seed_flag="--cluster-seed")
+
     add_evaluate_parser(commands)
     add_influence_parser(commands)
 
@@ -286,6 +323,50 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     print(to_markdown(benchmark_table(results)))
 
 
+def _cmd_iterate(args: argparse.Namespace) -> None:
+    from .iterate import IterativeKMQ, LoRARoundModel
+    from .train.lora import LoRAConfig
+
+    store = RunStore(args.run, create=False)
+    pool = pipeline.load_run_pool(store)
+    if not 1 <= args.k <= len(pool):
+        raise ConfigError(f"--k must be between 1 and the pool size ({len(pool)}), got {args.k}")
+    lora = LoRAConfig(r=args.lora_r, alpha=2 * args.lora_r, epochs=args.epochs,
+                      max_steps=args.max_steps, learning_rate=args.lr,
+                      batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
+                      device=args.device)
+    model = LoRARoundModel(args.model, lora, max_new_tokens=args.max_new_tokens,
+                           batch_size=args.batch_size, device=args.device)
+    config = IterativeConfig(
+        k=args.k, budget=pipeline.parse_budget(args.budget, len(pool)), rounds=args.rounds,
+        tau=args.tau, sample_tau=args.sample_tau, scorer=args.scorer,
+        scorer_model=args.scorer_model, quality=args.quality, quality_model=args.quality_model,
+        eval_per_round=args.eval_per_round, continue_training=not args.from_base,
+        low_quality_threshold=args.low_quality_threshold, seed=args.seed, model=args.model,
+        training=model.config_key(), device=args.device)
+    bar = _progress(None, "iterate", "iterative kMQ")
+
+    def report(done: int, total: int, message: str) -> None:
+        store.write_progress("iterate", done, total, message)
+        bar(done, total)
+
+    started = time.time()
+    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), report=report)
+    selected = run.selected_frame(pool)
+    write_jsonl(args.out, selected.to_dict(orient="records"))
+    for record in run.rounds_:
+        summary = record.summary
+        print(f"round {record.number}: +{summary['added']} items, mean S {summary['mean_gap']:.3f}"
+              f", low-quality clusters {summary['low_quality_share']:.0%}, train "
+              f"{summary['train_s']:.0f} s, generate {summary['generate_s']:.0f} s, score "
+              f"{summary['score_s']:.0f} s")
+    weights = ", ".join(f"{w:.3f}" for w in run.weights_)
+    print(f"final weights: [{weights}]")
+    print(f"selected {len(selected)} of {len(pool)} rows (iterative kMQ, k={args.k}, "
+          f"{args.rounds} rounds) in {time.time() - started:.0f} s → {args.out}; history → "
+          f"{store.path('rounds.csv')}")
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     manifest = store.manifest()
@@ -300,12 +381,16 @@ def _cmd_status(args: argparse.Namespace) -> None:
 COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluster": _cmd_cluster,
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
+            "iterate": _cmd_iterate,
             "evaluate": run_evaluate, "influence": run_influence,
             "status": _cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # transformers warns about its own rename when peft asks; nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                            category=FutureWarning)
     args = build_parser().parse_args(argv)
     from transformers.utils import logging as transformers_logging
 

@@ -19,7 +19,7 @@ SELECTION_METHODS = ("kmq", "kmeans-random", "kmeans-closest", "random", "qualit
 SCORERS = ("heuristic", "perplexity", "reward")
 
 
-def _speed_only() -> Any:
+def speed_only() -> Any:
     return {"hash": False}
 
 
@@ -48,8 +48,8 @@ class EmbedConfig(HashedConfig):
     pooling: Pooling = "auto"  # auto: the model's own (sentence-transformers) or mean
     max_length: int = 256
     normalize: bool = True
-    batch_size: int = field(default=32, metadata=_speed_only())
-    device: str = field(default="auto", metadata=_speed_only())
+    batch_size: int = field(default=32, metadata=speed_only())
+    device: str = field(default="auto", metadata=speed_only())
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class KMeansConfig(HashedConfig):
     nredo: int = 5
     spherical: bool = False
     max_points_per_centroid: int = 256
-    use_gpu: bool | None = field(default=None, metadata=_speed_only())  # None: when available
+    use_gpu: bool | None = field(default=None, metadata=speed_only())  # None: when available
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ class ScorerConfig(HashedConfig):
     name: Literal["heuristic", "perplexity", "reward"] = "heuristic"
     model: str | None = None  # HF name or local path for perplexity / reward
     max_length: int = 512
-    batch_size: int = field(default=8, metadata=_speed_only())
-    device: str = field(default="auto", metadata=_speed_only())
+    batch_size: int = field(default=8, metadata=speed_only())
+    device: str = field(default="auto", metadata=speed_only())
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,12 @@ class ExperimentConfig:
     max_new_tokens: int | None = None
     eval_batch_size: int = 8
     include_base: bool = True
+    iterative_rounds: int = 3  # the [iterative] section: settings of method "iterative-kmq"
+    iterative_scorer: str = "perplexity"
+    iterative_scorer_model: str | None = None
+    iterative_tau: float = 1.0
+    iterative_eval_per_round: int = 48
+    iterative_max_new_tokens: int = 64
 
 
 _TOP_KEYS = {"name", "model", "seed"}
@@ -71,7 +77,10 @@ _SECTIONS = {
     "train": {f.name for f in dataclasses.fields(LoRAConfig)},
     "eval": {"benchmarks", "eval_limit", "eval_data", "max_new_tokens", "eval_batch_size",
              "include_base"},
+    "iterative": {"rounds", "scorer", "scorer_model", "tau", "eval_per_round", "max_new_tokens"},
 }
+ITERATIVE_METHOD = "iterative-kmq"
+EXPERIMENT_METHODS = (*SELECTION_METHODS, ITERATIVE_METHOD)
 
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
@@ -95,7 +104,10 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
                     raise InputError(f"unknown key in [{key}]; expected one of "
                                      f"{', '.join(sorted(_SECTIONS[key]))}", path=str(path),
                                      field=f"{key}.{inner}")
-                (lora if key == "train" else flat)[inner] = item
+                if key == "train":
+                    lora[inner] = item
+                else:
+                    flat[f"iterative_{inner}" if key == "iterative" else inner] = item
         elif key in _TOP_KEYS:
             flat[key] = value
         else:
@@ -136,8 +148,8 @@ def _validate(config: ExperimentConfig, path: Path) -> None:
     from .evaluate import BENCHMARKS
 
     for method in config.methods:
-        if method not in SELECTION_METHODS:
-            raise InputError(f"unknown method '{method}'; use {', '.join(SELECTION_METHODS)}",
+        if method not in EXPERIMENT_METHODS:
+            raise InputError(f"unknown method '{method}'; use {', '.join(EXPERIMENT_METHODS)}",
                              path=str(path), field="selection.methods")
     for name in config.benchmarks:
         if name not in BENCHMARKS:
@@ -186,10 +198,41 @@ class ExperimentRunner:
         if path.exists():
             return pd.read_json(path, lines=True, dtype={"id": str})
         config = self.config
+        if method == ITERATIVE_METHOD:
+            return self._iterative_selection(budget, kmeans, path)
         selection = SelectionConfig(method=method, budget=budget, k=kmeans.k, tau=config.tau,
                                     seed=config.seed, scorer=config.scorer)
         scorer = ScorerConfig(name=config.scorer, model=config.scorer_model)
         return pipeline.select(self.store, selection, kmeans, scorer, out=path)
+
+    def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path
+                             ) -> pd.DataFrame:
+        """Iterative kMQ with the experiment's model and LoRA settings; the final selection is
+        then trained from the base model like every other method's."""
+        from .iterate import IterativeKMQ, LoRARoundModel
+        from .select.iterative import IterativeConfig
+
+        config = self.config
+        model = LoRARoundModel(config.model, config.lora,
+                               max_new_tokens=config.iterative_max_new_tokens,
+                               batch_size=config.eval_batch_size, device=config.lora.device)
+        iterative = IterativeConfig(
+            k=kmeans.k, budget=budget, rounds=config.iterative_rounds,
+            tau=config.iterative_tau, sample_tau=config.tau, scorer=config.iterative_scorer,
+            scorer_model=config.iterative_scorer_model, quality=config.scorer,
+            quality_model=config.scorer_model, eval_per_round=config.iterative_eval_per_round,
+            seed=config.seed, model=config.model, training=model.config_key())
+
+        def report(done: int, total: int, message: str) -> None:
+            self.store.write_progress("iterate", done, total, message)
+
+        run = IterativeKMQ(iterative, model).fit(self.store, kmeans, report=report)
+        for record in run.rounds_:
+            self.log(f"  round {record.number}: mean S {record.summary['mean_gap']:.3f}, "
+                     f"{record.summary['train_s']:.0f} s training")
+        selected = run.selected_frame(pipeline.load_run_pool(self.store))
+        write_jsonl(path, selected.to_dict(orient="records"))
+        return selected
 
     def _train(self, name: str, selected: pd.DataFrame) -> Path:
         from .train.lora import LoRATrainer

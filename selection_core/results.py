@@ -28,7 +28,7 @@ LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "bbh": "BBH", "mmlu": "MMLU"
 MACRO = "macro avg"
 DELTA = "Δ vs random"
 METHOD_ORDER = ("base", "random", "kmeans-random", "kmeans-closest", "quality-top", "kmq",
-                "kmq-iterative", "task-max", "instance-max", "sum", "rds", "bids")
+                "iterative-kmq", "task-max", "instance-max", "sum", "rds", "bids")
 
 
 def _group_of(benchmark: str) -> str:

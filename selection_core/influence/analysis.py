@@ -97,3 +97,18 @@ def compare_methods(A: np.ndarray, tasks: np.ndarray, selections: Mapping[str, n
     parts = {"thi": thi_parts, "aid": aid_parts, "aid_task": task_parts}
     return {key: pd.concat(parts[key], ignore_index=True) if parts[key]
             else pd.DataFrame(columns=columns[key]) for key in columns}
+
+
+def thi_table(thi_frame: pd.DataFrame, level: str = "task") -> pd.DataFrame:
+    """Tasks × methods row counts at one THI level, from `compare_methods(...)["thi"]`.
+
+    The composition table that sits beside the THI bars: counts rather than shares, so it adds
+    up to each selection's size; tasks and methods keep the frame's order (not alphabetical).
+    """
+    if level not in THI_LEVELS:
+        raise ConfigError(f"unknown THI level '{level}'; use one of {', '.join(THI_LEVELS)}")
+    frame = thi_frame[thi_frame["level"] == level]
+    table = frame.pivot(index="task", columns="method", values="count").reindex(
+        index=pd.unique(frame["task"]), columns=pd.unique(frame["method"]))
+    table.columns.name = None
+    return table.rename_axis("task").reset_index()

@@ -45,6 +45,9 @@ def add_influence_parser(subcommands: Any) -> None:
     feats.add_argument("--val-per-task", type=int, default=50)
     feats.add_argument("--tasks", default=",".join(_tasks()),
                        help="comma-separated evaluation tasks for the validation set")
+    feats.add_argument("--val-max-new-tokens", type=int, default=256,
+                       help="answer length generated for tasks without reference responses "
+                            "(IFEval), by the warmed-up model")
     feats.add_argument("--less-exact", action="store_true",
                        help="LESS's preconditioner: ε inside the square root")
     feats.add_argument("--batch-size", type=int, default=8)
@@ -102,7 +105,8 @@ def _features(args: argparse.Namespace) -> None:
     settings = FeatureSettings(dim=args.dim, val_per_task=args.val_per_task,
                                tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
                                seed=args.seed, less_exact=args.less_exact,
-                               max_length=args.max_length, batch_size=args.batch_size)
+                               max_length=args.max_length, batch_size=args.batch_size,
+                               val_max_new_tokens=args.val_max_new_tokens)
     bars: dict[str, Callable[[int, int], None]] = {}
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -1,11 +1,12 @@
 """LESS gradient features: per-example LoRA gradients, Adam preconditioning, random projection.
 
 Per-example gradients come from one batched backward pass: for every trainable `nn.Linear`
-(peft's lora_A / lora_B) a forward hook keeps its input x and a backward hook its output gradient
-δ, and an example's weight gradient is Σ_t δ_t x_tᵀ (the classic per-sample trick). Because the
-batch loss is the *sum* of per-example losses and examples never interact in a forward pass, δ
-restricted to example i is exactly the gradient of example i's own loss — the same numbers as a
-batch-size-1 loop (LESS's reference code), many times faster.
+(peft's lora_A / lora_B) a forward hook keeps its input x and its output, one `autograd.grad`
+call returns each output's gradient δ, and an example's weight gradient is Σ_t δ_t x_tᵀ (the
+classic per-sample trick). Because the batch loss is the *sum* of per-example losses and examples
+never interact in a forward pass, δ restricted to example i is exactly the gradient of example
+i's own loss — the same numbers as a batch-size-1 loop (LESS's reference code), at the cost of
+one plain batched backward (benchmarks/bench_features.py).
 
 The projection is a seeded Rademacher matrix generated in fixed blocks of parameter rows, each
 block from its own generator seeded by (seed, block index), always on the CPU: the same seed gives
@@ -40,59 +41,62 @@ class PerExampleGradients:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        owners: dict[int, tuple[str, torch.nn.Linear]] = {}
-        for module_name, module in model.named_modules():
-            if isinstance(module, torch.nn.Linear):
-                for kind, param in (("weight", module.weight), ("bias", module.bias)):
-                    if param is not None and param.requires_grad:
-                        owners[id(param)] = (kind, module)
+        holders: dict[int, list[tuple[str, torch.nn.Module]]] = {}
+        for module in model.modules():
+            for kind, param in module.named_parameters(recurse=False):
+                holders.setdefault(id(param), []).append((kind, module))
         self.names: list[str] = []
         self._slots: list[tuple[str, torch.nn.Linear]] = []
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
-            if id(param) not in owners:
-                raise ConfigError(f"trainable parameter {name} is not a Linear layer's; per-example "
-                                  "gradients cover LoRA / Linear weights only")
+            held = holders[id(param)]
+            # a weight shared with another module (tied embeddings) also gets gradient there,
+            # which the hooks of one Linear would silently miss
+            if len(held) != 1 or not isinstance(held[0][1], torch.nn.Linear):
+                raise ConfigError(f"trainable parameter {name} is not a Linear layer's own "
+                                  "weight; per-example gradients cover LoRA / Linear weights "
+                                  "only")
             self.names.append(name)
-            self._slots.append(owners[id(param)])
+            self._slots.append(held[0])
         if not self.names:
             raise ConfigError("the model has no trainable parameters (load the adapter with "
                               "is_trainable=True)")
         self.dim = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        self._inputs: dict[int, torch.Tensor] = {}
-        self._grads: dict[int, torch.Tensor] = {}
+        self._seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles = []
         for module in {id(m): m for _, m in self._slots}.values():
             self._handles.append(module.register_forward_hook(self._watch))
 
     def _watch(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        """Keep the input, and hook the output's gradient (a tensor hook fires even when the
-        input needs no gradient — e.g. the first layer's lora_A — unlike module backward hooks)."""
-        key = id(module)
-        self._inputs[key] = inputs[0].detach()
-        output.register_hook(lambda grad: self._grads.__setitem__(key, grad.detach()))
+        """Keep the module's input and its output (whose gradient δ the backward asks for)."""
+        self._seen[id(module)] = (inputs[0].detach(), output)
 
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(batch, dim) float32 gradients of each example's mean response-token loss."""
-        self.model.zero_grad(set_to_none=True)
-        losses = example_losses(self.model, batch)
-        losses.sum().backward()
-        parts = []
-        for kind, module in self._slots:
-            x = self._inputs[id(module)].float()
-            delta = self._grads[id(module)].float()
-            if kind == "weight":
-                parts.append(torch.einsum("bto,bti->boi", delta, x).flatten(1))
-            else:
-                parts.append(delta.sum(dim=1))
-        self._inputs.clear()
-        self._grads.clear()
-        self.model.zero_grad(set_to_none=True)
+        """(batch, dim) float32 gradients of each example's mean response-token loss.
+
+        The backward asks autograd for the δ of the watched outputs only: no summed `.grad` is
+        accumulated into the parameters (it would be thrown away) and theirs stay untouched.
+        """
+        try:
+            losses = example_losses(self.model, batch)
+            keys = list(self._seen)
+            deltas = dict(zip(keys, torch.autograd.grad(  # an unused output's δ is 0
+                losses.sum(), [self._seen[k][1] for k in keys], allow_unused=True,
+                materialize_grads=True)))
+            parts = []
+            for kind, module in self._slots:
+                x, delta = self._seen[id(module)][0].float(), deltas[id(module)].float()
+                if kind == "weight":
+                    parts.append(torch.einsum("bto,bti->boi", delta, x).flatten(1))
+                else:
+                    parts.append(delta.sum(dim=1))
+        finally:
+            self._seen.clear()
         return torch.cat(parts, dim=1)
 
 

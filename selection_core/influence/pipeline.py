@@ -1,16 +1,21 @@
 """Influence stages over a run directory: warmup → features → attribution matrix → selection.
 
   influence/warmup.json            model, fraction, rows used, checkpoints
-  influence/warmup/                LoRA checkpoints per epoch (adapter, AdamW moments, mean lr)
-  influence/validation.jsonl       the validation instances (task, prompt, response)
-  influence/features/<dim>-<hash>/epoch<E>/{train,val}.npy   projected, L2-normalised gradients
-  influence/rds/{train,val}.npy    last-token hidden states (RDS baseline)
+  influence/warmup/                LoRA checkpoints per epoch (adapter, AdamW moments, mean lr),
+                                   settings.json (the settings they were trained with)
+  influence/validation-<key>.jsonl the validation instances (task, prompt, response)
+  influence/features/<key>/epoch<E>/{train,val}.npy   projected, L2-normalised gradients
+  influence/features/<key>/rds/{train,val}.npy        last-token hidden states (RDS baseline)
+  influence/features/<key>/warmup.json                the warmup they were computed from
   attribution.npy, val_tasks.txt   A (N × M) and one task per column — the `matrix` contract
+
+<key> is `FeatureSettings.key()`: d<dim>-<hash of the settings that change the features>.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +57,14 @@ def warmup(store: RunStore, model: str, fraction: float = 0.05, lora: LoRAConfig
     rows = np.sort(np.random.default_rng(lora.seed).choice(len(pool), n, replace=False))
     subset = pool.iloc[rows]
     out = store.path("influence", "warmup")
+    # the trainer resumes after the last checkpoint it finds: never those of other settings
+    wanted = {"model": model, "fraction": fraction, "lora": lora.config_hash()}
+    marker = out / "settings.json"
+    if marker.exists() and read_json(marker) != wanted:
+        raise ConfigError(f"{out} holds the checkpoints of a warmup with other settings "
+                          f"({read_json(marker)}); resuming them would mix the two: use another "
+                          "--run, or delete that folder to start over")
+    write_json(marker, wanted)
     with store.stage("influence:warmup", {"model": model, "fraction": fraction,
                                           **lora.to_dict()}) as info:
         trainer = LoRATrainer(model, lora).fit(subset["prompt"].tolist(),
@@ -101,11 +114,13 @@ class FeatureSettings:
     less_exact: bool = False
     max_length: int = 512
     batch_size: int = 8
+    val_max_new_tokens: int = 256  # answer length for tasks without references (IFEval)
 
     def key(self) -> str:
         payload = json.dumps({"dim": self.dim, "val": self.val_per_task, "tasks": self.tasks,
                               "seed": self.seed, "less_exact": self.less_exact,
-                              "max_length": self.max_length}, sort_keys=True)
+                              "max_length": self.max_length,
+                              "val_max_new_tokens": self.val_max_new_tokens}, sort_keys=True)
         return f"d{self.dim}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
@@ -124,8 +139,8 @@ def validation_set(store: RunStore, settings: FeatureSettings,
     """Build (once) and return the run's validation instances; IFEval-like tasks without
     references get the warmed-up model's greedy answers."""
     path = store.path("influence", f"validation-{settings.key()}.jsonl")
-    if path.exists():
-        return pd.read_json(path, lines=True, dtype={"id": str})
+    if path.exists():  # dtype=False: a response such as "42" must stay text
+        return pd.read_json(path, lines=True, dtype=False)
 
     def respond(prompts: list[str]) -> list[str]:
         from ..train.generate import generate
@@ -133,7 +148,7 @@ def validation_set(store: RunStore, settings: FeatureSettings,
 
         info = warmup_info(store)
         model, tokenizer = load_trained(info["model"], checkpoints(store)[-1].path, device=device)
-        return generate(model, tokenizer, prompts, max_new_tokens=256,
+        return generate(model, tokenizer, prompts, max_new_tokens=settings.val_max_new_tokens,
                         batch_size=settings.batch_size)
 
     frame = build_validation_set(settings.tasks, settings.val_per_task, settings.seed, data_paths,
@@ -152,8 +167,16 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     device = resolve_device(device)
     info = warmup_info(store)
     pool = pipeline.load_run_pool(store)
-    val = validation_set(store, settings, data_paths, device)
     folder = store.path("influence", "features", settings.key())
+    source = {"model": info["model"], "fraction": info["fraction"], "ids": info["ids"],
+              "lora": LoRAConfig(**info["lora"]).config_hash()}
+    if (folder / "warmup.json").exists() and read_json(folder / "warmup.json") != source:
+        # computed from an earlier warmup: finished chunks must not be resumed, nor the
+        # validation answers its model generated be reused
+        shutil.rmtree(folder)
+        store.path("influence", f"validation-{settings.key()}.jsonl").unlink(missing_ok=True)
+    write_json(folder / "warmup.json", source)
+    val = validation_set(store, settings, data_paths, device)
     with store.stage("influence:features", {**settings.__dict__, "tasks": list(settings.tasks)}
                      ) as stage:
         for checkpoint in checkpoints(store):

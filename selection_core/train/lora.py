@@ -20,6 +20,7 @@ import math
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +30,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import HashedConfig
+from ..config import HashedConfig, speed_only
 from ..errors import ConfigError
 from ..lm.formatting import IGNORE_INDEX, collate, encode_pair
 from ..store import write_json
 
 Progress = Callable[[int, int], None]
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
-
-
-def _speed_only() -> Any:
-    return {"hash": False}
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ class LoRAConfig(HashedConfig):
     max_length: int = 512
     seed: int = 0
     chat_template: bool | None = None  # None: the tokenizer's template when it has one
-    device: str = field(default="auto", metadata=_speed_only())
-    dtype: str | None = field(default=None, metadata=_speed_only())
+    device: str = field(default="auto", metadata=speed_only())
+    dtype: str | None = field(default=None, metadata=speed_only())
 
 
 def set_seed(seed: int) -> None:
@@ -198,8 +195,10 @@ class LoRATrainer:
             step = state["step"]
             history = json.loads((out / "history.json").read_text()) \
                 if (out / "history.json").exists() else []
-            for _ in range(step):
-                scheduler.step()
+            with warnings.catch_warnings():  # replaying the schedule, not skipping a step
+                warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+                for _ in range(step):
+                    scheduler.step()
         rng = random.Random(config.seed)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.checkpoints_ = [out / f"checkpoint-epoch{e}" for e in done_epochs]

@@ -187,3 +187,53 @@ def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path:
     labels = [b.label for b in at.get("download_button")]
     assert labels[:3] == ["CSV", "Markdown", "LaTeX"]
     assert any(df.value.shape[0] == 6 for df in at.dataframe)  # a predictions table
+
+
+class EchoModel:
+    """A deterministic stand-in for the LM: answers with the prompt's first words."""
+
+    name = "echo"
+
+    def train(self, prompts, responses, out_dir, previous, seed) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def generate(self, prompts):
+        return [" ".join(p.split()[:3]) for p in prompts]
+
+    def response_log_likelihood(self, prompts, responses):
+        import numpy as np
+
+        return -np.array([len(r) % 7 + 1.0 for r in responses])
+
+
+def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> None:
+    from selection_core.iterate import IterativeKMQ, list_iterative_runs
+    from selection_core.select.iterative import IterativeConfig
+
+    store = workspace.demo_run()
+    if not list_iterative_runs(store):
+        at = open_page("iterative")
+        assert_clean(at)
+        assert any("No iterative run on this pool yet" in i.value for i in at.info)
+        assert any("selection_core iterate --run" in c.value for c in at.code)
+    config = IterativeConfig(k=6, budget=60, rounds=3, scorer="perplexity", eval_per_round=18,
+                             model="echo")
+    IterativeKMQ(config, EchoModel()).fit(store)
+    at = open_page("iterative")
+    assert_clean(at)
+    assert any(m.value == "3 / 3" for m in at.metric)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles[:2] == ["Per-cluster score across rounds",
+                          "mean S (gold − generation) by cluster and round"]
+    assert {"Cluster weights", "Items added per round"} <= set(titles)
+    assert any(t.startswith("Clusters with mean quality below 0.3") for t in titles)
+    traces = len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"])
+    at.multiselect(key="trend_clusters").set_value([0, 1]).run()
+    assert_clean(at)
+    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) == 2 != traces
+    at.selectbox(key="gen_cluster").set_value(at.selectbox(key="gen_cluster").options[0]).run()
+    assert_clean(at)
+    generations = at.dataframe[-1].value
+    assert {"prompt", "gold", "generated", "gap"} <= set(generations.columns)
+    labels = [b.label for b in at.get("download_button")]
+    assert "rounds.csv" in labels and "Final selection (60 rows, JSONL)" in labels

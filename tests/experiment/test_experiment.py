@@ -28,8 +28,13 @@ demo_n = 400
 k = 6
 
 [selection]
-methods = ["random", "kmq"]
+methods = ["random", "kmq", "iterative-kmq"]
 budgets = [48]
+
+[iterative]
+rounds = 2
+eval_per_round = 6
+max_new_tokens = 6
 
 [train]
 batch_size = 16
@@ -55,6 +60,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
     ("\n[train]\nlearning_rat = 0.1\n", "train.learning_rat", "unknown key in [train]"),
     ("\n[eval]\nbenchmarks = [\"squad\"]\n", "eval.benchmarks", "unknown benchmark 'squad'"),
     ("\n[nope]\nx = 1\n", "nope", "unknown section"),
+    ("\n[iterative]\nround = 2\n", "iterative.round", "unknown key in [iterative]"),
 ])
 def test_config_errors_name_file_and_key(tmp_path: Path, change: str, field: str,
                                          message: str) -> None:
@@ -78,7 +84,7 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     printed = capsys.readouterr().out
     assert "| budget | method |" in printed and "kmq" in printed
     table = pd.read_csv(run / "results.csv")
-    assert set(table["method"]) == {"base", "random", "kmq"}
+    assert set(table["method"]) == {"base", "random", "kmq", "iterative-kmq"}
     assert set(table["benchmark"]) == {"demo", "gsm8k"}
     assert table["score"].between(0, 100).all()
     assert (table["n"] == 6).all()
@@ -92,9 +98,13 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     assert main(["experiment", "--config", str(config), "--run", str(run)]) == 0  # all cached
     assert adapter.stat().st_mtime_ns == stamp
     results = load_results([run])
-    assert len(results) == 6 and "metrics" in results.columns
+    assert len(results) == 8 and "metrics" in results.columns
     skills = sub_scores(results, "demo", "skill/")
-    assert list(skills.index.get_level_values("method")) == ["base", "random", "kmq"]
+    assert list(skills.index.get_level_values("method")) == ["base", "random", "kmq",
+                                                              "iterative-kmq"]
+    iterative = [json.loads(line) for line in
+                 (run / "selections" / "iterative-kmq-b48.jsonl").read_text().splitlines()]
+    assert len(iterative) == 48 and {r["round"] for r in iterative} == {1, 2}
 
 
 def fake_results() -> pd.DataFrame:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 
 from selection_core.errors import ConfigError
-from selection_core.influence.analysis import aid, aid_by_task, compare_methods, thi
+from selection_core.influence.analysis import aid, aid_by_task, compare_methods, thi, thi_table
 from selection_core.influence.select import normalise_columns
 from selection_core.select.compare import jaccard_matrix
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
@@ -90,6 +90,18 @@ def test_compare_methods_returns_tidy_frames(tables: dict[str, pd.DataFrame]) ->
                                means.reindex(tables["aid_task"].set_index(["method", "task"])
                                              .index))
     assert list(tables["aid_task"]["task"].unique()) == ["math", "code", "bbh"]
+
+
+def test_thi_table_is_tasks_by_methods_counts_in_frame_order(tables) -> None:
+    table = thi_table(tables["thi"], level="instance")
+    assert list(table.columns) == ["task", "bids", "random", "empty"]
+    assert list(table["task"]) == ["math", "code", "bbh"]
+    assert table[["bids", "random"]].sum().tolist() == [20, 20]
+    assert (table["empty"] == 0).all()
+    frame = tables["thi"].query("level == 'instance' and method == 'random'")
+    assert table["random"].tolist() == frame["count"].tolist()
+    with pytest.raises(ConfigError, match="task, instance"):
+        thi_table(tables["thi"], level="column")
 
 
 # --------------------------------------------------------------------------- figures

@@ -1,0 +1,410 @@
+"""Influence: which training rows help which evaluation tasks (the LESS attribution matrix A), and
+how BIDS and its baselines spread a budget over the tasks — AID and THI side by side (METHODS §2).
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import _ui as ui
+from selection_core import jobs, workspace
+from selection_core.errors import InputError, SelectionError
+from selection_core.evaluate.base import default_data_dir
+from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
+from selection_core.influence.select import INFLUENCE_METHODS, load_attribution, \
+    normalise_columns, select_on_matrix, top_rows
+from selection_core.report import ReportSection, render_report
+from selection_core.store import RunStore
+from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
+
+MATRIX, TASKS = "attribution.npy", "val_tasks.txt"
+DEFAULT_METHODS = ("bids", "task-max", "random")
+METHOD_HELP = {
+    "bids": "BIDS: z-score every validation column, then greedily add the row that most raises "
+            "the instance it helps most above the selection's current average",
+    "task-max": "LESS: top rows by their best task's mean influence",
+    "instance-max": "top rows by their largest influence on a single validation instance",
+    "instance-max-norm": "instance-max on the column-normalised Â (BIDS ablation: no greedy "
+                         "balancing)",
+    "sum": "top rows by their total influence over all validation instances",
+    "random": "a seeded random permutation of the pool",
+    "rds": "RDS: top rows by hidden-state cosine similarity to any validation instance",
+}
+NORMALISED, RAW = "normalised Â", "raw A"
+SOURCE_RUN, SOURCE_OTHER, SOURCE_UPLOAD = ("This run", "Another run in the workspace",
+                                           "Upload A.npy + val_tasks.txt")
+TINY_STAGES = ("warmup", "features", "matrix")
+STAGE_LABELS = {"warmup": "LoRA warmup on 5% of the pool",
+                "features": "gradient features of every row and validation instance",
+                "matrix": "the attribution matrix"}
+
+
+# ----------------------------------------------------------------------------- matrix files
+class MatrixFiles(NamedTuple):
+    """An attribution matrix's two files plus a token that changes whenever either changes: the
+    cache key of everything computed from them."""
+
+    matrix: str
+    tasks: str
+    token: str
+
+
+def matrix_files(matrix: Path, tasks: Path) -> MatrixFiles:
+    stats = [matrix.stat(), tasks.stat()]
+    return MatrixFiles(str(matrix), str(tasks),
+                       "-".join(f"{s.st_mtime_ns}:{s.st_size}" for s in stats))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the matrix comes from, and which run its rows are (for the pool and RDS)."""
+
+    files: MatrixFiles
+    label: str
+    run: Path | None
+    shown_names: dict[str, str] = field(default_factory=dict)  # stored upload → its file name
+
+    def explain(self, exc: SelectionError) -> str:
+        """The core's message, naming uploads as the user named them, not by their stored path."""
+        text = str(exc)
+        for stored, name in self.shown_names.items():
+            text = text.replace(stored, name)
+        return text
+
+
+def has_matrix(run: Path) -> bool:
+    return (run / MATRIX).is_file() and (run / TASKS).is_file()
+
+
+def has_rds(run: Path) -> bool:
+    """True when the run's current gradient features include the RDS hidden states."""
+    from selection_core.influence.pipeline import current_features  # imports torch: only here
+
+    try:
+        folder = current_features(RunStore(run, create=False)) / "rds"
+    except SelectionError:
+        return False
+    return (folder / "train.npy").is_file() and (folder / "val.npy").is_file()
+
+
+def run_source(run: Path) -> Source:
+    return Source(matrix_files(run / MATRIX, run / TASKS), run.name, run)
+
+
+# ----------------------------------------------------------------------------- cached compute
+@st.cache_resource(show_spinner=False, max_entries=2)
+def load_matrix(files: MatrixFiles) -> tuple[np.ndarray, np.ndarray]:
+    """A and its task names, checked once per file version; a resource (shared, never copied)
+    because A can be gigabytes. Read-only, so no caller can change the cached matrix."""
+    A, tasks = load_attribution(files.matrix, files.tasks)
+    A.setflags(write=False)
+    return A, tasks
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def load_normalised(files: MatrixFiles) -> np.ndarray:
+    normalised = normalise_columns(load_matrix(files)[0])
+    normalised.setflags(write=False)
+    return normalised
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ranking(files: MatrixFiles, method: str, seed: int, rds_run: str | None) -> np.ndarray:
+    """Every row in `method`'s selection order. Each method's selection for a budget is a
+    prefix of this, so the budget slider only slices it."""
+    A, tasks = load_matrix(files)
+    if method != "rds":
+        return select_on_matrix(A, tasks, method, len(A), seed=seed)
+    from selection_core.influence.pipeline import rds_scores_for_run
+
+    scores = rds_scores_for_run(RunStore(rds_run, create=False))
+    if len(scores) != len(A):
+        raise InputError(f"the RDS features cover {len(scores)} rows but the matrix has "
+                         f"{len(A)}: they were computed on another pool", path=rds_run)
+    return top_rows(scores, len(scores))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def analyse(files: MatrixFiles, selections: dict[str, np.ndarray], normalised: bool
+            ) -> dict[str, pd.DataFrame]:
+    """compare_methods' THI/AID tables; Â comes from the cache instead of being recomputed."""
+    A, tasks = load_matrix(files)
+    return compare_methods(load_normalised(files) if normalised else A, tasks, selections,
+                           normalised=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def pool_thi(files: MatrixFiles, level: str, normalised: bool) -> pd.Series:
+    """THI of the whole pool: the baseline each selection's composition reads against."""
+    A, tasks = load_matrix(files)
+    values = load_normalised(files) if normalised else A
+    return thi(values, tasks, np.arange(len(A)), level=level)
+
+
+# ----------------------------------------------------------------------------- computing A here
+def _job_name(stage: str) -> str:
+    return f"influence-{stage}"
+
+
+def _tiny_stage_args(stage: str, run_dir: str) -> list[str]:
+    """One stage of the in-app demo: the tiny random CPU model, small projections, 5 validation
+    instances per task (the demo benchmark when ../shared/data is not there)."""
+    extra = {"warmup": ["--model", "tiny-random-llama", "--epochs", "2", "--lora-r", "8",
+                        "--max-length", "128", "--device", "cpu"],
+             "features": ["--dim", "512", "--val-per-task", "5", "--max-length", "128",
+                          "--val-max-new-tokens", "32", "--device", "cpu",
+                          *([] if default_data_dir().is_dir() else ["--tasks", "demo"])],
+             "matrix": []}[stage]
+    return ["influence", stage, "--run", run_dir, *extra]
+
+
+def _chain_step(store: RunStore) -> tuple[int, jobs.JobStatus | None]:
+    """The in-app chain's first unfinished stage and its job (None: not started since the
+    previous stage was). A job older than the previous stage's belongs to an earlier chain."""
+    previous_start = 0.0
+    for step, stage in enumerate(TINY_STAGES):
+        status = jobs.job_status(store, _job_name(stage))
+        if status.state == "absent" or (status.started or 0.0) < previous_start:
+            return step, None
+        if status.state != "done":
+            return step, status
+        previous_start = status.started or 0.0
+    return len(TINY_STAGES), None
+
+
+def chain_active(store: RunStore) -> bool:
+    """Started and not finished (running, between two stages, or failed)."""
+    step, status = _chain_step(store)
+    return step < len(TINY_STAGES) and (step > 0 or status is not None)
+
+
+def _start_stage(store: RunStore, step: int) -> None:
+    stage = TINY_STAGES[step]
+    jobs.start_job(store, _job_name(stage), _tiny_stage_args(stage, str(store.root)))
+
+
+@st.fragment(run_every=1.0)
+def _chain_progress(run_dir: str) -> None:
+    """Polls the running stage; reruns the page when it ends, which starts the next stage."""
+    step, status = _chain_step(RunStore(run_dir))
+    if status is None or not status.running:
+        st.rerun(scope="app")
+    elapsed = time.time() - (status.started or time.time())
+    st.progress(step / len(TINY_STAGES),
+                text=f"Step {step + 1} of {len(TINY_STAGES)}: {STAGE_LABELS[TINY_STAGES[step]]} "
+                     f"({elapsed:.0f} s)")
+    with st.expander("Log"):
+        st.code(status.log_tail[-1500:] or "starting…")
+
+
+def empty_state(store: RunStore) -> None:
+    """No matrix in this run: the three CLI commands (GPU servers), or the tiny chain here."""
+    run = shlex.quote(str(store.root))
+    st.info("This run has no attribution matrix yet. It takes three steps: a short LoRA warmup, "
+            "gradient features of every pool row and validation instance, and their weighted "
+            "inner products — the matrix A (training rows × validation instances) and one task "
+            "name per column.")
+    st.markdown("**On a GPU server** (hours for a real model): copy this run directory there, "
+                "run the three stages, then copy `attribution.npy` and `val_tasks.txt` back "
+                "into it — or upload the two files with *Upload* above.")
+    st.code(f"python -m selection_core influence warmup   --run {run} --model "
+            f"meta-llama/Llama-3.1-8B\n"
+            f"python -m selection_core influence features --run {run}\n"
+            f"python -m selection_core influence matrix   --run {run}", language="bash")
+    st.markdown("**Or try the page here** with a tiny random model on the CPU (about a minute "
+                "for the demo pool): the matrix is real in shape, not in meaning.")
+    if not store.exists("pool.parquet"):
+        st.caption("This run has no pool yet: choose one on the Data page first.")
+        return
+    step, status = _chain_step(store)
+    if status is not None and status.running:
+        _chain_progress(str(store.root))
+    elif status is not None:  # failed
+        st.error(f"Computing {STAGE_LABELS[TINY_STAGES[step]]} failed: {status.message}")
+        with st.expander("Log"):
+            st.code(status.log_tail or "(empty)")
+        if st.button("Try again", type="primary"):
+            _start_stage(store, step)
+            st.rerun()
+    elif 0 < step < len(TINY_STAGES):  # the previous stage has just finished: go on
+        _start_stage(store, step)
+        _chain_progress(str(store.root))
+    elif st.button("Compute a small matrix here (tiny CPU model)", type="primary"):
+        _start_stage(store, 0)
+        st.rerun()
+
+
+# ----------------------------------------------------------------------------- choosing A
+def choose_source(store: RunStore) -> Source:
+    """The current run's matrix, another run's, or an uploaded pair; stops the page otherwise."""
+    here = has_matrix(store.root)
+    others = {p.name: p for p in workspace.list_runs() if p != store.root and has_matrix(p)}
+    options = [SOURCE_RUN, *([SOURCE_OTHER] if others else []), SOURCE_UPLOAD]
+    # keyed: the choice survives the default changing (e.g. between two stages of the chain)
+    choice = st.radio("Attribution matrix", options, horizontal=True, key="influence_source",
+                      index=0 if here or not others or chain_active(store) else 1)
+    if choice == SOURCE_RUN:
+        if not here:
+            empty_state(store)
+            st.stop()
+        return run_source(store.root)
+    if choice == SOURCE_OTHER:
+        return run_source(others[st.selectbox("Run", list(others))])
+    left, right = st.columns(2)
+    matrix = left.file_uploader("Attribution matrix A (.npy, training rows × validation "
+                                "instances)", type=["npy"])
+    tasks = right.file_uploader("Validation tasks (.txt, one task name per matrix column)",
+                                type=["txt"])
+    if matrix is None or tasks is None:
+        st.info("Upload both files, as written by `influence matrix` (`attribution.npy`, "
+                "`val_tasks.txt`). Row i of A is taken to be row i of the current pool.")
+        st.stop()
+    stored = [workspace.upload_path(f.name, f.getvalue()) for f in (matrix, tasks)]
+    return Source(matrix_files(*stored), f"upload {matrix.name}", None,
+                  {str(stored[0]): matrix.name, str(stored[1]): tasks.name})
+
+
+def pool_for(source: Source, store: RunStore, n_rows: int) -> pd.DataFrame | None:
+    """The pool the matrix rows index (its run's, or the current one for uploads), if it fits."""
+    run = source.run or store.root
+    path = run / "pool.parquet"
+    if not path.is_file():
+        return None
+    pool = ui.load_pool(str(run), str(path.stat().st_mtime_ns))
+    if len(pool) != n_rows:
+        st.warning(f"The matrix has {n_rows:,} rows but the pool of {run.name} has "
+                   f"{len(pool):,}: it was computed on another pool, so only row indices can be "
+                   "exported.")
+        return None
+    return pool
+
+
+def figures_html(title: str, section: ReportSection, settings: dict[str, object]) -> bytes:
+    """The page's figures in one self-contained HTML file (plotly.js inlined: opens offline)."""
+    return render_report(title, [section], settings).encode("utf-8")
+
+
+# ----------------------------------------------------------------------------- the page
+st.title("Influence")
+st.caption("Which training rows help which evaluation tasks: the attribution matrix A holds "
+           "each pool row's influence on each validation instance. **AID** (average influence "
+           "distribution) is a selection's mean influence per instance; **THI** counts, per "
+           "task, the selected rows that influence it most.")
+store = ui.current_store()
+source = choose_source(store)
+try:
+    with st.spinner("Reading the attribution matrix…"):
+        A, tasks = load_matrix(source.files)
+except SelectionError as exc:
+    st.error(f"Cannot use this attribution matrix — {source.explain(exc)}", icon="⚠️")
+    st.stop()
+n_rows, n_columns = A.shape
+pool = pool_for(source, store, n_rows)
+metrics = st.columns(4)
+metrics[0].metric("Training rows", f"{n_rows:,}")
+metrics[1].metric("Validation instances", f"{n_columns:,}")
+metrics[2].metric("Tasks", len(pd.unique(tasks)))
+metrics[3].metric("Matrix of", source.label)
+
+rds_run = str(source.run) if source.run is not None and has_rds(source.run) else None
+with st.container(border=True):
+    method_col, budget_col, view_col = st.columns([2, 2, 1.4], gap="large")
+    with method_col:
+        options = [*INFLUENCE_METHODS, *(["rds"] if rds_run else [])]
+        methods = st.multiselect("Methods", options, default=list(DEFAULT_METHODS),
+                                 help="\n".join(f"- **{m}**: {METHOD_HELP[m]}" for m in options))
+        seed = int(st.number_input("Seed (random)", min_value=0, value=0, step=1))
+    with budget_col:
+        unit = st.radio("Budget as", ["% of the pool", "rows"], horizontal=True)
+        if unit == "rows":
+            budget = st.slider("Budget (rows)", 1, n_rows, max(1, round(0.1 * n_rows))) \
+                if n_rows > 1 else 1  # a slider needs two ends
+        else:
+            share = st.slider("Budget (% of the pool)", 0.5, 100.0, 10.0, step=0.5)
+            budget = max(1, round(share / 100 * n_rows))
+        st.caption(f"**{budget:,}** of {n_rows:,} rows ({budget / n_rows:.1%}). Each method "
+                   "ranks the pool once; a budget is a prefix of that order, so the slider is "
+                   "instant.")
+    with view_col:
+        level = st.segmented_control("THI level", THI_LEVELS, default="task",
+                                     help="task: the task with the highest mean influence; "
+                                          "instance: the task of the single most influenced "
+                                          "instance") or "task"
+        values = st.segmented_control("Influence values", [NORMALISED, RAW], default=NORMALISED,
+                                      help="Â z-scores each validation column over the pool "
+                                           "(what BIDS sees); raw A is what LESS ranks "
+                                           "by") or NORMALISED
+if not methods:
+    st.info("Choose at least one method to compare.")
+    st.stop()
+
+normalised = values == NORMALISED
+try:
+    with st.spinner("Ranking the pool with each method (once per matrix)…"):
+        selections = {m: ranking(source.files, m, seed if m == "random" else 0, rds_run)[:budget]
+                      for m in methods}
+    with st.spinner("Computing AID and THI…"):
+        tables = analyse(source.files, selections, normalised)
+        composition = thi_table(tables["thi"], level)
+        composition[f"whole pool ({n_rows:,})"] = pool_thi(source.files, level,
+                                                           normalised).to_numpy()
+except SelectionError as exc:
+    ui.show_error(exc)
+    st.stop()
+
+variant = "Â" if normalised else "raw A"
+figures = {
+    "thi": thi_bars(tables["thi"], level,
+                    title=f"Task with the highest influence ({level} level, {variant})"),
+    "aid_task": aid_task_heatmap(tables["aid_task"], title=f"Mean AID per task ({variant})"),
+    "aid": aid_strip(tables["aid"], title=f"AID per validation instance, by task ({variant})"),
+}
+if len(selections) > 1:
+    figures["overlap"] = method_overlap(selections)
+
+thi_col, heat_col = st.columns(2, gap="large")
+thi_col.plotly_chart(figures["thi"], key="thi")
+heat_col.plotly_chart(figures["aid_task"], key="aid_task")
+st.plotly_chart(figures["aid"], key="aid")
+table_col, overlap_col = st.columns(2, gap="large")
+with table_col:
+    st.markdown(f"**Composition** — selected rows whose highest influence ({level} level) is on "
+                "each task")
+    st.dataframe(composition, hide_index=True)
+if "overlap" in figures:
+    overlap_col.plotly_chart(figures["overlap"], key="overlap")
+
+# ----------------------------------------------------------------------------- export
+st.subheader("Export")
+method = st.selectbox("Selection", methods, key="influence_export")
+rows = selections[method]
+stem = ui.file_stem(f"{method}-{budget}-of-{n_rows}")
+cols = st.columns([2, 2, 2, 3])
+cols[0].download_button("Row indices (.txt)", "".join(f"{int(r)}\n" for r in rows),
+                        file_name=f"{stem}-rows.txt", mime="text/plain", on_click="ignore",
+                        help="Pool row positions, one per line, in selection order")
+if pool is not None:  # deferred: the file is built only when the button is pressed
+    cols[1].download_button("Selected rows (JSONL)", partial(ui.export_bytes, pool.iloc[rows],
+                                                             "jsonl"),
+                            file_name=f"{stem}.jsonl", mime="application/jsonl",
+                            on_click="ignore", help="The pool rows, in selection order")
+else:
+    cols[1].caption("No pool of this size to export rows from.")
+settings = {"matrix": source.files.matrix, "shape": f"{n_rows} × {n_columns}",
+            "methods": ", ".join(methods), "budget": budget, "seed": seed, "values": variant,
+            "THI level": level}
+section = ReportSection(f"{len(methods)} methods at {budget:,} of {n_rows:,} rows",
+                        tables=[(f"Composition by THI ({level} level)", composition)],
+                        figures=list(figures.items()))
+cols[2].download_button(
+    "Figures (HTML)", partial(figures_html, f"Influence — {source.label}", section, settings),
+    file_name=f"influence-{ui.file_stem(source.label)}-{budget}.html", mime="text/html",
+    on_click="ignore", help="All figures, interactive, in one self-contained HTML file")

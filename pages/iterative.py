@@ -1,0 +1,212 @@
+"""Iterative refinement: start iterative kMQ in the background, follow it live, draw its history
+(per-cluster scores, weights, draws, low-quality clusters) and read generations against gold."""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from pages import _ui as ui
+from selection_core import jobs
+from selection_core.errors import SelectionError
+from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
+    list_iterative_runs, load_generations, load_history, selection_frame
+from selection_core.select.iterative import GAP_SCORERS
+from selection_core.store import RunStore
+from selection_core.viz.iterative import cluster_trends, items_added, low_quality_bars, \
+    round_heatmap, weight_evolution
+
+MODELS = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct (packaged; ~5–15 min a round on CPU)",
+          "tiny-random-llama": "tiny random llama (seconds; checks the wiring, learns nothing)"}
+SCORER_HELP = ("perplexity: −log(PPL_gen / PPL_gold) under the round's model; reward: a reward "
+               "model's score of gold minus that of the generation; heuristic: the model-free "
+               "0–10 score (cannot tell right from wrong)")
+
+st.title("Iterative refinement")
+st.caption("Iterative kMQ (METHODS §1.4): each round draws new items with per-cluster budgets ∝ "
+           "weight × remaining size, trains on everything selected so far, generates for a sample "
+           "and compares with the gold answers; clusters where gold still beats the model gain "
+           "weight (w ← w · exp(S/τ)).")
+store = ui.require_ready_run()
+if store is None:
+    st.stop()
+view = ui.run_view(store)
+n_rows = len(view.pool)
+
+
+# ----------------------------------------------------------------------------- live progress
+@st.fragment(run_every=1.0)
+def _job_panel(run_dir: str, rounds_seen: int) -> None:
+    """Polls the iterate job; reruns the whole page when it ends or a round completes."""
+    run = RunStore(run_dir)
+    status = jobs.job_status(run, ITERATE_JOB)
+    found = list_iterative_runs(run)
+    done = len(load_history(found[0]).summaries) if found else 0
+    if not status.running or done != rounds_seen:
+        st.rerun(scope="app")
+    progress = run.progress(ITERATE_JOB) or {"done": 0, "total": 1, "message": "starting"}
+    elapsed = time.time() - (status.started or time.time())
+    st.progress(min(progress["done"] / max(progress["total"], 1), 1.0),
+                text=f"{progress.get('message') or 'starting'} ({elapsed:.0f} s)")
+
+
+status = jobs.job_status(store, ITERATE_JOB)
+runs = list_iterative_runs(store)
+if status.running:
+    st.info("An iterative run is going in the background; finished rounds appear below.")
+    _job_panel(str(store.root), len(load_history(runs[0]).summaries) if runs else 0)
+elif status.state == "failed":
+    st.error(f"The last iterative run failed: {status.message}")
+    with st.expander("Log"):
+        st.code(status.log_tail or "(empty)")
+
+# ----------------------------------------------------------------------------- start a run
+with st.expander("Start an iterative run", expanded=not runs), \
+        st.form("iterate_form", border=False):
+    first, second, third = st.columns(3)
+    with first:
+        k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows, value=view.k))
+        budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
+                                     value=min(300, n_rows), step=50))
+        rounds = int(st.number_input("Rounds", min_value=1, max_value=10, value=3))
+    with second:
+        model = st.selectbox("Model", list(MODELS), format_func=lambda m: f"{m} — {MODELS[m]}")
+        custom_model = st.text_input("…or another causal LM (HF name or local path)", "")
+        scorer = st.selectbox("Scorer", GAP_SCORERS, help=SCORER_HELP)
+        reward_model = st.text_input("Reward model (for the reward scorer)", "")
+    with third:
+        tau = st.number_input("Weight temperature τ", min_value=0.01, value=1.0, step=0.25)
+        eval_per_round = int(st.number_input("Generations scored per round", min_value=1,
+                                             value=48, step=8))
+        max_new_tokens = int(st.number_input("Max new tokens", min_value=4, value=64, step=16))
+        from_base = st.checkbox("Train each round from the base model",
+                                help="default: continue the previous round's adapter")
+    start = st.form_submit_button("Start", type="primary", disabled=status.running)
+if start:
+    chosen_model = custom_model.strip() or model
+    args = ["iterate", "--run", str(store.root), "--k", str(k), "--budget", str(budget),
+            "--rounds", str(rounds), "--model", chosen_model, "--scorer", scorer,
+            "--tau", str(tau), "--eval-per-round", str(eval_per_round),
+            "--max-new-tokens", str(max_new_tokens), "--max-length", "384",
+            "--out", str(store.path("selections", f"iterative-k{k}-b{budget}.jsonl"))]
+    if from_base:
+        args.append("--from-base")
+    if scorer == "reward":
+        args += ["--scorer-model", reward_model.strip()]
+    if budget < rounds:
+        st.error(f"The budget ({budget}) must be at least the number of rounds ({rounds}).")
+    elif scorer == "reward" and not reward_model.strip():
+        st.error("The reward scorer needs a reward model (a Hugging Face name or local path).")
+    else:
+        jobs.start_job(store, ITERATE_JOB, args)
+        st.rerun()
+
+if not runs:
+    st.info("No iterative run on this pool yet. Start one above, or on a GPU server run "
+            "`python -m selection_core iterate --run DIR --k K --budget B --model NAME "
+            "--out selected.jsonl` and open the same run directory here.")
+    st.code(f"python -m selection_core iterate --run {store.root} --k {view.k} --budget 300 "
+            "--rounds 3 --model smollm2-135m-instruct --out selected.jsonl", language="bash")
+    st.stop()
+
+
+# ----------------------------------------------------------------------------- history
+def _describe(folder) -> str:
+    config = load_history(folder).config
+    return (f"k={config['k']}, budget {config['budget']}, {config['rounds']} rounds, "
+            f"{config['scorer']}, {config.get('model_name') or config.get('model')}, "
+            f"τ={config['tau']}")
+
+
+try:
+    folder = st.selectbox("Iterative run", runs, format_func=_describe)
+    history: IterativeHistory = load_history(folder)
+except SelectionError as exc:
+    ui.show_error(exc)
+    st.stop()
+config = history.config
+if history.rounds < config["rounds"] and not status.running:
+    last = store.progress(ITERATE_JOB) or {}
+    ago = f" (last update {time.time() - last['time']:.0f} s ago: {last.get('message')})" \
+        if last.get("time") else ""
+    st.info(f"{history.rounds} of {config['rounds']} rounds are done{ago}. A run started from "
+            "the command line goes on there: refresh to see new rounds; if it was stopped, run "
+            "the same command again and it resumes at the next round.")
+    st.button("Refresh", icon=":material/refresh:")
+if history.rounds == 0:
+    st.stop()
+
+summaries = history.summaries
+metrics = st.columns(4)
+metrics[0].metric("Rounds done", f"{history.rounds} / {config['rounds']}")
+metrics[1].metric("Items selected", int(summaries["selected"].iloc[-1]))
+metrics[2].metric("Mean S, last round", f"{summaries['mean_gap'].iloc[-1]:.3f}",
+                  delta=f"{summaries['mean_gap'].iloc[-1] - summaries['mean_gap'].iloc[0]:.3f}"
+                  if history.rounds > 1 else None, delta_color="inverse")
+seconds = summaries[["train_s", "generate_s", "score_s"]].sum(axis=1)
+metrics[3].metric("Time per round", f"{seconds.mean():.0f} s")
+
+clusters = history.clusters
+trend_col, heat_col = st.columns([3, 2])
+with trend_col:
+    value = st.segmented_control("Score", ["mean_score", "mean_quality"], default="mean_score",
+                                 key="trend_value",
+                                 format_func={"mean_score": "S (gold − generation)",
+                                              "mean_quality": "normalised quality"}.get)
+    value = value or "mean_score"
+    first_round = clusters[clusters["round"] == 1].sort_values("mean_score", ascending=False)
+    all_clusters = sorted(clusters["cluster"].unique().tolist())
+    default = first_round["cluster"].head(6).tolist()
+    chosen = st.multiselect("Clusters", all_clusters, default=default, key="trend_clusters",
+                            help="by default the six where gold beat the model most in round 1")
+    st.plotly_chart(cluster_trends(clusters, chosen or all_clusters, value),
+                    use_container_width=True)
+with heat_col:
+    st.plotly_chart(round_heatmap(clusters, value), use_container_width=True)
+
+weight_col, added_col, low_col = st.columns(3)
+with weight_col:
+    st.plotly_chart(weight_evolution(clusters), use_container_width=True)
+with added_col:
+    st.plotly_chart(items_added(clusters), use_container_width=True)
+with low_col:
+    st.plotly_chart(low_quality_bars(summaries, config["low_quality_threshold"]),
+                    use_container_width=True)
+
+with st.expander("Per-round timings and summary"):
+    st.dataframe(summaries, hide_index=True, use_container_width=True)
+
+# ----------------------------------------------------------------------------- generations
+st.subheader("Generations vs gold")
+pick_round, pick_cluster = st.columns(2)
+with pick_round:
+    round_number = st.selectbox("Round", list(range(1, history.rounds + 1)),
+                                index=history.rounds - 1, key="gen_round")
+generations = load_generations(folder, round_number)
+with pick_cluster:
+    cluster = st.selectbox("Cluster", sorted(generations["cluster"].unique().tolist()),
+                           key="gen_cluster")
+shown = generations[generations["cluster"] == cluster].sort_values("gap", ascending=False)
+st.caption(f"{len(shown)} scored prompts of cluster {cluster} in round {round_number}, "
+           "largest S first (gold beats the model most).")
+st.dataframe(shown[["id", "gap", "quality", "prompt", "gold", "generated"]], hide_index=True,
+             use_container_width=True,
+             column_config={"gap": st.column_config.NumberColumn("S", format="%.3f"),
+                            "quality": st.column_config.NumberColumn(format="%.2f")})
+
+# ----------------------------------------------------------------------------- export
+st.subheader("Export")
+complete = history.rounds == config["rounds"]
+if not complete:
+    st.caption("The selection is offered once every round has finished.")
+left, right = st.columns(2)
+with left:
+    st.download_button("rounds.csv", ui.export_bytes(clusters[ROUNDS_COLUMNS], "csv"),
+                       file_name="rounds.csv", mime="text/csv")
+with right:
+    if complete:
+        selected = selection_frame(store, folder)
+        st.download_button(f"Final selection ({len(selected)} rows, JSONL)",
+                           ui.export_bytes(selected, "jsonl"),
+                           file_name=f"{ui.file_stem(folder.name)}.jsonl",
+                           mime="application/jsonl", type="primary")

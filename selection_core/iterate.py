@@ -1,0 +1,362 @@
+"""Iterative kMQ refinement (METHODS §1.4): draw → train → generate → score → reweight, per round.
+
+Every round is written into `DIR/iterative/<config hash>/round-<t>/` (items added, per-cluster
+weights, scores and counts, generations with their scores, timings) and marked complete by its
+`summary.json`, written last; a rerun with the same config resumes at the first incomplete round
+and gives the result an uninterrupted run gives (all randomness is seeded per round). The model is
+pluggable (`RoundModel`): a deterministic fake in tests, a tiny LM on CPU, a real one on a GPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from . import pipeline
+from .config import KMeansConfig, ScorerConfig
+from .errors import ConfigError, MissingStageError
+from .quality.scorers import HeuristicScorer, RewardModelScorer
+from .select.iterative import IterativeConfig, cluster_means, draw_round, evaluation_sample, \
+    low_quality_share, round_sizes, update_weights
+from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
+
+ITERATE_JOB = "iterate"
+ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected"]
+
+
+class RoundModel(Protocol):
+    """What the loop needs from a model: train on the selection so far, then answer prompts.
+
+    `train` gets the previous round's output folder (None in round 1, or when every round starts
+    from the base model) and must leave everything needed to continue in `out_dir`; `generate`
+    and `response_log_likelihood` use the model of the latest `train` call.
+    """
+
+    name: str
+
+    def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
+              previous: Path | None, seed: int) -> None: ...
+
+    def generate(self, prompts: Sequence[str]) -> list[str]: ...
+
+    def response_log_likelihood(self, prompts: Sequence[str], responses: Sequence[str]
+                                ) -> np.ndarray:
+        """Mean log-probability per response token (−log perplexity), one float per example."""
+        ...
+
+
+class LoRARoundModel:
+    """A causal LM trained with the project's LoRA trainer; greedy generation."""
+
+    def __init__(self, model: str, lora: Any = None, max_new_tokens: int = 128,
+                 batch_size: int = 8, device: str = "auto") -> None:
+        from .train.lora import LoRAConfig
+
+        self.name = model
+        self.lora = lora if lora is not None else LoRAConfig()
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def config_key(self) -> str:
+        """What changes the results: the LoRA settings and the generation length."""
+        return f"{self.lora.config_hash()}-t{self.max_new_tokens}"
+
+    def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
+              previous: Path | None, seed: int) -> None:
+        from .train.lora import LoRATrainer, load_trained
+
+        config = dataclasses.replace(self.lora, seed=seed)
+        self._model = self._tokenizer = None  # free the last round's model before training
+        trainer = LoRATrainer(self.name, config).fit(
+            list(prompts), list(responses), out_dir,
+            init_adapter=previous / "adapter" if previous is not None else None)
+        self._model, self._tokenizer = load_trained(self.name, trainer.adapter_dir_,
+                                                    device=self.device)
+
+    def _loaded(self) -> tuple[Any, Any]:
+        if self._model is None:
+            raise ConfigError("train the model before generating with it")
+        return self._model, self._tokenizer
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        from .train.generate import generate
+
+        model, tokenizer = self._loaded()
+        return generate(model, tokenizer, list(prompts), max_new_tokens=self.max_new_tokens,
+                        batch_size=self.batch_size)
+
+    def response_log_likelihood(self, prompts: Sequence[str], responses: Sequence[str]
+                                ) -> np.ndarray:
+        import torch
+
+        from .lm.formatting import response_log_likelihood
+
+        model, tokenizer = self._loaded()
+        with torch.no_grad():
+            total, count = response_log_likelihood(model, tokenizer, list(prompts),
+                                                   list(responses), batch_size=self.batch_size,
+                                                   max_length=self.lora.max_length)
+        return np.where(count > 0, total / np.maximum(count, 1), -math.log(len(tokenizer)))
+
+
+# --------------------------------------------------------------------------- scoring generations
+def score_generations(config: IterativeConfig, model: RoundModel, prompts: Sequence[str],
+                      gold: Sequence[str], generated: Sequence[str]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(gold score, generation score, S, normalised generation quality in 0–1) per item.
+
+    S > 0 means the gold answer beats the model's own: reward and heuristic take
+    S = score(x ⊕ y_gold) − score(x ⊕ y_gen); perplexity takes S = −log(PPL_gen / PPL_gold)
+    under the round's trained model (its per-token log-likelihood of its answer minus that of
+    gold: large when gold is far from what the model now says). Normalised quality is what
+    Figure 4 thresholds: heuristic / 10, sigmoid(reward), and for perplexity 1 / PPL_gold — the
+    model's geometric-mean probability of the gold tokens.
+    """
+    if config.scorer == "perplexity":
+        gold_scores = model.response_log_likelihood(prompts, gold)
+        gen_scores = model.response_log_likelihood(prompts, generated)
+        return gold_scores, gen_scores, gen_scores - gold_scores, np.exp(gold_scores)
+    if config.scorer == "reward":
+        scorer: Any = RewardModelScorer(config.scorer_model or "", device=config.device)
+    else:
+        scorer = HeuristicScorer()
+    gold_scores = scorer.score(prompts, gold)
+    gen_scores = scorer.score(prompts, generated)
+    normalised = gen_scores / 10.0 if config.scorer == "heuristic" else \
+        1.0 / (1.0 + np.exp(-gen_scores))
+    return gold_scores, gen_scores, gold_scores - gen_scores, normalised
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class RoundRecord:
+    """One completed round as stored on disk."""
+
+    number: int
+    added: np.ndarray  # rows drawn this round, in drawing order
+    clusters: pd.DataFrame  # cluster, weight, n_selected, n_scored, mean_score, mean_quality,
+    #                         next_weight
+    summary: dict[str, Any]
+
+
+def iterative_dir(store: RunStore, config: IterativeConfig) -> Path:
+    return store.path("iterative", f"k{config.k}-b{config.budget}-{config.config_hash()}")
+
+
+def _round_dir(folder: Path, number: int) -> Path:
+    return folder / f"round-{number}"
+
+
+def load_rounds(folder: Path) -> list[RoundRecord]:
+    """The completed rounds of one iterative run, in order (stops at the first incomplete)."""
+    records = []
+    number = 1
+    while (_round_dir(folder, number) / "summary.json").exists():
+        path = _round_dir(folder, number)
+        records.append(RoundRecord(number, read_npy(path / "added.npy"),
+                                   pd.read_csv(path / "clusters.csv"),
+                                   read_json(path / "summary.json")))
+        number += 1
+    return records
+
+
+def load_generations(folder: Path, number: int) -> pd.DataFrame:
+    return pd.read_json(_round_dir(folder, number) / "generations.jsonl", lines=True,
+                        dtype={"id": str})
+
+
+Report = Callable[[int, int, str], None]
+
+
+class IterativeKMQ:
+    """Runs (or resumes) iterative kMQ on a prepared run.
+
+    After `fit`: `selected_` (rows in selection order), `weights_` (after the last update),
+    `rounds_` (the RoundRecords) and `folder_`.
+    """
+
+    def __init__(self, config: IterativeConfig, model: RoundModel) -> None:
+        self.config = config
+        self.model = model
+
+    def fit(self, store: RunStore, kmeans: KMeansConfig | None = None,
+            report: Report | None = None, stop_after: int | None = None) -> IterativeKMQ:
+        """`stop_after` ends the call after that round (tests use it to simulate interruption)."""
+        config = self.config
+        pool = pipeline.load_run_pool(store)
+        if config.budget > len(pool):
+            raise ConfigError(f"budget {config.budget} exceeds the pool size ({len(pool)})")
+        kmeans = kmeans or KMeansConfig(k=config.k)
+        if kmeans.k != config.k:
+            raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
+        labels = pipeline.cluster(store, kmeans, write_table=False).labels
+        quality = pipeline.quality(store, ScorerConfig(name=config.quality, model=config.quality_model,
+                                                     device=config.device))
+        folder = iterative_dir(store, config)
+        write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
+                                            "model_name": self.model.name})
+        rounds = load_rounds(folder)
+        weights = rounds[-1].clusters["next_weight"].to_numpy() if rounds else \
+            np.full(config.k, 1.0 / config.k)
+        selected = np.concatenate([r.added for r in rounds]).astype(np.int64) if rounds else \
+            np.zeros(0, dtype=np.int64)
+        sizes = round_sizes(config.budget, config.rounds)
+        with store.stage(f"iterate:{folder.name}", config.to_dict(), config.config_hash()) as info:
+            for number in range(len(rounds) + 1, config.rounds + 1):
+                if stop_after is not None and number > stop_after:
+                    break
+                record = self._round(store, folder, pool, labels, quality, weights, selected,
+                                     number, sizes[number - 1], report)
+                rounds.append(record)
+                selected = np.concatenate([selected, record.added])
+                weights = record.clusters["next_weight"].to_numpy()
+            info.update(rounds_done=len(rounds), selected=len(selected))
+        self.selected_, self.weights_, self.rounds_, self.folder_ = selected, weights, rounds, \
+            folder
+        self.labels_, self.quality_ = labels, quality
+        if len(rounds) == config.rounds:
+            table = rounds_table(rounds)
+            write_csv(folder / "rounds.csv", table)
+            write_csv(store.path("rounds.csv"), table)  # the latest finished run's, as `select`
+
+        return self
+
+    def _round(self, store: RunStore, folder: Path, pool: pd.DataFrame, labels: np.ndarray,
+               quality: np.ndarray, weights: np.ndarray, selected: np.ndarray, number: int,
+               size: int, report: Report | None) -> RoundRecord:
+        config, k = self.config, self.config.k
+        steps = config.rounds * 4
+        say = (lambda step, text: report((number - 1) * 4 + step, steps,
+                                         f"round {number}/{config.rounds}: {text}")) \
+            if report else (lambda step, text: None)
+        path = _round_dir(folder, number)
+        timings: dict[str, float] = {}
+
+        say(0, f"drawing {size} items")
+        added = draw_round(labels, quality, weights, selected, size, config.sample_tau,
+                           config.seed, number)
+        cumulative = np.concatenate([selected, added])
+
+        say(1, f"training on {len(cumulative)} items")
+        started = time.time()
+        previous = _round_dir(folder, number - 1) / "model" \
+            if config.continue_training and number > 1 else None
+        self.model.train(pool["prompt"].iloc[cumulative].tolist(),
+                         pool["response"].iloc[cumulative].tolist(), path / "model", previous,
+                         seed=config.seed + number)
+        timings["train_s"] = time.time() - started
+
+        sample = evaluation_sample(labels, cumulative, config.eval_per_round, config.seed, number)
+        prompts = pool["prompt"].iloc[sample].tolist()
+        gold = pool["response"].iloc[sample].tolist()
+        say(2, f"generating for {len(sample)} prompts")
+        started = time.time()
+        generated = self.model.generate(prompts)
+        timings["generate_s"] = time.time() - started
+
+        say(3, f"scoring with {config.scorer}")
+        started = time.time()
+        gold_scores, gen_scores, gaps, normalised = score_generations(config, self.model, prompts,
+                                                                      gold, generated)
+        timings["score_s"] = time.time() - started
+        if not (np.isfinite(gaps).all() and np.isfinite(normalised).all()):
+            raise ConfigError(f"the {config.scorer} scorer returned non-finite scores in round "
+                              f"{number}")
+
+        mean_scores, scored = cluster_means(labels[sample], gaps, k)
+        mean_quality, _ = cluster_means(labels[sample], normalised, k)
+        next_weights = update_weights(weights, mean_scores, config.tau)
+        clusters = pd.DataFrame({
+            "cluster": np.arange(k), "weight": weights,
+            "n_selected": np.bincount(labels[added], minlength=k), "n_scored": scored,
+            "mean_score": mean_scores, "mean_quality": mean_quality, "next_weight": next_weights})
+        generations = pd.DataFrame({
+            "row": sample, "id": pool["id"].iloc[sample].astype(str).tolist(),
+            "cluster": labels[sample], "prompt": prompts, "gold": gold, "generated": generated,
+            "gold_score": gold_scores, "generated_score": gen_scores, "gap": gaps,
+            "quality": normalised})
+        write_npy(path / "added.npy", added)
+        write_csv(path / "clusters.csv", clusters)
+        write_jsonl(path / "generations.jsonl", generations.to_dict(orient="records"))
+        summary = {"round": number, "added": int(len(added)), "selected": int(len(cumulative)),
+                   "scored": int(len(sample)),
+                   "low_quality_share": low_quality_share(mean_quality,
+                                                          config.low_quality_threshold),
+                   "mean_gap": float(gaps.mean()) if len(gaps) else float("nan"), **timings}
+        write_json(path / "summary.json", summary)  # last: marks the round complete
+        say(4, "done")
+        return RoundRecord(number, added, clusters, summary)
+
+    def selected_frame(self, pool: pd.DataFrame) -> pd.DataFrame:
+        """The selection in the `select` export shape, plus the round that added each row."""
+        return _selected_frame(pool, self.rounds_, self.labels_, self.quality_)
+
+
+def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: np.ndarray,
+                    quality: np.ndarray) -> pd.DataFrame:
+    rows = np.concatenate([r.added for r in rounds]).astype(np.int64)
+    frame = pipeline.selected_frame(pool, rows, labels, quality)
+    frame["round"] = np.concatenate([np.full(len(r.added), r.number) for r in rounds])
+    return frame
+
+
+def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
+    """The selection of a stored iterative run (its completed rounds), as `selected_frame`."""
+    config = read_json(folder / "config.json")
+    labels = pipeline.cluster(store, KMeansConfig(**config["kmeans"]), write_table=False).labels
+    quality = pipeline.quality(store, ScorerConfig(name=config["quality"],
+                                                   model=config["quality_model"]))
+    return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality)
+
+
+def rounds_table(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
+    """round, cluster, weight (used to draw the round), mean_score (S measured after the round's
+    training; NaN when no item of the cluster was scored), n_selected (items added)."""
+    return pd.concat([r.clusters.assign(round=r.number)[ROUNDS_COLUMNS] for r in rounds],
+                     ignore_index=True)
+
+
+@dataclass
+class IterativeHistory:
+    """Everything the app draws about one iterative run."""
+
+    folder: Path
+    config: dict[str, Any]
+    clusters: pd.DataFrame  # one row per round and cluster (all columns of clusters.csv + round)
+    summaries: pd.DataFrame  # one row per round
+
+    @property
+    def rounds(self) -> int:
+        return len(self.summaries)
+
+
+def list_iterative_runs(store: RunStore) -> list[Path]:
+    """The run's iterative folders with at least a config, newest first."""
+    root = store.path("iterative")
+    if not root.exists():
+        return []
+    found = [p for p in root.iterdir() if (p / "config.json").exists()]
+    return sorted(found, key=lambda p: (p / "config.json").stat().st_mtime, reverse=True)
+
+
+def load_history(folder: Path) -> IterativeHistory:
+    if not (folder / "config.json").exists():
+        raise MissingStageError(f"{folder} holds no iterative run: start one with "
+                                "`python -m selection_core iterate --run DIR …`")
+    rounds = load_rounds(folder)
+    clusters = pd.concat([r.clusters.assign(round=r.number) for r in rounds],
+                         ignore_index=True) if rounds else \
+        pd.DataFrame(columns=["round", "cluster", "weight", "n_selected", "n_scored",
+                              "mean_score", "mean_quality", "next_weight"])
+    return IterativeHistory(folder, read_json(folder / "config.json"), clusters,
+                            pd.DataFrame([r.summary for r in rounds]))
