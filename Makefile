@@ -26,3 +26,5 @@ benchmarks: install
 	$(PY) benchmarks/bench_kmeans.py
 	$(PY) benchmarks/bench_embed.py
 	$(PY) benchmarks/bench_app.py
+	$(PY) benchmarks/bench_bids.py
+	$(PY) benchmarks/bench_features.py
