@@ -18,6 +18,7 @@ from pages import _ui as ui
 from selection_core import jobs, workspace
 from selection_core.errors import InputError, SelectionError
 from selection_core.evaluate.base import default_data_dir
+from selection_core.influence import PROGRESS as INFLUENCE_PROGRESS
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
 from selection_core.influence.select import INFLUENCE_METHODS, load_attribution, \
     normalise_columns, select_on_matrix, top_rows
@@ -198,9 +199,13 @@ def _chain_progress(run_dir: str) -> None:
     if status is None or not status.running:
         st.rerun(scope="app")
     elapsed = time.time() - (status.started or time.time())
-    st.progress(step / len(TINY_STAGES),
-                text=f"Step {step + 1} of {len(TINY_STAGES)}: {STAGE_LABELS[TINY_STAGES[step]]} "
-                     f"({elapsed:.0f} s)")
+    detail = RunStore(run_dir).progress(INFLUENCE_PROGRESS) or {}
+    fresh = detail.get("time", 0) >= (status.started or 0)
+    within = detail["done"] / max(detail["total"], 1) if fresh else 0.0
+    text = f"Step {step + 1} of {len(TINY_STAGES)}: {STAGE_LABELS[TINY_STAGES[step]]}"
+    if fresh:
+        text += f" — {detail.get('message')}: {detail['done']}/{detail['total']}"
+    st.progress(min((step + within) / len(TINY_STAGES), 1.0), text=f"{text} ({elapsed:.0f} s)")
     with st.expander("Log"):
         st.code(status.log_tail[-1500:] or "starting…")
 

@@ -16,6 +16,7 @@ from .. import pipeline
 from ..errors import ConfigError
 from ..store import RunStore, write_text
 from ..train.lora import LoRAConfig
+from . import PROGRESS
 
 
 def add_influence_parser(subcommands: Any) -> None:
@@ -73,10 +74,17 @@ def _tasks() -> tuple[str, ...]:
     return VALIDATION_TASKS
 
 
-def _bar(desc: str) -> Callable[[int, int], None]:
+def _bar(desc: str, store: RunStore) -> Callable[[int, int], None]:
+    """A tqdm bar that also writes DIR/progress/influence.json, which the app polls."""
     from ..cli import _progress
 
-    return _progress(None, desc, desc)
+    bar = _progress(None, desc, desc)
+
+    def report(done: int, total: int) -> None:
+        bar(done, total)
+        store.write_progress(PROGRESS, done, total, desc)
+
+    return report
 
 
 def run_influence(args: argparse.Namespace) -> None:
@@ -93,7 +101,7 @@ def _warmup(args: argparse.Namespace) -> None:
     lora = LoRAConfig(r=args.lora_r, alpha=args.lora_alpha or 4 * args.lora_r, dropout=0.1,
                       epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                       max_length=args.max_length, seed=args.seed, device=args.device)
-    found = warmup(store, args.model, args.fraction, lora, progress=_bar("warmup"))
+    found = warmup(store, args.model, args.fraction, lora, progress=_bar("warmup", store))
     print(f"warmup: {len(found)} checkpoints (mean lr per epoch: "
           f"{', '.join(f'{c.mean_lr:.2e}' for c in found)}) → {store.path('influence')}")
 
@@ -111,7 +119,7 @@ def _features(args: argparse.Namespace) -> None:
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage not in bars:
-            bars[stage] = _bar(stage)
+            bars[stage] = _bar(stage, store)
         bars[stage](done, total)
 
     folder = features(store, settings, device=args.device, progress=progress)

@@ -90,6 +90,8 @@ def test_stages_write_features_and_the_matrix_contract(influence_run: Path) -> N
             assert features.shape == (rows, DIM) and np.isfinite(features).all()
             assert np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
     assert not np.allclose(train[0], train[1])  # two checkpoints, two sets of features
+    progress = store.progress("influence")  # what the app's progress bar reads
+    assert progress["done"] == progress["total"] and progress["message"].startswith("epoch")
     for split, rows in (("train", N), ("val", M)):
         rds = np.load(folder / "rds" / f"{split}.npy")
         assert rds.shape[0] == rows and np.allclose(np.linalg.norm(rds, axis=1), 1, atol=1e-5)
