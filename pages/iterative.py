@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -10,9 +11,9 @@ from pages import _ui as ui
 from selection_core import jobs
 from selection_core.errors import SelectionError
 from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
-    list_iterative_runs, load_generations, load_history, selection_frame
+    completed_rounds, list_iterative_runs, load_generations, load_history, selection_frame
 from selection_core.select.iterative import GAP_SCORERS
-from selection_core.store import RunStore
+from selection_core.store import RunStore, read_json
 from selection_core.viz.iterative import cluster_trends, items_added, low_quality_bars, \
     round_heatmap, weight_evolution
 
@@ -41,7 +42,7 @@ def _job_panel(run_dir: str, rounds_seen: int) -> None:
     run = RunStore(run_dir)
     status = jobs.job_status(run, ITERATE_JOB)
     found = list_iterative_runs(run)
-    done = len(load_history(found[0]).summaries) if found else 0
+    done = completed_rounds(found[0]) if found else 0
     if not status.running or done != rounds_seen:
         st.rerun(scope="app")
     progress = run.progress(ITERATE_JOB) or {"done": 0, "total": 1, "message": "starting"}
@@ -54,7 +55,7 @@ status = jobs.job_status(store, ITERATE_JOB)
 runs = list_iterative_runs(store)
 if status.running:
     st.info("An iterative run is going in the background; finished rounds appear below.")
-    _job_panel(str(store.root), len(load_history(runs[0]).summaries) if runs else 0)
+    _job_panel(str(store.root), completed_rounds(runs[0]) if runs else 0)
 elif status.state == "failed":
     st.error(f"The last iterative run failed: {status.message}")
     with st.expander("Log"):
@@ -111,8 +112,8 @@ if not runs:
 
 
 # ----------------------------------------------------------------------------- history
-def _describe(folder) -> str:
-    config = load_history(folder).config
+def _describe(folder: Path) -> str:
+    config = read_json(folder / "config.json")
     return (f"k={config['k']}, budget {config['budget']}, {config['rounds']} rounds, "
             f"{config['scorer']}, {config.get('model_name') or config.get('model')}, "
             f"τ={config['tau']}")

@@ -157,16 +157,22 @@ def _round_dir(folder: Path, number: int) -> Path:
     return folder / f"round-{number}"
 
 
+def completed_rounds(folder: Path) -> int:
+    """How many rounds are complete (their summary.json, written last, exists), in order."""
+    number = 0
+    while (_round_dir(folder, number + 1) / "summary.json").exists():
+        number += 1
+    return number
+
+
 def load_rounds(folder: Path) -> list[RoundRecord]:
     """The completed rounds of one iterative run, in order (stops at the first incomplete)."""
     records = []
-    number = 1
-    while (_round_dir(folder, number) / "summary.json").exists():
+    for number in range(1, completed_rounds(folder) + 1):
         path = _round_dir(folder, number)
         records.append(RoundRecord(number, read_npy(path / "added.npy"),
                                    pd.read_csv(path / "clusters.csv"),
                                    read_json(path / "summary.json")))
-        number += 1
     return records
 
 
@@ -199,9 +205,8 @@ class IterativeKMQ:
         kmeans = kmeans or KMeansConfig(k=config.k)
         if kmeans.k != config.k:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
-        labels = pipeline.cluster(store, kmeans, write_table=False).labels
-        quality = pipeline.quality(store, ScorerConfig(name=config.quality, model=config.quality_model,
-                                                     device=config.device))
+        labels, quality = _labels_and_quality(store, kmeans, config.quality,
+                                              config.quality_model, config.device)
         folder = iterative_dir(store, config)
         write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
                                             "model_name": self.model.name})
@@ -310,20 +315,39 @@ def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: n
     return frame
 
 
+def _labels_and_quality(store: RunStore, kmeans: KMeansConfig, quality: str,
+                        quality_model: str | None, device: str = "auto"
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The clustering and the in-cluster quality scores a run draws with (both cached)."""
+    labels = pipeline.cluster(store, kmeans, write_table=False).labels
+    scores = pipeline.quality(store, ScorerConfig(name=quality, model=quality_model,
+                                                  device=device))
+    return labels, scores
+
+
 def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
     """The selection of a stored iterative run (its completed rounds), as `selected_frame`."""
     config = read_json(folder / "config.json")
-    labels = pipeline.cluster(store, KMeansConfig(**config["kmeans"]), write_table=False).labels
-    quality = pipeline.quality(store, ScorerConfig(name=config["quality"],
-                                                   model=config["quality_model"]))
+    labels, quality = _labels_and_quality(store, KMeansConfig(**config["kmeans"]),
+                                          config["quality"], config["quality_model"])
     return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality)
+
+
+CLUSTER_COLUMNS = ["round", "cluster", "weight", "n_selected", "n_scored", "mean_score",
+                   "mean_quality", "next_weight"]
+
+
+def _cluster_history(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
+    """Every round's clusters.csv, one row per (round, cluster)."""
+    if not rounds:
+        return pd.DataFrame(columns=CLUSTER_COLUMNS)
+    return pd.concat([r.clusters.assign(round=r.number) for r in rounds], ignore_index=True)
 
 
 def rounds_table(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
     """round, cluster, weight (used to draw the round), mean_score (S measured after the round's
     training; NaN when no item of the cluster was scored), n_selected (items added)."""
-    return pd.concat([r.clusters.assign(round=r.number)[ROUNDS_COLUMNS] for r in rounds],
-                     ignore_index=True)
+    return _cluster_history(rounds)[ROUNDS_COLUMNS]
 
 
 @dataclass
@@ -354,9 +378,5 @@ def load_history(folder: Path) -> IterativeHistory:
         raise MissingStageError(f"{folder} holds no iterative run: start one with "
                                 "`python -m selection_core iterate --run DIR …`")
     rounds = load_rounds(folder)
-    clusters = pd.concat([r.clusters.assign(round=r.number) for r in rounds],
-                         ignore_index=True) if rounds else \
-        pd.DataFrame(columns=["round", "cluster", "weight", "n_selected", "n_scored",
-                              "mean_score", "mean_quality", "next_weight"])
-    return IterativeHistory(folder, read_json(folder / "config.json"), clusters,
+    return IterativeHistory(folder, read_json(folder / "config.json"), _cluster_history(rounds),
                             pd.DataFrame([r.summary for r in rounds]))

@@ -174,8 +174,8 @@ def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: i
         write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": stop})
         if progress:
             progress(stop, n_rows)
-    if n_rows == 0 or done == n_rows:
-        write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": n_rows})
+    if n_rows == 0:  # no chunk ran, so no chunk wrote the marker
+        write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": 0})
     del array
     return read_npy(path, mmap=True)
 
