@@ -20,6 +20,7 @@ from selection_core.errors import InputError, SelectionError
 from selection_core.evaluate.base import default_data_dir
 from selection_core.influence import PROGRESS as INFLUENCE_PROGRESS
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
+from selection_core.influence.pipeline import current_features, rds_scores_for_run
 from selection_core.influence.select import INFLUENCE_METHODS, load_attribution, \
     normalise_columns, select_on_matrix, top_rows
 from selection_core.report import ReportSection, render_report
@@ -87,8 +88,6 @@ def has_matrix(run: Path) -> bool:
 
 def has_rds(run: Path) -> bool:
     """True when the run's current gradient features include the RDS hidden states."""
-    from selection_core.influence.pipeline import current_features  # imports torch: only here
-
     try:
         folder = current_features(RunStore(run, create=False)) / "rds"
     except SelectionError:
@@ -124,8 +123,6 @@ def ranking(files: MatrixFiles, method: str, seed: int, rds_run: str | None) -> 
     A, tasks = load_matrix(files)
     if method != "rds":
         return select_on_matrix(A, tasks, method, len(A), seed=seed)
-    from selection_core.influence.pipeline import rds_scores_for_run
-
     scores = rds_scores_for_run(RunStore(rds_run, create=False))
     if len(scores) != len(A):
         raise InputError(f"the RDS features cover {len(scores)} rows but the matrix has "

@@ -73,7 +73,13 @@ def read_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
-        raise InputError(f"not a plain numeric .npy array ({exc})", path=str(path)) from exc
+        # numpy's own text suggests unpickling, which is never the fix here
+        reason = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) \
+            else str(exc)
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                reason = "the file is not in .npy format"
+        raise InputError(f"not a plain numeric .npy array ({reason})", path=str(path)) from exc
 
 
 def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> Path:

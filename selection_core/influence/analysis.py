@@ -17,6 +17,11 @@ from .select import normalise_columns, task_index
 THI_LEVELS = ("task", "instance")
 
 
+def _check_level(level: str) -> None:
+    if level not in THI_LEVELS:
+        raise ConfigError(f"unknown THI level '{level}'; use one of {', '.join(THI_LEVELS)}")
+
+
 def aid(A: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Average influence distribution: the column means of A over the selected rows (float64).
 
@@ -49,8 +54,7 @@ def thi(A: np.ndarray, tasks: np.ndarray, rows: np.ndarray, level: str = "task")
     the task of the row's single most influenced instance. Ties go to the task listed first.
     Every task appears, with 0 when no row favours it, so methods compare task by task.
     """
-    if level not in THI_LEVELS:
-        raise ConfigError(f"unknown THI level '{level}'; use one of {', '.join(THI_LEVELS)}")
+    _check_level(level)
     A = np.asarray(A)
     names, codes = task_index(tasks, A.shape[1])
     chosen = A[np.asarray(rows, dtype=np.int64)]
@@ -105,8 +109,7 @@ def thi_table(thi_frame: pd.DataFrame, level: str = "task") -> pd.DataFrame:
     The composition table that sits beside the THI bars: counts rather than shares, so it adds
     up to each selection's size; tasks and methods keep the frame's order (not alphabetical).
     """
-    if level not in THI_LEVELS:
-        raise ConfigError(f"unknown THI level '{level}'; use one of {', '.join(THI_LEVELS)}")
+    _check_level(level)
     frame = thi_frame[thi_frame["level"] == level]
     table = frame.pivot(index="task", columns="method", values="count").reindex(
         index=pd.unique(frame["task"]), columns=pd.unique(frame["method"]))

@@ -15,7 +15,6 @@ import numpy as np
 from .. import pipeline
 from ..errors import ConfigError
 from ..store import RunStore, write_text
-from ..train.lora import LoRAConfig
 from . import PROGRESS
 
 
@@ -35,10 +34,7 @@ def add_influence_parser(subcommands: Any) -> None:
     warm.add_argument("--lora-r", type=int, default=128)
     warm.add_argument("--lora-alpha", type=int, default=None, help="default: 4 × r (LESS)")
     warm.add_argument("--lr", type=float, default=2e-5)
-    warm.add_argument("--batch-size", type=int, default=8)
-    warm.add_argument("--max-length", type=int, default=512)
-    warm.add_argument("--seed", type=int, default=0)
-    warm.add_argument("--device", default="auto")
+    _add_model_options(warm)
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -51,10 +47,7 @@ def add_influence_parser(subcommands: Any) -> None:
                             "(IFEval), by the warmed-up model")
     feats.add_argument("--less-exact", action="store_true",
                        help="LESS's preconditioner: ε inside the square root")
-    feats.add_argument("--batch-size", type=int, default=8)
-    feats.add_argument("--max-length", type=int, default=512)
-    feats.add_argument("--seed", type=int, default=0)
-    feats.add_argument("--device", default="auto")
+    _add_model_options(feats)
 
     mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
     mat.add_argument("--run", required=True)
@@ -66,6 +59,14 @@ def add_influence_parser(subcommands: Any) -> None:
     sel.add_argument("--budget", required=True, help="rows (e.g. 1500) or a share (e.g. 15%%)")
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that warmup and features share: batching, length, seed, device."""
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
 
 
 def _tasks() -> tuple[str, ...]:
@@ -93,6 +94,7 @@ def run_influence(args: argparse.Namespace) -> None:
 
 
 def _warmup(args: argparse.Namespace) -> None:
+    from ..train.lora import LoRAConfig  # imports torch: not at CLI start-up
     from .pipeline import warmup
 
     store = RunStore(args.run)

@@ -15,7 +15,7 @@ the same projection whatever the chunking, the memory budget or the device.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from ..errors import ConfigError
 from ..lm.formatting import collate, encode_pair
 from ..train.lora import example_losses
 
-Progress = Callable[[int, int], None]
 PROJECTION_BLOCK = 1024  # parameter rows per generator: chunk sizes must be multiples of it
 
 

@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,10 +28,11 @@ from .. import pipeline
 from ..errors import ConfigError, MissingStageError
 from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
     write_npy, write_text
-from ..train.lora import LoRAConfig
 from .validation import VALIDATION_TASKS, build_validation_set
 
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:  # importing train.lora imports torch: only where a stage needs it
+    from ..train.lora import LoRAConfig
+
 FEATURE_CHUNK_ROWS = 256
 
 
@@ -43,13 +44,16 @@ class Checkpoint:
 
 
 # --------------------------------------------------------------------------- warmup
-def warmup(store: RunStore, model: str, fraction: float = 0.05, lora: LoRAConfig = LoRAConfig(
-        r=128, alpha=512, dropout=0.1, epochs=4, learning_rate=2e-5),
-           progress: Progress | None = None) -> list[Checkpoint]:
+def warmup(store: RunStore, model: str, fraction: float = 0.05, lora: LoRAConfig | None = None,
+           progress: pipeline.Progress | None = None) -> list[Checkpoint]:
     """LoRA warmup on a seeded random `fraction` of the pool (LESS: 5%, 4 epochs), saving per
-    epoch the adapter, the optimizer state and the epoch's mean learning rate."""
-    from ..train.lora import LoRATrainer
+    epoch the adapter, the optimizer state and the epoch's mean learning rate.
 
+    `lora` defaults to LESS's warmup: r=128, alpha=512, dropout 0.1, 4 epochs, lr 2e-5."""
+    from ..train.lora import LoRAConfig, LoRATrainer
+
+    if lora is None:
+        lora = LoRAConfig(r=128, alpha=512, dropout=0.1, epochs=4, learning_rate=2e-5)
     pool = pipeline.load_run_pool(store)
     if not 0 < fraction <= 1:
         raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
@@ -133,12 +137,16 @@ def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple
     return PeftModel.from_pretrained(base, str(checkpoint), is_trainable=True), tokenizer
 
 
+def _validation_path(store: RunStore, key: str) -> Path:
+    return store.path("influence", f"validation-{key}.jsonl")
+
+
 def validation_set(store: RunStore, settings: FeatureSettings,
                    data_paths: dict[str, str] | None = None, device: str = "auto"
                    ) -> pd.DataFrame:
     """Build (once) and return the run's validation instances; IFEval-like tasks without
     references get the warmed-up model's greedy answers."""
-    path = store.path("influence", f"validation-{settings.key()}.jsonl")
+    path = _validation_path(store, settings.key())
     if path.exists():  # dtype=False: a response such as "42" must stay text
         return pd.read_json(path, lines=True, dtype=False)
 
@@ -163,6 +171,7 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
     instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
     from ..devices import resolve_device
+    from ..train.lora import LoRAConfig
 
     device = resolve_device(device)
     info = warmup_info(store)
@@ -174,17 +183,18 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
         # computed from an earlier warmup: finished chunks must not be resumed, nor the
         # validation answers its model generated be reused
         shutil.rmtree(folder)
-        store.path("influence", f"validation-{settings.key()}.jsonl").unlink(missing_ok=True)
+        _validation_path(store, settings.key()).unlink(missing_ok=True)
     write_json(folder / "warmup.json", source)
     val = validation_set(store, settings, data_paths, device)
     with store.stage("influence:features", {**settings.__dict__, "tasks": list(settings.tasks)}
                      ) as stage:
-        for checkpoint in checkpoints(store):
+        found = checkpoints(store)
+        for checkpoint in found:
             _checkpoint_features(checkpoint, info["model"], pool, val, folder, device, settings,
                                  store, progress)
         _rds_features(store, info["model"], pool, val, folder, device, settings)
         write_text(store.path("influence", "features", "current.txt"), settings.key() + "\n")
-        stage.update(rows=len(pool), validation=len(val), checkpoints=len(checkpoints(store)))
+        stage.update(rows=len(pool), validation=len(val), checkpoints=len(found))
     return folder
 
 
@@ -228,15 +238,18 @@ def _rds_features(store: RunStore, model: str, pool: pd.DataFrame, val: pd.DataF
     from ..lm.formatting import format_prompt
     from ..lm.loading import load_causal_lm
 
+    missing = [(target, frame) for target, frame in ((folder / "rds" / "train.npy", pool),
+                                                     (folder / "rds" / "val.npy", val))
+               if not target.exists()]
+    if not missing:  # resumed after both were written: load no model
+        return
     _, tokenizer = load_causal_lm(model, device=device)
     embedder = TextEmbedder(model, pooling="last", max_length=settings.max_length,
                             normalize=True, batch_size=settings.batch_size, device=device)
-    for split, frame in (("train", pool), ("val", val)):
-        target = folder / "rds" / f"{split}.npy"
-        if not target.exists():
-            texts = [format_prompt(tokenizer, p) + r
-                     for p, r in zip(frame["prompt"], frame["response"], strict=True)]
-            write_npy(target, embedder.encode(texts))
+    for target, frame in missing:
+        texts = [format_prompt(tokenizer, p) + r
+                 for p, r in zip(frame["prompt"], frame["response"], strict=True)]
+        write_npy(target, embedder.encode(texts))
 
 
 def current_features(store: RunStore) -> Path:
@@ -270,8 +283,7 @@ def matrix(store: RunStore) -> np.ndarray:
         train = [read_npy(folder / f"epoch{c.epoch}" / "train.npy", mmap=True) for c in found]
         val = [read_npy(folder / f"epoch{c.epoch}" / "val.npy", mmap=True) for c in found]
         A = attribution_matrix(train, val, weights)
-        tasks = pd.read_json(store.path("influence", f"validation-{folder.name}.jsonl"),
-                             lines=True)["task"]
+        tasks = pd.read_json(_validation_path(store, folder.name), lines=True)["task"]
         write_npy(store.path("attribution.npy"), A)
         write_text(store.path("val_tasks.txt"), "\n".join(tasks) + "\n")
         info.update(shape=list(A.shape))
