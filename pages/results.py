@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import jobs, workspace
-from selection_core.experiment import load_results
+from selection_core.experiment import load_results, unit_name
 from selection_core.results import balance_figure, benchmark_table, to_html, to_latex, \
     to_markdown
 from selection_core.store import RunStore
@@ -25,15 +25,16 @@ table.results td:nth-child(-n+2) {text-align: left;}
 st.title("Results")
 experiments = {p.name: p for p in workspace.list_experiments()}
 quick_run = workspace.experiments_root() / "demo-tiny-cpu"
-quick_job = jobs.job_status(RunStore(quick_run), "experiment")
+quick_store = RunStore(quick_run)
+quick_job = jobs.job_status(quick_store, "experiment")
 
 
 @st.fragment(run_every=2.0)
 def _experiment_progress() -> None:
-    status = jobs.job_status(RunStore(quick_run), "experiment")
+    status = jobs.job_status(quick_store, "experiment")
     if not status.running:
         st.rerun(scope="app")
-    progress = RunStore(quick_run).progress("experiment")
+    progress = quick_store.progress("experiment")
     if progress and progress["total"]:
         st.progress(progress["done"] / progress["total"],
                     text=f"{progress['done']}/{progress['total']} selections trained and "
@@ -55,7 +56,7 @@ if not experiments:
         "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, ~15 min), or a "
         "GPU config from `configs/` on a server — or start the quick one here.")
     if not quick_job.running and st.button("Run the quick demo experiment", type="primary"):
-        jobs.start_job(RunStore(quick_run), "experiment",
+        jobs.start_job(quick_store, "experiment",
                        ["experiment", "--config", str(QUICK_CONFIG), "--run", str(quick_run)])
         st.rerun()
     st.stop()
@@ -104,8 +105,7 @@ labels = {u: f"{u[0]} · {u[1]}" + ("" if pd.isna(u[2]) else f" · budget {u[2]}
           for u in units}
 unit = st.selectbox("Show the predictions of", units, format_func=labels.get)
 run_dir = next(p for p in run_dirs if p.name == unit[0])
-name = "base" if unit[1] == "base" else f"{unit[1]}-b{unit[2]}"
-path = run_dir / "results" / name / f"{unit[3]}.predictions.jsonl"
+path = run_dir / "results" / unit_name(unit[1], unit[2]) / f"{unit[3]}.predictions.jsonl"
 if path.exists():
     predictions = pd.read_json(path, lines=True, dtype={"id": str})
     st.dataframe(predictions, hide_index=True, height=320)

@@ -160,7 +160,7 @@ def _validate(config: ExperimentConfig, path: Path) -> None:
                          path=str(path), field="pool")
 
 
-def unit_name(method: str, budget: int) -> str:
+def unit_name(method: str, budget: int | None) -> str:
     return BASE if method == BASE else f"{method}-b{budget}"
 
 
@@ -175,7 +175,8 @@ class ExperimentRunner:
         self.log = log
 
     # the pool and its clustering ------------------------------------------------
-    def _prepare_pool(self) -> KMeansConfig:
+    def _prepare_pool(self) -> tuple[KMeansConfig, int]:
+        """The clustering config and the pool's row count."""
         config, store = self.config, self.store
         if not store.exists(pipeline.POOL):
             if config.data:
@@ -183,15 +184,15 @@ class ExperimentRunner:
             else:
                 pipeline.ingest_demo(store, n=config.demo_n or 3000, seed=config.demo_seed)
         pipeline.embed(store, EmbedConfig(model=config.embedding_model))
+        n_rows = len(pipeline.load_run_pool(store))
         k = config.k
         if k is None:
             if not store.exists("sweep.csv"):
-                n_rows = len(pipeline.load_run_pool(store))
                 ks = config.sweep_ks or pipeline.default_ks(n_rows)
                 pipeline.sweep(store, SweepConfig(ks=tuple(ks)))
             k = pipeline.load_sweep(store)[1]
-        self.log(f"pool: {len(pipeline.load_run_pool(store))} rows, k={k}")
-        return KMeansConfig(k=int(k), seed=config.seed)
+        self.log(f"pool: {n_rows} rows, k={k}")
+        return KMeansConfig(k=int(k), seed=config.seed), n_rows
 
     def _selection(self, method: str, budget: int, kmeans: KMeansConfig) -> pd.DataFrame:
         path = self.store.path("selections", f"{unit_name(method, budget)}.jsonl")
@@ -250,12 +251,14 @@ class ExperimentRunner:
         return trainer.adapter_dir_
 
     # evaluation ------------------------------------------------------------------
-    def _evaluate(self, name: str, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    def _evaluate(self, method: str, budget: int | None, model: Any,
+                  tokenizer: Any) -> list[dict[str, Any]]:
         from .evaluate import get_benchmark
         from .evaluate.mmlu import score_mmlu_loglik
         from .train.generate import generate
 
         config = self.config
+        name = unit_name(method, budget)
         rows = []
         for bench_name in config.benchmarks:
             target = self.store.path("results", name, f"{bench_name}.json")
@@ -278,13 +281,15 @@ class ExperimentRunner:
                                  progress=progress)
                 completions = {item.id: text for item, text in zip(items, texts, strict=True)}
                 result = benchmark.evaluate(items, completions)
-            summary = {"model": config.model, "method": name.split("-b")[0] if name != BASE
-                       else BASE, "budget": _budget_of(name), "benchmark": bench_name,
+            summary = {"model": config.model, "method": method, "budget": budget,
+                       "benchmark": bench_name,
                        "group": benchmark.group, "score": result.score, "n": result.n,
                        "metrics": result.metrics, "seconds": round(time.time() - started, 1)}
+            outcomes = {str(row.get("id")): {k: v for k, v in row.items() if k != "id"}
+                        for row in result.per_item}
             write_jsonl(target.with_suffix(".predictions.jsonl"),
                         [{"id": i.id, "prompt": i.prompt, "completion": completions[i.id],
-                          **_item_outcome(result, i.id)} for i in items])
+                          **outcomes.get(i.id, {})} for i in items])
             write_json(target, {**summary, "per_item": result.per_item})
             self.log(f"  {name} · {bench_name}: {result.score:.1f} (n={result.n}, "
                      f"{summary['seconds']} s)")
@@ -297,17 +302,17 @@ class ExperimentRunner:
         from .train.lora import load_trained
 
         config = self.config
-        write_json(self.store.path("experiment.json"), _config_dict(config))
-        with self.store.stage("experiment", _config_dict(config)) as info:
-            kmeans = self._prepare_pool()
-            n_rows = len(pipeline.load_run_pool(self.store))
+        config_dict = _config_dict(config)
+        write_json(self.store.path("experiment.json"), config_dict)
+        with self.store.stage("experiment", config_dict) as info:
+            kmeans, n_rows = self._prepare_pool()
             units = [(m, pipeline.parse_budget(b, n_rows)) for b in config.budgets
                      for m in config.methods]
             results: list[dict[str, Any]] = []
             if config.include_base:
                 model, tokenizer = load_causal_lm(config.model, device=config.lora.device,
                                                   dtype=config.lora.dtype)
-                results += self._evaluate(BASE, model, tokenizer)
+                results += self._evaluate(BASE, None, model, tokenizer)
             for number, (method, budget) in enumerate(units, start=1):
                 name = unit_name(method, budget)
                 self.store.write_progress("experiment", number - 1, len(units), name)
@@ -316,24 +321,13 @@ class ExperimentRunner:
                 adapter = self._train(name, selected)
                 model, tokenizer = load_trained(config.model, adapter, device=config.lora.device,
                                                 dtype=config.lora.dtype)
-                results += self._evaluate(name, model, tokenizer)
+                results += self._evaluate(method, budget, model, tokenizer)
                 del model
             self.store.write_progress("experiment", len(units), len(units), "done")
             table = results_frame(results, self.store.root)
             write_csv(self.store.path("results.csv"), table.drop(columns="metrics"))
             info.update(rows=len(table), k=kmeans.k)
         return table
-
-
-def _budget_of(name: str) -> int | None:
-    return int(name.rsplit("-b", 1)[1]) if name != BASE else None
-
-
-def _item_outcome(result: Any, item_id: str) -> dict[str, Any]:
-    for row in result.per_item:
-        if str(row.get("id")) == item_id:
-            return {k: v for k, v in row.items() if k != "id"}
-    return {}
 
 
 def _config_dict(config: ExperimentConfig) -> dict[str, Any]:
@@ -355,12 +349,12 @@ def results_frame(rows: list[dict[str, Any]], run_dir: Path | None = None) -> pd
 def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
     """All results of the given experiment run directories (from their per-benchmark files, so a
     run still in progress shows what it has)."""
-    rows = []
+    frames = []
     for run_dir in run_dirs:
-        for path in sorted(Path(run_dir).glob("results/*/*.json")):
-            data = read_json(path)
-            rows.append(results_frame([data], Path(run_dir)))
-    if not rows:
+        paths = sorted(Path(run_dir).glob("results/*/*.json"))
+        if paths:
+            frames.append(results_frame([read_json(path) for path in paths], Path(run_dir)))
+    if not frames:
         return pd.DataFrame(columns=["run", "model", "method", "budget", "benchmark", "group",
                                      "score", "n", "metrics"])
-    return pd.concat(rows, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)

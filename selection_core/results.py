@@ -31,6 +31,17 @@ METHOD_ORDER = ("base", "random", "kmeans-random", "kmeans-closest", "quality-to
                 "iterative-kmq", "task-max", "instance-max", "sum", "rds", "bids")
 
 
+def _method_key(method: str) -> tuple[int, str]:
+    """Sort key: methods in METHOD_ORDER first, in that order, then the others by name."""
+    rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return rank, method
+
+
+def _int_budgets(budgets: pd.Series) -> pd.Series:
+    """Budgets as ints, 0 for the untuned base model's missing budget."""
+    return budgets.astype("Float64").fillna(0).astype(int)
+
+
 def _group_of(benchmark: str) -> str:
     for group, names in GROUPS.items():
         if benchmark in names or benchmark.split(":")[0] in names:
@@ -69,8 +80,7 @@ def benchmark_table(results: pd.DataFrame, model: str | None = None) -> Benchmar
         results = results[results["model"] == model]
     if results.empty:
         raise ValueError("no results to tabulate")
-    budget = results["budget"].astype("Float64").fillna(0).astype(int)
-    frame = results.assign(budget=budget)
+    frame = results.assign(budget=_int_budgets(results["budget"]))
     pivot = frame.pivot_table(index=["budget", "method"], columns="benchmark", values="score",
                               aggfunc="mean")
     columns = _column_order(list(pivot.columns))
@@ -82,8 +92,7 @@ def benchmark_table(results: pd.DataFrame, model: str | None = None) -> Benchmar
     pivot[("", DELTA)] = [pivot.loc[(b, m), ("", MACRO)] - random_macro[b]
                           if b in random_macro.index and b != 0 else np.nan
                           for b, m in pivot.index]
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    order = sorted(pivot.index, key=lambda bm: (bm[0], rank.get(bm[1], len(rank)), bm[1]))
+    order = sorted(pivot.index, key=lambda bm: (bm[0], *_method_key(bm[1])))
     pivot = pivot.loc[order]
     best = set()
     positions = {key: i for i, key in enumerate(pivot.index)}
@@ -178,15 +187,14 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
     from .viz.figures import FONT, TEMPLATE, color_for
 
     frame = results.copy()
-    frame["budget"] = frame["budget"].astype("Float64").fillna(0).astype(int)
+    frame["budget"] = _int_budgets(frame["budget"])
     if budget is None:
         budgets = sorted(b for b in frame["budget"].unique() if b != 0)
         budget = budgets[-1] if budgets else 0
     frame = frame[(frame["budget"] == budget) | (frame["method"] == "base")]
     benchmarks = [b for _, b in _column_order(list(frame["benchmark"].unique()))]
     fig = go.Figure()
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    methods = sorted(frame["method"].unique(), key=lambda m: (rank.get(m, 99), m))
+    methods = sorted(frame["method"].unique(), key=_method_key)
     for i, method in enumerate(methods):
         scores = frame[frame["method"] == method].groupby("benchmark")["score"].mean()
         values = [float(scores.get(b, np.nan)) for b in benchmarks]
@@ -215,6 +223,5 @@ def sub_scores(results: pd.DataFrame, benchmark: str, prefix: str, model: str | 
         rows.append({"budget": budget, "method": row.method, **values})
     if not rows:
         return pd.DataFrame()
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     frame = pd.DataFrame(rows).groupby(["budget", "method"]).mean()
-    return frame.loc[sorted(frame.index, key=lambda bm: (bm[0], rank.get(bm[1], 99), bm[1]))]
+    return frame.loc[sorted(frame.index, key=lambda bm: (bm[0], *_method_key(bm[1])))]
