@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ class LoRAConfig(HashedConfig):
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
+    lr_scheduler: Literal["linear", "cosine"] = "linear"  # decay after the linear warm-up
     batch_size: int = 8
     grad_accumulation: int = 1
     max_length: int = 512
@@ -65,6 +66,17 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def lr_factor(step: int, warmup: int, total: int, decay: str) -> float:
+    """The learning-rate multiplier at `step`: linear warm-up, then linear or cosine decay to 0
+    (transformers' get_linear/cosine_schedule_with_warmup, which LESS and BIDS train with)."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    if decay == "cosine":
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return max(0.0, 1.0 - progress)
 
 
 def _target_modules(model: Any, requested: tuple[str, ...] | None) -> list[str] | str:
@@ -184,8 +196,7 @@ class LoRATrainer:
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else
-            max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+            optimizer, lambda s: lr_factor(s, warmup, total_steps, config.lr_scheduler))
         history: list[dict[str, float]] = []
         step = 0
         if resume is not None:

@@ -95,3 +95,21 @@ def test_generation_is_greedy_batched_and_stops(tiny: str, tmp_path: Path) -> No
     stopped = generate(model, tokenizer, PROMPTS[:1], max_new_tokens=12,
                        stop=[batched[0][:2]] if batched[0][:2].strip() else ["\x00"])
     assert len(stopped[0]) <= len(batched[0])
+
+
+@pytest.mark.parametrize("decay", ["linear", "cosine"])
+def test_lr_factor_decays_as_transformers_schedules(decay: str) -> None:
+    """After the warm-up the multiplier equals transformers' schedule of the same name."""
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    from selection_core.train.lora import lr_factor
+
+    warmup, total = 3, 20
+    build = get_cosine_schedule_with_warmup if decay == "cosine" else \
+        get_linear_schedule_with_warmup
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    reference = build(optimizer, warmup, total).lr_lambdas[0]
+    for step in range(warmup, total + 1):
+        assert lr_factor(step, warmup, total, decay) == pytest.approx(reference(step), abs=1e-12)
+    assert [lr_factor(s, warmup, total, decay) for s in range(warmup)] == \
+        pytest.approx([1 / 3, 2 / 3, 1.0])
