@@ -44,7 +44,7 @@ NORMALISED, RAW = "normalised Â", "raw A"
 SOURCE_RUN, SOURCE_OTHER, SOURCE_UPLOAD = ("This run", "Another run in the workspace",
                                            "Upload A.npy + val_tasks.txt")
 TINY_STAGES = ("warmup", "features", "matrix")
-STAGE_LABELS = {"warmup": "LoRA warmup on 5% of the pool",
+STAGE_LABELS = {"warmup": "LoRA warmup on 5% of the pool (the LESS preset, CPU-sized)",
                 "features": "gradient features of every row and validation instance",
                 "matrix": "the attribution matrix"}
 
@@ -153,9 +153,11 @@ def _job_name(stage: str) -> str:
 
 
 def _tiny_stage_args(stage: str, run_dir: str) -> list[str]:
-    """One stage of the in-app demo: the tiny random CPU model, small projections, 5 validation
-    instances per task (the demo benchmark when ../shared/data is not there)."""
-    extra = {"warmup": ["--model", "tiny-random-llama", "--epochs", "2", "--lora-r", "8",
+    """One stage of the in-app demo: the LESS pipeline with CPU-sized values — the tiny random
+    model, 2 epochs, rank 8, batch 8, short sequences, small projections, 5 validation instances
+    per task (the demo benchmark when ../shared/data is not there)."""
+    extra = {"warmup": ["--model", "tiny-random-llama", "--preset", "less", "--epochs", "2",
+                        "--lora-r", "8", "--batch-size", "8", "--effective-batch", "8",
                         "--max-length", "128", "--device", "cpu"],
              "features": ["--dim", "512", "--val-per-task", "5", "--max-length", "128",
                           "--val-max-new-tokens", "32", "--device", "cpu",
@@ -218,7 +220,7 @@ def empty_state(store: RunStore) -> None:
                 "run the three stages, then copy `attribution.npy` and `val_tasks.txt` back "
                 "into it — or upload the two files with *Upload* above.")
     st.code(f"python -m selection_core influence warmup   --run {run} --model "
-            f"meta-llama/Llama-3.1-8B\n"
+            f"meta-llama/Llama-3.1-8B --preset less   # or bids (BIDS A.2)\n"
             f"python -m selection_core influence features --run {run}\n"
             f"python -m selection_core influence matrix   --run {run}", language="bash")
     st.markdown("**Or try the page here** with a tiny random model on the CPU (about a minute "

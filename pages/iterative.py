@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
@@ -12,10 +14,10 @@ from selection_core import jobs
 from selection_core.errors import SelectionError
 from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
     completed_rounds, list_iterative_runs, load_generations, load_history, selection_frame
-from selection_core.select.iterative import GAP_SCORERS
+from selection_core.select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
 from selection_core.store import RunStore, read_json
-from selection_core.viz.iterative import cluster_trends, items_added, low_quality_bars, \
-    round_heatmap, weight_evolution
+from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
+    low_quality_bars, round_heatmap, weight_evolution
 
 MODELS = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct (packaged; ~5–15 min a round on CPU)",
           "tiny-random-llama": "tiny random llama (seconds; checks the wiring, learns nothing)"}
@@ -25,9 +27,10 @@ SCORER_HELP = ("perplexity: −log(PPL_gen / PPL_gold) under the round's model; 
 
 st.title("Iterative refinement")
 st.caption("Iterative kMQ (METHODS §1.4): each round draws new items with per-cluster budgets ∝ "
-           "weight × remaining size, trains on everything selected so far, generates for a sample "
-           "and compares with the gold answers; clusters where gold still beats the model gain "
-           "weight (w ← w · exp(S/τ)).")
+           "weight × remaining size, trains on everything selected so far, generates for a "
+           "sample covering every cluster and compares with the gold answers; clusters where gold "
+           "still beats the model more than elsewhere gain weight (w ← w · exp(s/τ), s in "
+           "standard deviations of S, shrunk by how much of it is noise).")
 store = ui.require_ready_run()
 if store is None:
     st.stop()
@@ -69,17 +72,24 @@ with st.expander("Start an iterative run", expanded=not runs), \
         k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows, value=view.k))
         budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
                                      value=min(300, n_rows), step=50))
-        rounds = int(st.number_input("Rounds", min_value=1, max_value=10, value=3))
+        rounds = int(st.number_input("Rounds", min_value=1, max_value=10,
+                                     value=IterativeConfig.rounds))
     with second:
         model = st.selectbox("Model", list(MODELS), format_func=lambda m: f"{m} — {MODELS[m]}")
         custom_model = st.text_input("…or another causal LM (HF name or local path)", "")
-        scorer = st.selectbox("Scorer", GAP_SCORERS, help=SCORER_HELP)
+        scorer = st.selectbox("Scorer", GAP_SCORERS, help=SCORER_HELP,
+                              index=GAP_SCORERS.index(IterativeConfig.scorer))
         reward_model = st.text_input("Reward model (for the reward scorer)", "")
     with third:
-        tau = st.number_input("Weight temperature τ", min_value=0.01, value=1.0, step=0.25)
-        eval_per_round = int(st.number_input("Generations scored per round", min_value=1,
-                                             value=48, step=8))
-        max_new_tokens = int(st.number_input("Max new tokens", min_value=4, value=64, step=16))
+        tau = st.number_input("Weight temperature τ", min_value=0.01, value=IterativeConfig.tau,
+                              step=0.25, help="in standard deviations of S, whatever the scorer")
+        eval_per_round = int(st.number_input(
+            "Generations scored per round", min_value=1, value=IterativeConfig.eval_per_round,
+            step=8, help=f"more when k needs them: every cluster with selected items gets "
+                         f"{IterativeConfig.min_scored_per_cluster}"))
+        max_new_tokens = int(st.number_input(
+            "Max new tokens", min_value=4, value=MAX_NEW_TOKENS, step=16,
+            help="the generation cap; gold answers are cut at it too before scoring"))
         from_base = st.checkbox("Train each round from the base model",
                                 help="default: continue the previous round's adapter")
     start = st.form_submit_button("Start", type="primary", disabled=status.running)
@@ -88,7 +98,7 @@ if start:
     args = ["iterate", "--run", str(store.root), "--k", str(k), "--budget", str(budget),
             "--rounds", str(rounds), "--model", chosen_model, "--scorer", scorer,
             "--tau", str(tau), "--eval-per-round", str(eval_per_round),
-            "--max-new-tokens", str(max_new_tokens), "--max-length", "384",
+            "--max-new-tokens", str(max_new_tokens),
             "--out", str(store.path("selections", f"iterative-k{k}-b{budget}.jsonl"))]
     if from_base:
         args.append("--from-base")
@@ -138,16 +148,25 @@ if history.rounds == 0:
     st.stop()
 
 summaries = history.summaries
-metrics = st.columns(4)
+clusters = history.clusters
+metrics = st.columns(5)
 metrics[0].metric("Rounds done", f"{history.rounds} / {config['rounds']}")
 metrics[1].metric("Items selected", int(summaries["selected"].iloc[-1]))
 metrics[2].metric("Mean S, last round", f"{summaries['mean_gap'].iloc[-1]:.3f}",
                   delta=f"{summaries['mean_gap'].iloc[-1] - summaries['mean_gap'].iloc[0]:.3f}"
                   if history.rounds > 1 else None, delta_color="inverse")
+entropy = entropy_trend(clusters)
+final_entropy, uniform = float(entropy.data[0].y[-1]), float(np.log(config["k"]))
+metrics[3].metric("Weight entropy now", f"{final_entropy:.2f} of {uniform:.2f}",
+                  help="Entropy of the cluster weights in nats; log k when uniform. Near 0: a "
+                       "few clusters have taken the whole budget.")
 seconds = summaries[["train_s", "generate_s", "score_s"]].sum(axis=1)
-metrics[3].metric("Time per round", f"{seconds.mean():.0f} s")
+metrics[4].metric("Time per round", f"{seconds.mean():.0f} s")
+if final_entropy < 0.5 * uniform:
+    st.warning(f"The weights have collapsed onto a few clusters (entropy {final_entropy:.2f} of "
+               f"{uniform:.2f}, as even as {np.exp(final_entropy):.1f} equal clusters): raise τ "
+               "to slow the update.")
 
-clusters = history.clusters
 trend_col, heat_col = st.columns([3, 2])
 with trend_col:
     value = st.segmented_control("Score", ["mean_score", "mean_quality"], default="mean_score",
@@ -165,9 +184,12 @@ with trend_col:
 with heat_col:
     st.plotly_chart(round_heatmap(clusters, value), use_container_width=True)
 
-weight_col, added_col, low_col = st.columns(3)
+weight_col, entropy_col = st.columns(2)
 with weight_col:
     st.plotly_chart(weight_evolution(clusters), use_container_width=True)
+with entropy_col:
+    st.plotly_chart(entropy, use_container_width=True)
+added_col, low_col = st.columns(2)
 with added_col:
     st.plotly_chart(items_added(clusters), use_container_width=True)
 with low_col:
@@ -190,7 +212,12 @@ with pick_cluster:
 shown = generations[generations["cluster"] == cluster].sort_values("gap", ascending=False)
 st.caption(f"{len(shown)} scored prompts of cluster {cluster} in round {round_number}, "
            "largest S first (gold beats the model most).")
-st.dataframe(shown[["id", "gap", "quality", "prompt", "gold", "generated"]], hide_index=True,
+if shown.get("gold_cut", pd.Series(dtype=bool)).any():
+    st.caption("Gold answers longer than the generation cap are shown, and were scored, cut at "
+               "it (gold_cut).")
+columns = ["id", "gap", "quality", "prompt", "gold", *(["gold_cut"] if "gold_cut" in shown
+                                                        else []), "generated"]
+st.dataframe(shown[columns], hide_index=True,
              use_container_width=True,
              column_config={"gap": st.column_config.NumberColumn("S", format="%.3f"),
                             "quality": st.column_config.NumberColumn(format="%.2f")})

@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import pipeline
-from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
-    SelectionConfig, SweepConfig, UMAPConfig
+from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, LoRAConfig, \
+    ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, run_evaluate
 from .influence.cli import add_influence_parser, run_influence
-from .select.iterative import GAP_SCORERS, IterativeConfig
+from .select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
 from .store import RunStore, write_jsonl
 
 
@@ -169,32 +169,44 @@ def build_parser() -> argparse.ArgumentParser:
     iterate.add_argument("--run", required=True)
     iterate.add_argument("--k", type=int, required=True)
     iterate.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
-    iterate.add_argument("--rounds", type=int, default=3)
-    iterate.add_argument("--scorer", default="perplexity", choices=GAP_SCORERS,
-                         help="how gold and generated answers are compared (default perplexity)")
+    iterate.add_argument("--rounds", type=int, default=IterativeConfig.rounds)
+    iterate.add_argument("--scorer", default=IterativeConfig.scorer, choices=GAP_SCORERS,
+                         help="how gold and generated answers are compared (default "
+                              f"{IterativeConfig.scorer})")
     iterate.add_argument("--scorer-model", default=None, help="reward model for --scorer reward")
     iterate.add_argument("--model", default="smollm2-135m-instruct",
                          help="causal LM to train and generate with: HF name, local path, "
                               "smollm2-135m-instruct (packaged, default) or tiny-random-llama")
-    iterate.add_argument("--tau", type=float, default=1.0, help="weight-update temperature")
-    iterate.add_argument("--sample-tau", type=float, default=1.0,
+    iterate.add_argument("--tau", type=float, default=IterativeConfig.tau,
+                         help="weight-update temperature, in standard deviations of S (the "
+                              "same for every scorer)")
+    iterate.add_argument("--sample-tau", type=float, default=IterativeConfig.sample_tau,
                          help="in-cluster quality softmax temperature")
-    iterate.add_argument("--quality", default="heuristic", help="in-cluster quality scorer")
+    iterate.add_argument("--quality", default=IterativeConfig.quality,
+                         help="in-cluster quality scorer")
     iterate.add_argument("--quality-model", default=None)
-    iterate.add_argument("--eval-per-round", type=int, default=64,
-                         help="selected prompts generated for and scored each round")
+    iterate.add_argument("--eval-per-round", type=int, default=IterativeConfig.eval_per_round,
+                         help="prompts generated for and scored each round (default "
+                              f"{IterativeConfig.eval_per_round}; more when k needs them: every "
+                              f"cluster with selected items gets {IterativeConfig.min_scored_per_cluster})")
     iterate.add_argument("--from-base", action="store_true",
                          help="train every round from the base model (default: continue the "
                               "previous round's adapter)")
-    iterate.add_argument("--epochs", type=int, default=1)
+    iterate.add_argument("--epochs", type=int, default=LoRAConfig.epochs)
     iterate.add_argument("--max-steps", type=int, default=None, help="cap training steps a round")
-    iterate.add_argument("--lora-r", type=int, default=8)
-    iterate.add_argument("--lr", type=float, default=2e-4)
-    iterate.add_argument("--batch-size", type=int, default=8)
-    iterate.add_argument("--max-length", type=int, default=512)
-    iterate.add_argument("--max-new-tokens", type=int, default=128)
-    iterate.add_argument("--low-quality-threshold", type=float, default=0.3)
-    iterate.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    iterate.add_argument("--lora-r", type=int, default=LoRAConfig.r,
+                         help=f"LoRA rank (alpha = 2 × r; default {LoRAConfig.r})")
+    iterate.add_argument("--lr", type=float, default=LoRAConfig.learning_rate)
+    iterate.add_argument("--batch-size", type=int, default=LoRAConfig.batch_size)
+    iterate.add_argument("--max-length", type=int, default=LoRAConfig.max_length,
+                         help="training and scoring length in tokens")
+    iterate.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+                         help="generation cap; gold answers are cut at it too before scoring "
+                              f"(default {MAX_NEW_TOKENS}, as the reference implementation)")
+    iterate.add_argument("--low-quality-threshold", type=float,
+                         default=IterativeConfig.low_quality_threshold)
+    iterate.add_argument("--seed", type=int, default=IterativeConfig.seed,
+                         help="sampling and training seed")
     iterate.add_argument("--out", required=True, help="output .jsonl (the final selection)")
     iterate.add_argument("--device", default="auto")
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
@@ -325,7 +337,6 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
 
 def _cmd_iterate(args: argparse.Namespace) -> None:
     from .iterate import IterativeKMQ, LoRARoundModel
-    from .train.lora import LoRAConfig
 
     store = RunStore(args.run, create=False)
     pool = pipeline.load_run_pool(store)
@@ -356,10 +367,13 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     write_jsonl(args.out, selected.to_dict(orient="records"))
     for record in run.rounds_:
         summary = record.summary
-        print(f"round {record.number}: +{summary['added']} items, mean S {summary['mean_gap']:.3f}"
-              f", low-quality clusters {summary['low_quality_share']:.0%}, train "
-              f"{summary['train_s']:.0f} s, generate {summary['generate_s']:.0f} s, score "
-              f"{summary['score_s']:.0f} s")
+        print(f"round {record.number}: +{summary['added']} items, {summary['scored']} scored, "
+              f"mean S {summary['mean_gap']:.3f} (sd {summary['gap_sd']:.3f}, "
+              f"{summary['reliability']:.0%} between clusters), weight entropy "
+              f"{summary['weight_entropy']:.3f} → {summary['next_weight_entropy']:.3f} "
+              f"(uniform {np.log(args.k):.3f}), low-quality clusters "
+              f"{summary['low_quality_share']:.0%}, train {summary['train_s']:.0f} s, generate "
+              f"{summary['generate_s']:.0f} s, score {summary['score_s']:.0f} s")
     weights = ", ".join(f"{w:.3f}" for w in run.weights_)
     print(f"final weights: [{weights}]")
     print(f"selected {len(selected)} of {len(pool)} rows (iterative kMQ, k={args.k}, "

@@ -118,3 +118,27 @@ class SelectionConfig(HashedConfig):
     top: bool = False  # kMQ: deterministic top-b_j instead of softmax sampling
     seed: int = 0
     scorer: str = "heuristic"
+
+
+@dataclass(frozen=True)
+class LoRAConfig(HashedConfig):
+    """LoRA SFT hyper-parameters (the trainer is `train.lora.LoRATrainer`; declared here, free of
+    torch, so the CLI can show its defaults without loading torch)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None  # None: q/k/v/o projections, else all linear
+    epochs: int = 1
+    max_steps: int | None = None  # stop early (CPU demos); None: all epochs
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler: Literal["linear", "cosine"] = "linear"  # decay after the linear warm-up
+    batch_size: int = 8
+    grad_accumulation: int = 1
+    max_length: int = 512
+    seed: int = 0
+    chat_template: bool | None = None  # None: the tokenizer's template when it has one
+    device: str = field(default="auto", metadata=speed_only())
+    dtype: str | None = field(default=None, metadata=speed_only())

@@ -29,6 +29,7 @@ from . import pipeline
 from .config import SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
     SelectionConfig, SweepConfig
 from .errors import InputError
+from .select.iterative import MAX_NEW_TOKENS, IterativeConfig
 from .store import RunStore, read_json, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
@@ -62,12 +63,13 @@ class ExperimentConfig:
     max_new_tokens: int | None = None
     eval_batch_size: int = 8
     include_base: bool = True
-    iterative_rounds: int = 3  # the [iterative] section: settings of method "iterative-kmq"
-    iterative_scorer: str = "perplexity"
+    # the [iterative] section: settings of method "iterative-kmq", defaults declared once
+    iterative_rounds: int = IterativeConfig.rounds
+    iterative_scorer: str = IterativeConfig.scorer
     iterative_scorer_model: str | None = None
-    iterative_tau: float = 1.0
-    iterative_eval_per_round: int = 48
-    iterative_max_new_tokens: int = 64
+    iterative_tau: float = IterativeConfig.tau
+    iterative_eval_per_round: int = IterativeConfig.eval_per_round
+    iterative_max_new_tokens: int = MAX_NEW_TOKENS
 
 
 _TOP_KEYS = {"name", "model", "seed"}

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,13 @@ from . import pipeline
 from .config import KMeansConfig, ScorerConfig
 from .errors import ConfigError, MissingStageError
 from .quality.scorers import HeuristicScorer, RewardModelScorer
-from .select.iterative import IterativeConfig, cluster_means, draw_round, evaluation_sample, \
-    low_quality_share, round_sizes, update_weights
+from .select.iterative import MAX_NEW_TOKENS, IterativeConfig, cluster_means, draw_round, \
+    evaluation_sample, low_quality_share, round_sizes, score_clusters, update_weights, \
+    weight_entropy
 from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
 
 ITERATE_JOB = "iterate"
-ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected"]
+ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected", "weight_entropy"]
 
 
 class RoundModel(Protocol):
@@ -36,7 +37,8 @@ class RoundModel(Protocol):
 
     `train` gets the previous round's output folder (None in round 1, or when every round starts
     from the base model) and must leave everything needed to continue in `out_dir`; `generate`
-    and `response_log_likelihood` use the model of the latest `train` call.
+    and `response_log_likelihood` use the model of the latest `train` call. `truncate` cuts a
+    text where `generate` would have stopped (its token cap), so gold is scored like a generation.
     """
 
     name: str
@@ -45,6 +47,8 @@ class RoundModel(Protocol):
               previous: Path | None, seed: int) -> None: ...
 
     def generate(self, prompts: Sequence[str]) -> list[str]: ...
+
+    def truncate(self, texts: Sequence[str]) -> list[str]: ...
 
     def response_log_likelihood(self, prompts: Sequence[str], responses: Sequence[str]
                                 ) -> np.ndarray:
@@ -55,7 +59,7 @@ class RoundModel(Protocol):
 class LoRARoundModel:
     """A causal LM trained with the project's LoRA trainer; greedy generation."""
 
-    def __init__(self, model: str, lora: Any = None, max_new_tokens: int = 128,
+    def __init__(self, model: str, lora: Any = None, max_new_tokens: int = MAX_NEW_TOKENS,
                  batch_size: int = 8, device: str = "auto") -> None:
         from .train.lora import LoRAConfig
 
@@ -95,6 +99,11 @@ class LoRARoundModel:
         return generate(model, tokenizer, list(prompts), max_new_tokens=self.max_new_tokens,
                         batch_size=self.batch_size)
 
+    def truncate(self, texts: Sequence[str]) -> list[str]:
+        from .lm.formatting import truncate_tokens
+
+        return truncate_tokens(self._loaded()[1], texts, self.max_new_tokens)
+
     def response_log_likelihood(self, prompts: Sequence[str], responses: Sequence[str]
                                 ) -> np.ndarray:
         import torch
@@ -110,11 +119,23 @@ class LoRARoundModel:
 
 
 # --------------------------------------------------------------------------- scoring generations
-def score_generations(config: IterativeConfig, model: RoundModel, prompts: Sequence[str],
-                      gold: Sequence[str], generated: Sequence[str]
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(gold score, generation score, S, normalised generation quality in 0–1) per item.
+class ScoredGenerations(NamedTuple):
+    """Per scored item: both scores, the gap S, the generation's normalised quality (0–1) and
+    the gold text as compared (cut like a generation)."""
 
+    gold_scores: np.ndarray
+    generated_scores: np.ndarray
+    gaps: np.ndarray
+    quality: np.ndarray
+    gold: list[str]
+
+
+def score_generations(config: IterativeConfig, model: RoundModel, prompts: Sequence[str],
+                      gold: Sequence[str], generated: Sequence[str]) -> ScoredGenerations:
+    """S and the normalised quality of each generation against its gold answer.
+
+    Gold is scored as a generation would be: cut by `model.truncate` at the generation cap, so a
+    gold answer cannot beat the model's merely for running past where generation had to stop.
     S > 0 means the gold answer beats the model's own: reward and heuristic take
     S = score(x ⊕ y_gold) − score(x ⊕ y_gen); perplexity takes S = −log(PPL_gen / PPL_gold)
     under the round's trained model (its per-token log-likelihood of its answer minus that of
@@ -122,10 +143,12 @@ def score_generations(config: IterativeConfig, model: RoundModel, prompts: Seque
     Figure 4 thresholds: heuristic / 10, sigmoid(reward), and for perplexity 1 / PPL_gold — the
     model's geometric-mean probability of the gold tokens.
     """
+    gold = model.truncate(gold)
     if config.scorer == "perplexity":
         gold_scores = model.response_log_likelihood(prompts, gold)
         gen_scores = model.response_log_likelihood(prompts, generated)
-        return gold_scores, gen_scores, gen_scores - gold_scores, np.exp(gold_scores)
+        return ScoredGenerations(gold_scores, gen_scores, gen_scores - gold_scores,
+                                 np.exp(gold_scores), gold)
     if config.scorer == "reward":
         scorer: Any = RewardModelScorer(config.scorer_model or "", device=config.device)
     else:
@@ -134,7 +157,7 @@ def score_generations(config: IterativeConfig, model: RoundModel, prompts: Seque
     gen_scores = scorer.score(prompts, generated)
     normalised = gen_scores / 10.0 if config.scorer == "heuristic" else \
         1.0 / (1.0 + np.exp(-gen_scores))
-    return gold_scores, gen_scores, gold_scores - gen_scores, normalised
+    return ScoredGenerations(gold_scores, gen_scores, gold_scores - gen_scores, normalised, gold)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -144,8 +167,7 @@ class RoundRecord:
 
     number: int
     added: np.ndarray  # rows drawn this round, in drawing order
-    clusters: pd.DataFrame  # cluster, weight, n_selected, n_scored, mean_score, mean_quality,
-    #                         next_weight
+    clusters: pd.DataFrame  # CLUSTER_COLUMNS but round
     summary: dict[str, Any]
 
 
@@ -261,7 +283,8 @@ class IterativeKMQ:
                          seed=config.seed + number)
         timings["train_s"] = time.time() - started
 
-        sample = evaluation_sample(labels, cumulative, config.eval_per_round, config.seed, number)
+        sample = evaluation_sample(labels, cumulative, config.eval_per_round, config.seed, number,
+                                   config.min_scored_per_cluster)
         prompts = pool["prompt"].iloc[sample].tolist()
         gold = pool["response"].iloc[sample].tolist()
         say(2, f"generating for {len(sample)} prompts")
@@ -271,25 +294,27 @@ class IterativeKMQ:
 
         say(3, f"scoring with {config.scorer}")
         started = time.time()
-        gold_scores, gen_scores, gaps, normalised = score_generations(config, self.model, prompts,
-                                                                      gold, generated)
+        scored = score_generations(config, self.model, prompts, gold, generated)
         timings["score_s"] = time.time() - started
-        if not (np.isfinite(gaps).all() and np.isfinite(normalised).all()):
+        if not (np.isfinite(scored.gaps).all() and np.isfinite(scored.quality).all()):
             raise ConfigError(f"the {config.scorer} scorer returned non-finite scores in round "
                               f"{number}")
 
-        mean_scores, scored = cluster_means(labels[sample], gaps, k)
-        mean_quality, _ = cluster_means(labels[sample], normalised, k)
-        next_weights = update_weights(weights, mean_scores, config.tau)
+        scores = score_clusters(labels[sample], scored.gaps, k)
+        mean_quality, _ = cluster_means(labels[sample], scored.quality, k)
+        next_weights = update_weights(weights, scores.update, config.tau)
         clusters = pd.DataFrame({
             "cluster": np.arange(k), "weight": weights,
-            "n_selected": np.bincount(labels[added], minlength=k), "n_scored": scored,
-            "mean_score": mean_scores, "mean_quality": mean_quality, "next_weight": next_weights})
+            "n_selected": np.bincount(labels[added], minlength=k), "n_scored": scores.count,
+            "mean_score": scores.mean, "update": scores.update, "mean_quality": mean_quality,
+            "next_weight": next_weights})
         generations = pd.DataFrame({
             "row": sample, "id": pool["id"].iloc[sample].astype(str).tolist(),
-            "cluster": labels[sample], "prompt": prompts, "gold": gold, "generated": generated,
-            "gold_score": gold_scores, "generated_score": gen_scores, "gap": gaps,
-            "quality": normalised})
+            "cluster": labels[sample], "prompt": prompts, "gold": scored.gold,
+            "gold_cut": [a != b for a, b in zip(scored.gold, gold, strict=True)],
+            "generated": generated, "gold_score": scored.gold_scores,
+            "generated_score": scored.generated_scores, "gap": scored.gaps,
+            "quality": scored.quality})
         write_npy(path / "added.npy", added)
         write_csv(path / "clusters.csv", clusters)
         write_jsonl(path / "generations.jsonl", generations.to_dict(orient="records"))
@@ -297,7 +322,10 @@ class IterativeKMQ:
                    "scored": int(len(sample)),
                    "low_quality_share": low_quality_share(mean_quality,
                                                           config.low_quality_threshold),
-                   "mean_gap": float(gaps.mean()) if len(gaps) else float("nan"), **timings}
+                   "mean_gap": float(scored.gaps.mean()) if len(sample) else float("nan"),
+                   "gap_sd": scores.scale, "reliability": scores.reliability,
+                   "weight_entropy": weight_entropy(weights),
+                   "next_weight_entropy": weight_entropy(next_weights), **timings}
         write_json(path / "summary.json", summary)  # last: marks the round complete
         say(4, "done")
         return RoundRecord(number, added, clusters, summary)
@@ -334,7 +362,7 @@ def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
 
 
 CLUSTER_COLUMNS = ["round", "cluster", "weight", "n_selected", "n_scored", "mean_score",
-                   "mean_quality", "next_weight"]
+                   "update", "mean_quality", "next_weight"]
 
 
 def _cluster_history(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
@@ -346,8 +374,15 @@ def _cluster_history(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
 
 def rounds_table(rounds: Sequence[RoundRecord]) -> pd.DataFrame:
     """round, cluster, weight (used to draw the round), mean_score (S measured after the round's
-    training; NaN when no item of the cluster was scored), n_selected (items added)."""
-    return _cluster_history(rounds)[ROUNDS_COLUMNS]
+    training; NaN when no item of the cluster was scored), n_selected (items added),
+    weight_entropy (of the round's weights, in nats; log k when uniform)."""
+    return with_entropy(_cluster_history(rounds))[ROUNDS_COLUMNS]
+
+
+def with_entropy(history: pd.DataFrame) -> pd.DataFrame:
+    """The per-(round, cluster) history plus each round's weight entropy on every row."""
+    entropy = history.groupby("round")["weight"].agg(weight_entropy)
+    return history.assign(weight_entropy=history["round"].map(entropy))
 
 
 @dataclass
@@ -356,7 +391,7 @@ class IterativeHistory:
 
     folder: Path
     config: dict[str, Any]
-    clusters: pd.DataFrame  # one row per round and cluster (all columns of clusters.csv + round)
+    clusters: pd.DataFrame  # one row per round and cluster: CLUSTER_COLUMNS + weight_entropy
     summaries: pd.DataFrame  # one row per round
 
     @property
@@ -378,5 +413,6 @@ def load_history(folder: Path) -> IterativeHistory:
         raise MissingStageError(f"{folder} holds no iterative run: start one with "
                                 "`python -m selection_core iterate --run DIR …`")
     rounds = load_rounds(folder)
-    return IterativeHistory(folder, read_json(folder / "config.json"), _cluster_history(rounds),
+    return IterativeHistory(folder, read_json(folder / "config.json"),
+                            with_entropy(_cluster_history(rounds)),
                             pd.DataFrame([r.summary for r in rounds]))

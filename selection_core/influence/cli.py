@@ -23,18 +23,33 @@ def add_influence_parser(subcommands: Any) -> None:
         "influence", help="LESS gradient features, the attribution matrix, BIDS selection")
     stages = parser.add_subparsers(dest="stage", required=True)
 
-    warm = stages.add_parser("warmup", help="LoRA warmup on a random fraction of the pool")
+    warm = stages.add_parser(
+        "warmup", help="LoRA warmup on a random share of the pool (a preset: less or bids)",
+        description="Every value not given comes from the preset; the command prints them all.")
     warm.add_argument("--run", required=True)
     warm.add_argument("--model", required=True, help="causal LM: HF name, folder, .gguf, "
                                                      "llama2.c .bin, or an alias")
     warm.add_argument("--data", action="append", default=[], metavar="[SOURCE=]FILE",
                       help="load this pool into the run first (else the run's pool is used)")
-    warm.add_argument("--fraction", type=float, default=0.05)
-    warm.add_argument("--epochs", type=int, default=4)
-    warm.add_argument("--lora-r", type=int, default=128)
-    warm.add_argument("--lora-alpha", type=int, default=None, help="default: 4 × r (LESS)")
-    warm.add_argument("--lr", type=float, default=2e-5)
-    _add_model_options(warm)
+    warm.add_argument("--preset", choices=_presets(), default=_default_preset(),
+                      help="less: 5%% of the pool, 4 epochs, batch 32, linear decay (LESS); "
+                           "bids: the full pool, 4 epochs, batch 128, cosine decay (BIDS A.2). "
+                           "Both: LoRA r 128, alpha 512, dropout 0.1 on q/k/v/o, lr 2e-5, max "
+                           "length 2048 (default: %(default)s)")
+    warm.add_argument("--fraction", type=float, default=None, help="share of the pool")
+    warm.add_argument("--epochs", type=int, default=None)
+    warm.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    warm.add_argument("--lora-r", type=int, default=None)
+    warm.add_argument("--lora-alpha", type=int, default=None,
+                      help="default: the preset's, or 4 × r when --lora-r is given (LESS)")
+    warm.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    warm.add_argument("--batch-size", type=int, default=None,
+                      help="examples per forward pass; accumulation keeps the effective batch")
+    warm.add_argument("--effective-batch", type=int, default=None,
+                      help="examples per optimizer step")
+    warm.add_argument("--max-length", type=int, default=None)
+    warm.add_argument("--seed", type=int, default=None)
+    warm.add_argument("--device", default="auto")
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -45,9 +60,18 @@ def add_influence_parser(subcommands: Any) -> None:
     feats.add_argument("--val-max-new-tokens", type=int, default=256,
                        help="answer length generated for tasks without reference responses "
                             "(IFEval), by the warmed-up model")
-    feats.add_argument("--less-exact", action="store_true",
-                       help="LESS's preconditioner: ε inside the square root")
-    _add_model_options(feats)
+    feats.add_argument("--preconditioner", choices=("less", "adam"), default="less",
+                       help="less: m / sqrt(v + eps), LESS's code (default); adam: "
+                            "m / (sqrt(v) + eps)")
+    feats.add_argument("--validation-eos", action="store_true",
+                       help="end validation responses with EOS (LESS does not)")
+    feats.add_argument("--rds-model", choices=("warmup", "base"), default="warmup",
+                       help="RDS hidden states from the final warmup checkpoint (default, as "
+                            "BIDS) or the base model")
+    feats.add_argument("--batch-size", type=int, default=8, help="speed only")
+    feats.add_argument("--max-length", type=int, default=2048)
+    feats.add_argument("--seed", type=int, default=0, help="projection and validation sample")
+    feats.add_argument("--device", default="auto")
 
     mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
     mat.add_argument("--run", required=True)
@@ -61,18 +85,22 @@ def add_influence_parser(subcommands: Any) -> None:
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The options that warmup and features share: batching, length, seed, device."""
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-
-
 def _tasks() -> tuple[str, ...]:
     from .validation import VALIDATION_TASKS
 
     return VALIDATION_TASKS
+
+
+def _presets() -> tuple[str, ...]:
+    from .pipeline import WARMUP_PRESETS
+
+    return tuple(WARMUP_PRESETS)
+
+
+def _default_preset() -> str:
+    from .pipeline import DEFAULT_PRESET
+
+    return DEFAULT_PRESET
 
 
 def _bar(desc: str, store: RunStore) -> Callable[[int, int], None]:
@@ -94,16 +122,18 @@ def run_influence(args: argparse.Namespace) -> None:
 
 
 def _warmup(args: argparse.Namespace) -> None:
-    from ..train.lora import LoRAConfig  # imports torch: not at CLI start-up
-    from .pipeline import warmup
+    from .pipeline import describe_warmup, warmup, warmup_settings
 
+    fraction, lora = warmup_settings(
+        args.preset, fraction=args.fraction, batch_size=args.batch_size,
+        effective_batch=args.effective_batch, epochs=args.epochs, max_steps=args.max_steps,
+        r=args.lora_r, alpha=args.lora_alpha, learning_rate=args.lr, max_length=args.max_length,
+        seed=args.seed, device=args.device)
+    print(describe_warmup(args.preset, fraction, lora), flush=True)
     store = RunStore(args.run)
     if args.data:
         pipeline.ingest(store, args.data)
-    lora = LoRAConfig(r=args.lora_r, alpha=args.lora_alpha or 4 * args.lora_r, dropout=0.1,
-                      epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
-                      max_length=args.max_length, seed=args.seed, device=args.device)
-    found = warmup(store, args.model, args.fraction, lora, progress=_bar("warmup", store))
+    found = warmup(store, args.model, fraction, lora, progress=_bar("warmup", store))
     print(f"warmup: {len(found)} checkpoints (mean lr per epoch: "
           f"{', '.join(f'{c.mean_lr:.2e}' for c in found)}) → {store.path('influence')}")
 
@@ -114,7 +144,8 @@ def _features(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     settings = FeatureSettings(dim=args.dim, val_per_task=args.val_per_task,
                                tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-                               seed=args.seed, less_exact=args.less_exact,
+                               seed=args.seed, preconditioner=args.preconditioner,
+                               validation_eos=args.validation_eos, rds_model=args.rds_model,
                                max_length=args.max_length, batch_size=args.batch_size,
                                val_max_new_tokens=args.val_max_new_tokens)
     bars: dict[str, Callable[[int, int], None]] = {}

@@ -1,4 +1,5 @@
-"""LESS gradient features: per-example LoRA gradients, Adam preconditioning, random projection.
+"""LESS gradient features: per-example LoRA gradients, Adam preconditioning, random projection,
+and the RDS baseline's last-token representations.
 
 Per-example gradients come from one batched backward pass: for every trainable `nn.Linear`
 (peft's lora_A / lora_B) a forward hook keeps its input x and its output, one `autograd.grad`
@@ -18,13 +19,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..lm.formatting import collate, encode_pair
+from ..lm.formatting import collate, encode_pair, encode_tail
 from ..train.lora import example_losses
 
 PROJECTION_BLOCK = 1024  # parameter rows per generator: chunk sizes must be multiples of it
@@ -141,16 +142,24 @@ def adam_state(checkpoint: Path, names: Sequence[str], device: torch.device | st
                      torch.cat([tensors[f"{n}.exp_avg_sq"].flatten() for n in names]).to(device))
 
 
-def adam_precondition(gradients: torch.Tensor, state: AdamState, less_exact: bool = False
-                      ) -> torch.Tensor:
-    """Γ = m' / (√v' + ε), m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g² (METHODS §2.1).
+Preconditioner = Literal["less", "adam"]
+PRECONDITIONERS: tuple[str, ...] = ("less", "adam")
 
-    `less_exact` reproduces LESS's code: ε inside the square root, Γ = m' / √(v' + ε). Neither
-    applies Adam's bias correction, as LESS does not.
+
+def adam_precondition(gradients: torch.Tensor, state: AdamState,
+                      preconditioner: Preconditioner = "less") -> torch.Tensor:
+    """Γ from m' = β1·m + (1−β1)·g and v' = β2·v + (1−β2)·g² (METHODS §2.1), no bias correction.
+
+    "less" (default) is LESS's code, which BIDS ran: Γ = m' / √(v' + ε), ε inside the root.
+    "adam" is the optimizer's own step direction, Γ = m' / (√v' + ε). They differ most where v'
+    is tiny (LoRA weights that barely moved), enough to reorder a selection.
     """
+    if preconditioner not in PRECONDITIONERS:
+        raise ConfigError(f"unknown preconditioner '{preconditioner}'; use "
+                          f"{', '.join(PRECONDITIONERS)}")
     m = state.beta1 * state.exp_avg + (1 - state.beta1) * gradients
     v = state.beta2 * state.exp_avg_sq + (1 - state.beta2) * gradients.square()
-    if less_exact:
+    if preconditioner == "less":
         return m / torch.sqrt(v + state.eps)
     return m / (torch.sqrt(v) + state.eps)
 
@@ -211,15 +220,18 @@ class RademacherProjector:
 # --------------------------------------------------------------------------- features
 def gradient_features(model: Any, tokenizer: Any, prompts: Sequence[str],
                       responses: Sequence[str], projector: RademacherProjector,
-                      optimizer_state: AdamState | None = None, less_exact: bool = False,
-                      batch_size: int = 8, max_length: int = 512,
+                      optimizer_state: AdamState | None = None,
+                      preconditioner: Preconditioner = "less", add_eos: bool = True,
+                      batch_size: int = 8, max_length: int = 2048,
                       use_chat_template: bool | None = None) -> np.ndarray:
     """L2-normalised projected gradients, one row per (prompt, response), in input order.
 
     With `optimizer_state` the gradients are Adam-preconditioned (training examples); without,
-    plain (validation instances). Batches group similar lengths.
+    plain (validation instances). `add_eos`: the response ends with the tokenizer's EOS, as LESS
+    tokenises training data (its validation text has none). Batches group similar lengths.
     """
-    examples = [encode_pair(tokenizer, p, r, max_length, use_chat_template=use_chat_template)
+    examples = [encode_pair(tokenizer, p, r, max_length, add_eos=add_eos,
+                            use_chat_template=use_chat_template)
                 for p, r in zip(prompts, responses, strict=True)]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
@@ -234,10 +246,44 @@ def gradient_features(model: Any, tokenizer: Any, prompts: Sequence[str],
                                                          pad_id).items()}
             g = grads(batch)
             if optimizer_state is not None:
-                g = adam_precondition(g, optimizer_state, less_exact)
+                g = adam_precondition(g, optimizer_state, preconditioner)
             projected = projector(g)
             projected = projected / projected.norm(dim=1, keepdim=True).clamp(min=1e-12)
             out[rows] = projected.cpu().numpy()
     finally:
         grads.close()
     return out
+
+
+@torch.no_grad()
+def last_token_states(model: Any, tokenizer: Any, prompts: Sequence[str],
+                      responses: Sequence[str], add_eos: bool = True, batch_size: int = 8,
+                      max_length: int = 2048, use_chat_template: bool | None = None
+                      ) -> np.ndarray:
+    """RDS features: the final layer's hidden state at each sequence's last real token,
+    L2-normalised (LESS's `collect_reps`). Sequences are tokenised as for the gradients; one too
+    long loses its middle, never its end (`encode_tail`), so the last token is the text's own."""
+    sequences = [encode_tail(tokenizer, p, r, max_length, add_eos, use_chat_template)
+                 for p, r in zip(prompts, responses, strict=True)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    out: np.ndarray | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = collate([{"input_ids": sequences[i], "labels": sequences[i]} for i in rows],
+                            pad_id)
+            mask = batch["attention_mask"].to(device)
+            hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=mask,
+                           output_hidden_states=True).hidden_states[-1].float()
+            last = hidden[torch.arange(len(rows), device=device), mask.sum(dim=1) - 1]
+            last = last / last.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            if out is None:
+                out = np.zeros((len(sequences), last.shape[1]), dtype=np.float32)
+            out[rows] = last.cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

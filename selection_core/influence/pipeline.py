@@ -6,10 +6,16 @@
   influence/validation-<key>.jsonl the validation instances (task, prompt, response)
   influence/features/<key>/epoch<E>/{train,val}.npy   projected, L2-normalised gradients
   influence/features/<key>/rds/{train,val}.npy        last-token hidden states (RDS baseline)
+                                                      of the final warmup checkpoint
   influence/features/<key>/warmup.json                the warmup they were computed from
   attribution.npy, val_tasks.txt   A (N × M) and one task per column — the `matrix` contract
 
 <key> is `FeatureSettings.key()`: d<dim>-<hash of the settings that change the features>.
+
+Defaults follow the pipeline BIDS ran, LESS's: the `less` warmup preset, ε inside the root of the
+Adam preconditioner, validation text without EOS, RDS from the warmup checkpoint. The previous
+variants stay as named options (`preconditioner="adam"`, `validation_eos=True`,
+`rds_model="base"`).
 """
 from __future__ import annotations
 
@@ -17,21 +23,19 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from .. import pipeline
+from ..config import LoRAConfig
 from ..errors import ConfigError, MissingStageError
 from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
     write_npy, write_text
 from .validation import VALIDATION_TASKS, build_validation_set
-
-if TYPE_CHECKING:  # importing train.lora imports torch: only where a stage needs it
-    from ..train.lora import LoRAConfig
 
 FEATURE_CHUNK_ROWS = 256
 
@@ -44,16 +48,87 @@ class Checkpoint:
 
 
 # --------------------------------------------------------------------------- warmup
-def warmup(store: RunStore, model: str, fraction: float = 0.05, lora: LoRAConfig | None = None,
+@dataclass(frozen=True)
+class WarmupPreset:
+    """A published warmup: the share of the pool it trains on and the LoRA settings.
+
+    `lora.batch_size × lora.grad_accumulation` is the batch of one optimizer step; a different
+    per-step batch keeps that product (the accumulation is recomputed)."""
+
+    name: str
+    fraction: float
+    lora: LoRAConfig
+    source: str
+
+    @property
+    def effective_batch(self) -> int:
+        return self.lora.batch_size * self.lora.grad_accumulation
+
+
+_LESS_LORA = LoRAConfig(r=128, alpha=512, dropout=0.1, target_modules=None, epochs=4,
+                        learning_rate=2e-5, weight_decay=0.0, warmup_ratio=0.03,
+                        lr_scheduler="linear", batch_size=1, grad_accumulation=32,
+                        max_length=2048)
+WARMUP_PRESETS = {
+    "less": WarmupPreset("less", 0.05, _LESS_LORA,
+                         "LESS warmup_lora_train.sh: 5% of the pool, 4 epochs, batch 1 × 32 "
+                         "accumulated, linear decay after a 3% warm-up, lr 2e-5"),
+    "bids": WarmupPreset("bids", 1.0, replace(_LESS_LORA, grad_accumulation=128,
+                                              lr_scheduler="cosine"),
+                         "BIDS A.2: the full pool, 4 epochs, batch 128 by accumulation, linear "
+                         "warm-up then cosine decay (lr 2e-5 and 3% warm-up as LESS, which BIDS "
+                         "follows)"),
+}
+DEFAULT_PRESET = "less"
+
+
+def warmup_settings(preset: str = DEFAULT_PRESET, fraction: float | None = None,
+                    batch_size: int | None = None, effective_batch: int | None = None,
+                    **lora: Any) -> tuple[float, LoRAConfig]:
+    """The preset's fraction and LoRA settings with the given values in their place.
+
+    Changing r alone keeps LESS's α = 4·r. A per-step `batch_size` keeps the preset's effective
+    batch through accumulation (it must divide it); `effective_batch` changes that batch."""
+    if preset not in WARMUP_PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; use {', '.join(WARMUP_PRESETS)}")
+    chosen = WARMUP_PRESETS[preset]
+    unknown = set(lora) - {f.name for f in fields(LoRAConfig)}
+    if unknown:
+        raise ConfigError(f"unknown LoRA setting(s): {', '.join(sorted(unknown))}")
+    given = {key: value for key, value in lora.items() if value is not None}
+    if "r" in given and "alpha" not in given:
+        given["alpha"] = 4 * given["r"]
+    micro = batch_size or chosen.lora.batch_size
+    total = effective_batch or chosen.effective_batch
+    if micro < 1 or total < 1 or total % micro:
+        raise ConfigError(f"the effective batch {total} must be a positive multiple of the "
+                          f"per-step batch {micro}")
+    config = replace(chosen.lora, **given, batch_size=micro, grad_accumulation=total // micro)
+    return (chosen.fraction if fraction is None else fraction), config
+
+
+def describe_warmup(preset: str, fraction: float, lora: LoRAConfig) -> str:
+    """Every value a warmup runs with, for the log: nothing a reader has to look up."""
+    modules = ",".join(lora.target_modules) if lora.target_modules else \
+        "q_proj,k_proj,v_proj,o_proj (all linear layers where a model has none)"
+    return (f"preset {preset} ({WARMUP_PRESETS[preset].source})\n"
+            f"values used: fraction {fraction:g} of the pool, {lora.epochs} epochs"
+            f"{f' (at most {lora.max_steps} steps)' if lora.max_steps else ''}, learning rate "
+            f"{lora.learning_rate:g}, {lora.lr_scheduler} decay after a {lora.warmup_ratio:g} "
+            f"warm-up, weight decay {lora.weight_decay:g}, batch {lora.batch_size} × "
+            f"{lora.grad_accumulation} accumulated = "
+            f"{lora.batch_size * lora.grad_accumulation}, max length {lora.max_length}, LoRA "
+            f"r {lora.r} alpha {lora.alpha} dropout {lora.dropout:g} on {modules}, seed "
+            f"{lora.seed}")
+
+
+def warmup(store: RunStore, model: str, fraction: float = WARMUP_PRESETS[DEFAULT_PRESET].fraction,
+           lora: LoRAConfig = WARMUP_PRESETS[DEFAULT_PRESET].lora,
            progress: pipeline.Progress | None = None) -> list[Checkpoint]:
-    """LoRA warmup on a seeded random `fraction` of the pool (LESS: 5%, 4 epochs), saving per
-    epoch the adapter, the optimizer state and the epoch's mean learning rate.
+    """LoRA warmup on a seeded random `fraction` of the pool, saving per epoch the adapter, the
+    optimizer state and the epoch's mean learning rate (defaults: the `less` preset)."""
+    from ..train.lora import LoRATrainer
 
-    `lora` defaults to LESS's warmup: r=128, alpha=512, dropout 0.1, 4 epochs, lr 2e-5."""
-    from ..train.lora import LoRAConfig, LoRATrainer
-
-    if lora is None:
-        lora = LoRAConfig(r=128, alpha=512, dropout=0.1, epochs=4, learning_rate=2e-5)
     pool = pipeline.load_run_pool(store)
     if not 0 < fraction <= 1:
         raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
@@ -111,18 +186,29 @@ def checkpoint_weights(found: Sequence[Checkpoint]) -> np.ndarray:
 # --------------------------------------------------------------------------- features
 @dataclass(frozen=True)
 class FeatureSettings:
-    dim: int = 8192
-    val_per_task: int = 50
+    """What the features stage computes; `key()` names its folder, so any change recomputes."""
+
+    dim: int = 8192  # LESS's projection dimension
+    val_per_task: int = 50  # BIDS: 50 per task
     tasks: tuple[str, ...] = VALIDATION_TASKS
     seed: int = 0
-    less_exact: bool = False
-    max_length: int = 512
-    batch_size: int = 8
+    preconditioner: Literal["less", "adam"] = "less"  # LESS: m / √(v + ε)
+    validation_eos: bool = False  # LESS tokenises validation text without EOS
+    rds_model: Literal["warmup", "base"] = "warmup"  # RDS from the last warmup checkpoint
+    max_length: int = 2048  # LESS's
+    batch_size: int = 8  # speed only: per-example gradients do not depend on it
     val_max_new_tokens: int = 256  # answer length for tasks without references (IFEval)
+
+    def __post_init__(self) -> None:
+        if self.preconditioner not in ("less", "adam"):
+            raise ConfigError(f"unknown preconditioner '{self.preconditioner}'; use less or adam")
+        if self.rds_model not in ("warmup", "base"):
+            raise ConfigError(f"unknown RDS model '{self.rds_model}'; use warmup or base")
 
     def key(self) -> str:
         payload = json.dumps({"dim": self.dim, "val": self.val_per_task, "tasks": self.tasks,
-                              "seed": self.seed, "less_exact": self.less_exact,
+                              "seed": self.seed, "preconditioner": self.preconditioner,
+                              "validation_eos": self.validation_eos, "rds": self.rds_model,
                               "max_length": self.max_length,
                               "val_max_new_tokens": self.val_max_new_tokens}, sort_keys=True)
         return f"d{self.dim}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
@@ -171,7 +257,6 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
     instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
     from ..devices import resolve_device
-    from ..train.lora import LoRAConfig
 
     device = resolve_device(device)
     info = warmup_info(store)
@@ -192,7 +277,7 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
         for checkpoint in found:
             _checkpoint_features(checkpoint, info["model"], pool, val, folder, device, settings,
                                  store, progress)
-        _rds_features(store, info["model"], pool, val, folder, device, settings)
+        _rds_features(info["model"], found[-1], pool, val, folder, device, settings)
         write_text(store.path("influence", "features", "current.txt"), settings.key() + "\n")
         stage.update(rows=len(pool), validation=len(val), checkpoints=len(found))
     return folder
@@ -214,12 +299,13 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
     projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
     state = adam_state(checkpoint.path, names, device)
     target = folder / f"epoch{checkpoint.epoch}"
-    for split, frame, moments in (("train", pool, state), ("val", val, None)):
+    for split, frame, moments, eos in (("train", pool, state, True),
+                                       ("val", val, None, settings.validation_eos)):
         prompts, responses = frame["prompt"].tolist(), frame["response"].tolist()
 
-        def compute(start: int, stop: int, moments=moments) -> np.ndarray:
+        def compute(start: int, stop: int, moments=moments, eos=eos) -> np.ndarray:
             return gradient_features(model, tokenizer, prompts[start:stop], responses[start:stop],
-                                     projector, moments, settings.less_exact,
+                                     projector, moments, settings.preconditioner, eos,
                                      settings.batch_size, settings.max_length)
 
         name = f"epoch{checkpoint.epoch}-{split}"
@@ -231,25 +317,31 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
                                       "parameters": dim_in, "dim": settings.dim})
 
 
-def _rds_features(store: RunStore, model: str, pool: pd.DataFrame, val: pd.DataFrame,
-                  folder: Path, device: str, settings: FeatureSettings) -> None:
-    """RDS: the base model's final-layer state at the last token of prompt + response."""
-    from ..features.embed import TextEmbedder
-    from ..lm.formatting import format_prompt
+def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
+                  val: pd.DataFrame, folder: Path, device: str,
+                  settings: FeatureSettings) -> None:
+    """RDS: the final-layer state at the last real token of each sequence, tokenised as for the
+    gradients (training rows with EOS, validation as `validation_eos` says), from "the same model
+    that computes gradient features" — the final warmup checkpoint — or the base model."""
     from ..lm.loading import load_causal_lm
+    from ..train.lora import load_trained
+    from .gradients import last_token_states
 
-    missing = [(target, frame) for target, frame in ((folder / "rds" / "train.npy", pool),
-                                                     (folder / "rds" / "val.npy", val))
-               if not target.exists()]
+    missing = [(target, frame, eos) for target, frame, eos in (
+        (folder / "rds" / "train.npy", pool, True),
+        (folder / "rds" / "val.npy", val, settings.validation_eos)) if not target.exists()]
     if not missing:  # resumed after both were written: load no model
         return
-    _, tokenizer = load_causal_lm(model, device=device)
-    embedder = TextEmbedder(model, pooling="last", max_length=settings.max_length,
-                            normalize=True, batch_size=settings.batch_size, device=device)
-    for target, frame in missing:
-        texts = [format_prompt(tokenizer, p) + r
-                 for p, r in zip(frame["prompt"], frame["response"], strict=True)]
-        write_npy(target, embedder.encode(texts))
+    if settings.rds_model == "warmup":
+        model, tokenizer = load_trained(model_name, checkpoint.path, device=device,
+                                        dtype="float32", merge=False)
+    else:
+        model, tokenizer = load_causal_lm(model_name, device=device, dtype="float32",
+                                          cache=False)
+    for target, frame, eos in missing:
+        write_npy(target, last_token_states(model, tokenizer, frame["prompt"].tolist(),
+                                            frame["response"].tolist(), eos,
+                                            settings.batch_size, settings.max_length))
 
 
 def current_features(store: RunStore) -> Path:

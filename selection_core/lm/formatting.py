@@ -71,6 +71,21 @@ def encode_pair(tokenizer: Any, prompt: str, response: str, max_length: int = 51
                    max_length, add_eos, special_prefix(tokenizer))
 
 
+def encode_tail(tokenizer: Any, prompt: str, response: str, max_length: int = 512,
+                add_eos: bool = True, use_chat_template: bool | None = None) -> list[int]:
+    """Token ids of prompt + response as `encode_pair` makes them, but when too long the middle
+    goes (the prefix and the last tokens stay), so the final token is the text's real end —
+    what a last-token representation (RDS) must read."""
+    prefix = special_prefix(tokenizer)
+    ids = _encode(tokenizer, format_prompt(tokenizer, prompt, use_chat_template), response,
+                  2 ** 62, add_eos, prefix)["input_ids"]
+    if len(ids) <= max_length:
+        return ids
+    if max_length <= len(prefix):
+        raise ConfigError(f"max_length={max_length} leaves no room for text")
+    return prefix + ids[len(ids) - (max_length - len(prefix)):]
+
+
 def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None = None,
                   use_chat_template: bool | None = None) -> list[int]:
     """Token ids of the formatted prompt alone, as training saw it — what generation starts from
@@ -104,6 +119,16 @@ def _encode(tokenizer: Any, prompt_text: str, response: str, max_length: int, ad
     prompt_ids = prefix + prompt_ids[len(prompt_ids) - keep:]
     return {"input_ids": prompt_ids + response_ids,
             "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids}
+
+
+def truncate_tokens(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> list[str]:
+    """Each text cut to its first `max_tokens` tokens (no special tokens), decoded as generation
+    decodes; texts that fit come back unchanged. Why: a generation stops at its token cap, so
+    the reference it is compared with must stop there too."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    return [text if len(row) <= max_tokens else
+            tokenizer.decode(row[:max_tokens], skip_special_tokens=True)
+            for text, row in zip(texts, ids, strict=True)]
 
 
 def collate(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:

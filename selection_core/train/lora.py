@@ -22,44 +22,20 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import HashedConfig, speed_only
+from ..config import LoRAConfig
 from ..errors import ConfigError
 from ..lm.formatting import IGNORE_INDEX, collate, encode_pair
 from ..store import write_json
 
 Progress = Callable[[int, int], None]
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
-
-
-@dataclass(frozen=True)
-class LoRAConfig(HashedConfig):
-    """LoRA SFT hyper-parameters (reference LESS warmup: r=128, alpha=512, dropout 0.1, q/k/v/o)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None  # None: q/k/v/o projections, else all linear
-    epochs: int = 1
-    max_steps: int | None = None  # stop early (CPU demos); None: all epochs
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    lr_scheduler: Literal["linear", "cosine"] = "linear"  # decay after the linear warm-up
-    batch_size: int = 8
-    grad_accumulation: int = 1
-    max_length: int = 512
-    seed: int = 0
-    chat_template: bool | None = None  # None: the tokenizer's template when it has one
-    device: str = field(default="auto", metadata=speed_only())
-    dtype: str | None = field(default=None, metadata=speed_only())
 
 
 def set_seed(seed: int) -> None:

@@ -1,8 +1,8 @@
 """Figures for iterative kMQ: how per-cluster scores, weights and draws move across rounds.
 
 Pure functions from the long per-(round, cluster) table of `iterate.load_history` (columns round,
-cluster, weight, n_selected, n_scored, mean_score, mean_quality, next_weight) to plotly Figures,
-in the style of `viz.figures`; each cluster keeps its map colour.
+cluster, weight, n_selected, n_scored, mean_score, update, mean_quality, next_weight,
+weight_entropy) to plotly Figures, in the style of `viz.figures`; each cluster keeps its map colour.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..select.iterative import weight_entropy
 from .figures import _layout, color_for
 
 SCORE_LABELS = {"mean_score": "mean S (gold − generation)",
@@ -78,6 +79,28 @@ def weight_evolution(history: pd.DataFrame, title: str | None = "Cluster weights
     fig.update_yaxes(title_text="weight (sums to 1)", range=[0, 1])
     fig.update_xaxes(title_text="")
     return _layout(fig, title, height=420)
+
+
+def entropy_trend(history: pd.DataFrame, title: str | None = "Weight entropy") -> go.Figure:
+    """The entropy of the cluster weights that drew each round, then of the final ones, against
+    log k (uniform): a fall toward 0 means a few clusters are taking the whole budget."""
+    rounds = sorted(history["round"].unique())
+    k = history["cluster"].nunique()
+    by_round = history.groupby("round")["weight"].agg(weight_entropy)
+    last = history[history["round"] == rounds[-1]]["next_weight"]
+    values = [float(by_round[r]) for r in rounds] + [weight_entropy(last.to_numpy())]
+    labels = [f"round {r}" for r in rounds] + ["after"]
+    fig = go.Figure(go.Scatter(
+        x=labels, y=values, mode="lines+markers", name="entropy", line=dict(color="#1f77b4"),
+        customdata=np.exp(values),
+        hovertemplate="%{x}: %{y:.3f} nats (as even as %{customdata:.1f} equal clusters)"
+                      "<extra></extra>"))
+    fig.add_hline(y=float(np.log(k)), line=dict(color="#888", dash="dot"),
+                  annotation_text=f"uniform over {k} clusters (log k = {np.log(k):.2f})",
+                  annotation_position="bottom right")
+    fig.update_yaxes(title_text="entropy of the weights (nats)", range=[0, np.log(k) * 1.08])
+    fig.update_xaxes(title_text="")
+    return _layout(fig, title, height=380)
 
 
 def items_added(history: pd.DataFrame, title: str | None = "Items added per round") -> go.Figure:

@@ -200,6 +200,9 @@ class EchoModel:
     def generate(self, prompts):
         return [" ".join(p.split()[:3]) for p in prompts]
 
+    def truncate(self, texts):
+        return [t[:40] for t in texts]
+
     def response_log_likelihood(self, prompts, responses):
         import numpy as np
 
@@ -208,7 +211,7 @@ class EchoModel:
 
 def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> None:
     from selection_core.iterate import IterativeKMQ, list_iterative_runs
-    from selection_core.select.iterative import IterativeConfig
+    from selection_core.select.iterative import MAX_NEW_TOKENS, IterativeConfig
 
     store = workspace.demo_run()
     if not list_iterative_runs(store):
@@ -218,6 +221,10 @@ def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> No
         assert any("selection_core iterate --run" in c.value for c in at.code)
     config = IterativeConfig(k=6, budget=60, rounds=3, scorer="perplexity", eval_per_round=18,
                              model="echo")
+    at = open_page("iterative")
+    shown = {n.label: n.value for n in at.number_input}
+    assert shown["Generations scored per round"] == IterativeConfig.eval_per_round
+    assert shown["Max new tokens"] == MAX_NEW_TOKENS and shown["Rounds"] == IterativeConfig.rounds
     IterativeKMQ(config, EchoModel()).fit(store)
     at = open_page("iterative")
     assert_clean(at)
@@ -225,7 +232,8 @@ def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> No
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles[:2] == ["Per-cluster score across rounds",
                           "mean S (gold − generation) by cluster and round"]
-    assert {"Cluster weights", "Items added per round"} <= set(titles)
+    assert {"Cluster weights", "Weight entropy", "Items added per round"} <= set(titles)
+    assert any(m.label == "Weight entropy now" for m in at.metric)
     assert any(t.startswith("Clusters with mean quality below 0.3") for t in titles)
     traces = len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"])
     at.multiselect(key="trend_clusters").set_value([0, 1]).run()

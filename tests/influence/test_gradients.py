@@ -153,8 +153,8 @@ def test_only_linear_trainables_are_accepted(lora_model: ModelAndTokenizer) -> N
 
 # --------------------------------------------------------------------------- Adam preconditioning
 def test_adam_preconditioning_by_hand_both_variants() -> None:
-    """Γ = m'/(√v' + ε) and LESS's m'/√(v' + ε), m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g²,
-    no bias correction (METHODS §2.1), on a hand-made state."""
+    """LESS's m'/√(v' + ε) (the default) and Adam's m'/(√v' + ε), m' = β1·m + (1−β1)·g,
+    v' = β2·v + (1−β2)·g², no bias correction (METHODS §2.1), on a hand-made state."""
     state = AdamState(torch.tensor([0.1, -0.2, 1e-4], dtype=torch.float64),
                       torch.tensor([0.01, 0.04, 0.0], dtype=torch.float64),
                       beta1=0.9, beta2=0.999, eps=1e-8)
@@ -165,9 +165,11 @@ def test_adam_preconditioning_by_hand_both_variants() -> None:
          [0.999 * 0.01, 0.999 * 0.04 + 0.001 * 4.0, 0.0]]
     plain = [[m[i][j] / (math.sqrt(v[i][j]) + 1e-8) for j in range(3)] for i in range(2)]
     less = [[m[i][j] / math.sqrt(v[i][j] + 1e-8) for j in range(3)] for i in range(2)]
-    np.testing.assert_allclose(adam_precondition(g, state).numpy(), plain, rtol=1e-12)
-    np.testing.assert_allclose(adam_precondition(g, state, less_exact=True).numpy(), less,
-                               rtol=1e-12)
+    np.testing.assert_allclose(adam_precondition(g, state).numpy(), less, rtol=1e-12)  # default
+    np.testing.assert_allclose(adam_precondition(g, state, "less").numpy(), less, rtol=1e-12)
+    np.testing.assert_allclose(adam_precondition(g, state, "adam").numpy(), plain, rtol=1e-12)
+    with pytest.raises(ConfigError, match="unknown preconditioner"):
+        adam_precondition(g, state, "sgd")  # type: ignore[arg-type]
     # where v' = 0 the variants differ most: 9e-5 / 1e-8 = 9000 vs 9e-5 / 1e-4 = 0.9
     assert plain[0][2] == pytest.approx(9000) and less[0][2] == pytest.approx(0.9)
 

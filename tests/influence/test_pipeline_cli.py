@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 N, PER_TASK, DIM = 40, 2, 64
 M = len(VALIDATION_TASKS) * PER_TASK
 WARMUP = ["influence", "warmup", "--model", "tiny-random-llama", "--fraction", "0.5",
-          "--epochs", "2", "--lora-r", "4", "--batch-size", "4", "--max-length", "64",
-          "--device", "cpu"]
+          "--epochs", "2", "--lora-r", "4", "--batch-size", "4", "--effective-batch", "4",
+          "--max-length", "64", "--device", "cpu"]
 FEATURES = ["influence", "features", "--dim", str(DIM), "--val-per-task", str(PER_TASK),
             "--max-length", "64", "--val-max-new-tokens", "8", "--device", "cpu"]
 
@@ -192,3 +192,114 @@ def test_bad_matrix_files_give_one_line_errors(influence_run: Path, tmp_path: Pa
     empty.mkdir()
     assert main(["influence", "matrix", "--run", str(empty)]) == 2
     assert "run `python -m selection_core influence features" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the LESS way
+LONG = 1024  # the tiny model's context: most rows fit whole, so LESS's tokenisation applies
+
+
+@pytest.fixture(scope="module")
+def long_features(influence_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's features again with room for whole sequences, every other setting default."""
+    run = tmp_path_factory.mktemp("less-way") / "run"
+    shutil.copytree(influence_run, run)
+    assert main(["influence", "features", "--run", str(run), "--dim", str(DIM),
+                 "--val-per-task", str(PER_TASK), "--max-length", str(LONG),
+                 "--val-max-new-tokens", "8", "--device", "cpu"]) == 0
+    return run
+
+
+def _less_tokens(tokenizer, prompt: str, response: str, eos: bool) -> tuple[list[int], int]:
+    """LESS's tokenisation: `tokenizer.encode(query + completion)` (+ the EOS token for training
+    data, none for validation); the query's own token count is what the labels mask. The query
+    is the prompt as this project formats it (the template is not what LESS fixes); BOS once."""
+    from selection_core.lm.formatting import format_prompt
+
+    query = format_prompt(tokenizer, prompt)
+    special = not query.startswith(tokenizer.bos_token)
+    full = tokenizer.encode(query + response, add_special_tokens=special)
+    return full + ([tokenizer.eos_token_id] if eos else []), \
+        len(tokenizer.encode(query, add_special_tokens=special))
+
+
+def test_features_equal_the_less_way_computed_one_example_at_a_time(
+        long_features: Path) -> None:
+    """Batch size 1, `model(**batch).loss`, `.grad`, LESS's Adam formula m'/√(v' + ε) for
+    training rows, plain gradients for validation text without EOS, then the run's projection
+    and L2 normalisation; RDS: the final checkpoint's last hidden state at the last token.
+    (The last checkpoint; the other's features come from the same code.)"""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    from selection_core.influence.gradients import RademacherProjector
+    from selection_core.lm.loading import load_causal_lm
+
+    store = RunStore(long_features, create=False)
+    folder = current_features(store)
+    pool = pd.read_parquet(long_features / "pool.parquet")
+    val = pd.read_json(long_features / "influence" / f"validation-{folder.name}.jsonl",
+                       lines=True, dtype=False)
+    checkpoint = checkpoints(store)[-1]
+    base, tokenizer = load_causal_lm("tiny-random-llama", device="cpu", dtype="float32",
+                                     cache=False)
+    model = PeftModel.from_pretrained(base, str(checkpoint.path), is_trainable=True).eval()
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    state = load_file(str(checkpoint.path / "optimizer.safetensors"))
+    avg = torch.cat([state[f"{n}.exp_avg"].flatten() for n in names])
+    avg_sq = torch.cat([state[f"{n}.exp_avg_sq"].flatten() for n in names])
+    projector = RademacherProjector(len(avg), DIM, seed=0)
+    for split, frame, eos in (("train", pool, True), ("val", val, False)):
+        stored = np.load(folder / f"epoch{checkpoint.epoch}" / f"{split}.npy")
+        rds = np.load(folder / "rds" / f"{split}.npy")
+        compared = []
+        for row, (prompt, response) in enumerate(zip(frame["prompt"], frame["response"])):
+            ids, query = _less_tokens(tokenizer, prompt, response, eos)
+            if len(ids) > LONG:
+                continue  # LESS cuts the end, this project the prompt's start: not compared
+            input_ids = torch.tensor([ids])
+            labels = input_ids.clone()
+            labels[0, :query] = -100
+            model.zero_grad(set_to_none=True)
+            out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                        labels=labels, output_hidden_states=True)
+            out.loss.backward()
+            g = torch.cat([p.grad.view(-1) for _, p in model.named_parameters()
+                           if p.grad is not None])
+            if split == "train":
+                m = 0.9 * avg + 0.1 * g
+                v = 0.999 * avg_sq + 0.001 * g ** 2
+                g = m / torch.sqrt(v + 1e-08)
+            feature = projector(g[None])[0]
+            np.testing.assert_allclose(stored[row], (feature / feature.norm()).numpy(),
+                                       atol=2e-4, err_msg=f"{split} row {row}")
+            rep = out.hidden_states[-1][0, -1].detach()
+            np.testing.assert_allclose(rds[row], (rep / rep.norm()).numpy(), atol=2e-4,
+                                       err_msg=f"RDS {split} row {row}")
+            compared.append(row)
+        # enough rows to mean something, including one-token MMLU answers (where an EOS would
+        # have been half the response)
+        assert len(compared) >= (30 if split == "train" else 10), (split, len(compared))
+        if split == "val":
+            assert "mmlu" in set(frame["task"].iloc[compared])
+
+
+def test_warmup_prints_the_preset_and_every_value_it_uses(
+        influence_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--preset bids` on the tiny run (one step): BIDS A.2's settings, printed and used."""
+    run = tmp_path / "run"
+    shutil.copytree(influence_run, run, ignore=shutil.ignore_patterns("influence"))
+    assert main(["influence", "warmup", "--run", str(run), "--model", "tiny-random-llama",
+                 "--preset", "bids", "--max-steps", "1", "--max-length", "64",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    for value in ("preset bids", "BIDS A.2", "fraction 1 of the pool", "4 epochs",
+                  "learning rate 2e-05", "cosine decay after a 0.03 warm-up", "weight decay 0",
+                  "batch 1 × 128 accumulated = 128", "max length 64", "r 128 alpha 512",
+                  "dropout 0.1", "q_proj,k_proj,v_proj,o_proj", "seed 0"):
+        assert value in printed, value
+    state = json.loads((run / "influence" / "warmup" / "checkpoint-epoch1" / "state.json")
+                       .read_text())
+    assert state["config"]["lr_scheduler"] == "cosine"
+    assert (state["config"]["batch_size"], state["config"]["grad_accumulation"]) == (1, 128)
+    assert json.loads((run / "influence" / "warmup.json").read_text())["rows"] == N

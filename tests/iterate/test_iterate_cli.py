@@ -13,8 +13,8 @@ import pytest
 from selection_core.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-ITERATE = ["--k", "4", "--budget", "24", "--rounds", "2", "--model", "tiny-random-llama",
-           "--scorer", "perplexity", "--eval-per-round", "8", "--max-new-tokens", "8",
+ITERATE = ["--k", "6", "--budget", "24", "--rounds", "2", "--model", "tiny-random-llama",
+           "--scorer", "perplexity", "--eval-per-round", "4", "--max-new-tokens", "8",
            "--max-length", "128", "--seed", "0"]
 
 
@@ -38,11 +38,17 @@ def test_iterate_writes_the_selection_and_rounds_csv(run_dir: Path, tmp_path: Pa
     assert len(rows) == 24 == len({r["id"] for r in rows})
     assert {"id", "prompt", "response", "cluster", "quality", "round"} <= set(rows[0])
     rounds = pd.read_csv(run_dir / "rounds.csv")
-    assert rounds.columns.tolist() == ["round", "cluster", "weight", "mean_score", "n_selected"]
-    assert len(rounds) == 2 * 4
+    assert rounds.columns.tolist() == ["round", "cluster", "weight", "mean_score", "n_selected",
+                                       "weight_entropy"]
+    assert len(rounds) == 2 * 6
     assert rounds.groupby("round")["n_selected"].sum().tolist() == [12, 12]
-    assert rounds["mean_score"].notna().any()
-    assert "round 2:" in result.stdout and "final weights" in result.stdout
+    # k = 6 > --eval-per-round 4: still every cluster that holds items is scored
+    held = rounds.groupby("cluster")["n_selected"].cumsum() > 0
+    assert rounds.loc[held, "mean_score"].notna().all()
+    assert rounds.loc[rounds["round"] == 1, "weight_entropy"].eq(
+        rounds["weight_entropy"].max()).all()
+    assert "round 2:" in result.stdout and "weight entropy" in result.stdout
+    assert "final weights" in result.stdout
 
     # a rerun finds both rounds done and writes the same selection without training again
     again = tmp_path / "again.jsonl"
@@ -52,12 +58,30 @@ def test_iterate_writes_the_selection_and_rounds_csv(run_dir: Path, tmp_path: Pa
 
 def test_iterate_errors_are_one_line(run_dir: Path, tmp_path: Path, capsys) -> None:
     out = str(tmp_path / "x.jsonl")
-    assert main(["iterate", "--run", str(run_dir), "--k", "4", "--budget", "1", "--rounds", "3",
+    assert main(["iterate", "--run", str(run_dir), "--k", "6", "--budget", "1", "--rounds", "3",
                  "--out", out]) == 2
     assert "budget 1 is smaller than the 3 rounds" in capsys.readouterr().err
-    assert main(["iterate", "--run", str(run_dir), "--k", "4", "--budget", "10",
+    assert main(["iterate", "--run", str(run_dir), "--k", "6", "--budget", "10",
                  "--scorer", "reward", "--out", out]) == 2
     assert "reward model" in capsys.readouterr().err
     assert main(["iterate", "--run", str(run_dir), "--k", "999", "--budget", "10",
                  "--out", out]) == 2
     assert "--k must be between" in capsys.readouterr().err
+
+
+def test_iterate_defaults_are_declared_once() -> None:
+    """The CLI, the page and the experiment TOML read the same declarations."""
+    from selection_core.cli import build_parser
+    from selection_core.config import LoRAConfig
+    from selection_core.experiment import ExperimentConfig
+    from selection_core.select.iterative import MAX_NEW_TOKENS, IterativeConfig
+
+    args = build_parser().parse_args(["iterate", "--run", "r", "--k", "2", "--budget", "4",
+                                      "--out", "o"])
+    assert (args.eval_per_round, args.max_new_tokens, args.max_length, args.tau, args.rounds) \
+        == (IterativeConfig.eval_per_round, MAX_NEW_TOKENS, LoRAConfig.max_length,
+            IterativeConfig.tau, IterativeConfig.rounds)
+    experiment = ExperimentConfig(name="x", model="m")
+    assert (experiment.iterative_eval_per_round, experiment.iterative_max_new_tokens) == \
+        (IterativeConfig.eval_per_round, MAX_NEW_TOKENS)
+    assert MAX_NEW_TOKENS == 512  # the reference implementation's cap

@@ -13,8 +13,11 @@ from selection_core.lm.formatting import (
     PLAIN_TEMPLATE,
     collate,
     encode_pair,
+    encode_tail,
     format_prompt,
     response_log_likelihood,
+    special_prefix,
+    truncate_tokens,
 )
 from selection_core.lm.loading import load_causal_lm
 from selection_core.lm.tiny import build_tiny_causal_lm
@@ -130,3 +133,26 @@ def test_sentencepiece_model_prefers_a_fluent_response(tmp_path: Path,
     assert sums[0] / counts[0] > sums[1] / counts[1]
     ids = encode_pair(tokenizer, prompt, fluent)["input_ids"]
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+
+
+def test_truncate_tokens_cuts_long_texts_at_the_cap_and_keeps_the_rest(
+        model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer  # byte-level: one token per byte
+    texts = ["short", "x" * 40, "héllo wörld" * 3, ""]
+    cut = truncate_tokens(tokenizer, texts, 12)
+    assert cut[0] == "short" and cut[1] == "x" * 12 and cut[3] == ""
+    assert cut[2] == tokenizer.decode(tokenizer(texts[2], add_special_tokens=False)
+                                      ["input_ids"][:12])
+    assert all(len(tokenizer(c, add_special_tokens=False)["input_ids"]) <= 12 for c in cut)
+
+
+def test_encode_tail_keeps_the_real_end_of_a_long_text(model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    full = encode_pair(tokenizer, PROMPTS[1], RESPONSES[1], max_length=10_000)["input_ids"]
+    assert encode_tail(tokenizer, PROMPTS[1], RESPONSES[1], max_length=10_000) == full
+    tail = encode_tail(tokenizer, PROMPTS[1], RESPONSES[1], max_length=20)
+    prefix = special_prefix(tokenizer)
+    assert len(tail) == 20 and tail[:len(prefix)] == prefix
+    assert tail[-1] == tokenizer.eos_token_id and tail[len(prefix):] == full[-(20 - len(prefix)):]
+    no_eos = encode_tail(tokenizer, PROMPTS[1], RESPONSES[1], max_length=20, add_eos=False)
+    assert tokenizer.decode(no_eos[-5:]) == RESPONSES[1][-5:]

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core.viz.iterative import cluster_trends, items_added, low_quality_bars, \
-    round_heatmap, weight_evolution
+from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
+    low_quality_bars, round_heatmap, weight_evolution
 
 
 @pytest.fixture()
@@ -55,3 +55,12 @@ def test_items_added_and_low_quality_share(history) -> None:
     summaries = pd.DataFrame({"round": [1, 2], "low_quality_share": [0.5, np.nan]})
     fig = low_quality_bars(summaries, 0.3)
     assert "below 0.3" in fig.layout.title.text and list(fig.data[0].text) == ["50%", ""]
+
+
+def test_entropy_trend_per_round_then_after_against_log_k(history) -> None:
+    fig = entropy_trend(history)
+    trace = fig.data[0]
+    assert list(trace.x) == ["round 1", "round 2", "round 3", "after"]
+    uniform, skewed = np.log(3), -sum(w * np.log(w) for w in (0.5, 0.3, 0.2))
+    np.testing.assert_allclose(trace.y, [uniform, skewed, skewed, skewed])
+    assert fig.layout.shapes[0].y0 == pytest.approx(uniform)
