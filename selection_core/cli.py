@@ -6,12 +6,13 @@ one `error: …` line with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, Score
     SelectionConfig, SweepConfig, UMAPConfig
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, run_evaluate
+from .evaluate.sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .select.iterative import GAP_SCORERS, IterativeConfig
 from .store import RunStore, write_jsonl
@@ -201,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_parser(commands)
     add_influence_parser(commands)
+    for name in ("evaluate", "experiment"):  # the commands that execute model-written code
+        commands.choices[name].add_argument(
+            "--unsafe-no-sandbox", action="store_true",
+            help="run model-written code without bubblewrap: only inside a container you "
+                 "already trust and throw away")
 
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
@@ -386,6 +393,23 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "status": _cmd_status}
 
 
+@contextlib.contextmanager
+def _sandbox_choice(unsafe: bool) -> Iterator[None]:
+    """--unsafe-no-sandbox for this command only (also for the processes it starts)."""
+    if not unsafe:
+        yield
+        return
+    previous = os.environ.get(UNSAFE_ENV)
+    os.environ[UNSAFE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[UNSAFE_ENV]
+        else:
+            os.environ[UNSAFE_ENV] = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # transformers warns about its own rename when peft asks; nothing a user can act on
@@ -396,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()  # our own bars say what is happening
     try:
-        COMMANDS[args.command](args)
+        with _sandbox_choice(getattr(args, "unsafe_no_sandbox", False)):
+            COMMANDS[args.command](args)
     except SelectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
