@@ -82,7 +82,7 @@ def test_sweep_cluster_select_contract(small_run: tuple[Path, Path], capsys) -> 
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "kmq", "--k", "4", "--budget", "301"], "budget 301 must be between 1 and"),
-    (["--method", "kmq", "--k", "0", "--budget", "10"], "--k must be between 1 and"),
+    (["--method", "kmq", "--k", "0", "--budget", "10"], "argument --k: must be at least 1"),
     (["--method", "kmq", "--k", "301", "--budget", "10"], "--k must be between 1 and"),
     (["--method", "best", "--k", "4", "--budget", "10"], "unknown method 'best'"),
     (["--method", "kmq", "--k", "4", "--budget", "ten"], "neither a count nor a percentage"),
