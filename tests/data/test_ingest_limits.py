@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from selection_core.data import loaders
-from selection_core.data.loaders import FINGERPRINT_KEY, IngestLimits, ingest_pool, load_pool, \
-    preview_pool
+from selection_core.data.loaders import FINGERPRINT_KEY, IngestLimits, check_decompressed_size, \
+    ingest_pool, load_pool, preview_pool
 from selection_core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,8 +59,8 @@ def test_a_row_bomb_stops_at_the_row_cap_in_bounded_memory(tmp_path: Path) -> No
                       2_000_000)
     extra_mb, message = peak_memory_mb(
         f"loaders.ingest_pool([{str(bomb)!r}], {str(tmp_path / 'pool.parquet')!r}, "
-        f"limits=loaders.IngestLimits(max_rows=50_000))")
-    assert message == f"{bomb}, line 50001: more than 50,000 rows in all (raise --max-rows " \
+        f"limits=loaders.IngestLimits(max_rows=20_000))")
+    assert message == f"{bomb}, line 20001: more than 20,000 rows in all (raise --max-rows " \
                       "to load more)"
     assert extra_mb < 150
     assert IngestLimits().max_rows == 10_000_000  # the default cap
@@ -188,3 +188,33 @@ def test_limits_must_be_positive() -> None:
         IngestLimits(max_rows=0)
     with pytest.raises(InputError, match="limit must be at least 1 row"):
         load_pool("unused.jsonl", limit=0)
+
+
+def test_uploads_keep_long_names_short_and_their_limit_counts_inflated_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selection_core import workspace
+
+    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(tmp_path / "workspace"))
+    content = gzip.compress(b'{"prompt": "p", "response": "r"}\n' * 100_000)  # 3.3 MB inflated
+    path = workspace.upload_path("x" * 300 + ".jsonl.gz", content)
+    assert path.name.endswith("x.jsonl.gz") and len(path.name) < 255
+    with pytest.raises(InputError, match="holds more than 1 MB once decompressed"):
+        check_decompressed_size(path, 1024 ** 2)
+    assert check_decompressed_size(path, 10 * 1024 ** 2) == 3_300_000
+
+
+def test_the_data_page_previews_without_reading_the_whole_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(tmp_path / "workspace"))
+    monkeypatch.chdir(REPO)
+    path = gzip_lines(tmp_path / "big.jsonl.gz", b'{"prompt": "p", "response": "r"}\n', 10)
+    with gzip.open(path, "ab") as handle:  # a broken line far past the preview
+        handle.write(b" " * (20 * 1024 ** 2) + b"\n{broken\n")
+    page = AppTest.from_file(str(REPO / "pages" / "data.py"), default_timeout=60)
+    page.run()
+    page.radio(key="data_source").set_value("Local path or Hugging Face dataset").run()
+    page.text_area[0].set_value(str(path)).run()
+    assert not page.exception and not page.error
+    assert any(b.label == "Use this pool" for b in page.button)
