@@ -47,9 +47,9 @@ def main() -> None:
         values = per_program[isolation]
         print(f"  {label:<24} {statistics.median(values):7.1f} ms per program (sequential, "
               f"median of {len(values)}: {', '.join(f'{v:.1f}' for v in values)})")
-    overhead = statistics.median(per_program["bwrap"]) - statistics.median(per_program["none"])
-    print(f"  sandbox overhead         {overhead:7.1f} ms per program "
-          f"(ratio {statistics.median(per_program['bwrap']) / statistics.median(per_program['none']):.2f})")
+    sandboxed, plain = (statistics.median(per_program[k]) for k in ("bwrap", "none"))
+    print(f"  sandbox overhead         {sandboxed - plain:7.1f} ms per program "
+          f"(ratio {sandboxed / plain:.2f})")
     for isolation in ("none", "bwrap"):
         started = time.perf_counter()
         run_many(programs, timeout_s=30.0, workers=args.workers, isolation=isolation)

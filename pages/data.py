@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import workspace
-from selection_core.data.loaders import check_decompressed_size, describe_input, preview_pool
+from selection_core.data.loaders import check_decompressed_size, describe_input, load_pool
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
 
@@ -61,7 +61,7 @@ with st.container(border=True):
             inputs = [line.strip() for line in text.splitlines() if line.strip()]
         if inputs:
             try:  # only the rows shown are read: a large or broken file costs nothing here
-                preview = preview_pool(inputs, rows=PREVIEW_ROWS)
+                preview = load_pool(inputs, limit=PREVIEW_ROWS)
                 shapes = pd.DataFrame([describe_input(i) for i in inputs])
             except SelectionError as exc:
                 ui.show_error(exc)

@@ -117,12 +117,6 @@ def _npy_reason(path: str | os.PathLike, exc: ValueError) -> str:
     return str(exc)
 
 
-def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    with atomic_path(path, suffix=".parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
-    return Path(path)
-
-
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     with atomic_path(path, suffix=".csv") as tmp:
         frame.to_csv(tmp, index=False)
@@ -325,7 +319,8 @@ class RunStore:
     def manifest(self) -> dict[str, Any]:
         path = self.path(MANIFEST)
         if not path.exists():
-            return {"format": 1, "created": now_text(), "versions": package_versions(), "stages": {}}
+            return {"format": 1, "created": now_text(), "versions": package_versions(),
+                    "stages": {}}
         try:
             manifest = read_json(path)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -594,7 +594,8 @@ def load_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, limit: int | No
               limits: IngestLimits = IngestLimits()) -> pd.DataFrame:
     """Load and combine inputs into one pool frame: id, prompt, response, source, extras.
 
-    `limit` keeps the first rows of each input (a preview reads no further).
+    `limit` keeps the first rows of each input and reads no further (a preview's cost does not
+    grow with the file).
     """
     with tempfile.TemporaryDirectory(prefix="pool-") as folder:
         path = Path(folder, "pool.parquet")
@@ -657,7 +658,8 @@ class _PartWriter:
         ids, offset, wanted = [], 0, sorted(positions)
         for path in self.parts:
             column = pq.read_table(path, columns=["id"]).column("id")
-            ids += [column[p - offset].as_py() for p in wanted if offset <= p < offset + len(column)]
+            ids += [column[p - offset].as_py() for p in wanted
+                    if offset <= p < offset + len(column)]
             offset += len(column)
         found = dict(zip(wanted, ids, strict=True))
         return [found[p] for p in positions]
@@ -761,12 +763,6 @@ def check_decompressed_size(location: str | Path, max_bytes: int) -> int:
         while reader.read(_READ_BYTES):
             pass
         return reader.bytes_read
-
-
-def preview_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, rows: int = 5
-                 ) -> pd.DataFrame:
-    """The first `rows` records of each input, read and normalised without reading further."""
-    return load_pool(inputs, limit=rows)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -307,7 +307,8 @@ def _run(program: Program, timeout_s: float, memory_mb: int,
     token = secrets.token_hex(16)
     job = {"parts": parts, "token": token, "memory_bytes": memory_mb * 1024 * 1024,
            "cpu_seconds": math.ceil(timeout_s) + 1, "file_bytes": _FILE_SIZE_LIMIT,
-           "finish_line": _FINISH_LINE, "denied": _DENIED_EVENTS, "blocked_imports": _BLOCKED_IMPORTS}
+           "finish_line": _FINISH_LINE, "denied": _DENIED_EVENTS,
+           "blocked_imports": _BLOCKED_IMPORTS}
     with tempfile.TemporaryDirectory(prefix="sandbox-") as workdir, \
             tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.TemporaryFile() as payload, _seccomp_file() as seccomp_fd:

@@ -16,7 +16,7 @@ import pytest
 
 from selection_core.data import loaders
 from selection_core.data.loaders import FINGERPRINT_KEY, IngestLimits, check_decompressed_size, \
-    ingest_pool, load_pool, preview_pool
+    ingest_pool, load_pool
 from selection_core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ def test_preview_reads_only_what_it_shows(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"p{i}", "response": "r"}) + "\n"
                             for i in range(5)) + "{broken\n")
-    assert preview_pool(str(path), rows=5)["prompt"].tolist() == [f"p{i}" for i in range(5)]
+    assert load_pool(str(path), limit=5)["prompt"].tolist() == [f"p{i}" for i in range(5)]
     with pytest.raises(InputError, match="line 6"):
         load_pool(str(path))
 
