@@ -28,3 +28,5 @@ benchmarks: install
 	$(PY) benchmarks/bench_app.py
 	$(PY) benchmarks/bench_bids.py
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_sandbox.py
+	$(PY) benchmarks/bench_ingest.py

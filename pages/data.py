@@ -6,12 +6,21 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import workspace
-from selection_core.data.loaders import describe_input, load_pool
+from selection_core.data.loaders import check_decompressed_size, describe_input, load_pool
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
 
 UPLOAD_TYPES = ["jsonl", "gz", "json", "csv", "parquet"]
 PREVIEW_ROWS = 5
+
+
+@st.cache_data(show_spinner="Checking the upload…", max_entries=16)
+def _checked_upload(name: str, content: bytes) -> str:
+    """Save an upload and check its decompressed size against the upload limit (once each)."""
+    path = workspace.upload_path(name, content)
+    check_decompressed_size(path, int(st.get_option("server.maxUploadSize")) * 1024 ** 2)
+    return str(path)
+
 
 st.title("Data")
 
@@ -38,7 +47,11 @@ with st.container(border=True):
             uploaded = st.file_uploader(
                 "Instruction data (.jsonl, .jsonl.gz, .json, .csv, .parquet)", type=UPLOAD_TYPES,
                 accept_multiple_files=True)
-            inputs = [str(workspace.upload_path(f.name, f.getvalue())) for f in uploaded or []]
+            try:  # the upload limit holds for what a compressed file inflates to
+                inputs = [_checked_upload(f.name, f.getvalue()) for f in uploaded or []]
+            except SelectionError as exc:
+                ui.show_error(exc)
+                inputs = []
         else:
             text = st.text_area(
                 "One input per line: a file or folder path, or a HF dataset name "
@@ -47,7 +60,7 @@ with st.container(border=True):
                             "code=../shared/data/code_alpaca/code_alpaca_2k.jsonl.gz")
             inputs = [line.strip() for line in text.splitlines() if line.strip()]
         if inputs:
-            try:
+            try:  # only the rows shown are read: a large or broken file costs nothing here
                 preview = load_pool(inputs, limit=PREVIEW_ROWS)
                 shapes = pd.DataFrame([describe_input(i) for i in inputs])
             except SelectionError as exc:
@@ -57,15 +70,12 @@ with st.container(border=True):
                 st.dataframe(shapes, hide_index=True)
                 st.markdown(f"**First rows** (of up to {PREVIEW_ROWS} per input)")
                 st.dataframe(preview, hide_index=True, height=220)
+                st.caption("The whole pool is read when it is prepared, in the background; a "
+                           "problem further down a file is reported there, with its line.")
                 if st.button("Use this pool", type="primary"):
-                    try:  # the whole pool this time: an error deep in the file shows here
-                        load_pool(inputs)
-                    except SelectionError as exc:
-                        ui.show_error(exc)
-                    else:
-                        ui.use_run(workspace.run_for_inputs(inputs),
-                                   [arg for i in inputs for arg in ("--data", i)])
-                        st.switch_page("pages/clusters.py")
+                    ui.use_run(workspace.run_for_inputs(inputs),
+                               [arg for i in inputs for arg in ("--data", i)])
+                    st.switch_page("pages/clusters.py")
 
 # ----------------------------------------------------------------------------- the current pool
 store = ui.current_store()

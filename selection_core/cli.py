@@ -6,23 +6,30 @@ one `error: …` line with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from . import pipeline
 from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, LoRAConfig, \
     ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
+from .data.loaders import DataSpec, IngestLimits
+from .devices import check_device
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, run_evaluate
+from .evaluate.sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
-from .store import RunStore, write_jsonl
+from .store import MANIFEST, RunStore, check_output_path, write_jsonl
 
 
 def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, int], None]:
@@ -45,12 +52,46 @@ def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, i
     return report
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):  # nan would pass every range check below unnoticed
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return value
+
+
 def _ks(text: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") \
-            from None
+        values = tuple(_positive_int(part) for part in text.split(",") if part.strip())
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got "
+                                         f"'{text}'") from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one k")
     return values
@@ -59,11 +100,26 @@ def _ks(text: str) -> tuple[int, ...]:
 def _add_kmeans_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
     parser.add_argument(seed_flag, dest="cluster_seed", type=int, default=0,
                         help="k-means seed (default 0)")
-    parser.add_argument("--niter", type=int, default=300, help="k-means iterations (default 300)")
-    parser.add_argument("--nredo", type=int, default=5, help="k-means restarts (default 5)")
+    parser.add_argument("--niter", type=_positive_int, default=300,
+                        help="k-means iterations (default 300)")
+    parser.add_argument("--nredo", type=_positive_int, default=5,
+                        help="k-means restarts (default 5)")
     parser.add_argument("--spherical", action="store_true", help="cosine (spherical) k-means")
-    parser.add_argument("--max-points-per-centroid", type=int, default=256,
+    parser.add_argument("--max-points-per-centroid", type=_positive_int, default=256,
                         help="faiss trains on at most this many points per centroid")
+
+
+def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
+    defaults = IngestLimits()
+    parser.add_argument("--max-rows", type=_positive_int, default=defaults.max_rows,
+                        help=f"refuse inputs with more rows in all (default {defaults.max_rows:,})")
+    parser.add_argument("--max-line-length", type=_positive_int, default=defaults.max_line_bytes,
+                        help="refuse a longer line, JSON record or CSV field, in bytes (default "
+                             f"{defaults.max_line_bytes:,})")
+
+
+def _ingest_limits(args: argparse.Namespace) -> IngestLimits:
+    return IngestLimits(max_rows=args.max_rows, max_line_bytes=args.max_line_length)
 
 
 def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
@@ -72,17 +128,24 @@ def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
                         max_points_per_centroid=args.max_points_per_centroid)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as the one `error: …` line every other error is (usage: --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m selection_core",
         description="Choose instruction-tuning data: embed, cluster, score and select.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="write the built-in demo pool as JSONL")
     demo.add_argument("--out", required=True, help="output .jsonl file")
-    demo.add_argument("--n", type=int, default=3000, help="rows (default 3000)")
+    demo.add_argument("--n", type=_positive_int, default=3000, help="rows (default 3000)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--noise-rate", type=float, default=0.2,
+    demo.add_argument("--noise-rate", type=_finite_float, default=0.2,
                       help="share of injected low-quality rows (default 0.2)")
 
     embed = commands.add_parser("embed", help="load data into a run directory and embed it")
@@ -95,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: all-MiniLM-L6-v2, offline)")
     embed.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
     embed.add_argument("--pooling", choices=("auto", "mean", "last", "cls"), default="auto")
-    embed.add_argument("--max-length", type=int, default=256)
-    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--max-length", type=_positive_int, default=256)
+    embed.add_argument("--batch-size", type=_positive_int, default=32)
     embed.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    embed.add_argument("--limit", type=int, default=None, help="keep the first N rows per input")
+    embed.add_argument("--limit", type=_positive_int, default=None,
+                       help="keep the first N rows per input")
+    _add_ingest_limits(embed)
     embed.add_argument("--cache-dir", default=None,
                        help="embedding cache (default $SELECTION_CORE_CACHE or "
                             "~/.cache/selection_core)")
@@ -106,31 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="cluster at several k and measure each")
     sweep.add_argument("--run", required=True)
     sweep.add_argument("--k", type=_ks, required=True, help="comma-separated k values")
-    sweep.add_argument("--sample", type=int, default=10_000,
+    sweep.add_argument("--sample", type=_positive_int, default=10_000,
                        help="rows for the exact silhouette (default 10000)")
     sweep.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     _add_kmeans_options(sweep)
 
     cluster = commands.add_parser("cluster", help="k-means at one k → clusters.csv")
     cluster.add_argument("--run", required=True)
-    cluster.add_argument("--k", type=int, required=True)
+    cluster.add_argument("--k", type=_positive_int, required=True)
     _add_kmeans_options(cluster)
 
     umap = commands.add_parser("umap", help="2-D UMAP map of the embeddings (cached)")
     umap.add_argument("--run", required=True)
-    umap.add_argument("--neighbors", type=int, default=UMAPConfig.n_neighbors)
-    umap.add_argument("--min-dist", type=float, default=UMAPConfig.min_dist)
+    umap.add_argument("--neighbors", type=_positive_int, default=UMAPConfig.n_neighbors)
+    umap.add_argument("--min-dist", type=_non_negative_float, default=UMAPConfig.min_dist)
     umap.add_argument("--seed", type=int, default=0)
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
     select.add_argument("--run", required=True)
     select.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
-    select.add_argument("--k", type=int, required=True)
+    select.add_argument("--k", type=_positive_int, required=True)
     select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
     select.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
     select.add_argument("--scorer-model", default=None,
                         help="HF name/path of the perplexity LM or the reward model")
-    select.add_argument("--tau", type=float, default=1.0, help="softmax temperature (kMQ)")
+    select.add_argument("--tau", type=_positive_float, default=1.0,
+                        help="softmax temperature (kMQ)")
     select.add_argument("--top", action="store_true", help="kMQ: take the top b_j per cluster")
     select.add_argument("--seed", type=int, default=0, help="sampling seed")
     select.add_argument("--out", required=True, help="output .jsonl")
@@ -141,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--run", required=True)
     score.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
     score.add_argument("--scorer-model", default=None)
-    score.add_argument("--batch-size", type=int, default=8)
+    score.add_argument("--batch-size", type=_positive_int, default=8)
     score.add_argument("--device", default="auto")
 
     prepare = commands.add_parser(
@@ -151,12 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", action="append", default=[], metavar="[SOURCE=]FILE",
                         help="inputs as for `embed` (omit to use the pool already in the run)")
     source.add_argument("--demo", action="store_true", help="generate the demo pool")
-    prepare.add_argument("--n", type=int, default=3000, help="demo pool rows (with --demo)")
+    prepare.add_argument("--n", type=_positive_int, default=3000,
+                         help="demo pool rows (with --demo)")
     prepare.add_argument("--seed", type=int, default=0, help="demo pool seed (with --demo)")
     prepare.add_argument("--k", type=_ks, default=None,
                          help="k values to sweep (default: a grid up to n/20)")
     prepare.add_argument("--model", default=EmbedConfig.model, help="embedding model")
     prepare.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
+    _add_ingest_limits(prepare)
 
     experiment = commands.add_parser(
         "experiment", help="for each method and budget: select → LoRA-train → evaluate")
@@ -167,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     iterate = commands.add_parser(
         "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
     iterate.add_argument("--run", required=True)
-    iterate.add_argument("--k", type=int, required=True)
+    iterate.add_argument("--k", type=_positive_int, required=True)
     iterate.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
-    iterate.add_argument("--rounds", type=int, default=IterativeConfig.rounds)
+    iterate.add_argument("--rounds", type=_positive_int, default=IterativeConfig.rounds)
     iterate.add_argument("--scorer", default=IterativeConfig.scorer, choices=GAP_SCORERS,
                          help="how gold and generated answers are compared (default "
                               f"{IterativeConfig.scorer})")
@@ -177,33 +245,36 @@ def build_parser() -> argparse.ArgumentParser:
     iterate.add_argument("--model", default="smollm2-135m-instruct",
                          help="causal LM to train and generate with: HF name, local path, "
                               "smollm2-135m-instruct (packaged, default) or tiny-random-llama")
-    iterate.add_argument("--tau", type=float, default=IterativeConfig.tau,
+    iterate.add_argument("--tau", type=_positive_float, default=IterativeConfig.tau,
                          help="weight-update temperature, in standard deviations of S (the "
                               "same for every scorer)")
-    iterate.add_argument("--sample-tau", type=float, default=IterativeConfig.sample_tau,
+    iterate.add_argument("--sample-tau", type=_positive_float, default=IterativeConfig.sample_tau,
                          help="in-cluster quality softmax temperature")
     iterate.add_argument("--quality", default=IterativeConfig.quality,
                          help="in-cluster quality scorer")
     iterate.add_argument("--quality-model", default=None)
-    iterate.add_argument("--eval-per-round", type=int, default=IterativeConfig.eval_per_round,
+    iterate.add_argument("--eval-per-round", type=_positive_int,
+                         default=IterativeConfig.eval_per_round,
                          help="prompts generated for and scored each round (default "
                               f"{IterativeConfig.eval_per_round}; more when k needs them: every "
-                              f"cluster with selected items gets {IterativeConfig.min_scored_per_cluster})")
+                              "cluster with selected items gets "
+                              f"{IterativeConfig.min_scored_per_cluster})")
     iterate.add_argument("--from-base", action="store_true",
                          help="train every round from the base model (default: continue the "
                               "previous round's adapter)")
-    iterate.add_argument("--epochs", type=int, default=LoRAConfig.epochs)
-    iterate.add_argument("--max-steps", type=int, default=None, help="cap training steps a round")
-    iterate.add_argument("--lora-r", type=int, default=LoRAConfig.r,
+    iterate.add_argument("--epochs", type=_positive_int, default=LoRAConfig.epochs)
+    iterate.add_argument("--max-steps", type=_positive_int, default=None,
+                         help="cap training steps a round")
+    iterate.add_argument("--lora-r", type=_positive_int, default=LoRAConfig.r,
                          help=f"LoRA rank (alpha = 2 × r; default {LoRAConfig.r})")
-    iterate.add_argument("--lr", type=float, default=LoRAConfig.learning_rate)
-    iterate.add_argument("--batch-size", type=int, default=LoRAConfig.batch_size)
-    iterate.add_argument("--max-length", type=int, default=LoRAConfig.max_length,
+    iterate.add_argument("--lr", type=_positive_float, default=LoRAConfig.learning_rate)
+    iterate.add_argument("--batch-size", type=_positive_int, default=LoRAConfig.batch_size)
+    iterate.add_argument("--max-length", type=_positive_int, default=LoRAConfig.max_length,
                          help="training and scoring length in tokens")
-    iterate.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+    iterate.add_argument("--max-new-tokens", type=_positive_int, default=MAX_NEW_TOKENS,
                          help="generation cap; gold answers are cut at it too before scoring "
                               f"(default {MAX_NEW_TOKENS}, as the reference implementation)")
-    iterate.add_argument("--low-quality-threshold", type=float,
+    iterate.add_argument("--low-quality-threshold", type=_finite_float,
                          default=IterativeConfig.low_quality_threshold)
     iterate.add_argument("--seed", type=int, default=IterativeConfig.seed,
                          help="sampling and training seed")
@@ -213,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_parser(commands)
     add_influence_parser(commands)
+    for name in ("evaluate", "experiment"):  # the commands that execute model-written code
+        commands.choices[name].add_argument(
+            "--unsafe-no-sandbox", action="store_true",
+            help="run model-written code without bubblewrap: only inside a container you "
+                 "already trust and throw away")
 
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
@@ -233,8 +309,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_embed(args: argparse.Namespace) -> None:
     store = RunStore(args.run)
+    check_device(args.device)
     if args.data:
-        pool = pipeline.ingest(store, args.data, limit=args.limit)
+        pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args))
         print(f"pool: {len(pool)} rows from {pool['source'].nunique()} source(s) → "
               f"{store.path(pipeline.POOL)}")
     config = EmbedConfig(model=args.model, text=args.text, pooling=args.pooling,
@@ -286,6 +363,7 @@ def _cmd_select(args: argparse.Namespace) -> None:
     budget = pipeline.parse_budget(args.budget, n_rows)
     config = SelectionConfig(method=args.method, budget=budget, k=args.k, tau=args.tau,
                              top=args.top, seed=args.seed, scorer=args.scorer)
+    check_device(args.device)
     scorer = ScorerConfig(name=args.scorer, model=args.scorer_model, device=args.device)
     selected = pipeline.select(store, config, _kmeans_config(args, args.k), scorer, out=args.out)
     print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}")
@@ -295,6 +373,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     if args.scorer not in SCORERS:
         raise ConfigError(f"unknown scorer '{args.scorer}'; use {', '.join(SCORERS)}")
+    check_device(args.device)
     config = ScorerConfig(name=args.scorer, model=args.scorer_model, batch_size=args.batch_size,
                           device=args.device)
     scores = pipeline.quality(store, config, progress=_progress(store, "quality", "scoring"))
@@ -307,7 +386,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     if args.demo:
         pipeline.ingest_demo(store, n=args.n, seed=args.seed)
     elif args.data:
-        pipeline.ingest(store, args.data)
+        pipeline.ingest(store, args.data, limits=_ingest_limits(args))
     bars: dict[str, Callable[[int, int], None]] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -339,6 +418,7 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     from .iterate import IterativeKMQ, LoRARoundModel
 
     store = RunStore(args.run, create=False)
+    check_device(args.device)
     pool = pipeline.load_run_pool(store)
     if not 1 <= args.k <= len(pool):
         raise ConfigError(f"--k must be between 1 and the pool size ({len(pool)}), got {args.k}")
@@ -400,17 +480,70 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "status": _cmd_status}
 
 
+_INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
+_READ_ONLY_COMMANDS = ("status", "evaluate", "demo")
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """An --out that is one of the command's inputs, or inside a run directory, is refused."""
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    inputs: list[str] = []
+    for name in _INPUT_ARGS:
+        value = getattr(args, name, None)
+        inputs += value if isinstance(value, list) else [value] if value else []
+    run = getattr(args, "run", None)
+    if run and Path(run, MANIFEST).exists():  # the files the run's pool was loaded from
+        pool = (RunStore(run, create=False).stage_info("pool") or {}).get("config") or {}
+        inputs += pool.get("inputs", [])
+    check_output_path(out, [DataSpec.parse(item).location for item in inputs])
+
+
+def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """Commands that write into a run directory hold it: a second writer stops with one line."""
+    run = getattr(args, "run", None)
+    if not run or args.command in _READ_ONLY_COMMANDS:
+        return contextlib.nullcontext()
+    if not Path(run).is_dir() and args.command not in ("embed", "prepare", "experiment"):
+        return contextlib.nullcontext()  # the command itself says the run is missing
+    name = " ".join(filter(None, (args.command, getattr(args, "stage", None))))
+    return RunStore(run).lock(name)
+
+
+@contextlib.contextmanager
+def _sandbox_choice(unsafe: bool) -> Iterator[None]:
+    """--unsafe-no-sandbox for this command only (also for the processes it starts)."""
+    if not unsafe:
+        yield
+        return
+    previous = os.environ.get(UNSAFE_ENV)
+    os.environ[UNSAFE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[UNSAFE_ENV]
+        else:
+            os.environ[UNSAFE_ENV] = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # transformers warns about its own rename when peft asks; nothing a user can act on
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
                             category=FutureWarning)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or an argument error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # our own bars say what is happening
     try:
-        COMMANDS[args.command](args)
+        _check_output(args)
+        with _sandbox_choice(getattr(args, "unsafe_no_sandbox", False)), _run_lock(args):
+            COMMANDS[args.command](args)
     except SelectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

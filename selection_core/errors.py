@@ -35,3 +35,11 @@ class ConfigError(SelectionError):
 
 class MissingStageError(SelectionError):
     """A stage needs the output of an earlier one that has not been computed yet."""
+
+
+class StaleStageError(MissingStageError):
+    """A stage's output was computed from other inputs than the run holds now."""
+
+
+class RunInUseError(SelectionError):
+    """Another process is writing into the same run directory."""

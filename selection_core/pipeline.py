@@ -12,19 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .cluster.kmeans import FaissKMeans
 from .cluster.projection import umap_2d
 from .cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
 from .config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, \
     UMAPConfig
-from .data.loaders import DataSpec, fingerprint, load_pool, pool_texts
-from .errors import ConfigError, MissingStageError
+from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, ingest_pool, \
+    pool_texts
+from .errors import ConfigError, MissingStageError, StaleStageError
 from .features.embed import embed_texts, embedding_cache_key
 from .quality.scorers import make_scorer
 from .select.static import select_static
-from .store import RunStore, chunked_compute, read_json, read_npy, write_csv, write_json, \
-    write_jsonl, write_npy, write_parquet
+from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
+    write_json, write_jsonl, write_npy
 
 Progress = Callable[[int, int], None]
 POOL = "pool.parquet"
@@ -32,15 +34,28 @@ EMBEDDINGS = "embeddings.npy"
 
 
 # --------------------------------------------------------------------------- pool
-def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None = None
-           ) -> pd.DataFrame:
-    """Load and normalise the inputs and store them as the run's pool."""
-    with store.stage("pool", {"inputs": [str(i) for i in inputs], "limit": limit}) as info:
-        pool = load_pool(inputs, limit=limit)
-        write_parquet(store.path(POOL), pool)
-        info.update(rows=len(pool), fingerprint=pool_fingerprint(pool),
-                    sources=pool["source"].value_counts().to_dict())
-    return pool
+def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None = None,
+           limits: IngestLimits = IngestLimits()) -> pd.DataFrame:
+    """Stream the inputs into the run's pool (bounded memory; see `IngestLimits`).
+
+    The run's record of its pool changes only when the new pool is in place: a failed load
+    leaves the previous pool and its record as they were, and notes the failure beside them.
+    """
+    config = {"inputs": [str(i) for i in inputs], "limit": limit,
+              "max_rows": limits.max_rows, "max_line_bytes": limits.max_line_bytes}
+    started = time.time()
+    with store.lock("ingest"):
+        try:
+            summary = ingest_pool(inputs, store.path(POOL), limit=limit, limits=limits)
+        except BaseException as exc:
+            store.set_stage("pool", last_failure={"config": config, "time": now_text(),
+                                                  "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        store.set_stage("pool", status="done", config=config, started=now_text(started),
+                        finished=now_text(), seconds=round(time.time() - started, 3), error=None,
+                        last_failure=None, rows=summary.rows, fingerprint=summary.fingerprint,
+                        sources=summary.sources)
+    return load_run_pool(store)
 
 
 def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -52,8 +67,26 @@ def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 
 def load_run_pool(store: RunStore) -> pd.DataFrame:
-    path = store.require(POOL, hint="load data first with `embed --data FILE --run DIR`")
+    """The run's pool, checked against the run's record of it."""
+    path = _checked_pool_path(store)
     return pd.read_parquet(path)
+
+
+def run_pool_fingerprint(store: RunStore) -> str:
+    """The content fingerprint of the run's pool.parquet, from its metadata (cheap)."""
+    path = store.require(POOL, hint="load data first with `embed --data FILE --run DIR`")
+    value = (pq.read_schema(path).metadata or {}).get(FINGERPRINT_KEY)
+    return value.decode() if value else pool_fingerprint(pd.read_parquet(path))  # older runs
+
+
+def _checked_pool_path(store: RunStore) -> Path:
+    path = store.require(POOL, hint="load data first with `embed --data FILE --run DIR`")
+    recorded = (store.stage_info("pool") or {}).get("fingerprint")
+    if recorded and run_pool_fingerprint(store) != recorded:
+        raise StaleStageError(f"{path} is not the pool this run recorded (another process "
+                              "replaced it?); load the data again with `embed --data FILE "
+                              f"--run {store.root}`")
+    return path
 
 
 def pool_fingerprint(pool: pd.DataFrame) -> str:
@@ -65,32 +98,46 @@ def pool_fingerprint(pool: pd.DataFrame) -> str:
 def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = None,
           progress: Progress | None = None) -> np.ndarray:
     """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy."""
-    pool = load_run_pool(store)
-    texts = pool_texts(pool, config.text)
-    content = fingerprint(texts)
-    key = embedding_cache_key(config, content)
-    with store.stage("embed", config.to_dict(), config.config_hash()) as info:
-        started = time.perf_counter()
-        vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress)
-        seconds = time.perf_counter() - started
-        write_npy(store.path(EMBEDDINGS), vectors)
-        info.update(key=key, rows=len(vectors), dim=int(vectors.shape[1]),
-                    embed_seconds=round(seconds, 3),
-                    rows_per_second=round(len(vectors) / max(seconds, 1e-9), 1))
+    with store.lock("embed"):
+        pool = load_run_pool(store)
+        pool_key = run_pool_fingerprint(store)
+        texts = pool_texts(pool, config.text)
+        content = fingerprint(texts)
+        key = embedding_cache_key(config, content)
+        with store.stage("embed", config.to_dict(), config.config_hash()) as info:
+            started = time.perf_counter()
+            vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress)
+            seconds = time.perf_counter() - started
+            write_npy(store.path(EMBEDDINGS), vectors)
+            info.update(key=key, rows=len(vectors), dim=int(vectors.shape[1]),
+                        pool_fingerprint=pool_key, embed_seconds=round(seconds, 3),
+                        rows_per_second=round(len(vectors) / max(seconds, 1e-9), 1))
     return vectors
 
 
 def embedding_key(store: RunStore) -> str:
+    """The key of the run's embeddings, once checked to be of the pool the run holds now."""
     info = store.stage_info("embed")
     if not info or info.get("status") != "done":
         raise MissingStageError(f"no embeddings in {store.root}: run `python -m selection_core "
                                 f"embed --data FILE --run {store.root}` first")
+    recorded = info.get("pool_fingerprint")
+    if recorded and recorded != run_pool_fingerprint(store):
+        raise StaleStageError(f"the embeddings in {store.root} were computed from another pool "
+                              f"than it holds now; run `python -m selection_core embed --run "
+                              f"{store.root}` again")
     return str(info["key"])
 
 
 def load_embeddings(store: RunStore) -> np.ndarray:
-    embedding_key(store)
-    return read_npy(store.path(EMBEDDINGS))
+    key = embedding_key(store)
+    vectors = read_npy(store.path(EMBEDDINGS))
+    rows = (store.stage_info("embed") or {}).get("rows")
+    if rows is not None and len(vectors) != rows:
+        raise StaleStageError(f"{store.path(EMBEDDINGS)} holds {len(vectors)} rows, not the "
+                              f"{rows} its embedding ({key[:10]}) recorded; run `embed --run "
+                              f"{store.root}` again")
+    return vectors
 
 
 # --------------------------------------------------------------------------- clustering
@@ -223,8 +270,9 @@ def parse_budget(text: str | int, n_rows: int) -> int:
     value = str(text).strip()
     try:
         budget = round(float(value[:-1]) / 100 * n_rows) if value.endswith("%") else int(value)
-    except ValueError:
-        raise ConfigError(f"budget '{text}' is neither a count nor a percentage") from None
+    except (ValueError, OverflowError):  # round(inf) overflows, round(nan) is a ValueError
+        raise ConfigError(f"budget '{text}' is neither a count nor a finite percentage") \
+            from None
     if not 1 <= budget <= n_rows:
         raise ConfigError(f"budget {budget} must be between 1 and the pool size ({n_rows})")
     return budget
@@ -303,9 +351,10 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
 
         return report
 
-    embed(store, embed_config, cache_dir=cache_dir, progress=step(0, "embed"))
-    sweep(store, SweepConfig(ks=ks), progress=step(1, "sweep"))
-    step(2, "umap")
-    projection(store, umap_config)
-    quality(store, scorer, progress=step(3, "quality"))
+    with store.lock("prepare"):
+        embed(store, embed_config, cache_dir=cache_dir, progress=step(0, "embed"))
+        sweep(store, SweepConfig(ks=ks), progress=step(1, "sweep"))
+        step(2, "umap")
+        projection(store, umap_config)
+        quality(store, scorer, progress=step(3, "quality"))
     store.write_progress("prepare", len(steps), len(steps), "done")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, MissingStageError
+from .errors import InputError, MissingStageError, RunInUseError
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+_HELD_LOCKS = threading.local()  # run directories this thread holds, with nesting counts
 _TRACKED_PACKAGES = ("numpy", "pandas", "torch", "faiss-cpu", "faiss-gpu", "sentence-transformers",
                      "transformers", "peft", "umap-learn", "scikit-learn")
 
@@ -55,7 +60,21 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Standard JSON: NaN and infinities (which json.dumps writes bare) are written as null."""
+    return write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, allow_nan=False,
+                                       default=_json_default) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -69,23 +88,33 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def read_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
-    """Load an array without ever unpickling (object arrays are refused)."""
+    """Load an array without ever unpickling (object arrays are refused), after checking that
+    the header's shape fits the file (a header can claim terabytes)."""
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
     except ValueError as exc:
-        # numpy's own text suggests unpickling, which is never the fix here
-        reason = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) \
-            else str(exc)
-        with open(path, "rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":
-                reason = "the file is not in .npy format"
-        raise InputError(f"not a plain numeric .npy array ({reason})", path=str(path)) from exc
+        raise InputError(f"not a plain numeric .npy array ({_npy_reason(path, exc)})",
+                         path=str(path)) from None
+    if dtype.hasobject:
+        raise InputError("not a plain numeric .npy array (it holds Python objects, which are "
+                         "never unpickled)", path=str(path))
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > data_bytes:
+        raise InputError(f"the .npy header claims {claimed:,} bytes of data but the file holds "
+                         f"{data_bytes:,} (truncated or corrupt)", path=str(path))
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
 
 
-def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    with atomic_path(path, suffix=".parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
-    return Path(path)
+def _npy_reason(path: str | os.PathLike, exc: ValueError) -> str:
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            return "the file is not in .npy format"
+    return str(exc)
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
@@ -111,6 +140,36 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+# --------------------------------------------------------------------------- output paths
+def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse, in one line, an output path that would destroy what the command reads: one of
+    its inputs (or a file in an input folder), or any file inside a run directory (a run's
+    files are the pipeline's own). Also refuses a directory and a place that cannot be written.
+    """
+    path = Path(out).expanduser()
+    target = path.resolve()
+    if target.is_dir():
+        raise InputError("is a directory; give a file name for the output", path=str(out))
+    for item in inputs:
+        source = Path(item).expanduser().resolve()
+        same = target == source or (target.exists() and source.exists()
+                                    and os.path.samefile(target, source))
+        if same or source in target.parents:
+            raise InputError(f"is an input of this command ({item}); writing there would "
+                             "destroy it, so choose another output path", path=str(out))
+    run = next((folder for folder in target.parents if (folder / MANIFEST).is_file()), None)
+    if run is not None:
+        raise InputError(f"is inside the run directory {run}, whose files only the pipeline "
+                         "writes; choose an output path outside it", path=str(out))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot be written ({exc.strerror or exc})", path=str(out)) from None
+    return path
+
+
 # --------------------------------------------------------------------------- chunked caches
 def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
                     compute: Callable[[int, int], np.ndarray],
@@ -122,21 +181,19 @@ def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
     """
     cache_dir = Path(cache_dir)
     final = cache_dir / "all.npy"
-    if final.exists():
-        array = read_npy(final)
-        if len(array) == n_rows:
-            if progress:
-                progress(n_rows, n_rows)
-            return array
+    array = _cached_rows(final, n_rows)
+    if array is not None:
+        if progress:
+            progress(n_rows, n_rows)
+        return array
     cache_dir.mkdir(parents=True, exist_ok=True)
     parts = []
     done = 0
     for start in range(0, n_rows, chunk_rows):
         stop = min(start + chunk_rows, n_rows)
         chunk_file = cache_dir / f"chunk_{start:09d}_{stop:09d}.npy"
-        if chunk_file.exists():
-            part = read_npy(chunk_file)
-        else:
+        part = _cached_rows(chunk_file, stop - start)
+        if part is None:
             part = np.asarray(compute(start, stop))
             if len(part) != stop - start:
                 raise RuntimeError(f"chunk {start}:{stop} returned {len(part)} rows")
@@ -150,6 +207,20 @@ def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
     for chunk_file in cache_dir.glob("chunk_*.npy"):
         chunk_file.unlink()
     return array
+
+
+def _cached_rows(path: Path, n_rows: int) -> np.ndarray | None:
+    """A cache entry with `n_rows` rows, or None; an unreadable entry is removed (it is derived
+    data: recomputing it is the fix), so it never blocks the computation."""
+    if not path.exists():
+        return None
+    try:
+        array = read_npy(path)
+    except (InputError, OSError, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable cache entry ({exc}); recomputing it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return array if len(array) == n_rows else None
 
 
 def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: int,
@@ -247,9 +318,62 @@ class RunStore:
 
     def manifest(self) -> dict[str, Any]:
         path = self.path(MANIFEST)
-        if path.exists():
-            return read_json(path)
-        return {"format": 1, "created": _now(), "versions": package_versions(), "stages": {}}
+        if not path.exists():
+            return {"format": 1, "created": now_text(), "versions": package_versions(),
+                    "stages": {}}
+        try:
+            manifest = read_json(path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"not valid JSON ({exc}); this is the run's record of what it "
+                             "computed: restore it or start a new run directory",
+                             path=str(path)) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
+            raise InputError("not a run manifest (no 'stages' record); restore it or start a "
+                             "new run directory", path=str(path))
+        return manifest
+
+    # one writer at a time ---------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the run directory for one writing command; a second writer stops with one
+        line naming the first. Re-entrant within a thread (a command calling stages)."""
+        key = str(self.root.resolve())
+        held: dict[str, int] = _HELD_LOCKS.__dict__.setdefault("counts", {})
+        if held.get(key):
+            held[key] += 1
+            try:
+                yield
+            finally:
+                held[key] -= 1
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunInUseError(self._holder_message(fd)) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid(),
+                                      "since": now_text()}).encode(), 0)
+            held[key] = 1
+            try:
+                yield
+            finally:
+                del held[key]
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _holder_message(self, fd: int) -> str:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except json.JSONDecodeError:
+            holder = {}
+        who = (f"`{holder.get('command', '?')}` (pid {holder.get('pid', '?')}, since "
+               f"{holder.get('since', '?')})") if holder else "another process"
+        return (f"{self.root} is in use by {who}; wait for it to finish, or use another --run "
+                "directory")
 
     def update_manifest(self, **fields: Any) -> None:
         with self._locked_manifest() as manifest:
@@ -272,16 +396,16 @@ class RunStore:
         extra: dict[str, Any] = {}
         started = time.time()
         self.set_stage(name, status="running", config=config, config_hash=config_hash,
-                       started=_now(), finished=None, error=None, versions=package_versions())
+                       started=now_text(), finished=None, error=None, versions=package_versions())
         try:
             yield extra
         except BaseException as exc:
-            self.set_stage(name, status="failed", finished=_now(),
+            self.set_stage(name, status="failed", finished=now_text(),
                            seconds=round(time.time() - started, 3),
                            error=f"{type(exc).__name__}: {exc}",
                            traceback=traceback.format_exc(limit=8))
             raise
-        self.set_stage(name, status="done", finished=_now(),
+        self.set_stage(name, status="done", finished=now_text(),
                        seconds=round(time.time() - started, 3), **extra)
 
     # progress (polled by the app) ----------------------------------------------
@@ -308,5 +432,6 @@ class RunStore:
         return read_json(path) if path.exists() else None
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+def now_text(seconds: float | None = None) -> str:
+    """A timestamp as the manifest records them (local time with its offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))

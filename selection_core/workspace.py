@@ -16,6 +16,7 @@ from .store import MANIFEST, RunStore, atomic_path, default_cache_dir
 
 DEMO_N = 3000
 DEMO_SEED = 0
+_MAX_NAME = 120  # characters of an uploaded file's name kept
 
 
 def workspace_root() -> Path:
@@ -55,6 +56,8 @@ def run_for_inputs(inputs: list[str]) -> RunStore:
 def upload_path(file_name: str, content: bytes) -> Path:
     """Save uploaded bytes under the workspace (content-addressed) and return the file path."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file_name).name) or "upload.jsonl"
+    if len(safe) > _MAX_NAME:  # file systems stop at 255 bytes: keep the end, where the type is
+        safe = safe[-_MAX_NAME:]
     folder = workspace_root() / "uploads" / hashlib.sha256(content).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe

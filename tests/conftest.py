@@ -44,3 +44,28 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     pipeline.ingest(store, [str(data)])
     pipeline.embed(store, EmbedConfig())
     return store
+
+
+@pytest.fixture
+def hold_run_lock():
+    """Start another process that holds a run directory's lock (as a running `embed` would);
+    returns it once the lock is held, and ends it after the test."""
+    import subprocess
+    import sys
+
+    holders: list[subprocess.Popen] = []
+
+    def hold(run: Path, command: str = "embed") -> subprocess.Popen:
+        code = ("import time\nfrom selection_core.store import RunStore\n"
+                f"with RunStore({str(run)!r}).lock({command!r}):\n"
+                "    print('held', flush=True)\n    time.sleep(120)\n")
+        holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                                  text=True)
+        holders.append(holder)
+        assert holder.stdout.readline().strip() == "held"
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()

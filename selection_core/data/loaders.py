@@ -14,24 +14,31 @@ Any problem raises one `InputError` naming the file, the line (or row) and the f
 """
 from __future__ import annotations
 
+import array
+import codecs
 import csv
 import gzip
 import hashlib
-import io
 import json
 import math
+import re
+import tempfile
+import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 
 CORE_COLUMNS = ("id", "prompt", "response", "source")
-_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".csv", ".parquet")
+_SUFFIXES = (".jsonl.gz", ".json.gz", ".csv.gz", ".jsonl", ".json", ".csv", ".parquet")
 _GENERIC_STEMS = {"train", "test", "dev", "val", "valid", "validation", "data", "dataset"}
+_COMPUTED_RENAMES = {"cluster": "input_cluster", "quality": "input_quality"}
 
 
 @dataclass(frozen=True)
@@ -95,88 +102,269 @@ class DataSpec:
         return name
 
 
-# --------------------------------------------------------------------------- raw records
-def _decode(path: Path, raw: bytes) -> str:
+# --------------------------------------------------------------------------- limits
+@dataclass(frozen=True)
+class IngestLimits:
+    """Caps that keep ingestion bounded: past one, loading stops with one line naming it.
+
+    Why: a 2.8 MB gzip can hold 38 million rows and a 2.5 MB one can inflate to 5 GB; rows are
+    streamed, so memory does not grow with the file, but time and disk would.
+    """
+
+    max_rows: int = 10_000_000  # in all inputs together
+    max_line_bytes: int = 16 * 1024 * 1024  # one JSONL line, JSON record or CSV field
+    max_bytes: int | None = None  # decompressed bytes per input (the app's upload limit)
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "max_line_bytes", "max_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+
+
+_READ_BYTES = 1 << 20  # one read of a JSON array file
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pkl.gz", ".joblib")
+
+
+class _NonFiniteNumber(ValueError):
+    """json's parse_constant hook: NaN and Infinity are not JSON."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFiniteNumber(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+class _Reader:
+    """The decompressed bytes of one input file, read in bounded pieces with one-line errors."""
+
+    def __init__(self, path: Path, limits: IngestLimits) -> None:
+        self.path = path
+        self.limits = limits
+        self.line = 0  # lines consumed so far (callers advance it), for error messages
+        self.bytes_read = 0
+        self.gzipped = path.name.lower().endswith(".gz")
+
+    def __enter__(self) -> _Reader:
+        raw = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        self._stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if self.gzipped else raw
+        self._raw = raw
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+        self._raw.close()
+
+    def readline(self) -> bytes:
+        return self._checked(self._stream.readline, self.limits.max_line_bytes + 1)
+
+    def read(self, size: int) -> bytes:
+        return self._checked(self._stream.read, size)
+
+    def _checked(self, read: Any, size: int) -> bytes:
+        try:
+            data = read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            kind = "a valid gzip file" if self.gzipped else "readable"
+            raise InputError(f"not {kind} ({exc})", path=str(self.path),
+                             line=self.line + 1 if self.line else None) from None
+        self.bytes_read += len(data)
+        if self.limits.max_bytes is not None and self.bytes_read > self.limits.max_bytes:
+            raise _too_large(self.path, self.limits.max_bytes)
+        return data
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1024 ** 2:,.0f} MB" if n_bytes >= 1024 ** 2 else f"{n_bytes:,} bytes"
+
+
+def _too_large(path: Path, max_bytes: int) -> InputError:
+    return InputError(f"holds more than {_size(max_bytes)} once decompressed, the limit for one "
+                      "input", path=str(path))
+
+
+def _decode(path: Path, raw: bytes, line: int) -> str:
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
                          path=str(path), line=line) from None
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"not a valid gzip file ({exc})", path=str(path)) from None
-    return _decode(path, raw)
-
-
-def _jsonl_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})",
-                             path=str(path), line=number) from None
-
-
-def _json_array_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
-    """Elements of a top-level JSON array, each with the line where it starts."""
-    decoder = json.JSONDecoder()
-    stripped = text.lstrip()
-    if not stripped.startswith("["):
-        if stripped.startswith("{") and "\n{" in stripped:  # JSON Lines saved as .json
-            yield from _jsonl_records(path, text)
-            return
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON ({exc.msg})", path=str(path), line=exc.lineno) from None
-        raise InputError(f"expected a JSON array of records, got a JSON {type(obj).__name__}",
-                         path=str(path), line=1)
-    pos = text.index("[") + 1
-    length = len(text)
-    while True:
-        while pos < length and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= length:
-            raise InputError("malformed JSON (the array is never closed)", path=str(path),
-                             line=text.count("\n") + 1)
-        if text[pos] == "]":
-            return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})",
-                             path=str(path), line=exc.lineno) from None
-        yield line, obj
-
-
-def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        return
-    for row in reader:
-        if None in row:
-            raise InputError(f"{len(reader.fieldnames)} columns in the header but more values "
-                             "in this row", path=str(path), line=reader.line_num)
-        yield reader.line_num, row
-
-
-def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
+def _loads(text: str, path: Path, line: int) -> Any:
     try:
-        frame = pd.read_parquet(path)
+        return _DECODER.decode(text)
+    except _NonFiniteNumber as exc:
+        raise InputError(f"{exc} is not valid JSON (write null, or a number)", path=str(path),
+                         line=line) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})", path=str(path),
+                         line=line) from None
+
+
+def _text_lines(reader: _Reader) -> Iterator[str]:
+    """Decoded lines, each at most `max_line_bytes` long (else one line naming the cap)."""
+    while True:
+        raw = reader.readline()
+        if not raw:
+            return
+        reader.line += 1
+        if len(raw) > reader.limits.max_line_bytes and not raw.endswith(b"\n"):
+            raise InputError(f"the line is longer than {_size(reader.limits.max_line_bytes)} "
+                             "(raise --max-line-length to load it)", path=str(reader.path),
+                             line=reader.line)
+        yield _decode(reader.path, raw, reader.line)
+
+
+def _jsonl_records(reader: _Reader) -> Iterator[tuple[int, Any]]:
+    for text in _text_lines(reader):
+        if text.strip():
+            yield reader.line, _loads(text, reader.path, reader.line)
+
+
+class _JsonWindow:
+    """A sliding window of decoded text over a JSON file: values are parsed from `pos`, and what
+    lies behind is dropped, so memory holds one record (at most `max_line_bytes`) at a time."""
+
+    _SEPARATORS = re.compile(r"[ \t\r\n,]*")
+    _BLANK = re.compile(r"[ \t\r\n]*")
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.text = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+
+    def _fill(self) -> None:
+        chunk = self.reader.read(_READ_BYTES)
+        self.eof = not chunk
+        try:
+            text = self._decoder.decode(chunk, final=self.eof)
+        except UnicodeDecodeError:
+            raise InputError("not valid UTF-8; save the file as UTF-8", path=str(self.reader.path),
+                             line=self.line + self.text.count("\n", self.pos)) from None
+        self.text = self.text[self.pos:] + text
+        self.pos = 0
+
+    def _advance(self, end: int) -> None:
+        self.line += self.text.count("\n", self.pos, end)
+        self.pos = end
+        self.reader.line = self.line
+
+    def peek(self, skip: re.Pattern[str] = _BLANK) -> str | None:
+        """The next character after `skip` (None at the end of the file)."""
+        while True:
+            self._advance(skip.match(self.text, self.pos).end())
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if self.eof:
+                return None
+            self._fill()
+
+    def take(self, chars: int = 1) -> None:
+        self._advance(self.pos + chars)
+
+    def value(self) -> Any:
+        """Parse one JSON value at `pos`, reading more while it is incomplete."""
+        path, cap = str(self.reader.path), self.reader.limits.max_line_bytes
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except _NonFiniteNumber as exc:
+                raise InputError(f"{exc} is not valid JSON (write null, or a number)", path=path,
+                                 line=self.line) from None
+            except json.JSONDecodeError as exc:
+                if len(self.text) - self.pos > cap:
+                    raise InputError(f"a record is longer than {_size(cap)} (raise "
+                                     "--max-line-length to load it)", path=path,
+                                     line=self.line) from None
+                if self.eof:
+                    raise InputError(f"malformed JSON ({exc.msg})", path=path,
+                                     line=self.line + self.text.count("\n", self.pos, exc.pos)
+                                     ) from None
+                self._fill()
+                continue
+            self._advance(end)
+            return value
+
+
+def _json_records(reader: _Reader) -> Iterator[tuple[int, Any]]:
+    """Records of a JSON array (or of JSON Lines saved as .json), streamed."""
+    window = _JsonWindow(reader)
+    first = window.peek()
+    if first is None:
+        return
+    if first == "[":
+        window.take()
+        while True:
+            following = window.peek(_JsonWindow._SEPARATORS)
+            if following is None:
+                raise InputError("malformed JSON (the array is never closed)",
+                                 path=str(reader.path), line=window.line)
+            if following == "]":
+                return
+            line = window.line
+            yield line, window.value()
+    line = window.line
+    value = window.value()
+    if not isinstance(value, dict) or window.peek() is None:
+        raise InputError(f"expected a JSON array of records, got a JSON {type(value).__name__}",
+                         path=str(reader.path), line=line)
+    yield line, value  # JSON Lines saved as .json: records one after another
+    while window.peek() is not None:
+        line = window.line
+        yield line, window.value()
+
+
+def _csv_records(reader: _Reader) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(max(csv.field_size_limit(), reader.limits.max_line_bytes))
+    rows = csv.DictReader(_text_lines(reader))
+    try:
+        if not rows.fieldnames:
+            return
+        for row in rows:
+            if None in row:
+                raise InputError(f"{len(rows.fieldnames)} columns in the header but more values "
+                                 "in this row", path=str(reader.path), line=rows.line_num)
+            yield rows.line_num, row
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV ({exc})", path=str(reader.path),
+                         line=rows.line_num) from None
+
+
+def _open_parquet(path: Path) -> tuple[Any, int]:
+    """The parquet file and the bytes its row groups hold once decompressed."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise InputError(f"not a readable parquet file ({exc})", path=str(path)) from None
-    for number, record in enumerate(frame.to_dict(orient="records"), start=1):
-        yield number, record
+    meta = parquet.metadata
+    return parquet, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+
+
+def _parquet_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, Any]]:
+    parquet, inflated = _open_parquet(path)
+    if parquet.metadata.num_rows > limits.max_rows:
+        raise InputError(f"holds {parquet.metadata.num_rows:,} rows, more than the "
+                         f"{limits.max_rows:,} allowed (raise --max-rows to load it)",
+                         path=str(path))
+    if limits.max_bytes is not None and inflated > limits.max_bytes:
+        raise _too_large(path, limits.max_bytes)
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, record
+    except OSError as exc:
+        raise InputError(f"not a readable parquet file ({exc})", path=str(path),
+                         line=number + 1, unit="row") from None
 
 
 def _hf_records(spec: DataSpec) -> Iterator[tuple[int, Any]]:
@@ -202,22 +390,31 @@ def _hf_records(spec: DataSpec) -> Iterator[tuple[int, Any]]:
         yield number, record
 
 
-def iter_raw_records(spec: DataSpec) -> tuple[Iterator[tuple[int, Any]], str]:
-    """(records with their line/row numbers, the unit those numbers count)."""
+def _file_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, Any]]:
+    name = path.name.lower()
+    readers = {(".jsonl", ".jsonl.gz"): _jsonl_records, (".json", ".json.gz"): _json_records,
+               (".csv", ".csv.gz"): _csv_records}
+    for suffixes, read in readers.items():
+        if name.endswith(suffixes):
+            with _Reader(path, limits) as reader:
+                yield from read(reader)
+            return
+    yield from _parquet_records(path, limits)
+
+
+def iter_raw_records(spec: DataSpec, limits: IngestLimits = IngestLimits()
+                     ) -> tuple[Iterator[tuple[int, Any]], str]:
+    """(records with their line/row numbers, the unit those numbers count), streamed."""
     path = Path(spec.location)
     name = path.name.lower()
     if path.is_file():
-        if name.endswith(".parquet"):
-            return _parquet_records(path), "row"
-        text = _read_text(path)
-        if name.endswith((".jsonl", ".jsonl.gz")):
-            return _jsonl_records(path, text), "line"
-        if name.endswith((".json", ".json.gz")):
-            return _json_array_records(path, text), "line"
-        if name.endswith(".csv"):
-            return _csv_records(path, text), "line"
-        raise InputError(f"unsupported file type; use one of {', '.join(_SUFFIXES)}",
-                         path=str(path))
+        if name.endswith(_PICKLE_SUFFIXES):
+            raise InputError("pickle files are never loaded (unpickling runs arbitrary code); "
+                             f"save the data as one of {', '.join(_SUFFIXES)}", path=str(path))
+        if not name.endswith(_SUFFIXES):
+            raise InputError(f"unsupported file type; use one of {', '.join(_SUFFIXES)}",
+                             path=str(path))
+        return _file_records(path, limits), "row" if name.endswith(".parquet") else "line"
     looks_like_hub_name = (not name.endswith(_SUFFIXES) and spec.location.count("/") <= 1
                            and not spec.location.startswith((".", "/", "~")))
     if path.is_dir() or (looks_like_hub_name and not path.exists()):
@@ -271,7 +468,8 @@ def _chat_turns(value: Any, where: dict[str, Any], field: str) -> tuple[str, str
 
 
 def normalise_record(record: Any, shape: Shape, where: dict[str, Any]) -> dict[str, Any]:
-    """Map one raw record onto the pool schema (extra fields kept, nested ones as JSON text)."""
+    """Map one raw record onto the pool schema (extra fields kept, nested ones as JSON text;
+    `cluster` and `quality`, which the selection computes, kept as `input_cluster`, ...)."""
     if not isinstance(record, dict):
         raise InputError(f"expected an object (a record), got {type(record).__name__}", **where)
     if shape.name in ("chat", "sharegpt"):
@@ -293,16 +491,16 @@ def normalise_record(record: Any, shape: Shape, where: dict[str, Any]) -> dict[s
             continue
         if isinstance(value, (dict, list, tuple)):
             value = json.dumps(value, ensure_ascii=False, default=str)
-        elif hasattr(value, "tolist"):  # numpy arrays/scalars from parquet
+        elif hasattr(value, "tolist"):  # numpy arrays/scalars
             value = value.tolist()
             value = json.dumps(value) if isinstance(value, list) else value
-        row[key] = value
+        row[_COMPUTED_RENAMES.get(key, key)] = value
     return row
 
 
-def _records_from(spec: DataSpec) -> list[dict[str, Any]]:
-    records, unit = iter_raw_records(spec)
-    rows: list[dict[str, Any]] = []
+def _records_from(spec: DataSpec, limits: IngestLimits) -> Iterator[dict[str, Any]]:
+    """Normalised rows of one input, streamed; each with its `_line` for later messages."""
+    records, unit = iter_raw_records(spec, limits)
     shape: Shape | None = None
     label = spec.label
     for number, record in records:
@@ -322,19 +520,28 @@ def _records_from(spec: DataSpec) -> list[dict[str, Any]]:
         row["id"] = str(given_id) if given_id not in (None, "") else f"{label}:{number}"
         source = row.get("source")
         row["source"] = str(source) if source not in (None, "") else label
-        row["_where"] = (spec.location, number, unit)
-        rows.append(row)
-    if not rows:
+        row["_line"] = number
+        yield row
+    if shape is None:
         raise InputError("is empty: no records found", path=spec.location)
-    return rows
 
 
-def load_pool(inputs: Sequence[str | DataSpec] | str | DataSpec,
-              limit: int | None = None) -> pd.DataFrame:
-    """Load and combine inputs into one pool frame: id, prompt, response, source, extras.
+# --------------------------------------------------------------------------- ingestion
+@dataclass(frozen=True)
+class PoolSummary:
+    """What an ingestion wrote: its rows, their content fingerprint, rows per source."""
 
-    `limit` keeps the first rows of each input (for quick looks at a large pool).
-    """
+    rows: int
+    fingerprint: str
+    sources: dict[str, int]
+
+
+FINGERPRINT_KEY = b"selection_core.pool_fingerprint"  # parquet metadata: stages check it cheaply
+_PART_ROWS = 20_000
+_PART_CHARS = 64 * 1024 * 1024  # of prompt + response text held before a part is written
+
+
+def _specs(inputs: Sequence[str | DataSpec] | str | DataSpec) -> list[DataSpec]:
     if isinstance(inputs, (str, DataSpec)):
         inputs = [inputs]
     specs = [s if isinstance(s, DataSpec) else DataSpec.parse(s) for s in inputs]
@@ -345,38 +552,217 @@ def load_pool(inputs: Sequence[str | DataSpec] | str | DataSpec,
         if labels.count(label) > 1:
             raise InputError(f"two inputs share the source name '{label}'; name them "
                              "with SOURCE=PATH")
-    rows: list[dict[str, Any]] = []
-    for spec in specs:
-        records = _records_from(spec)
-        rows.extend(records[:limit] if limit else records)
-    _check_unique_ids(rows)
-    for row in rows:
-        del row["_where"]
-    return _frame(rows)
+    return specs
 
 
-def _check_unique_ids(rows: Iterable[dict[str, Any]]) -> None:
-    seen: dict[str, tuple[str, int, str]] = {}
-    for row in rows:
-        first = seen.setdefault(row["id"], row["_where"])
-        if first is not row["_where"]:
-            path, line, unit = row["_where"]
-            raise InputError(f"duplicate id '{row['id']}' (first at {first[0]} {first[2]} "
-                             f"{first[1]}); ids must be unique in a pool — drop the id column to "
-                             "derive ids from file and line", path=path, line=line, field="id",
-                             unit=unit)
+def ingest_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, out: str | Path,
+                limit: int | None = None, limits: IngestLimits = IngestLimits()) -> PoolSummary:
+    """Stream the inputs into one pool parquet at `out` (written atomically).
+
+    Memory holds one part of rows at a time plus 8 bytes per row (to find duplicate ids), so
+    it does not grow with the files; `limit` keeps the first rows of each input, and past a cap
+    of `limits` loading stops with one line.
+    """
+    from ..store import atomic_path
+
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be at least 1 row, got {limit}")
+    specs = _specs(inputs)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ingest-", dir=out.parent) as folder:
+        parts = _PartWriter(Path(folder))
+        for index, spec in enumerate(specs):
+            kept = 0
+            for row in _records_from(spec, limits):
+                if parts.rows >= limits.max_rows:
+                    raise InputError(f"more than {limits.max_rows:,} rows in all (raise "
+                                     "--max-rows to load more)", path=spec.location,
+                                     line=row["_line"])
+                parts.add(row, index)
+                kept += 1
+                if limit is not None and kept >= limit:
+                    break
+        parts.flush()
+        _check_unique_ids(parts, specs)
+        with atomic_path(out, suffix=".parquet") as tmp:
+            parts.write(tmp)
+    return PoolSummary(parts.rows, parts.fingerprint.hexdigest()[:16], dict(parts.sources))
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows)
-    extras = [c for c in frame.columns if c not in CORE_COLUMNS]
-    frame = frame[[*CORE_COLUMNS, *extras]]
-    for column in extras:  # parquet needs one type per column
-        values = frame[column].dropna()
-        kinds = {type(v) for v in values}
-        if len(kinds) > 1 and not kinds <= {int, float}:
-            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
-    return frame.reset_index(drop=True)
+def load_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, limit: int | None = None,
+              limits: IngestLimits = IngestLimits()) -> pd.DataFrame:
+    """Load and combine inputs into one pool frame: id, prompt, response, source, extras.
+
+    `limit` keeps the first rows of each input and reads no further (a preview's cost does not
+    grow with the file).
+    """
+    with tempfile.TemporaryDirectory(prefix="pool-") as folder:
+        path = Path(folder, "pool.parquet")
+        ingest_pool(inputs, path, limit=limit, limits=limits)
+        return pd.read_parquet(path)
+
+
+class _PartWriter:
+    """Rows go to parquet parts of bounded size; `write` joins them under one schema.
+
+    A column's type is decided over all rows, as a frame of all of them would: one kind of
+    value keeps its type, ints with floats become floats, any other mix becomes text.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.parts: list[Path] = []
+        self.buffer: list[dict[str, Any]] = []
+        self.buffered_chars = 0
+        self.columns: dict[str, set[type]] = {name: set() for name in CORE_COLUMNS}
+        self.rows = 0
+        self.sources: Counter[str] = Counter()
+        self.fingerprint = hashlib.sha256()
+        self.id_hashes = array.array("Q")
+        self.where = array.array("q")  # input index << 40 | line, per row
+
+    def add(self, row: dict[str, Any], input_index: int) -> None:
+        line = row.pop("_line")
+        for key, value in row.items():
+            kinds = self.columns.setdefault(key, set())
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                kinds.add(type(value))
+        _update(self.fingerprint, f"{row['id']}\x1f{row['prompt']}\x1f{row['response']}")
+        self.id_hashes.append(int.from_bytes(
+            hashlib.blake2b(row["id"].encode(), digest_size=8).digest(), "little"))
+        self.where.append(input_index << 40 | line)
+        self.sources[row["source"]] += 1
+        self.buffer.append(row)
+        self.rows += 1
+        self.buffered_chars += len(row["prompt"]) + len(row["response"])
+        if len(self.buffer) >= _PART_ROWS or self.buffered_chars >= _PART_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = list(dict.fromkeys(key for row in self.buffer for key in row))
+        arrays = [_arrow_column([row.get(name) for row in self.buffer]) for name in names]
+        path = self.folder / f"part-{len(self.parts):06d}.parquet"
+        pq.write_table(pa.table(arrays, names=names), path)
+        self.parts.append(path)
+        self.buffer, self.buffered_chars = [], 0
+
+    def ids_at(self, positions: list[int]) -> list[str]:
+        import pyarrow.parquet as pq
+
+        ids, offset, wanted = [], 0, sorted(positions)
+        for path in self.parts:
+            column = pq.read_table(path, columns=["id"]).column("id")
+            ids += [column[p - offset].as_py() for p in wanted
+                    if offset <= p < offset + len(column)]
+            offset += len(column)
+        found = dict(zip(wanted, ids, strict=True))
+        return [found[p] for p in positions]
+
+    def write(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = [*CORE_COLUMNS, *(c for c in self.columns if c not in CORE_COLUMNS)]
+        schemas = [pq.read_schema(part) for part in self.parts]
+        schema = pa.schema([(name, _final_type(name, self.columns[name], schemas))
+                            for name in names],
+                           metadata={FINGERPRINT_KEY: self.fingerprint.hexdigest()[:16].encode()})
+        with pq.ParquetWriter(path, schema) as writer:
+            for part in self.parts:
+                table = pq.read_table(part)
+                writer.write_table(pa.table([_conform(table, field) for field in schema],
+                                            schema=schema))
+            if not self.parts:
+                writer.write_table(schema.empty_table())
+
+
+def _arrow_column(values: list[Any]) -> Any:
+    """One part's column: its own values' type (a mix other than ints with floats: text)."""
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if len(kinds) > 1 and not kinds <= {int, float}:
+        values = [None if v is None else str(v) for v in values]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else str(v) for v in values])
+
+
+def _final_type(name: str, kinds: set[type], schemas: list[Any]) -> Any:
+    """The pool's type for a column from the kinds of value in all rows, as one frame of them
+    would have it: one kind keeps its type, ints with floats become floats, else text."""
+    import pyarrow as pa
+
+    if kinds <= {int, float} and float in kinds:
+        return pa.float64()
+    if len(kinds) == 1 and str not in kinds:
+        types = [s.field(name).type for s in schemas if name in s.names]
+        return next((t for t in types if not pa.types.is_null(t)), pa.string())
+    return pa.string()
+
+
+def _conform(table: Any, field: Any) -> Any:
+    """One part's column in the pool's type (missing or all-null: nulls)."""
+    import pyarrow as pa
+
+    if field.name not in table.column_names or pa.types.is_null(table.column(field.name).type):
+        return pa.nulls(len(table), field.type)
+    column = table.column(field.name)
+    if column.type == field.type:
+        return column
+    if pa.types.is_string(field.type):
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()],
+                        type=pa.string())
+    return column.cast(field.type)
+
+
+def _check_unique_ids(parts: _PartWriter, specs: list[DataSpec]) -> None:
+    """Refuse a pool with a repeated id, naming both places (hash first, then the ids)."""
+    hashes = np.frombuffer(parts.id_hashes, dtype=np.uint64)
+    order = np.argsort(hashes, kind="stable")
+    repeated = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
+    if not len(repeated):
+        return
+    pairs = sorted((int(order[i + 1]), int(order[i])) for i in repeated)  # (later, earlier)
+    for later, earlier in pairs:
+        first = int(np.flatnonzero(hashes == hashes[later])[0])
+        later_id, first_id = parts.ids_at([later, first])
+        if later_id != first_id:
+            continue  # two ids with one hash
+        (first_input, first_line), (input_index, line) = (
+            divmod(parts.where[p], 1 << 40) for p in (first, later))
+        unit = _unit(specs[input_index])
+        raise InputError(f"duplicate id '{later_id}' (first at {specs[first_input].location} "
+                         f"{_unit(specs[first_input])} {first_line}); ids must be unique in a "
+                         "pool — drop the id column to derive ids from file and line",
+                         path=specs[input_index].location, line=line, field="id", unit=unit)
+
+
+def _unit(spec: DataSpec) -> str:
+    path = Path(spec.location)
+    return "line" if path.is_file() and not path.name.lower().endswith(".parquet") else "row"
+
+
+def check_decompressed_size(location: str | Path, max_bytes: int) -> int:
+    """The bytes a file holds once decompressed, read through (bounded memory) and refused past
+    `max_bytes`: an upload limit must hold for what the upload inflates to."""
+    path = Path(location)
+    if path.name.lower().endswith(".parquet"):
+        inflated = _open_parquet(path)[1]
+        if inflated > max_bytes:
+            raise _too_large(path, max_bytes)
+        return inflated
+    with _Reader(path, IngestLimits(max_bytes=max_bytes)) as reader:
+        while reader.read(_READ_BYTES):
+            pass
+        return reader.bytes_read
 
 
 # --------------------------------------------------------------------------- helpers
@@ -394,7 +780,8 @@ def describe_input(spec: str | DataSpec) -> dict[str, str]:
     else:
         prompt_from = " + ".join(shape.prompt_fields)
         response_from = shape.response_field
-    extras = [k for k in first if k not in shape.consumed and k not in ("prompt", "response")]
+    extras = [k if k not in _COMPUTED_RENAMES else f"{k} → {_COMPUTED_RENAMES[k]}"
+              for k in first if k not in shape.consumed and k not in ("prompt", "response")]
     return {"source": spec.label, "input": spec.location, "shape": shape.name,
             "prompt ←": prompt_from, "response ←": response_from,
             "kept as extra columns": ", ".join(extras) or "—"}
@@ -413,7 +800,11 @@ def fingerprint(values: Iterable[str]) -> str:
     """Content hash of a sequence of strings (order matters); keys caches."""
     digest = hashlib.sha256()
     for value in values:
-        encoded = value.encode("utf-8")
-        digest.update(len(encoded).to_bytes(8, "little"))
-        digest.update(encoded)
+        _update(digest, value)
     return digest.hexdigest()[:16]
+
+
+def _update(digest: Any, value: str) -> None:
+    encoded = value.encode("utf-8")
+    digest.update(len(encoded).to_bytes(8, "little"))
+    digest.update(encoded)

@@ -3,20 +3,25 @@
 Why a module shared by HumanEval and MBPP: chat models answer in many shapes (a fenced block, a
 whole function, prose around it, or only the body continuing the prompt), and both benchmarks
 must find the code the same way and judge a run the same way: a program passes only if every
-test ran (a marker printed after the last assert), so an early `exit(0)` is no pass.
+part of it returned (the sandbox's token, which the program cannot forge), so an early
+`exit(0)` is no pass. The solution and its tests are separate parts, compiled apart, so a
+completion cannot swallow the tests (an unclosed string or bracket) and run none of them.
+
+Limits follow the reference harnesses: human-eval's `check_correctness` and the `code_eval`
+metric lm-evaluation-harness scores MBPP with both allow 3 s per program (wall clock around the
+program's execution; interpreter start-up is not counted).
 """
 from __future__ import annotations
 
 import abc
 import ast
 import re
-import secrets
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import BaseBenchmark, EvalItem, EvalResult
-from .sandbox import SandboxResult, run_many
+from .sandbox import Program, SandboxResult, run_many
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)",
                     re.DOTALL | re.MULTILINE)
@@ -24,6 +29,7 @@ _PYTHON_TAGS = {"", "python", "python3", "py", "py3"}
 _CODE_START = re.compile(r"^(?:from\s+\w|import\s+\w|def\s+\w|async\s+def\s+\w|class\s+\w|@)",
                          re.MULTILINE)
 _ERROR_CHARS = 600  # of stderr kept per failed item: enough for the last traceback lines
+REFERENCE_TIMEOUT_S = 3.0  # human-eval check_correctness; HF code_eval (lm-eval's MBPP)
 
 
 def fenced_blocks(text: str) -> list[str]:
@@ -74,34 +80,28 @@ def extract_code(completion: str, function_name: str | None) -> str:
     return completion
 
 
-def run_test_programs(programs: Sequence[str | None], timeout_s: float, memory_mb: int,
+def run_test_programs(programs: Sequence[Program | None], timeout_s: float, memory_mb: int,
                       workers: int | None) -> list[dict[str, Any]]:
     """Run each program (None: nothing to run) in the sandbox, in parallel; one verdict each.
 
     A verdict is {"correct", "status" (passed | failed | timeout | error | no_code), "seconds",
     "error" (the tail of stderr when not passed)}.
     """
-    marker = f"all-tests-ran-{secrets.token_hex(8)}"
     runnable = [index for index, program in enumerate(programs) if program is not None]
-    results = run_many([f"{programs[index]}\n\nprint({marker!r})\n" for index in runnable],
-                       timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+    results = run_many([programs[index] for index in runnable], timeout_s=timeout_s,
+                       memory_mb=memory_mb, workers=workers)
     verdicts: list[dict[str, Any]] = [
         {"correct": False, "status": "no_code", "seconds": 0.0,
          "error": "the completion holds no code"} for _ in programs]
     for index, result in zip(runnable, results, strict=True):
-        verdicts[index] = _verdict(result, marker)
+        verdicts[index] = _verdict(result)
     return verdicts
 
 
-def _verdict(result: SandboxResult, marker: str) -> dict[str, Any]:
-    passed = result.passed and marker in result.stdout
-    if passed:
-        return {"correct": True, "status": "passed", "seconds": round(result.seconds, 3),
-                "error": ""}
-    status = "failed" if result.status == "passed" else result.status  # exited before the end
-    error = result.stderr.strip() or "the program stopped before all tests ran"
-    return {"correct": False, "status": status, "seconds": round(result.seconds, 3),
-            "error": error[-_ERROR_CHARS:]}
+def _verdict(result: SandboxResult) -> dict[str, Any]:
+    error = "" if result.passed else result.stderr.strip()[-_ERROR_CHARS:]
+    return {"correct": result.passed, "status": result.status,
+            "seconds": round(result.seconds, 3), "error": error}
 
 
 class CodeBenchmark(BaseBenchmark):
@@ -109,7 +109,7 @@ class CodeBenchmark(BaseBenchmark):
 
     group = "coding"
 
-    def __init__(self, timeout_s: float = 10.0, memory_mb: int = 1024,
+    def __init__(self, timeout_s: float = REFERENCE_TIMEOUT_S, memory_mb: int = 1024,
                  workers: int | None = None) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -120,8 +120,9 @@ class CodeBenchmark(BaseBenchmark):
         """The code to run from a completion (see `extract_code`)."""
 
     @abc.abstractmethod
-    def build_program(self, item: EvalItem, code: str) -> str:
-        """The test program: the extracted code, with what the benchmark adds, and its tests."""
+    def build_program(self, item: EvalItem, code: str) -> Program:
+        """The test program: the extracted code with what the benchmark adds, then its tests;
+        best as named parts ({"solution.py": …, "tests.py": …}) so each compiles apart."""
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
         return self._judge([item], [completion])[0]

@@ -43,13 +43,14 @@ class HumanEval(CodeBenchmark):
     def extract(self, item: EvalItem, completion: str) -> str:
         return extract_code(completion, item.gold["entry_point"])
 
-    def build_program(self, item: EvalItem, code: str) -> str:
+    def build_program(self, item: EvalItem, code: str) -> dict[str, str]:
         prompt, entry_point = item.gold["prompt"], item.gold["entry_point"]
         if defines_function(code, entry_point):
             solution = prompt[:_def_line_start(prompt, entry_point)] + code
         else:
             solution = prompt + code
-        return f"{solution}\n\n{item.gold['test']}\n\ncheck({entry_point})\n"
+        return {"solution.py": solution,
+                "tests.py": f"{item.gold['test']}\n\ncheck({entry_point})\n"}
 
 
 def _def_line_start(prompt: str, entry_point: str) -> int:

@@ -63,9 +63,9 @@ class MBPP(CodeBenchmark):
     def extract(self, item: EvalItem, completion: str) -> str:
         return extract_code(completion, item.gold["function"])
 
-    def build_program(self, item: EvalItem, code: str) -> str:
+    def build_program(self, item: EvalItem, code: str) -> dict[str, str]:
         tests = "\n".join(item.gold["tests"])
-        return f"{code}\n\n{item.gold['setup']}\n\n{tests}\n"
+        return {"solution.py": code, "tests.py": f"{item.gold['setup']}\n\n{tests}\n"}
 
 
 def _tested_function(test: str) -> str | None:

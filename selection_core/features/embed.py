@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +24,15 @@ from ..errors import InputError
 from ..store import chunked_compute, default_cache_dir, write_json
 
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2", "default"}
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 4096  # the most rows saved at once
+MIN_CHUNK_ROWS = 64  # the fewest: below this, saving costs more than it keeps
+RESUME_STEPS = 20  # an interruption loses at most 1/20 of the pool's embedding work
+
+
+def resume_chunk_rows(n_rows: int) -> int:
+    """Rows per saved chunk, proportional to the pool: a fixed 4096 would save nothing of a
+    smaller pool when interrupted, and far too little of a large pool's per write."""
+    return min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, math.ceil(n_rows / RESUME_STEPS)))
 
 
 def resolve_model_location(name: str) -> str:
@@ -176,8 +185,9 @@ def embed_texts(texts: Sequence[str], config: EmbedConfig, content_fingerprint: 
                 embedder: TextEmbedder | None = None) -> np.ndarray:
     """Embed with an on-disk cache keyed by content + model + text field + pooling.
 
-    Work is saved per chunk of rows, so an interrupted run resumes where it stopped and a
-    second run on the same content costs only a file read.
+    Work is saved per chunk of rows (`resume_chunk_rows`: a 20th of the pool), so an
+    interrupted run resumes where it stopped and a second run on the same content costs only a
+    file read.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_dir = root / "embeddings" / embedding_cache_key(config, content_fingerprint)
@@ -186,7 +196,8 @@ def embed_texts(texts: Sequence[str], config: EmbedConfig, content_fingerprint: 
     def compute(start: int, stop: int) -> np.ndarray:
         return embedder.encode(texts[start:stop])
 
-    vectors = chunked_compute(key_dir, len(texts), CHUNK_ROWS, compute, progress)
+    vectors = chunked_compute(key_dir, len(texts), resume_chunk_rows(len(texts)), compute,
+                              progress)
     _write_key_info(key_dir, config, content_fingerprint, len(texts))
     return vectors
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,10 +83,10 @@ def test_sweep_cluster_select_contract(small_run: tuple[Path, Path], capsys) -> 
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "kmq", "--k", "4", "--budget", "301"], "budget 301 must be between 1 and"),
-    (["--method", "kmq", "--k", "0", "--budget", "10"], "--k must be between 1 and"),
+    (["--method", "kmq", "--k", "0", "--budget", "10"], "argument --k: must be at least 1"),
     (["--method", "kmq", "--k", "301", "--budget", "10"], "--k must be between 1 and"),
     (["--method", "best", "--k", "4", "--budget", "10"], "unknown method 'best'"),
-    (["--method", "kmq", "--k", "4", "--budget", "ten"], "neither a count nor a percentage"),
+    (["--method", "kmq", "--k", "4", "--budget", "ten"], "neither a count nor a finite percentage"),
     (["--method", "kmq", "--k", "4", "--budget", "10", "--scorer", "reward"], "needs a model"),
 ])
 def test_select_errors_are_clear(small_run: tuple[Path, Path], tmp_path: Path, capsys,
@@ -114,3 +115,126 @@ def test_commands_on_a_missing_run_explain_what_to_do(tmp_path: Path) -> None:
     empty.mkdir()
     result = run_cli("cluster", "--run", str(empty), "--k", "2")
     assert result.returncode == 2 and "embed" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- hostile use
+def one_line_error(capsys: pytest.CaptureFixture, code: int) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def select_args(run: Path, out: Path | str, *extra: str) -> list[str]:
+    return ["select", "--run", str(run), "--method", "kmq", "--k", "4", "--budget", "10",
+            "--out", str(out), *extra]
+
+
+def test_select_never_overwrites_its_inputs_or_the_run(small_run: tuple[Path, Path],
+                                                       tmp_path: Path, capsys) -> None:
+    data, run = small_run
+    lines = data.read_text().count("\n")
+    for out in (data, run / "manifest.json", run / "pool.parquet"):
+        before = out.read_bytes()
+        err = one_line_error(capsys, main(select_args(run, out)))
+        assert "is an input of this command" in err or "is inside the run directory" in err
+        assert out.read_bytes() == before
+    assert data.read_text().count("\n") == lines == 300
+    for out, reason in ((tmp_path, "is a directory"),
+                        ("/proc/selection-core/x.jsonl", "cannot be written")):
+        assert reason in one_line_error(capsys, main(select_args(run, out)))
+    assert main(select_args(run, tmp_path / "ok.jsonl")) == 0  # the run still works
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--budget", "inf%"], "neither a count nor a finite percentage"),
+    (["--budget", "nan%"], "neither a count nor a finite percentage"),
+    (["--tau", "nan"], "argument --tau: must be a finite number"),
+    (["--tau", "0"], "argument --tau: must be positive"),
+    (["--device", "cuda:7"], "cuda:7"),
+])
+def test_select_arguments_that_would_mislead(small_run: tuple[Path, Path], tmp_path: Path,
+                                             capsys, extra: list[str], message: str) -> None:
+    _, run = small_run
+    assert message in one_line_error(capsys, main(select_args(run, tmp_path / "x.jsonl", *extra)))
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (["--limit", "0"], "argument --limit: must be at least 1"),
+    (["--limit", "-1"], "argument --limit: must be at least 1"),
+    (["--max-rows", "0"], "argument --max-rows: must be at least 1"),
+    (["--device", "cuda:7"], "cuda:7"),
+])
+def test_embed_arguments_that_would_mislead(small_run: tuple[Path, Path], tmp_path: Path,
+                                            capsys, extra: list[str], message: str) -> None:
+    data, _ = small_run
+    code = main(["embed", "--data", str(data), "--run", str(tmp_path / "run"), *extra])
+    assert message in one_line_error(capsys, code)
+    assert not (tmp_path / "run" / "pool.parquet").exists()
+
+
+def test_hostile_data_files_get_one_line(tmp_path: Path, capsys) -> None:
+    import gzip
+    import pickle
+
+    corrupt = tmp_path / "corrupt.jsonl.gz"
+    body = b'{"prompt": "p", "response": "r"}\n' * 5000
+    second = bytearray(gzip.compress(body))
+    second[10] |= 0b110  # a reserved deflate block type: zlib.error inside the body
+    corrupt.write_bytes(gzip.compress(body) + bytes(second))
+    pickled = tmp_path / "pool.pkl"
+    pickled.write_bytes(pickle.dumps([{"prompt": "p", "response": "r"}]))
+    for path, message in ((corrupt, ", line 5001: not a valid gzip file"),
+                          (pickled, ": pickle files are never loaded")):
+        code = main(["embed", "--data", str(path), "--run", str(tmp_path / "run")])
+        assert f"{path}{message}" in one_line_error(capsys, code)
+
+
+def test_a_user_quality_column_survives_the_export(tmp_path: Path) -> None:
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Question number {i} about topic {i % 5}?",
+                                        "response": f"Answer {i}.", "quality": i / 100}) + "\n"
+                            for i in range(40)))
+    run, out = tmp_path / "run", tmp_path / "selected.jsonl"
+    assert main(["embed", "--data", str(data), "--run", str(run)]) == 0
+    assert main(["select", "--run", str(run), "--method", "kmq", "--k", "3", "--budget", "8",
+                 "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_id = {f"q:{i + 1}": i / 100 for i in range(40)}
+    assert all(row["input_quality"] == by_id[row["id"]] for row in rows)
+    assert {"quality", "cluster"} <= set(rows[0])  # the scores the selection used, beside
+
+
+def test_influence_select_never_overwrites_its_matrix(tmp_path: Path, capsys) -> None:
+    matrix, tasks = tmp_path / "A.npy", tmp_path / "tasks.txt"
+    np.save(matrix, np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32))
+    tasks.write_text("a\nb\n")
+    before = matrix.read_bytes()
+    for out in (matrix, tasks):
+        code = main(["influence", "select", "--matrix", str(matrix), "--val-tasks", str(tasks),
+                     "--method", "bids", "--budget", "4", "--out", str(out)])
+        assert "is an input of this command" in one_line_error(capsys, code)
+    assert matrix.read_bytes() == before
+
+
+def test_evaluate_never_overwrites_its_predictions(tmp_path: Path, capsys) -> None:
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"id": 0, "completion": "4"}) + "\n")
+    code = main(["evaluate", "--benchmark", "gsm8k", "--predictions", str(predictions),
+                 "--out", str(predictions)])
+    assert "is an input of this command" in one_line_error(capsys, code)
+    assert predictions.read_text().startswith('{"id": 0')
+
+
+def test_a_second_writer_on_a_run_stops_and_writes_nothing(small_run: tuple[Path, Path],
+                                                           tmp_path: Path, capsys,
+                                                           hold_run_lock) -> None:
+    _, run = small_run
+    manifest = (run / "manifest.json").read_bytes()
+    hold_run_lock(run)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
+    code = main(["embed", "--data", str(other), "--run", str(run)])
+    assert "is in use by `embed`" in one_line_error(capsys, code)
+    assert (run / "manifest.json").read_bytes() == manifest

@@ -32,7 +32,9 @@ def test_loads_the_standard_test_split(items: list[EvalItem]) -> None:
 
 def test_all_reference_solutions_pass(items: list[EvalItem]) -> None:
     started = time.monotonic()
-    result = MBPP().evaluate(items, {item.id: item.gold_response for item in items})
+    # How programs are assembled is under test, not speed: task 123's reference needs 2-4 s of
+    # CPU on a busy 2-core machine, past the reference harnesses' 3 s.
+    result = MBPP(timeout_s=30.0).evaluate(items, {item.id: item.gold_response for item in items})
     assert result.score == 100.0, [row for row in result.per_item if not row["correct"]][:3]
     assert time.monotonic() - started < 40  # about 9 s on 2 cores
 
@@ -40,7 +42,7 @@ def test_all_reference_solutions_pass(items: list[EvalItem]) -> None:
 def test_setup_code_runs_after_the_solution(items: list[EvalItem]) -> None:
     with_setup = [item for item in items if item.gold["setup"]]
     assert with_setup, "the test split has one task with test_setup_code"
-    program = MBPP().build_program(with_setup[0], "class Node: pass")
+    program = "".join(MBPP().build_program(with_setup[0], "class Node: pass").values())
     assert program.index("class Node") < program.index(with_setup[0].gold["setup"])
 
 
@@ -70,6 +72,7 @@ def test_infinite_loop_is_a_timeout_and_a_shell_call_does_nothing(items: list[Ev
     }
     started = time.monotonic()
     result = MBPP(timeout_s=1.0).evaluate(items[:2], completions)
-    assert [row["status"] for row in result.per_item] == ["timeout", "failed"]
+    # os.system cannot start a process in the sandbox; the correct solution still passes
+    assert [row["status"] for row in result.per_item] == ["timeout", "passed"]
     assert not target.exists()
     assert time.monotonic() - started < 5

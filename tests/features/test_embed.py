@@ -8,7 +8,8 @@ import torch
 
 from selection_core.config import EmbedConfig
 from selection_core.features import embed as embed_module
-from selection_core.features.embed import TextEmbedder, embed_texts, resolve_model_location
+from selection_core.features.embed import TextEmbedder, embed_texts, resolve_model_location, \
+    resume_chunk_rows
 
 TEXTS = ["Convert 5 km to metres.", "Write a Python function that reverses a string.",
          "What is the capital of Velmora?", "Sort these numbers: 3, 1, 2.", "short"]
@@ -66,6 +67,25 @@ def test_interrupted_embedding_resumes_from_finished_chunks(tmp_path: Path,
     vectors = embed_texts(TEXTS, EmbedConfig(), "fp2", cache_dir=tmp_path, embedder=Flaky(False))
     assert seen == [2, 1]  # chunk 0 came from disk
     assert vectors.shape == (5, 3)
+
+
+def test_an_interrupted_small_pool_keeps_a_twentieth_per_chunk(tmp_path: Path) -> None:
+    texts = [f"text {i}" for i in range(2000)]
+    calls: list[int] = []
+
+    class Interrupted:
+        def encode(self, batch):  # noqa: ANN001 - test double
+            calls.append(len(batch))
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return np.ones((len(batch), 3), dtype=np.float32)
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(texts, EmbedConfig(), "fp-resume", cache_dir=tmp_path, embedder=Interrupted())
+    saved = sorted(tmp_path.glob("embeddings/*/chunk_*.npy"))
+    assert calls == [100, 100, 100, 100] and len(saved) == 3  # 300 of 2000 rows kept
+    assert (resume_chunk_rows(100), resume_chunk_rows(2000), resume_chunk_rows(10 ** 6)) == \
+        (64, 100, 4096)
 
 
 @pytest.fixture(scope="module")
