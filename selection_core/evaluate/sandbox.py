@@ -283,6 +283,9 @@ def _bwrap_command(bwrap: str, python: str, seccomp_fd: int | None) -> list[str]
             command += ["--symlink", os.readlink(path), path]
         elif os.path.exists(path):
             command += ["--ro-bind", path, path]
+    # the synthetic root (and the mount points bwrap made in it) read-only too: /tmp stays the
+    # only writable place
+    command += ["--remount-ro", "/"]
     if seccomp_fd is not None:
         command += ["--seccomp", str(seccomp_fd)]
     return [*command, "--", python]
