@@ -19,7 +19,7 @@ from . import pipeline
 from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
     SelectionConfig, SweepConfig, UMAPConfig
 from .errors import ConfigError, SelectionError
-from .evaluate.cli import add_evaluate_parser, run_evaluate
+from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
 from .influence.cli import add_influence_parser, run_influence
 from .select.iterative import GAP_SCORERS, IterativeConfig
 from .store import RunStore, write_jsonl
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
+    add_prompts_parser(commands)
     add_influence_parser(commands)
 
     status = commands.add_parser("status", help="what a run directory holds")
@@ -382,7 +383,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "iterate": _cmd_iterate,
-            "evaluate": run_evaluate, "influence": run_influence,
+            "evaluate": run_evaluate, "prompts": run_prompts, "influence": run_influence,
             "status": _cmd_status}
 
 

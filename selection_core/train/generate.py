@@ -1,4 +1,5 @@
-"""Batched generation: greedy by default, stop strings, prompts formatted exactly as in training."""
+"""Batched generation: greedy by default (sampled at a temperature, seeded), stop strings, prompts
+formatted exactly as in training (few-shot chats turn by turn)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -7,6 +8,7 @@ from typing import Any
 import torch
 
 from ..lm.formatting import encode_prompt
+from ..lm.prompts import Prompt
 
 Progress = Callable[[int, int], None]
 
@@ -36,14 +38,16 @@ class _StopOnStrings:
 
 
 @torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 256,
-             batch_size: int = 8, stop: Sequence[str] = (), max_prompt_tokens: int = 1024,
+def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_tokens: int = 256,
+             batch_size: int = 8, stop: Sequence[str] = (), max_prompt_tokens: int | None = None,
              use_chat_template: bool | None = None, temperature: float = 0.0, seed: int = 0,
              progress: Progress | None = None) -> list[str]:
     """Completions for `prompts`, in input order. Greedy unless `temperature` > 0.
 
     Prompts are left-padded in length-sorted batches; each completion is cut at the first stop
-    string. The model is switched to eval mode (dropout off) for the duration.
+    string. A prompt longer than `max_prompt_tokens` (default: what the model's context leaves
+    after `max_new_tokens`, so few-shot examples are kept) loses its start. The model is switched
+    to eval mode (dropout off) for the duration.
     """
     from transformers import StoppingCriteriaList
 
@@ -52,6 +56,9 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens:
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
         tokenizer.eos_token_id
+    if max_prompt_tokens is None:
+        context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        max_prompt_tokens = max(1, (context or 2048) - max_new_tokens)
     encoded = [encode_prompt(tokenizer, p, max_prompt_tokens, use_chat_template) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
