@@ -8,6 +8,7 @@ rounds, benchmark items and every key are real.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,12 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return run_with
 
 
+def _round_stamps(run: Path, folder: Path | None = None) -> set[tuple[str, int, int]]:
+    """(path, inode, modification time) of the stored iterative rounds."""
+    paths = folder.glob("round-*") if folder else run.glob("iterative/*/round-*")
+    return {(str(path), path.stat().st_ino, path.stat().st_mtime_ns) for path in paths}
+
+
 def trained(*units: str) -> set[tuple[str, ...]]:
     """Selection, adapter and results of each unit."""
     return {(step, unit) for unit in units for step in ("selection", "adapter")} | results(*units)
@@ -143,10 +150,19 @@ def test_a_rerun_recomputes_exactly_what_a_change_affects(run, tmp_path: Path) -
     assert run(learning_rate=0.001) == trained("iterative-kmq-b12") | retrained(
         "random-b12-s0", "random-b12-s1", "quality-top-b12", "kmq-b12", "kmeans-closest-b12")
     kmq_before = set((tmp_path / "run" / "selections").glob("kmq-b12-*.jsonl"))
+    rounds_before = _round_stamps(tmp_path / "run")
     assert run(learning_rate=0.001, kmeans_seed=1) == trained(
         "kmq-b12", "kmeans-closest-b12", "iterative-kmq-b12")
     kmq_after = set((tmp_path / "run" / "selections").glob("kmq-b12-*.jsonl"))
     assert kmq_before < kmq_after  # the k-means seed 0 selection is still there, untouched
+    # iterative kMQ's rounds are stored under its own config, which has no k-means seed: the
+    # rounds drawn on the old clustering were not resumed but computed again
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())["entries"]
+    key = next(entry["selection"] for entry in plan if entry["unit"] == "iterative-kmq-b12")
+    [folder] = [marker.parent for marker in (tmp_path / "run").glob("iterative/*/experiment-key.txt")
+                if marker.read_text() == key]
+    rounds = _round_stamps(folder.parent.parent, folder)
+    assert len(rounds) == 2 and not rounds & rounds_before
     assert run(demo_seed=1) == {("pool", "pool")} | trained(*TRAINED)  # base results reused
     assert run(demo_seed=1, protocol="papers") == results("base", *TRAINED, benchmarks=("gsm8k",))
     assert run(demo_seed=1) == set()  # back to an earlier config: all of it is still there
