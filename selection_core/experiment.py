@@ -238,12 +238,9 @@ SELECTION_INPUTS: dict[str, frozenset[str]] = {
 }
 
 
-def model_fingerprint(name: str) -> str:
-    """A model's name, with the size and modification time of its files when it is local (a
-    folder, a file, or the packaged GGUF), so a model replaced in place is a new model."""
-    from .lm.loading import packaged_model_file
-
-    path = packaged_model_file(name) or Path(name).expanduser()
+def local_fingerprint(name: str, path: Path) -> str:
+    """`name`, with the size and modification time of the files at `path` when it exists (a
+    file or a folder), so a model or data file replaced in place is a new input."""
     if not path.exists():
         return name
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -251,14 +248,11 @@ def model_fingerprint(name: str) -> str:
                                     f"{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files)
 
 
-def _input_files(data: tuple[str, ...]) -> list[str]:
-    """Each `[SOURCE=]PATH` with its file's size and modification time (a hub name as it is)."""
-    described = []
-    for item in data:
-        path = Path(item.rpartition("=")[2])
-        stat = path.stat() if path.is_file() else None
-        described.append(f"{item}|{stat.st_size}|{stat.st_mtime_ns}" if stat else item)
-    return described
+def model_fingerprint(name: str) -> str:
+    """A model's fingerprint: local (a folder, a file, the packaged GGUF) or a hub name."""
+    from .lm.loading import packaged_model_file
+
+    return local_fingerprint(name, packaged_model_file(name) or Path(name).expanduser())
 
 
 # --------------------------------------------------------------------------- running
@@ -288,7 +282,8 @@ class ExperimentRunner:
     def _prepare_pool(self) -> Inputs:
         """The pool (ingested again when its inputs change), its embedding and clustering."""
         config, store = self.config, self.store
-        spec = {"data": _input_files(config.data), "data_limit": config.data_limit,
+        spec = {"data": [local_fingerprint(item, Path(item.rpartition("=")[2]))
+                         for item in config.data], "data_limit": config.data_limit,
                 "demo": None if config.data else [config.demo_n or 3000, config.demo_seed]}
         record = store.path("keys", "pool.json")
         fresh = store.exists(pipeline.POOL) and record.exists() and \
