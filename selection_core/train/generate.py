@@ -62,6 +62,11 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_toke
     encoded = [encode_prompt(tokenizer, p, max_prompt_tokens, use_chat_template) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
+    # Sampling as the reference harnesses sample (vLLM's defaults): the full distribution at the
+    # temperature, no top-k (transformers would otherwise apply its default top_k=50).
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} \
+        if temperature > 0 else {"do_sample": False, "temperature": None, "top_k": None,
+                                 "top_p": None}
     if temperature > 0:
         torch.manual_seed(seed)
     try:
@@ -77,9 +82,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_toke
                 else None
             generated = model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                max_new_tokens=max_new_tokens, do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
-                pad_token_id=pad_id, stopping_criteria=criteria)
+                max_new_tokens=max_new_tokens, pad_token_id=pad_id, stopping_criteria=criteria,
+                **sampling)
             texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
             for i, text in zip(rows, texts, strict=True):
                 outputs[i] = truncate_at_stop(text, stop)

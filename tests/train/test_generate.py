@@ -56,8 +56,16 @@ def test_generation_starts_from_the_rendered_prompt(tiny, monkeypatch) -> None:
     assert len(seen[-1]) == 1024 - 3  # the context bounds prompt + generation
 
 
-def test_sampling_is_seeded(tiny) -> None:
+def test_sampling_is_seeded_and_unrestricted(tiny, monkeypatch) -> None:
     model, tokenizer = tiny
+    settings = []
+    real = model.generate
+
+    def spy(**kwargs):
+        settings.append({key: kwargs[key] for key in ("do_sample", "top_k", "top_p")})
+        return real(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
     prompts = ["Say something.", "Say more."]
     first = generation.generate(model, tokenizer, prompts, max_new_tokens=8, temperature=50.0,
                                 seed=1)
@@ -66,3 +74,7 @@ def test_sampling_is_seeded(tiny) -> None:
     other = [generation.generate(model, tokenizer, prompts, max_new_tokens=8, temperature=50.0,
                                  seed=seed) for seed in (2, 3, 4)]
     assert first == again and any(texts != first for texts in other)
+    # the full distribution at the temperature, as vLLM samples: no top-k (transformers' 50)
+    assert settings[0] == {"do_sample": True, "top_k": 0, "top_p": 1.0}
+    generation.generate(model, tokenizer, prompts, max_new_tokens=2)
+    assert settings[-1]["do_sample"] is False
