@@ -4,9 +4,10 @@ Prompt: the UltraInteract/Eurus kit's maths prompt (answer in `\\boxed{}`), as f
 MATH. Extraction, so that a correct answer in any common chat format counts and a wrong one never:
 the last `\\boxed{...}`; else the last `#### N` that is an answer, not a Markdown heading such
 as `#### 1. Understand the problem`; else the first number after the last "answer is" /
-"Answer:" ("The answer is 2 apples, so 3 were eaten" is 2); else the last number. An answer stated
-as none ("#### None", "**Answer:** None") has no number. Numbers compare
-as exact rationals after dropping `$`, thousands commas and `%` (18, 18.0, $18.00 agree).
+"Answer:" on its line ("The answer is 2 apples, so 3 were eaten" is 2; "The answer is 5 + 3 = 8"
+is 8, after the last "="); else the last number. An answer stated as none ("#### None",
+"**Answer:** None") has no number. Numbers compare as exact rationals after dropping `$`,
+thousands commas and `%` (18, 18.0, $18.00 agree).
 
 `strict` is the published rule beside ours: lm-evaluation-harness's GSM8K `strict-match` (the
 first `#### N`, exact string match after dropping commas, `$` and a final full stop).
@@ -87,7 +88,9 @@ def extract_final_number(completion: str) -> str | None:
         return finals[-1].group(1)
     markers = list(ANSWER_MARKER.finditer(completion))
     if markers:
-        found = numbers(completion[markers[-1].end():])
+        stated = next((line for line in completion[markers[-1].end():].splitlines()
+                       if line.strip()), "")
+        found = numbers(stated.rpartition("=")[2]) or numbers(stated)
         return found[0] if found else None
     found = numbers(completion)
     return found[-1] if found else None

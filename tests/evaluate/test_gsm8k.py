@@ -59,6 +59,8 @@ def test_gold_plus_one_scores_zero(items: list[EvalItem]) -> None:
     ("#### 1. Understand the problem\n3 + 4 = 7 ...\n**Answer:** 36", "36"),
     ("#### 12. Add them up\nso 5 in all", "5"),
     ("The answer is 2 apples, so 3 were eaten", "2"),
+    ("The answer is: 5 + 3 = 8 apples.\nCheck: 8 - 3 = 5", "8"),
+    ("**Answer:**\n\n36 (12 each)", "36"),
     ("Final answer = 40 (not 4).", "40"),
     ("We get 7 cakes.\n$\\boxed{\\frac{1}{4}}$", "1/4"),
     ("so x = \\boxed{12}. Check: 12 - 3 = 9", "12"),
