@@ -157,27 +157,61 @@ def _answer_index(text: str, path: Path, line: int) -> int:
 
 
 def score_mmlu_loglik(model: Any, tokenizer: Any, items: Sequence[EvalItem],
-                      batch_size: int = 8, max_length: int = 2048,
+                      batch_size: int = 8, max_length: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Each item's prediction is the letter with the highest summed log-probability as the
     response to its prompt (formatted as `format_prompt` does for this tokenizer; after a raw
     few-shot prompt the letter follows a space, " B", as in its examples). A prompt longer than
-    `max_length` or the model's context is cut from the left, keeping the options."""
+    `max_length` (default: the model's context) is cut from the left, keeping the options. When
+    every letter is one token, one forward pass per prompt scores all four."""
     from ..lm.formatting import response_log_likelihood  # torch, only when scoring with a model
 
-    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if context:
-        max_length = min(max_length, context)
-    prompts = [item.model_input() for item in items for _ in LETTERS]
-    responses = [f" {letter}" if isinstance(item.prompt, RawText) else letter
-                 for item in items for letter in LETTERS]
-    sums, _ = response_log_likelihood(model, tokenizer, prompts, responses,
-                                      batch_size=batch_size, max_length=max_length,
-                                      progress=progress)
-    log_likelihoods = sums.reshape(len(items), len(LETTERS))
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
+    max_length = min(max_length or context, context)
+    responses = [[f" {letter}" if isinstance(item.prompt, RawText) else letter
+                  for letter in LETTERS] for item in items]
+    token_ids = [[tokenizer(r, add_special_tokens=False)["input_ids"] for r in row]
+                 for row in responses]
+    if all(len(ids) == 1 for row in token_ids for ids in row):
+        log_likelihoods = _next_token_log_probs(
+            model, tokenizer, [item.model_input() for item in items],
+            [[ids[0] for ids in row] for row in token_ids], batch_size, max_length, progress)
+    else:
+        sums, _ = response_log_likelihood(
+            model, tokenizer, [item.model_input() for item in items for _ in LETTERS],
+            [r for row in responses for r in row], batch_size=batch_size,
+            max_length=max_length, progress=progress)
+        log_likelihoods = sums.reshape(len(items), len(LETTERS))
     rows = []
     for item, scores in zip(items, log_likelihoods, strict=True):
         prediction = LETTERS[int(np.argmax(scores))]
         rows.append({"id": item.id, "correct": prediction == item.gold, "extracted": prediction,
                      "gold": item.gold, "log_likelihoods": [float(s) for s in scores]})
     return MMLU().summarise(list(items), rows)
+
+
+def _next_token_log_probs(model: Any, tokenizer: Any, prompts: Sequence[Any],
+                          token_ids: Sequence[Sequence[int]], batch_size: int, max_length: int,
+                          progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """log P(token | formatted prompt) for each prompt's `token_ids`, right-padded batches."""
+    import torch
+
+    from ..lm.formatting import encode_prompt
+    from ..train.generate import pad_batch
+
+    encoded = [encode_prompt(tokenizer, prompt, max_length - 1) for prompt in prompts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    result = np.zeros((len(prompts), len(token_ids[0])), dtype=np.float64)
+    order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        ids, mask = pad_batch([encoded[index] for index in rows], pad, left=False)
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for row, index in enumerate(rows):
+            last = torch.log_softmax(logits[row, len(encoded[index]) - 1].double(), dim=-1)
+            result[index] = last[list(token_ids[index])].cpu().numpy()
+        if progress:
+            progress(min(start + batch_size, len(order)), len(order))
+    return result

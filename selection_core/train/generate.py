@@ -37,6 +37,20 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded to one width (on the left for generation, on the right for scoring the
+    last real position) and their attention mask."""
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        span = slice(width - len(ids), width) if left else slice(0, len(ids))
+        input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+        attention[row, span] = 1
+    return input_ids, attention
+
+
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_tokens: int = 256,
              batch_size: int = 8, stop: Sequence[str] = (), max_prompt_tokens: int | None = None,
@@ -72,12 +86,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], max_new_toke
     try:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            width = max(len(encoded[i]) for i in rows)
-            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
-                input_ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                attention[r, width - len(encoded[i]):] = 1
+            input_ids, attention = pad_batch([encoded[i] for i in rows], pad_id, left=True)
+            width = input_ids.shape[1]
             criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, stop, width)]) if stop \
                 else None
             generated = model.generate(
