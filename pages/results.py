@@ -8,9 +8,9 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import jobs, workspace
-from selection_core.experiment import load_results, unit_name
-from selection_core.results import balance_figure, benchmark_table, to_html, to_latex, \
-    to_markdown
+from selection_core.experiment import load_results
+from selection_core.results import balance_figure, benchmark_table, protocols, to_html, \
+    to_latex, to_markdown
 from selection_core.store import RunStore
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
@@ -76,6 +76,12 @@ if results.empty:
 
 models = sorted(results["model"].unique())
 model = st.selectbox("Model", models) if len(models) > 1 else models[0]
+found = protocols(results[results["model"] == model])
+protocol = st.selectbox("Evaluation protocol", found,
+                        help="A table shows the numbers of one protocol only") \
+    if len(found) > 1 else None
+if protocol is not None:
+    results = results[results["protocol"] == protocol]
 table = benchmark_table(results, model)
 st.subheader(f"{model}: score per benchmark (0–100)")
 st.html(TABLE_CSS + to_html(table))
@@ -98,14 +104,14 @@ if budgets:
     st.plotly_chart(balance_figure(results[results["model"] == model], budget), key="balance")
 
 st.subheader("Predictions")
-units = sorted({(r.run, r.method, r.budget, r.benchmark) for r in
-                results[results["model"] == model].itertuples()},
-               key=lambda u: (u[0], u[1], -1 if pd.isna(u[2]) else u[2], u[3]))
-labels = {u: f"{u[0]} · {u[1]}" + ("" if pd.isna(u[2]) else f" · budget {u[2]}") + f" · {u[3]}"
-          for u in units}
-unit = st.selectbox("Show the predictions of", units, format_func=labels.get)
-run_dir = next(p for p in run_dirs if p.name == unit[0])
-path = run_dir / "results" / unit_name(unit[1], unit[2]) / f"{unit[3]}.predictions.jsonl"
+shown = results[results["model"] == model]
+labels = {r.predictions: f"{r.run} · {r.method}"
+          + ("" if pd.isna(r.budget) else f" · budget {r.budget}")
+          + ("" if pd.isna(r.seed) else f" · seed {r.seed}") + f" · {r.benchmark}"
+          for r in shown.sort_values(["run", "method", "budget", "seed", "benchmark"])
+          .itertuples()}
+chosen_path = st.selectbox("Show the predictions of", list(labels), format_func=labels.get)
+path = Path(chosen_path)
 if path.exists():
     predictions = pd.read_json(path, lines=True, dtype={"id": str})
     st.dataframe(predictions, hide_index=True, height=320)

@@ -25,7 +25,7 @@ from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, LoRAC
 from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
-from .evaluate.cli import add_evaluate_parser, run_evaluate
+from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
 from .evaluate.sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
+    add_prompts_parser(commands)
     add_influence_parser(commands)
     for name in ("evaluate", "experiment"):  # the commands that execute model-written code
         commands.choices[name].add_argument(
@@ -476,7 +477,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "iterate": _cmd_iterate,
-            "evaluate": run_evaluate, "influence": run_influence,
+            "evaluate": run_evaluate, "prompts": run_prompts, "influence": run_influence,
             "status": _cmd_status}
 
 

@@ -1,21 +1,34 @@
 """Experiments: for each (method, budget) select → LoRA-train → evaluate → store results.
 
 One TOML file describes an experiment (see `configs/`); `python -m selection_core experiment
---config FILE` runs it. Every step's output is a file in the run directory, so a rerun skips what
-is done (selections, trained epochs, benchmark results) and an interrupted run resumes.
+--config FILE` runs it. Defaults are the papers' (BIDS A.2): LoRA r=128, α=512, dropout 0.1 on
+the attention projections, 2 epochs, batch 128 (8 × 16 accumulation), learning rate 2e-5 with
+linear warm-up then cosine decay; the `papers` evaluation protocol; the random baseline trained on
+two seeded selections, whose mean the tables show.
+
+No stale results: every step's output is stored under a key, the hash of the step's config and
+its inputs' fingerprints (pool content, embedding, model, the upstream step's key), and reused only
+when that key matches. A selection's key holds only what its method reads (random ignores τ, the
+scorer and the clustering), so a change recomputes exactly the steps it affects, and two
+selections differing only in k-means seed or scorer model never share a file. A rerun reuses
+finished steps; an interrupted one resumes (LoRA epochs, iterative rounds).
 
 Run directory (a RunStore, so the pool, embeddings and clusterings live there too):
-  experiment.json                          the parsed config
-  selections/<method>-b<budget>.jsonl      the training subsets
-  models/<method>-b<budget>/               LoRA checkpoints (see train/lora.py)
-  results/<method>-b<budget>/<bench>.json  score, metrics and per-item results
-  results/<method>-b<budget>/<bench>.predictions.jsonl
-  results.csv                              one row per (model, method, budget, benchmark)
+  experiment.json                              the parsed config
+  plan.json                                    this config's units and the key of every step
+  steps.json                                   what the last run computed and what it reused
+  selections/<unit>-<key>.jsonl                the training subsets
+  models/<unit>-<key>/                         LoRA checkpoints (see train/lora.py)
+  results/<unit>/<bench>-<key>.json            score, metrics, protocol and per-item results
+  results/<unit>/<bench>-<key>.predictions.jsonl
+  results.csv                                  one row per (model, method, budget, seed, benchmark)
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -28,13 +41,20 @@ import pandas as pd
 from . import pipeline
 from .config import SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
     SelectionConfig, SweepConfig
+from .data.loaders import fingerprint
 from .errors import InputError
+from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .select.iterative import MAX_NEW_TOKENS, IterativeConfig
 from .store import RunStore, read_json, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
 BASE = "base"  # the method name of the untuned model's row
+RANDOM = "random"
 Log = Callable[[str], None]
+# BIDS A.2's training of the final model on a selection (also LESS's LoRA settings).
+PAPER_LORA = LoRAConfig(r=128, alpha=512, dropout=0.1, epochs=2, learning_rate=2e-5,
+                        warmup_ratio=0.03, lr_scheduler="cosine", batch_size=8,
+                        grad_accumulation=16, max_length=2048)
 
 
 @dataclass(frozen=True)
@@ -50,17 +70,20 @@ class ExperimentConfig:
     embedding_model: str = EmbedConfig.model
     k: int | None = None  # None: the silhouette-recommended k of a sweep
     sweep_ks: tuple[int, ...] = ()
+    kmeans_seed: int | None = None  # None: `seed`
     methods: tuple[str, ...] = ("random", "kmq")
     budgets: tuple[str, ...] = ("300",)
     scorer: str = "heuristic"
     scorer_model: str | None = None
     tau: float = 1.0
+    random_seeds: int = 2  # the random baseline: selections with seed, seed + 1, ...; tables mean
     seed: int = 0
-    lora: LoRAConfig = LoRAConfig()
+    lora: LoRAConfig = PAPER_LORA
     benchmarks: tuple[str, ...] = ("demo",)
+    protocol: str = DEFAULT_PROTOCOL
     eval_limit: int | None = None
     eval_data: dict[str, str] = field(default_factory=dict)
-    max_new_tokens: int | None = None
+    max_new_tokens: int | None = None  # overrides the protocol's lengths (named in every table)
     eval_batch_size: int = 8
     include_base: bool = True
     # the [iterative] section: settings of method "iterative-kmq", defaults declared once
@@ -74,11 +97,12 @@ class ExperimentConfig:
 
 _TOP_KEYS = {"name", "model", "seed"}
 _SECTIONS = {
-    "pool": {"demo_n", "demo_seed", "data", "data_limit", "embedding_model", "k", "sweep_ks"},
-    "selection": {"methods", "budgets", "scorer", "scorer_model", "tau"},
+    "pool": {"demo_n", "demo_seed", "data", "data_limit", "embedding_model", "k", "sweep_ks",
+             "kmeans_seed"},
+    "selection": {"methods", "budgets", "scorer", "scorer_model", "tau", "random_seeds"},
     "train": {f.name for f in dataclasses.fields(LoRAConfig)},
-    "eval": {"benchmarks", "eval_limit", "eval_data", "max_new_tokens", "eval_batch_size",
-             "include_base"},
+    "eval": {"benchmarks", "protocol", "eval_limit", "eval_data", "max_new_tokens",
+             "eval_batch_size", "include_base"},
     "iterative": {"rounds", "scorer", "scorer_model", "tau", "eval_per_round", "max_new_tokens"},
 }
 ITERATIVE_METHOD = "iterative-kmq"
@@ -130,7 +154,7 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
     if flat.get("data"):
         flat.setdefault("demo_n", None)
     try:
-        config = ExperimentConfig(**flat, lora=LoRAConfig(**lora))
+        config = ExperimentConfig(**flat, lora=dataclasses.replace(PAPER_LORA, **lora))
     except TypeError as exc:
         raise InputError(f"bad value ({exc})", path=str(path)) from None
     _validate(config, path)
@@ -160,59 +184,240 @@ def _validate(config: ExperimentConfig, path: Path) -> None:
     if not config.data and not config.demo_n:
         raise InputError("give pool.data (files) or pool.demo_n (the demo pool)",
                          path=str(path), field="pool")
+    if config.protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol '{config.protocol}'; use {', '.join(PROTOCOLS)}",
+                         path=str(path), field="eval.protocol")
+    if config.random_seeds < 1:
+        raise InputError("must be at least 1", path=str(path), field="selection.random_seeds")
 
 
-def unit_name(method: str, budget: int | None) -> str:
-    return BASE if method == BASE else f"{method}-b{budget}"
+def unit_name(method: str, budget: int | None, seed: int | None = None) -> str:
+    """`kmq-b300`; a random baseline run adds its selection seed: `random-b300-s1`."""
+    if method == BASE:
+        return BASE
+    return f"{method}-b{budget}" + ("" if seed is None else f"-s{seed}")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One evaluated model: the untuned base model, or the model trained on one selection."""
+
+    method: str
+    budget: int | None = None
+    seed: int | None = None  # a random baseline run's selection seed
+
+    @property
+    def name(self) -> str:
+        return unit_name(self.method, self.budget, self.seed)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Fingerprints of what every step reads: the pool, its embedding, the clustering, the model."""
+
+    pool: str
+    embedding: str
+    kmeans: KMeansConfig
+    model: str
+    n_rows: int
+
+
+def step_key(payload: dict[str, Any]) -> str:
+    """The key of a step's output: a hash of its config and its inputs' fingerprints."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# What each selection method reads besides the pool and its budget (see select/static.py):
+# a change to anything else leaves its selection, adapter and results as they are.
+SELECTION_INPUTS: dict[str, frozenset[str]] = {
+    "random": frozenset({"seed"}),
+    "quality-top": frozenset({"scorer"}),
+    "kmq": frozenset({"clusters", "scorer", "tau", "seed"}),
+    "kmeans-random": frozenset({"clusters", "seed"}),
+    "kmeans-closest": frozenset({"clusters"}),
+    ITERATIVE_METHOD: frozenset({"clusters", "scorer", "tau", "seed", "training"}),
+}
+
+
+def local_fingerprint(name: str, path: Path) -> str:
+    """`name`, with the size and modification time of the files at `path` when it exists (a
+    file or a folder), so a model or data file replaced in place is a new input."""
+    if not path.exists():
+        return name
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return f"{name}|" + fingerprint(f"{p.relative_to(path) if path.is_dir() else p.name}|"
+                                    f"{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files)
+
+
+def model_fingerprint(name: str) -> str:
+    """A model's fingerprint: local (a folder, a file, the packaged GGUF) or a hub name."""
+    from .lm.loading import packaged_model_file
+
+    return local_fingerprint(name, packaged_model_file(name) or Path(name).expanduser())
 
 
 # --------------------------------------------------------------------------- running
 class ExperimentRunner:
-    """Runs an experiment into `run_dir`, skipping whatever is already there."""
+    """Runs an experiment into `run_dir`, reusing every step whose key is already there.
+
+    `steps_` lists, after `run`, each step ({"step", "unit", "benchmark", "computed"}) and
+    whether it was computed or reused; it is also written to `steps.json`.
+    """
 
     def __init__(self, config: ExperimentConfig, run_dir: str | Path,
                  log: Log = print) -> None:
         self.config = config
         self.store = RunStore(run_dir)
         self.log = log
+        self.protocol = get_protocol(config.protocol)
+        self.steps_: list[dict[str, Any]] = []
+        self._benchmarks: dict[str, tuple[Any, Any, list[Any], str]] = {}
+
+    def _note(self, step: str, unit: str, computed: bool, benchmark: str | None = None) -> None:
+        self.steps_.append({"step": step, "unit": unit, "benchmark": benchmark,
+                            "computed": computed})
+        if not computed:
+            self.log(f"  reused {step} {unit}" + (f" · {benchmark}" if benchmark else ""))
 
     # the pool and its clustering ------------------------------------------------
-    def _prepare_pool(self) -> tuple[KMeansConfig, int]:
-        """The clustering config and the pool's row count."""
+    def _prepare_pool(self) -> Inputs:
+        """The pool (ingested again when its inputs change), its embedding and clustering."""
         config, store = self.config, self.store
-        if not store.exists(pipeline.POOL):
+        spec = {"data": [local_fingerprint(item, Path(item.rpartition("=")[2]))
+                         for item in config.data], "data_limit": config.data_limit,
+                "demo": None if config.data else [config.demo_n or 3000, config.demo_seed]}
+        record = store.path("keys", "pool.json")
+        fresh = store.exists(pipeline.POOL) and record.exists() and \
+            read_json(record)["key"] == step_key(spec)
+        if not fresh:
             if config.data:
                 pipeline.ingest(store, list(config.data), limit=config.data_limit)
             else:
                 pipeline.ingest_demo(store, n=config.demo_n or 3000, seed=config.demo_seed)
-        pipeline.embed(store, EmbedConfig(model=config.embedding_model))
-        n_rows = len(pipeline.load_run_pool(store))
+            write_json(record, {"key": step_key(spec), "spec": spec})
+        self._note("pool", "pool", computed=not fresh)
+        pipeline.embed(store, EmbedConfig(model=config.embedding_model))  # content-keyed cache
+        pool = pipeline.load_run_pool(store)
+        embedding = pipeline.embedding_key(store)
+        seed = config.seed if config.kmeans_seed is None else config.kmeans_seed
         k = config.k
         if k is None:
-            if not store.exists("sweep.csv"):
-                ks = config.sweep_ks or pipeline.default_ks(n_rows)
-                pipeline.sweep(store, SweepConfig(ks=tuple(ks)))
-            k = pipeline.load_sweep(store)[1]
-        self.log(f"pool: {n_rows} rows, k={k}")
-        return KMeansConfig(k=int(k), seed=config.seed), n_rows
+            sweep = SweepConfig(ks=tuple(config.sweep_ks or pipeline.default_ks(len(pool))),
+                                seed=seed)
+            path = store.path("keys", "sweep-" + step_key({"sweep": sweep.hash_fields(),
+                                                           "embedding": embedding}) + ".json")
+            if not path.exists():
+                pipeline.sweep(store, sweep)
+                write_json(path, {"recommended_k": pipeline.load_sweep(store)[1]})
+            k = read_json(path)["recommended_k"]
+        self.log(f"pool: {len(pool)} rows, k={k}")
+        return Inputs(pool=pipeline.pool_fingerprint(pool), embedding=embedding,
+                      kmeans=KMeansConfig(k=int(k), seed=seed),
+                      model=model_fingerprint(config.model), n_rows=len(pool))
 
-    def _selection(self, method: str, budget: int, kmeans: KMeansConfig) -> pd.DataFrame:
-        path = self.store.path("selections", f"{unit_name(method, budget)}.jsonl")
-        if path.exists():
-            return pd.read_json(path, lines=True, dtype={"id": str})
+    def units(self, n_rows: int) -> list[Unit]:
+        """The trained units, budget by budget; the random baseline once per seed."""
         config = self.config
-        if method == ITERATIVE_METHOD:
-            return self._iterative_selection(budget, kmeans, path)
-        selection = SelectionConfig(method=method, budget=budget, k=kmeans.k, tau=config.tau,
-                                    seed=config.seed, scorer=config.scorer)
-        scorer = ScorerConfig(name=config.scorer, model=config.scorer_model)
-        return pipeline.select(self.store, selection, kmeans, scorer, out=path)
+        units = []
+        for budget in config.budgets:
+            rows = pipeline.parse_budget(budget, n_rows)
+            for method in config.methods:
+                seeds = [config.seed + i for i in range(config.random_seeds)] \
+                    if method == RANDOM else [None]
+                units += [Unit(method, rows, seed) for seed in seeds]
+        return units
 
-    def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path
-                             ) -> pd.DataFrame:
+    # keys ------------------------------------------------------------------------
+    def _scorer(self) -> ScorerConfig:
+        return ScorerConfig(name=self.config.scorer, model=self.config.scorer_model)
+
+    def selection_key(self, unit: Unit, inputs: Inputs) -> str:
+        """Hash of the selection's method, budget, pool and exactly the inputs it reads."""
+        config = self.config
+        uses = SELECTION_INPUTS[unit.method]
+        payload: dict[str, Any] = {"step": "selection", "method": unit.method,
+                                   "budget": unit.budget, "pool": inputs.pool}
+        if "seed" in uses:
+            payload["seed"] = config.seed if unit.seed is None else unit.seed
+        if "clusters" in uses:
+            payload.update(embedding=inputs.embedding, kmeans=inputs.kmeans.hash_fields())
+        if "scorer" in uses:
+            payload["scorer"] = self._scorer().hash_fields()
+        if "tau" in uses:
+            payload["tau"] = config.tau
+        if "training" in uses:
+            payload.update(model=inputs.model, lora=config.lora.hash_fields(),
+                           iterative={name: value for name, value
+                                      in dataclasses.asdict(config).items()
+                                      if name.startswith("iterative_")})
+        return step_key(payload)
+
+    def adapter_key(self, selection_key: str, inputs: Inputs) -> str:
+        return step_key({"step": "adapter", "selection": selection_key, "model": inputs.model,
+                         "lora": self.config.lora.hash_fields()})
+
+    def result_key(self, benchmark: str, adapter_key: str | None, inputs: Inputs) -> str:
+        """Hash of the model (and adapter), the benchmark's protocol spec and its items."""
+        _, spec, _, content = self._benchmark(benchmark)
+        return step_key({"step": "result", "model": inputs.model, "adapter": adapter_key,
+                         "benchmark": benchmark, "spec": spec.hash_fields(),
+                         "max_new_tokens": self.config.max_new_tokens, "items": content})
+
+    def _benchmark(self, name: str) -> tuple[Any, Any, list[Any], str]:
+        """(benchmark, protocol spec, items, the items' fingerprint), loaded once per run."""
+        if name not in self._benchmarks:
+            from .evaluate import get_benchmark
+            from .evaluate.runner import load_items
+
+            benchmark = get_benchmark(name)
+            spec = self.protocol.spec(name)
+            items = load_items(benchmark, spec, self.config.eval_data.get(name),
+                               limit=self.config.eval_limit, seed=self.config.seed)
+            content = fingerprint(json.dumps([item.id, item.model_input(), item.gold],
+                                             default=str, sort_keys=True) for item in items)
+            self._benchmarks[name] = (benchmark, spec, items, content)
+        return self._benchmarks[name]
+
+    def plan(self, units: list[Unit], inputs: Inputs) -> list[dict[str, Any]]:
+        """Every (unit, benchmark) of this config with the keys of its steps and the path of its
+        result (`plan.json`, which `load_results` reads)."""
+        rows = []
+        for unit in ([Unit(BASE)] if self.config.include_base else []) + units:
+            selection = adapter = None
+            if unit.method != BASE:
+                selection = self.selection_key(unit, inputs)
+                adapter = self.adapter_key(selection, inputs)
+            for benchmark in self.config.benchmarks:
+                result = self.result_key(benchmark, adapter, inputs)
+                rows.append({"unit": unit.name, "method": unit.method, "budget": unit.budget,
+                             "seed": unit.seed, "benchmark": benchmark, "selection": selection,
+                             "adapter": adapter, "result": f"results/{unit.name}/"
+                                                           f"{benchmark}-{result}.json"})
+        return rows
+
+    # steps -----------------------------------------------------------------------
+    def _selection(self, unit: Unit, key: str, inputs: Inputs) -> Path:
+        path = self.store.path("selections", f"{unit.name}-{key}.jsonl")
+        self._note("selection", unit.name, computed=not path.exists())
+        if path.exists():
+            return path
+        config = self.config
+        if unit.method == ITERATIVE_METHOD:
+            self._iterative_selection(unit.budget or 0, inputs.kmeans, path, key)
+            return path
+        seed = config.seed if unit.seed is None else unit.seed
+        selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
+                                    k=inputs.kmeans.k, tau=config.tau, seed=seed,
+                                    scorer=config.scorer)
+        pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path)
+        return path
+
+    def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path,
+                             key: str) -> None:
         """Iterative kMQ with the experiment's model and LoRA settings; the final selection is
         then trained from the base model like every other method's."""
-        from .iterate import IterativeKMQ, LoRARoundModel
+        from .iterate import IterativeKMQ, LoRARoundModel, iterative_dir
         from .select.iterative import IterativeConfig
 
         config = self.config
@@ -225,6 +430,14 @@ class ExperimentRunner:
             scorer_model=config.iterative_scorer_model, quality=config.scorer,
             quality_model=config.scorer_model, eval_per_round=config.iterative_eval_per_round,
             seed=config.seed, model=config.model, training=model.config_key())
+        # The rounds' folder is named by the iterative config alone: rounds stored there for
+        # another pool or clustering are stale, an interrupted run of this key resumes.
+        folder = iterative_dir(self.store, iterative)
+        marker = folder / "experiment-key.txt"
+        if folder.exists() and (not marker.exists() or marker.read_text() != key):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(key)
 
         def report(done: int, total: int, message: str) -> None:
             self.store.write_progress("iterate", done, total, message)
@@ -235,100 +448,105 @@ class ExperimentRunner:
                      f"{record.summary['train_s']:.0f} s training")
         selected = run.selected_frame(pipeline.load_run_pool(self.store))
         write_jsonl(path, selected.to_dict(orient="records"))
-        return selected
 
-    def _train(self, name: str, selected: pd.DataFrame) -> Path:
+    def _train(self, unit: Unit, selection: Path, key: str) -> Path:
         from .train.lora import LoRATrainer
 
-        out = self.store.path("models", name)
-        if (out / "adapter" / "adapter_config.json").exists():
+        out = self.store.path("models", f"{unit.name}-{key}")
+        done = (out / "adapter" / "adapter_config.json").exists()
+        self._note("adapter", unit.name, computed=not done)
+        if done:
             return out / "adapter"
+        selected = pd.read_json(selection, lines=True, dtype={"id": str})
         started = time.time()
         trainer = LoRATrainer(self.config.model, self.config.lora).fit(
             selected["prompt"].tolist(), selected["response"].tolist(), out,
-            progress=self.store.progress_callback(f"train-{name}"))
+            progress=self.store.progress_callback(f"train-{unit.name}"))
         losses = [h["loss"] for h in trainer.history_]
-        self.log(f"  trained {name}: {len(losses)} steps in {time.time() - started:.0f} s, "
+        self.log(f"  trained {unit.name}: {len(losses)} steps in {time.time() - started:.0f} s, "
                  f"loss {losses[0]:.3f} → {losses[-1]:.3f}")
         return trainer.adapter_dir_
 
-    # evaluation ------------------------------------------------------------------
-    def _evaluate(self, method: str, budget: int | None, model: Any,
-                  tokenizer: Any) -> list[dict[str, Any]]:
-        from .evaluate import get_benchmark
-        from .evaluate.mmlu import score_mmlu_loglik
-        from .train.generate import generate
+    def _evaluate(self, unit: Unit, planned: list[dict[str, Any]],
+                  adapter: Path | None) -> list[dict[str, Any]]:
+        """The unit's results: stored ones read, missing ones computed (the model is loaded
+        only when one is missing)."""
+        from .evaluate.runner import protocol_label, run_benchmark
 
         config = self.config
-        name = unit_name(method, budget)
-        rows = []
-        for bench_name in config.benchmarks:
-            target = self.store.path("results", name, f"{bench_name}.json")
+        rows, model, tokenizer = [], None, None
+        for entry in planned:
+            target = self.store.path(entry["result"])
+            self._note("result", unit.name, computed=not target.exists(),
+                       benchmark=entry["benchmark"])
             if target.exists():
                 rows.append(read_json(target))
                 continue
-            benchmark = get_benchmark(bench_name)
-            items = benchmark.load(config.eval_data.get(bench_name), limit=config.eval_limit,
-                                   seed=config.seed)
+            if model is None:
+                model, tokenizer = self._load_model(adapter)
+            benchmark, spec, items, _ = self._benchmark(entry["benchmark"])
             started = time.time()
-            progress = self.store.progress_callback(f"eval-{name}")
-            if bench_name == "mmlu":  # multiple choice by log-likelihood, as the papers do
-                result = score_mmlu_loglik(model, tokenizer, items,
-                                           batch_size=config.eval_batch_size, progress=progress)
-                completions = {row["id"]: row["extracted"] for row in result.per_item}
-            else:
-                texts = generate(model, tokenizer, [item.prompt for item in items],
-                                 max_new_tokens=config.max_new_tokens or benchmark.max_new_tokens,
-                                 batch_size=config.eval_batch_size, stop=benchmark.stop,
-                                 progress=progress)
-                completions = {item.id: text for item, text in zip(items, texts, strict=True)}
-                result = benchmark.evaluate(items, completions)
-            summary = {"model": config.model, "method": method, "budget": budget,
-                       "benchmark": bench_name,
-                       "group": benchmark.group, "score": result.score, "n": result.n,
-                       "metrics": result.metrics, "seconds": round(time.time() - started, 1)}
+            result, completions = run_benchmark(
+                benchmark, items, model, tokenizer, spec, batch_size=config.eval_batch_size,
+                max_new_tokens=config.max_new_tokens,
+                progress=self.store.progress_callback(f"eval-{unit.name}"))
+            summary = {"model": config.model, "method": unit.method, "budget": unit.budget,
+                       "seed": unit.seed, "benchmark": benchmark.name, "group": benchmark.group,
+                       "protocol": protocol_label(self.protocol, config.max_new_tokens),
+                       "score": result.score, "n": result.n, "metrics": result.metrics,
+                       "seconds": round(time.time() - started, 1)}
             outcomes = {str(row.get("id")): {k: v for k, v in row.items() if k != "id"}
                         for row in result.per_item}
             write_jsonl(target.with_suffix(".predictions.jsonl"),
                         [{"id": i.id, "prompt": i.prompt, "completion": completions[i.id],
                           **outcomes.get(i.id, {})} for i in items])
             write_json(target, {**summary, "per_item": result.per_item})
-            self.log(f"  {name} · {bench_name}: {result.score:.1f} (n={result.n}, "
+            self.log(f"  {unit.name} · {benchmark.name}: {result.score:.1f} (n={result.n}, "
                      f"{summary['seconds']} s)")
             rows.append({**summary, "per_item": result.per_item})
         return rows
 
-    def run(self) -> pd.DataFrame:
-        """Run everything not yet done; returns (and writes) the results table."""
+    def _load_model(self, adapter: Path | None) -> tuple[Any, Any]:
         from .lm.loading import load_causal_lm
         from .train.lora import load_trained
 
+        lora = self.config.lora
+        if adapter is None:
+            return load_causal_lm(self.config.model, device=lora.device, dtype=lora.dtype)
+        return load_trained(self.config.model, adapter, device=lora.device, dtype=lora.dtype)
+
+    def run(self) -> pd.DataFrame:
+        """Run everything not yet done; returns (and writes) the results table."""
         config = self.config
         config_dict = _config_dict(config)
         write_json(self.store.path("experiment.json"), config_dict)
+        self.steps_ = []
         with self.store.stage("experiment", config_dict) as info:
-            kmeans, n_rows = self._prepare_pool()
-            units = [(m, pipeline.parse_budget(b, n_rows)) for b in config.budgets
-                     for m in config.methods]
+            inputs = self._prepare_pool()
+            units = self.units(inputs.n_rows)
+            plan = self.plan(units, inputs)
+            write_json(self.store.path("plan.json"), {"protocol": config.protocol,
+                                                      "entries": plan})
+            by_unit: dict[str, list[dict[str, Any]]] = {}
+            for entry in plan:
+                by_unit.setdefault(entry["unit"], []).append(entry)
             results: list[dict[str, Any]] = []
             if config.include_base:
-                model, tokenizer = load_causal_lm(config.model, device=config.lora.device,
-                                                  dtype=config.lora.dtype)
-                results += self._evaluate(BASE, None, model, tokenizer)
-            for number, (method, budget) in enumerate(units, start=1):
-                name = unit_name(method, budget)
-                self.store.write_progress("experiment", number - 1, len(units), name)
-                self.log(f"[{number}/{len(units)}] {name}")
-                selected = self._selection(method, budget, kmeans)
-                adapter = self._train(name, selected)
-                model, tokenizer = load_trained(config.model, adapter, device=config.lora.device,
-                                                dtype=config.lora.dtype)
-                results += self._evaluate(method, budget, model, tokenizer)
-                del model
+                results += self._evaluate(Unit(BASE), by_unit[BASE], None)
+            for number, unit in enumerate(units, start=1):
+                self.store.write_progress("experiment", number - 1, len(units), unit.name)
+                self.log(f"[{number}/{len(units)}] {unit.name}")
+                entries = by_unit[unit.name]
+                selection = self._selection(unit, entries[0]["selection"], inputs)
+                adapter = self._train(unit, selection, entries[0]["adapter"])
+                results += self._evaluate(unit, entries, adapter)
             self.store.write_progress("experiment", len(units), len(units), "done")
+            write_json(self.store.path("steps.json"), self.steps_)
             table = results_frame(results, self.store.root)
             write_csv(self.store.path("results.csv"), table.drop(columns="metrics"))
-            info.update(rows=len(table), k=kmeans.k)
+            info.update(rows=len(table), k=inputs.kmeans.k,
+                        computed=sum(step["computed"] for step in self.steps_),
+                        reused=sum(not step["computed"] for step in self.steps_))
         return table
 
 
@@ -336,27 +554,40 @@ def _config_dict(config: ExperimentConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
+RESULT_COLUMNS = ["model", "method", "budget", "seed", "benchmark", "group", "protocol", "score",
+                  "n", "metrics"]
+
+
 def results_frame(rows: list[dict[str, Any]], run_dir: Path | None = None) -> pd.DataFrame:
-    """One row per (model, method, budget, benchmark) with score (0–100), n and the
-    benchmark's extra metrics (a dict: per skill, per task, loose accuracy, …)."""
-    frame = pd.DataFrame([{k: r.get(k) for k in ("model", "method", "budget", "benchmark",
-                                                   "group", "score", "n", "metrics")}
-                          for r in rows])
+    """One row per (model, method, budget, seed, benchmark) with score (0–100), n, the protocol
+    that produced it and the benchmark's extra metrics (a dict: per skill, per task, …)."""
+    frame = pd.DataFrame([{k: r.get(k) for k in (*RESULT_COLUMNS, "predictions")} for r in rows],
+                         columns=[*RESULT_COLUMNS, "predictions"])
     if run_dir is not None:
         frame.insert(0, "run", Path(run_dir).name)
     frame["budget"] = frame["budget"].astype("Int64")
+    frame["seed"] = frame["seed"].astype("Int64")
     return frame
 
 
 def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
-    """All results of the given experiment run directories (from their per-benchmark files, so a
-    run still in progress shows what it has)."""
+    """The results of the given experiment run directories under their current config (its
+    `plan.json`; results of earlier configs stay on disk but are not shown), read from the
+    per-benchmark files so a run still in progress shows what it has. `predictions` is the
+    path of each result's predictions file."""
     frames = []
     for run_dir in run_dirs:
-        paths = sorted(Path(run_dir).glob("results/*/*.json"))
-        if paths:
-            frames.append(results_frame([read_json(path) for path in paths], Path(run_dir)))
+        plan = Path(run_dir) / "plan.json"
+        if not plan.exists():
+            continue
+        rows = []
+        for entry in read_json(plan)["entries"]:
+            path = Path(run_dir) / entry["result"]
+            if path.exists():
+                rows.append({**read_json(path),
+                             "predictions": str(path.with_suffix(".predictions.jsonl"))})
+        if rows:
+            frames.append(results_frame(rows, Path(run_dir)))
     if not frames:
-        return pd.DataFrame(columns=["run", "model", "method", "budget", "benchmark", "group",
-                                     "score", "n", "metrics"])
+        return pd.DataFrame(columns=["run", *RESULT_COLUMNS, "predictions"])
     return pd.concat(frames, ignore_index=True)

@@ -2,8 +2,10 @@
 
 Columns are grouped by capability (coding, logic, knowledge, math, instruction following — and
 the demo pool's skills), followed by the macro average over benchmarks and the difference to
-random selection at the same budget; rows are (budget, method). The best value of each column
-within a budget is bold in every export (HTML, Markdown, LaTeX).
+random selection at the same budget; rows are (budget, method). A method run with several seeds
+(the random baseline: two, as in both papers) shows the mean of its runs. The best value of each
+column within a budget is bold in every export (HTML, Markdown, LaTeX), and every export says
+which evaluation protocol produced the numbers: one table never mixes protocols.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class BenchmarkTable:
 
     scores: pd.DataFrame  # index (budget, method); columns MultiIndex (group, benchmark)
     best: set[tuple[int, int]]  # (row position, column position) of bold cells
+    caption: str = ""  # the protocol that produced the numbers; how seeded runs are combined
 
     def flat(self) -> pd.DataFrame:
         """One header row (`group / benchmark`) and budget/method as columns (CSV export)."""
@@ -74,10 +77,43 @@ class BenchmarkTable:
         return frame.reset_index()
 
 
-def benchmark_table(results: pd.DataFrame, model: str | None = None) -> BenchmarkTable:
-    """Pivot `experiment.load_results` rows into the Table-2 layout (one model)."""
+def protocols(results: pd.DataFrame) -> list[str]:
+    """The evaluation protocols the results come from (labels as recorded)."""
+    if "protocol" not in results.columns:
+        return []
+    return sorted(str(p) for p in results["protocol"].dropna().unique())
+
+
+def describe_protocol(label: str) -> str:
+    """"Protocol: papers — <its description>" for a recorded protocol label."""
+    from .evaluate.protocol import PROTOCOLS
+
+    known = PROTOCOLS.get(label.split(" (", 1)[0])
+    return f"Protocol: {label}" + (f" — {known.description}" if known else "")
+
+
+def _caption(results: pd.DataFrame) -> str:
+    found = protocols(results)
+    parts = [describe_protocol(found[0]) if found else "Protocol: not recorded"]
+    if "seed" in results.columns:
+        seeds = results.dropna(subset=["seed"]).groupby(["budget", "method"])["seed"].nunique()
+        for method, count in seeds.groupby(level="method").max().items():
+            if count > 1:
+                parts.append(f"{method}: mean of {count} seeds")
+    return ". ".join(parts) + "."
+
+
+def benchmark_table(results: pd.DataFrame, model: str | None = None,
+                    protocol: str | None = None) -> BenchmarkTable:
+    """Pivot `experiment.load_results` rows into the Table-2 layout (one model, one protocol:
+    `protocol` picks it when the results hold several)."""
     if model is not None:
         results = results[results["model"] == model]
+    if protocol is not None:
+        results = results[results["protocol"] == protocol]
+    elif len(protocols(results)) > 1:
+        raise ValueError(f"these results come from several evaluation protocols "
+                         f"({', '.join(protocols(results))}); tabulate one at a time")
     if results.empty:
         raise ValueError("no results to tabulate")
     frame = results.assign(budget=_int_budgets(results["budget"]))
@@ -108,7 +144,7 @@ def benchmark_table(results: pd.DataFrame, model: str | None = None) -> Benchmar
             if values.notna().any():
                 top = values.max()
                 best |= {(r, c) for r, v in zip(rows, values, strict=True) if v == top}
-    return BenchmarkTable(pivot, best)
+    return BenchmarkTable(pivot, best, _caption(results))
 
 
 def _cell(value: float, bold: bool, fmt: str, signed: bool = False) -> str:
@@ -137,7 +173,7 @@ def to_markdown(table: BenchmarkTable) -> str:
         for g, b in table.scores.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(table, "md")]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + f"\n\n*{table.caption}*\n"
 
 
 def _group_spans(columns: list[tuple[str, str]]) -> list[tuple[str, int]]:
@@ -161,9 +197,11 @@ def to_latex(table: BenchmarkTable) -> str:
                                                 for _, b in columns])
     body = [" & ".join(row).translate(str.maketrans({"_": r"\_"})) + r" \\"
             for row in _rows(table, "tex")]
+    note = rf"\multicolumn{{{len(columns) + 2}}}{{l}}{{\footnotesize " + \
+        table.caption.translate(escape) + r"} \\"
     return "\n".join([r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule",
                       top + r" \\", second + r" \\", r"\midrule", *body, r"\bottomrule",
-                      r"\end{tabular}"]) + "\n"
+                      note, r"\end{tabular}"]) + "\n"
 
 
 def to_html(table: BenchmarkTable) -> str:
@@ -175,7 +213,9 @@ def to_html(table: BenchmarkTable) -> str:
     second = "".join(f"<th>{html.escape(LABELS.get(b, b))}</th>" for _, b in columns)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                    for row in _rows(table, "html"))
-    return ('<table class="results"><thead><tr><th rowspan="2">budget</th>'
+    return ('<table class="results">'
+            f'<caption style="caption-side:bottom">{html.escape(table.caption)}</caption>'
+            '<thead><tr><th rowspan="2">budget</th>'
             f'<th rowspan="2">method</th>{top}</tr><tr>{second}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
 

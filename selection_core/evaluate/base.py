@@ -21,9 +21,11 @@ from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigError, InputError, SelectionError
+from ..lm.prompts import Prompt
 
 GROUPS = ("coding", "logic", "knowledge", "math", "instruction", "demo")
-# A base model prompted with the plain template tends to go on with a new made-up turn.
+# A base model prompted with the plain template tends to go on with a new made-up turn: every
+# protocol stops there (`evaluate.protocol`).
 DEFAULT_STOP: tuple[str, ...] = ("### Instruction:",)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # "name" or "org/name"
 _FILE_SUFFIXES = (".json", ".jsonl", ".gz", ".csv", ".parquet", ".txt")
@@ -34,10 +36,19 @@ class EvalItem:
     """One question of a benchmark, self-contained enough to prompt a model and judge its answer."""
 
     id: str
-    prompt: str
+    prompt: str  # the question as the last user turn (a RawText is sent with no template)
     gold: Any
     gold_response: str | None
     meta: dict[str, Any] = field(default_factory=dict)
+    shots: tuple[tuple[str, str], ...] = ()  # few-shot (user, assistant) turns before `prompt`
+
+    def model_input(self) -> Prompt:
+        """What a model is given: the prompt alone, or the few-shot turns and then the prompt."""
+        if not self.shots:
+            return self.prompt
+        turns = [{"role": role, "content": text} for user, assistant in self.shots
+                 for role, text in (("user", user), ("assistant", assistant))]
+        return [*turns, {"role": "user", "content": self.prompt}]
 
 
 @dataclass
@@ -62,16 +73,15 @@ class EvalResult:
 
 @runtime_checkable
 class Benchmark(Protocol):
-    """What a runner needs from a benchmark: its data, generation settings and judge."""
+    """What a runner needs from a benchmark: its data and judge (how it is prompted and decoded
+    is the protocol's: `evaluate.protocol`)."""
 
     name: str
     group: str
-    max_new_tokens: int
-    stop: tuple[str, ...]
     id_field: str
 
     def load(self, data_path: str | Path | None = None, limit: int | None = None,
-             seed: int = 0) -> list[EvalItem]: ...
+             seed: int = 0, shots: int = 0) -> list[EvalItem]: ...
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]: ...
 
@@ -111,6 +121,30 @@ def subsample(items: list[EvalItem], limit: int | None, seed: int) -> list[EvalI
     keep = sorted(i for g, share in zip(names, shares, strict=True)
                   for i in rng.sample(groups[g], int(share)))
     return [items[index] for index in keep]
+
+
+def few_shot_dir(data_path: str | Path | None, name: str, default: str, what: str) -> Path:
+    """Where a benchmark's few-shot examples are: the folder `name` beside a local data folder
+    or file (or beside its parent), else `default` under ../shared/data."""
+    if data_path is not None and Path(data_path).exists():
+        local = Path(data_path)
+        for candidate in (local.parent / name, local.parent.parent / name):
+            if candidate.is_dir():
+                return candidate
+    folder = default_data_dir() / default
+    if not folder.is_dir():
+        raise InputError(f"{what} not found beside the data nor in ../shared/data; use shots = 0 "
+                         "or provide them", path=str(folder))
+    return folder
+
+
+def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
+    """`table[name]`, or a ConfigError naming the valid choices."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ConfigError(f"unknown {kind} '{name}'; choose one of: "
+                          f"{', '.join(table)}") from None
 
 
 def is_hub_name(text: str) -> bool:
@@ -188,25 +222,37 @@ def accuracy_by(items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]],
             for value, (right, total) in sorted(totals.items())}
 
 
+def with_strict_score(result: EvalResult, rows: Sequence[Mapping[str, Any]]) -> EvalResult:
+    """Add `strict`: the percentage of items the published, stricter rule credits (each row's
+    `strict` flag), reported beside our score (which credits any common answer format)."""
+    result.metrics["strict"] = 100.0 * sum(bool(row["strict"]) for row in rows) / len(rows)
+    return result
+
+
 class BaseBenchmark(abc.ABC):
     """Loading and the default evaluation loop; subclasses read data and judge one answer."""
 
     name: ClassVar[str]
     group: ClassVar[str]
-    max_new_tokens: ClassVar[int] = 512
-    stop: ClassVar[tuple[str, ...]] = DEFAULT_STOP
     id_field: ClassVar[str] = "id"  # the field naming an item in a predictions file
     default_path: ClassVar[str]  # relative to default_data_dir()
     hub_name: ClassVar[str]  # the Hugging Face dataset the local copy mirrors
 
     def load(self, data_path: str | Path | None = None, limit: int | None = None,
-             seed: int = 0) -> list[EvalItem]:
-        """All items, or a seeded subsample of `limit` of them in their original order."""
+             seed: int = 0, shots: int = 0) -> list[EvalItem]:
+        """All items, or a seeded subsample of `limit` of them in their original order, each
+        with `shots` few-shot examples (from the benchmark's own few-shot source)."""
         items = self._load_all(data_path)
         if not items:
             raise InputError(f"no {self.name} items found",
                              path=None if data_path is None else str(data_path))
-        return subsample(items, limit, seed)
+        items = subsample(items, limit, seed)
+        return self.with_shots(items, shots, data_path) if shots else items
+
+    def with_shots(self, items: list[EvalItem], shots: int,
+                   data_path: str | Path | None) -> list[EvalItem]:
+        """The items as `shots`-shot prompts; benchmarks without few-shot examples refuse."""
+        raise ConfigError(f"{self.name} has no few-shot examples; use shots = 0")
 
     def _load_all(self, data_path: str | Path | None) -> list[EvalItem]:
         if data_path is None:

@@ -1,7 +1,9 @@
-"""`python -m selection_core evaluate`: score a predictions file on one benchmark.
+"""`python -m selection_core evaluate` scores a predictions file on one benchmark; `prompts` prints
+the exact prompts a model is given under a protocol.
 
-Prints one JSON object (benchmark, group, n, score 0-100, metrics) on stdout, so scripts can
-read the result; `--out` also writes it with every item's verdict.
+`evaluate` prints one JSON object (benchmark, group, n, score 0-100, metrics) on stdout, so
+scripts can read the result; `--out` also writes it with every item's verdict (`per_item`: at
+least `id` and `correct`), so anyone can diff our verdicts against their harness's.
 """
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ import argparse
 import json
 from typing import Any
 
+from ..errors import ConfigError
 from ..store import write_json
 from .predictions import read_predictions
+from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .registry import BENCHMARKS, get_benchmark
+from .runner import load_items
 
 
 def add_evaluate_parser(subcommands: Any) -> None:
@@ -47,3 +52,48 @@ def run_evaluate(args: argparse.Namespace) -> None:
         write_json(args.out, result.to_dict())
         summary["out"] = str(args.out)
     print(json.dumps(summary, sort_keys=True))
+
+
+def add_prompts_parser(subcommands: Any) -> None:
+    """Add the `prompts` subcommand to an argparse subparsers object."""
+    parser = subcommands.add_parser(
+        "prompts", help="print the exact prompts a model sees for a benchmark",
+        description="Print the first N prompts of a benchmark's seeded subsample exactly as a "
+                    "model is given them under a protocol (few-shot turns and template "
+                    "included), with the protocol's generation settings.")
+    parser.add_argument("--benchmark", required=True, choices=list(BENCHMARKS))
+    parser.add_argument("--n", type=int, default=1, help="how many items (default 1)")
+    parser.add_argument("--data", default=None, help="benchmark data, as for `evaluate`")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=list(PROTOCOLS),
+                        help=f"evaluation protocol (default {DEFAULT_PROTOCOL})")
+    parser.add_argument("--model", default=None,
+                        help="render with this model's chat template (default: as a model "
+                             "without one sees it, in the plain training template)")
+    parser.add_argument("--seed", type=int, default=0, help="subsample seed (default 0)")
+
+
+def run_prompts(args: argparse.Namespace) -> None:
+    """Print each prompt after a header naming the item and the decoding settings."""
+    from ..lm.formatting import format_prompt
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    protocol = get_protocol(args.protocol)
+    spec = protocol.spec(args.benchmark)
+    items = load_items(get_benchmark(args.benchmark), spec, args.data, limit=args.n,
+                       seed=args.seed)
+    tokenizer = _tokenizer(args.model) if args.model else None
+    decoding = "greedy" if spec.temperature == 0 else \
+        f"temperature {spec.temperature}, median of {len(spec.seeds)} seeds"
+    for item in items:
+        print(f"===== {args.benchmark} {item.id} · protocol {protocol.name}: {spec.shots} shots, "
+              f"max {spec.max_new_tokens} new tokens, {decoding}, stop {list(spec.stop)} =====")
+        print(format_prompt(tokenizer, item.model_input()))
+
+
+def _tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    from ..lm.loading import resolve_model_source
+
+    return AutoTokenizer.from_pretrained(resolve_model_source(model))

@@ -25,7 +25,6 @@ GENERATION_SEED = 1  # generate_demo_eval's default: the held-out slice the app 
 class DemoBenchmark(BaseBenchmark):
     name = "demo"
     group = "demo"
-    max_new_tokens = 256
 
     def _load_all(self, data_path: str | Path | None) -> list[EvalItem]:
         if data_path is None:

@@ -1,9 +1,12 @@
 """GSM-Plus (GSM8K questions under 8 perturbations; the 2,400-item testmini), scored like GSM8K.
 
-Why a second comparison: the "critical thinking" items remove a needed fact and their gold answer
-is "None", so a non-numeric gold is compared as a normalised string against the text after
-`####` (else after "the answer is", else the last line). The prompt says how to give that answer.
-Metrics break the score down by perturbation type.
+Why a second rule: the "critical thinking" items remove a needed fact and their gold answer is
+"None". Such an item is answered right when the stated final answer (boxed, after `####` or after
+"answer is" / "Answer:") says none or that information is missing, or when no final number is
+stated and the text says the problem cannot be solved — the phrases GSM-Plus's own scorer
+(`extract_pred_ans_none`) looks for. An answer that states a number is never right there.
+`strict` is lm-evaluation-harness's `gsm_plus` strict-match, the GSM8K rule. Metrics break the
+score down by perturbation type.
 """
 from __future__ import annotations
 
@@ -12,36 +15,49 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import BaseBenchmark, EvalItem, accuracy_by, load_hub_rows, read_jsonl, require
-from .gsm8k import extract_final_number, numbers_match, parse_number
+from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
+    require, with_strict_score
+from .gsm8k import ANSWER_MARKER, extract_final_number, numbers_match, parse_number, strict_match
+from .hendrycks_math import KIT_INSTRUCTION, boxed_answers
 
-INSTRUCTION = ("Solve the following math problem step by step. Write the final answer as a "
-               "number on the last line, in the form \"#### <number>\". If the problem cannot be "
-               "solved with the information given, write \"#### None\" instead.\n\n{question}")
-_ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
+# GSM-Plus's own list (scripts/utils/extract_ans.py), plus the usual "not enough information".
+NO_ANSWER_PHRASES = (
+    "not enough information", "does not provide enough information", "does not specify",
+    "does not provide", "can't provide", "can not provide", "cannot provide", "don't know",
+    "do not know", "doesn't specify", "not specify", "not mention", "doesn't mention",
+    "don't have enough information", "do not have enough", "not provide", "doesn't provide",
+    "cannot calculate", "can't calculate", "can't determine", "cannot determine",
+    "cannot be determined", "can't be determined", "missing information", "missing necessary "
+    "information", "is missing", "insufficient information", "none")
+_NO_ANSWER = re.compile("|".join(rf"\b{re.escape(p)}\b" for p in NO_ANSWER_PHRASES), re.I)
 
 
-def extract_final_text(completion: str) -> str:
-    """The answer as written: after the last `####`, else after "answer is", else the last line."""
+def extract_final_text(completion: str) -> str | None:
+    """The stated final answer as written: the last `\\boxed{}`, else the rest of the line after
+    the last `####`, else after the last "answer is" / "Answer:"; None when none is stated."""
+    boxed = boxed_answers(completion)
+    if boxed:
+        return boxed[-1].strip()
     if "####" in completion:
-        text = completion.rpartition("####")[2].strip().split("\n", 1)[0]
-    elif matches := list(_ANSWER_IS.finditer(completion)):
-        text = completion[matches[-1].end():].lstrip(" :").split("\n", 1)[0]
-    else:
-        lines = [line for line in completion.splitlines() if line.strip()]
-        text = lines[-1] if lines else ""
-    return text.strip()
+        return completion.rpartition("####")[2].strip().split("\n", 1)[0].strip()
+    markers = list(ANSWER_MARKER.finditer(completion))
+    if markers:
+        return completion[markers[-1].end():].strip().split("\n", 1)[0].strip()
+    return None
 
 
-def normalise_text(text: str) -> str:
-    """Case and surrounding space, Markdown emphasis, quotes, `$` and full stops ignored."""
-    return text.strip(" \t*_`\"'$.").casefold()
+def says_no_answer(completion: str) -> bool:
+    """Whether a completion answers "None": its stated answer says so, or it states no answer
+    and says the problem cannot be solved."""
+    stated = extract_final_text(completion)
+    if stated is not None and stated.strip(" *_`\"'$.:"):
+        return bool(_NO_ANSWER.search(stated)) and extract_final_number(completion) is None
+    return bool(_NO_ANSWER.search(completion))
 
 
 class GSMPlus(BaseBenchmark):
     name = "gsm-plus"
     group = "math"
-    max_new_tokens = 512
     default_path = "gsm_plus/gsmplus_testmini.jsonl.gz"
     hub_name = "qintongli/GSM-Plus"
 
@@ -60,7 +76,8 @@ class GSMPlus(BaseBenchmark):
         question = require(record, "question", str, path, line)
         answer = str(require(record, "answer", (str, int, float), path, line))
         solution = record.get("solution")
-        return EvalItem(id=str(index), prompt=INSTRUCTION.format(question=question), gold=answer,
+        return EvalItem(id=str(index), prompt=KIT_INSTRUCTION.format(question=question),
+                        gold=answer,
                         gold_response=solution if isinstance(solution, str) else None,
                         meta={"perturbation_type": str(record.get("perturbation_type",
                                                                   "unknown"))})
@@ -71,8 +88,14 @@ class GSMPlus(BaseBenchmark):
             correct = numbers_match(extracted, item.gold)
         else:
             extracted = extract_final_text(completion)
-            correct = normalise_text(extracted) == normalise_text(item.gold)
-        return {"correct": correct, "extracted": extracted, "gold": item.gold}
+            correct = says_no_answer(completion)
+        reference = item.gold_response if item.gold_response and "####" in item.gold_response \
+            else f"#### {item.gold}"
+        return {"correct": correct, "extracted": extracted, "gold": item.gold,
+                "strict": strict_match(completion, reference)}
+
+    def summarise(self, items: Sequence[EvalItem], rows: list[dict[str, Any]]) -> EvalResult:
+        return with_strict_score(super().summarise(items, rows), rows)
 
     def breakdown(self, items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]]
                   ) -> dict[str, float]:

@@ -5,20 +5,28 @@ Why this normalisation: equal answers are written in many ways (`\\dfrac12`, `\\
 Hendrycks' `is_equiv` and the Minerva normalisation, both answers are rewritten into one canonical
 LaTeX form, then compared as strings, or as exact rationals when both are plain numbers. It is a
 string normaliser, not a computer algebra system: `2x+2` and `2(x+1)` stay different.
+
+Prompt: the UltraInteract/Eurus kit's (`Math/math/evaluate_math_cot.py`), shared with GSM8K and
+GSM-Plus. `strict` is the published rule beside ours: Hendrycks' `is_equiv` (as lm-evaluation-
+harness ships it) on the same extracted answer, a string match after its normalisation, so an
+answer not in lowest terms (`\\frac{2}{4}` for `\\frac12`) or in another form (`0.5`) fails.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from ..errors import InputError
-from .base import BaseBenchmark, EvalItem, accuracy_by, load_hub_rows, read_jsonl, require
+from ..errors import InputError, SelectionError
+from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
+    require, with_strict_score
 
-INSTRUCTION = ("Solve the following math problem step by step. Put your final answer within "
-               "\\boxed{{}}.\n\n{problem}")
+KIT_INSTRUCTION = ("Solve the following math problem step-by-step.\nSimplify your answer as much "
+                   "as possible. Present your final answer as \\boxed{{Your Answer}}.\n{question}")
 # Per-subject configs of the hub mirrors (EleutherAI/hendrycks_math) of the withdrawn original.
 SUBJECT_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                    "number_theory", "prealgebra", "precalculus")
@@ -39,6 +47,9 @@ _THIN_SPACE = re.compile(r"(?<!\\)\\[!,;: ]")
 _FRAC_ARGUMENT = r"(\{[^{}]*\}|\\[A-Za-z]+|\w)"  # a braced group, a macro or one character
 _SIMPLE_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
+# "65 children tickets": a number followed only by words is that number (not "2 sin", "3 pi").
+_NUMBER_THEN_WORDS = re.compile(r"(-?[\d.,]+)\s+(?:(?!(?:sin|cos|tan|log|exp|sqrt)\b)[A-Za-z]{3,}"
+                                r"\s*)+")
 
 
 def boxed_answers(text: str) -> list[str]:
@@ -64,13 +75,14 @@ def boxed_answers(text: str) -> list[str]:
     return answers
 
 
-def _closing_brace(text: str, start: int) -> int | None:
-    """Index of the `}` closing the `{` at `start`, or None when the braces never balance."""
+def _closing_brace(text: str, start: int, pair: str = "{}") -> int | None:
+    """Index of the bracket closing the one at `start` (`pair`: opening and closing character),
+    or None when they never balance."""
     depth = 0
     for index in range(start, len(text)):
-        if text[index] == "{":
+        if text[index] == pair[0]:
             depth += 1
-        elif text[index] == "}":
+        elif text[index] == pair[1]:
             depth -= 1
             if depth == 0:
                 return index
@@ -119,6 +131,9 @@ def _strip_units(text: str) -> str:
     if "\\text{ " in text:
         head = text.split("\\text{ ")[0]
         text = head if head.strip() else text
+    counted = _NUMBER_THEN_WORDS.fullmatch(text.strip())
+    if counted:
+        return counted.group(1)
     without = _UNITS.sub("", text)
     without = re.sub(r"\\(?:text|mbox|mathrm)\s*\{\s*\}", "", without)
     return without if without.strip() else text
@@ -157,9 +172,28 @@ def _fix_fracs(text: str) -> str:
 
 
 def _slash_to_frac(text: str) -> str:
-    """"1/2" → `\\frac{1}{2}` when the whole answer is an integer ratio."""
-    match = re.fullmatch(r"(-?)(\d+)/(\d+)", text)
-    return rf"{match.group(1)}\frac{{{match.group(2)}}}{{{match.group(3)}}}" if match else text
+    """"1/2" → `\\frac{1}{2}`, "(1+\\sqrt{5})/4" → `\\frac{1+\\sqrt{5}}{4}`: a whole answer that is
+    one top-level ratio (brackets around either side dropped)."""
+    depth, slashes = 0, []
+    for index, char in enumerate(text):
+        depth += (char in "({[") - (char in ")}]")
+        if char == "/" and depth == 0:
+            slashes.append(index)
+    if len(slashes) != 1:
+        return text
+    numerator, denominator = (_unbracket(part) for part in (text[:slashes[0]],
+                                                           text[slashes[0] + 1:]))
+    if not numerator or not denominator:
+        return text
+    sign = "-" if numerator.startswith("-") and _SIMPLE_NUMBER.fullmatch(numerator) else ""
+    return rf"{sign}\frac{{{numerator.removeprefix(sign)}}}{{{denominator}}}"
+
+
+def _unbracket(text: str) -> str:
+    """`(a+b)` → `a+b` when the brackets enclose the whole text."""
+    if text.startswith("(") and _closing_brace(text, 0, "()") == len(text) - 1:
+        return text[1:-1]
+    return text
 
 
 def _as_rational(text: str) -> Fraction | None:
@@ -171,6 +205,17 @@ def _as_rational(text: str) -> Fraction | None:
         value = Fraction(int(match.group(2)), int(match.group(3)))
         return -value if match.group(1) else value
     return None
+
+
+@functools.cache
+def _hendrycks() -> ModuleType:
+    """Hendrycks' MATH answer check as lm-evaluation-harness ships it (the published rule)."""
+    try:
+        from lm_eval.tasks.hendrycks_math import utils
+    except ImportError as exc:
+        raise SelectionError("MATH's strict score needs lm-evaluation-harness: pip install "
+                             f"lm-eval==0.4.13 ({exc})") from exc
+    return utils
 
 
 def answers_equal(predicted: str, gold: str) -> bool:
@@ -185,7 +230,6 @@ def answers_equal(predicted: str, gold: str) -> bool:
 class HendrycksMath(BaseBenchmark):
     name = "math"
     group = "math"
-    max_new_tokens = 1024
     default_path = "math/test.jsonl"
     hub_name = "hendrycks/competition_math"
 
@@ -212,7 +256,7 @@ class HendrycksMath(BaseBenchmark):
         if not boxed:
             raise InputError("the solution has no \\boxed{...} answer", path=str(path),
                              line=line, field="solution")
-        return EvalItem(id=str(index), prompt=INSTRUCTION.format(problem=problem),
+        return EvalItem(id=str(index), prompt=KIT_INSTRUCTION.format(question=problem),
                         gold=boxed[-1], gold_response=solution,
                         meta={"level": str(record.get("level", "unknown")),
                               "type": str(record.get("type", record.get("subject", "unknown")))})
@@ -220,7 +264,12 @@ class HendrycksMath(BaseBenchmark):
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
         extracted = extract_answer(completion)
         correct = extracted is not None and answers_equal(extracted, item.gold)
-        return {"correct": correct, "extracted": extracted, "gold": item.gold}
+        strict = extracted is not None and _hendrycks().is_equiv(extracted, item.gold)
+        return {"correct": correct, "extracted": extracted, "gold": item.gold,
+                "strict": bool(strict)}
+
+    def summarise(self, items: Sequence[EvalItem], rows: list[dict[str, Any]]) -> EvalResult:
+        return with_strict_score(super().summarise(items, rows), rows)
 
     def breakdown(self, items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]]
                   ) -> dict[str, float]:

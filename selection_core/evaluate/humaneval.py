@@ -1,26 +1,28 @@
 """HumanEval (164 Python functions from docstrings), scored by pass@1 in the sandbox.
 
-Why the program is assembled this way: a completion that (re)defines the entry point replaces the
+Prompt: the UltraInteract/Eurus kit's (Coding/human_eval/evaluate_human_eval.py): the function's
+signature, then its stub in a ```python block. Why the program is assembled this way: a completion that (re)defines the entry point replaces the
 prompt's function, but keeps what the prompt wrote before it (imports, helper functions such as
 `is_palindrome` for `make_palindrome`), which chat models often leave out; anything else is taken
 as the body continuing the prompt, as base models write it.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from .base import EvalItem, load_hub_rows, read_jsonl, require
 from .code_runner import CodeBenchmark, defines_function, extract_code
 
-INSTRUCTION = ("Complete the following Python function. Return the whole function in a "
-               "```python code block.\n\n```python\n{prompt}```")
+INSTRUCTION = ("Write Python code to solve the task.\nWrite a Python function `{signature}` to solve "
+               "the following problem: Present code in ```python```\n```python\n{prompt}```\n")
 _FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 
 
 class HumanEval(CodeBenchmark):
     name = "humaneval"
-    max_new_tokens = 512
     id_field = "task_id"
     default_path = "humaneval/HumanEval.jsonl.gz"
     hub_name = "openai_humaneval"
@@ -35,7 +37,12 @@ class HumanEval(CodeBenchmark):
     def _item(record: dict[str, Any], path: Path | str, line: int | None) -> EvalItem:
         task_id, prompt, solution, test, entry_point = (require(record, key, str, path, line)
                                                         for key in _FIELDS)
-        return EvalItem(id=task_id, prompt=INSTRUCTION.format(prompt=prompt),
+        signature = re.search(rf"def\s+({re.escape(entry_point)}.*?):\s*\n", prompt)
+        if signature is None:
+            raise InputError(f"the prompt does not define {entry_point}", path=str(path),
+                             line=line, field="prompt")
+        return EvalItem(id=task_id, prompt=INSTRUCTION.format(signature=signature.group(1),
+                                                              prompt=prompt),
                         gold={"prompt": prompt, "test": test, "entry_point": entry_point},
                         gold_response=f"```python\n{prompt}{solution}```",
                         meta={"entry_point": entry_point})

@@ -77,7 +77,6 @@ def _checkers() -> ModuleType:
 class IFEval(BaseBenchmark):
     name = "ifeval"
     group = "instruction"
-    max_new_tokens = 1280
     id_field = "key"
     default_path = "ifeval/input_data.jsonl"
     hub_name = "google/IFEval"

@@ -1,9 +1,9 @@
 """MBPP (crowd-sourced Python problems, the standard 500-task test split), scored by pass@1.
 
-Why the prompt shows one test: the task text alone does not say the function's name or argument
-order, which the hidden asserts rely on; the first assert shows both (as in the original paper's
-prompt, which shows all three). The program is the code, then `test_setup_code` (it uses classes
-the solution defines), then every assert of `test_list`.
+Prompt: the task and all its test asserts, in the words of the original paper (Austin et al.
+2021) as lm-evaluation-harness's `mbpp_instruct` writes them: the task text alone does not say the
+function's name or argument order, which the asserts rely on. The program is the code, then
+`test_setup_code` (it uses classes the solution defines), then every assert of `test_list`.
 """
 from __future__ import annotations
 
@@ -18,16 +18,14 @@ from .base import EvalItem, load_hub_rows, read_jsonl, require
 from .code_runner import CodeBenchmark, extract_code
 
 TEST_SPLIT_IDS = range(11, 511)  # task_ids 11-510: the standard test split of the full MBPP file
-INSTRUCTION = ("{text}\n\nYour code should pass this test, which shows the expected function "
-               "name and signature:\n\n{test}\n\nReturn the whole solution in a ```python code "
-               "block.")
+INSTRUCTION = ("You are an expert Python programmer, and here is your task:\n{text}\nYour code "
+               "should pass these tests:\n{tests}")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _BUILTINS = frozenset(dir(builtins))
 
 
 class MBPP(CodeBenchmark):
     name = "mbpp"
-    max_new_tokens = 512
     id_field = "task_id"
     default_path = "mbpp/mbpp.jsonl"
     hub_name = "mbpp"
@@ -55,7 +53,7 @@ class MBPP(CodeBenchmark):
             raise InputError("expected a non-empty list of assert strings", path=str(path),
                              line=line, field="test_list")
         setup = record.get("test_setup_code") or ""
-        return EvalItem(id=str(task_id), prompt=INSTRUCTION.format(text=text, test=tests[0]),
+        return EvalItem(id=str(task_id), prompt=INSTRUCTION.format(text=text, tests="\n".join(tests)),
                         gold={"tests": tests, "setup": setup,
                               "function": _tested_function(tests[0])},
                         gold_response=f"```python\n{code}\n```", meta={})

@@ -1,13 +1,22 @@
 """MMLU (57 subjects, 14,042 four-option questions), scored from a letter or by log-likelihood.
 
-Two ways to answer: a predictions file whose completions name a letter, or
-`score_mmlu_loglik`, which needs no generation: the model's choice is the letter it finds most
-likely as the response to the prompt (the usual way to score base models, and fast on a CPU).
+Prompt: with shots (the papers' protocol: 5), Hendrycks' few-shot text as the UltraInteract/Eurus
+kit sends it (mmlu/evaluate_mmlu.py): "The following are multiple choice questions (with answers)
+about  <subject>." (two spaces, as their `format_subject` writes it), the subject's first dev
+questions each with " <letter>" after "Answer:", then the question ending in "Answer:" — raw text,
+no chat template. Zero-shot (the CPU demo protocol), one chat turn asking for the letter.
+
+Two ways to answer: a predictions file whose completions name a letter, or `score_mmlu_loglik`,
+which needs no generation: the model's choice is the letter it finds most likely after the prompt
+(" A" after the raw few-shot text; the usual way to score, and fast on a CPU). Letter extraction:
+the last stated answer ("the answer is b", "I would choose B"), else a leading letter ("B. Paris"),
+else the only letter named; a completion naming several letters without choosing gets none.
 Ids count over the subject files in sorted name order; metrics add each subject's accuracy.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,27 +25,38 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows
+from ..lm.prompts import RawText
+from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, few_shot_dir, load_hub_rows
 
 LETTERS = ("A", "B", "C", "D")
 INSTRUCTION = ("The following is a multiple choice question about {subject}. Reply with the "
                "letter of the correct answer.\n\n{question}\n{options}\nAnswer:")
+FEW_SHOT_HEADER = "The following are multiple choice questions (with answers) about {subject}.\n\n"
 _COLUMNS = ("question", "choice0", "choice1", "choice2", "choice3", "answer")
-_STATED = re.compile(r"(?i:answer)(?:\s*(?i:is))?\s*[:\-]?\s*\**\s*\(?([A-D])\)?(?![A-Za-z])")
+# A letter as an answer: "B", "(b)", "**B**"; a lower-case one only where no word follows ("b.").
+_ANSWER_LETTER = r"\**\(?(?:([A-D])\)?(?![A-Za-z])|([a-d])\)?(?=[ \t]*(?:[.)*:,]|$)))"
+_STATED = re.compile(r"(?i:\banswer\b(?:\s+is)?|\b(?:choose|pick|select|go with|opt for)\b"
+                     r"(?:\s+(?:option|answer))?)[ \t]*[:\-]?\s*" + _ANSWER_LETTER, re.MULTILINE)
+_LEADING = re.compile(r"\s*\**\(?([A-Da-d])\)?\**(?:[.):]|\s*$)")  # "B. Paris", "(b)", "**B**"
 _LETTER = re.compile(r"(?<![A-Za-z])\(?([A-D])\)?(?![A-Za-z])")
 
 
 def extract_letter(completion: str) -> str | None:
-    """The chosen letter: the one after "answer (is)", else the first standalone A-D (skipping
-    the article in "A good choice is C")."""
-    stated = _STATED.search(completion)
+    """The chosen letter (rules in the module docstring), upper case; None if there is none."""
+    stated = [m for m in _STATED.finditer(completion) if _letter(m)]
     if stated:
-        return stated.group(1)
-    for match in _LETTER.finditer(completion):
-        article = match.group(0) == "A" and re.match(r" [a-z]", completion[match.end():])
-        if not article:
-            return match.group(1)
-    return None
+        return _letter(stated[-1])
+    leading = _LEADING.match(completion)
+    if leading:
+        return leading.group(1).upper()
+    named = {match.group(1) for match in _LETTER.finditer(completion)
+             if not (match.group(0) == "A" and re.match(r" [a-z]", completion[match.end():]))}
+    return named.pop() if len(named) == 1 else None
+
+
+def _letter(match: re.Match[str]) -> str | None:
+    found = match.group(1) or match.group(2)
+    return found.upper() if found else None
 
 
 def format_question(subject: str, question: str, choices: Sequence[str]) -> str:
@@ -49,7 +69,6 @@ def format_question(subject: str, question: str, choices: Sequence[str]) -> str:
 class MMLU(BaseBenchmark):
     name = "mmlu"
     group = "knowledge"
-    max_new_tokens = 32
     default_path = "mmlu/test"
     hub_name = "cais/mmlu"
 
@@ -87,9 +106,30 @@ class MMLU(BaseBenchmark):
     @staticmethod
     def _item(index: int, subject: str, question: str, choices: list[str],
               answer: int) -> EvalItem:
+        options = "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, choices,
+                                                                            strict=True))
         return EvalItem(id=str(index), prompt=format_question(subject, question, choices),
                         gold=LETTERS[answer], gold_response=LETTERS[answer],
-                        meta={"subject": subject})
+                        meta={"subject": subject, "text": f"{question}{options}\nAnswer:"})
+
+    def with_shots(self, items: list[EvalItem], shots: int,
+                   data_path: str | Path | None) -> list[EvalItem]:
+        """Hendrycks' `shots`-shot prompt per subject, from the first rows of its dev file
+        (`dev/<subject>_dev.csv` beside the test folder, else the copy under ../shared/data)."""
+        folder = few_shot_dir(data_path, "dev", "mmlu/dev",
+                              "MMLU's dev split (dev/<subject>_dev.csv, the few-shot examples)")
+        headers: dict[str, str] = {}
+        for subject in sorted({item.meta["subject"] for item in items}):
+            dev = self.read_local(folder / f"{subject}_dev.csv")
+            if len(dev) < shots:
+                raise InputError(f"{len(dev)} dev questions, but {shots} shots were asked for",
+                                 path=str(folder / f"{subject}_dev.csv"))
+            examples = "".join(f"{example.meta['text']} {example.gold}\n\n"
+                               for example in dev[:shots])
+            headers[subject] = FEW_SHOT_HEADER.format(subject=_spaced(subject)) + examples
+        return [dataclasses.replace(item, prompt=RawText(headers[item.meta["subject"]]
+                                                         + item.meta["text"]))
+                for item in items]
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
         extracted = extract_letter(completion)
@@ -98,6 +138,12 @@ class MMLU(BaseBenchmark):
     def breakdown(self, items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]]
                   ) -> dict[str, float]:
         return accuracy_by(items, rows, "subject")
+
+
+def _spaced(subject: str) -> str:
+    """" abstract algebra" for abstract_algebra: Hendrycks' `format_subject`, leading space and
+    all, which the kit copies."""
+    return "".join(f" {word}" for word in subject.split("_"))
 
 
 def _answer_index(text: str, path: Path, line: int) -> int:
@@ -111,25 +157,61 @@ def _answer_index(text: str, path: Path, line: int) -> int:
 
 
 def score_mmlu_loglik(model: Any, tokenizer: Any, items: Sequence[EvalItem],
-                      batch_size: int = 8, max_length: int = 2048,
+                      batch_size: int = 8, max_length: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> EvalResult:
     """Each item's prediction is the letter with the highest summed log-probability as the
-    response to its prompt (formatted as `format_prompt` does for this tokenizer). A prompt
-    longer than `max_length` or the model's context is cut from the left, keeping the options."""
+    response to its prompt (formatted as `format_prompt` does for this tokenizer; after a raw
+    few-shot prompt the letter follows a space, " B", as in its examples). A prompt longer than
+    `max_length` (default: the model's context) is cut from the left, keeping the options. When
+    every letter is one token, one forward pass per prompt scores all four."""
     from ..lm.formatting import response_log_likelihood  # torch, only when scoring with a model
 
-    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if context:
-        max_length = min(max_length, context)
-    prompts = [item.prompt for item in items for _ in LETTERS]
-    responses = list(LETTERS) * len(items)
-    sums, _ = response_log_likelihood(model, tokenizer, prompts, responses,
-                                      batch_size=batch_size, max_length=max_length,
-                                      progress=progress)
-    log_likelihoods = sums.reshape(len(items), len(LETTERS))
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 2048
+    max_length = min(max_length or context, context)
+    responses = [[f" {letter}" if isinstance(item.prompt, RawText) else letter
+                  for letter in LETTERS] for item in items]
+    token_ids = [[tokenizer(r, add_special_tokens=False)["input_ids"] for r in row]
+                 for row in responses]
+    if all(len(ids) == 1 for row in token_ids for ids in row):
+        log_likelihoods = _next_token_log_probs(
+            model, tokenizer, [item.model_input() for item in items],
+            [[ids[0] for ids in row] for row in token_ids], batch_size, max_length, progress)
+    else:
+        sums, _ = response_log_likelihood(
+            model, tokenizer, [item.model_input() for item in items for _ in LETTERS],
+            [r for row in responses for r in row], batch_size=batch_size,
+            max_length=max_length, progress=progress)
+        log_likelihoods = sums.reshape(len(items), len(LETTERS))
     rows = []
     for item, scores in zip(items, log_likelihoods, strict=True):
         prediction = LETTERS[int(np.argmax(scores))]
         rows.append({"id": item.id, "correct": prediction == item.gold, "extracted": prediction,
                      "gold": item.gold, "log_likelihoods": [float(s) for s in scores]})
     return MMLU().summarise(list(items), rows)
+
+
+def _next_token_log_probs(model: Any, tokenizer: Any, prompts: Sequence[Any],
+                          token_ids: Sequence[Sequence[int]], batch_size: int, max_length: int,
+                          progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """log P(token | formatted prompt) for each prompt's `token_ids`, right-padded batches."""
+    import torch
+
+    from ..lm.formatting import encode_prompt
+    from ..train.generate import pad_batch
+
+    encoded = [encode_prompt(tokenizer, prompt, max_length - 1) for prompt in prompts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    result = np.zeros((len(prompts), len(token_ids[0])), dtype=np.float64)
+    order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        ids, mask = pad_batch([encoded[index] for index in rows], pad, left=False)
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for row, index in enumerate(rows):
+            last = torch.log_softmax(logits[row, len(encoded[index]) - 1].double(), dim=-1)
+            result[index] = last[list(token_ids[index])].cpu().numpy()
+        if progress:
+            progress(min(start + batch_size, len(order)), len(order))
+    return result

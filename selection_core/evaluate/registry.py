@@ -1,8 +1,7 @@
 """The benchmarks by name, as the CLI and the app refer to them."""
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .base import Benchmark
+from .base import Benchmark, lookup
 from .bbh import BBH
 from .demo import DemoBenchmark
 from .gsm8k import GSM8K
@@ -22,8 +21,4 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark called `name`; a ConfigError lists the valid names."""
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown benchmark '{name}'; choose one of: "
-                          f"{', '.join(BENCHMARKS)}") from None
+    return lookup(BENCHMARKS, name, "benchmark")

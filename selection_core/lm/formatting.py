@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .prompts import Prompt, RawText
 
 IGNORE_INDEX = -100  # label of tokens that are not predicted (prompt, padding); torch's default
 PLAIN_TEMPLATE = "### Instruction:\n{prompt}\n\n### Response:\n"
@@ -26,20 +27,23 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def format_prompt(tokenizer: Any, prompt: str, use_chat_template: bool | None = None) -> str:
+def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool | None = None) -> str:
     """The prompt as the model should see it before the response starts.
 
     `use_chat_template=None` uses the tokenizer's chat template when it has one (instruct
-    models), else the Alpaca-style plain template (base models).
+    models), else the Alpaca-style plain template (base models), applied turn by turn to a chat.
     """
+    if isinstance(prompt, RawText):
+        return str(prompt)
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     if use_chat_template is None:
         use_chat_template = has_chat_template(tokenizer)
     if not use_chat_template:
-        return PLAIN_TEMPLATE.format(prompt=prompt)
+        return "".join(PLAIN_TEMPLATE.format(prompt=m["content"]) if m["role"] == "user"
+                       else f"{m['content']}\n\n" for m in messages)
     if not has_chat_template(tokenizer):
         raise ConfigError("use_chat_template=True but this tokenizer has no chat template")
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                         add_generation_prompt=True, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def special_prefix(tokenizer: Any) -> list[int]:
@@ -86,7 +90,7 @@ def encode_tail(tokenizer: Any, prompt: str, response: str, max_length: int = 51
     return prefix + ids[len(ids) - (max_length - len(prefix)):]
 
 
-def encode_prompt(tokenizer: Any, prompt: str, max_length: int | None = None,
+def encode_prompt(tokenizer: Any, prompt: Prompt, max_length: int | None = None,
                   use_chat_template: bool | None = None) -> list[int]:
     """Token ids of the formatted prompt alone, as training saw it — what generation starts from
     (BOS once; when too long, cut from the left keeping BOS)."""
@@ -148,7 +152,7 @@ def collate(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict
 
 
 @torch.no_grad()
-def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[str],
+def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],
                             responses: Sequence[str], batch_size: int = 8, max_length: int = 512,
                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per example: summed log-probability of the response tokens given the prompt, and their count.

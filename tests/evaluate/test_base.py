@@ -18,12 +18,11 @@ EXPECTED = {"humaneval": "coding", "mbpp": "coding", "gsm8k": "math", "gsm-plus"
             "demo": "demo"}
 
 
-def test_registry_names_groups_and_generation_settings() -> None:
+def test_registry_names_and_groups() -> None:
     assert {name: benchmark.group for name, benchmark in BENCHMARKS.items()} == EXPECTED
     for name, benchmark in BENCHMARKS.items():
         assert isinstance(benchmark, Benchmark) and benchmark.name == name
         assert benchmark.group in GROUPS
-        assert benchmark.max_new_tokens > 0 and isinstance(benchmark.stop, tuple)
     assert get_benchmark("gsm-plus") is BENCHMARKS["gsm-plus"]
     with pytest.raises(ConfigError, match="unknown benchmark 'gsm9k'; choose one of: humaneval"):
         get_benchmark("gsm9k")

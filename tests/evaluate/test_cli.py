@@ -74,3 +74,29 @@ def test_unknown_benchmark_is_rejected_by_the_parser(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         _parser().parse_args(["evaluate", "--benchmark", "gsm9k", "--predictions", "p.jsonl"])
     assert "invalid choice: 'gsm9k'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["humaneval", "mbpp", "gsm8k", "gsm-plus", "math", "bbh",
+                                  "mmlu", "ifeval", "demo"])
+def test_out_file_has_a_verdict_per_item(name: str, tmp_path: Path, shared_data: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Anyone can diff our verdicts against their harness: `per_item` rows with `id` and a
+    boolean `correct`, for every item."""
+    from selection_core.evaluate import get_benchmark
+
+    benchmark = get_benchmark(name)
+    items = benchmark.load(limit=5)
+    predictions = tmp_path / "preds.jsonl"
+    predictions.write_text("".join(
+        json.dumps({benchmark.id_field: item.id, "completion": item.gold_response or "x"}) + "\n"
+        for item in items))
+    out = tmp_path / "out.json"
+    run_evaluate(_parser().parse_args(["evaluate", "--benchmark", name, "--predictions",
+                                       str(predictions), "--out", str(out),
+                                       "--allow-missing"]))
+    saved = json.loads(out.read_text())
+    assert len(saved["per_item"]) == saved["n"] == json.loads(capsys.readouterr().out)["n"]
+    assert all(isinstance(row["id"], str) and isinstance(row["correct"], bool)
+               for row in saved["per_item"])
+    given = {item.id for item in items}
+    assert {row["id"] for row in saved["per_item"] if "missing" not in row} == given

@@ -33,8 +33,11 @@ def _by_id(items: list[EvalItem], task_id: str) -> EvalItem:
 def test_loads_all_164_problems_with_chat_prompts(items: list[EvalItem]) -> None:
     assert len(items) == 164
     assert items[0].id == "HumanEval/0"
-    assert items[0].prompt.startswith("Complete the following Python function.")
-    assert "def has_close_elements(" in items[0].prompt
+    assert items[0].prompt.startswith(  # the UltraInteract/Eurus kit's prompt
+        "Write Python code to solve the task.\nWrite a Python function `has_close_elements("
+        "numbers: List[float], threshold: float) -> bool` to solve the following problem: "
+        "Present code in ```python```\n```python\nfrom typing import List\n")
+    assert items[0].prompt.endswith('    """\n```\n')
     assert items[0].meta == {"entry_point": "has_close_elements"}
 
 

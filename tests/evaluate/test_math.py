@@ -25,7 +25,9 @@ def test_loads_1000_problems_with_boxed_golds(items: list[EvalItem]) -> None:
     assert len(items) == 1000
     assert items[0].gold == "1000000"
     assert items[0].meta == {"level": "Level 2", "type": "Counting & Probability"}
-    assert "\\boxed{}" in items[0].prompt
+    assert items[0].prompt.startswith("Solve the following math problem step-by-step.\n"
+                                      "Simplify your answer as much as possible. Present your "
+                                      "final answer as \\boxed{Your Answer}.\n")
 
 
 @pytest.mark.parametrize("form", [
@@ -58,6 +60,8 @@ def test_a_different_answer_scores_zero(items: list[EvalItem]) -> None:
     ("\\left(1, 2\\right)", "(1,2)"), ("1,000", "1000"), ("10,\\!080", "10080"), ("5.", "5"),
     ("\\$5", "5"), ("50\\%", "50"), ("10.0", "10"), ("\\text{(C)}", "(C)"),
     ("\\sqrt3", "\\sqrt{3}"), ("-\\frac{1}{2}", "-0.5"), ("\\mathbf{v}", "v"),
+    ("(1 + \\sqrt{5})/4", "\\frac{1+\\sqrt5}{4}"), ("\\pi/2", "\\frac{\\pi}{2}"),
+    ("65 children tickets", "65 \\text{ children tickets }"), ("12 marbles", "12"),
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
 ])
 def test_equivalent_forms_match(predicted: str, gold: str) -> None:
@@ -67,7 +71,8 @@ def test_equivalent_forms_match(predicted: str, gold: str) -> None:
 
 @pytest.mark.parametrize(("predicted", "gold"), [
     ("2", "3"), ("\\frac{1}{3}", "0.33"), ("(1,2)", "(2,1)"), ("x+1", "x-1"),
-    ("\\sqrt{2}", "2"), ("-5", "5"), ("[0,1)", "[0,1]"),
+    ("\\sqrt{2}", "2"), ("-5", "5"), ("[0,1)", "[0,1]"), ("(1 + \\sqrt{5})/4", "\\frac{1+\\sqrt5}{2}"),
+    ("2 \\sin x", "2"), ("3 pi", "3"), ("64 children tickets", "65"),
 ])
 def test_different_answers_do_not_match(predicted: str, gold: str) -> None:
     assert not answers_equal(predicted, gold)
@@ -83,3 +88,14 @@ def test_boxed_extraction() -> None:
     assert extract_answer("no answer here") is None
     assert not HendrycksMath().score_item(
         EvalItem("0", "", "5", None, {"level": "1", "type": "x"}), "I don't know")["correct"]
+
+
+def test_strict_score_is_hendrycks_string_match() -> None:
+    item = EvalItem("0", "", "\\frac{1}{2}", None, {"level": "Level 1", "type": "Algebra"})
+    benchmark = HendrycksMath()
+    completions = ["$\\boxed{\\frac12}$", "$\\boxed{2/4}$", "\\boxed{\\frac{2}{4}}", "\\boxed{3}"]
+    rows = [benchmark.score_item(item, text) for text in completions]
+    assert [row["correct"] for row in rows] == [True, True, True, False]
+    assert [row["strict"] for row in rows] == [True, False, False, False]  # lowest terms only
+    result = benchmark.evaluate([item], {"0": completions[1]})
+    assert result.score == 100.0 and result.metrics["strict"] == 0.0

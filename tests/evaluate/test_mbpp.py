@@ -24,8 +24,11 @@ def _by_id(items: list[EvalItem], task_id: str) -> EvalItem:
 def test_loads_the_standard_test_split(items: list[EvalItem]) -> None:
     assert [item.id for item in items] == [str(task_id) for task_id in range(11, 511)]
     first = items[0]
-    assert first.prompt.startswith("Write a python function to remove first and last")
-    assert 'assert remove_Occ("hello","l") == "heo"' in first.prompt
+    assert first.prompt == (  # Austin et al.'s wording as lm-eval's mbpp_instruct, all 3 asserts
+        "You are an expert Python programmer, and here is your task:\nWrite a python function to "
+        "remove first and last occurrence of a given character from the string.\nYour code "
+        'should pass these tests:\nassert remove_Occ("hello","l") == "heo"\n'
+        'assert remove_Occ("abcda","a") == "bcd"\nassert remove_Occ("PHP","P") == "H"')
     assert first.gold["function"] == "remove_Occ"
     assert _by_id(items, "126").gold["function"] == "sum"  # it shadows the builtin
 

@@ -2,6 +2,7 @@
 agrees with a hand computation on a tiny model."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from selection_core.evaluate.mmlu import (
     format_question,
     score_mmlu_loglik,
 )
-from selection_core.lm.formatting import format_prompt
+from selection_core.lm.formatting import format_prompt, special_prefix
+from selection_core.lm.prompts import RawText
 from selection_core.lm.loading import load_causal_lm
 from selection_core.lm.tiny import build_tiny_causal_lm
 
@@ -51,7 +53,10 @@ def test_gold_letters_score_100_and_shifted_letters_0(items: list[EvalItem]) -> 
 @pytest.mark.parametrize(("completion", "letter"), [
     ("B", "B"), ("(C)", "C"), ("Answer: D", "D"), ("The answer is (A).", "A"),
     ("answer is **B**", "B"), ("A. Paris", "A"), ("A good choice is C.", "C"),
-    ("I think it is D because", "D"), ("Answer:\nB", "B"), ("none of these", None), ("b", None),
+    ("I think it is D because", "D"), ("Answer:\nB", "B"), ("none of these", None),
+    ("b", "B"), ("(c)", "C"), ("The answer is d.", "D"), ("the answer is a bit unclear: B", "B"),
+    ("It is either D or B, but on balance I would choose B.", "B"),
+    ("It is either D or B.", None),  # two letters, no choice: no answer
 ])
 def test_letter_extraction(completion: str, letter: str | None) -> None:
     assert extract_letter(completion) == letter
@@ -70,9 +75,25 @@ def test_bad_answer_column_is_located(tmp_path: Path) -> None:
         MMLU().load(path)
 
 
+def test_five_shot_prompt_is_hendrycks_raw_text(shared_data: Path) -> None:
+    items = MMLU().load(shots=5, limit=3)
+    item = items[0]
+    subject = item.meta["subject"]
+    assert isinstance(item.prompt, RawText) and item.model_input() is item.prompt
+    header = ("The following are multiple choice questions (with answers) about  "
+              f"{subject.replace('_', ' ')}.\n\n")
+    assert item.prompt.startswith(header) and item.prompt.endswith(item.meta["text"])
+    dev = MMLU().load(shared_data / "mmlu" / "dev" / f"{subject}_dev.csv")
+    shots = item.prompt[len(header):-len(item.meta["text"])].split("\n\n")
+    assert shots[:5] == [f"{example.meta['text']} {example.gold}" for example in dev]
+    assert item.meta["text"].endswith("\nAnswer:")
+
+
 def _manual_log_likelihood(model, tokenizer, prompt: str, response: str) -> float:
     """Summed log-probability of `response` after the formatted prompt, computed directly."""
     prompt_ids = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    if isinstance(prompt, RawText):  # no template: the tokenizer's BOS comes first
+        prompt_ids = special_prefix(tokenizer) + prompt_ids
     assert prompt_ids[0] == tokenizer.bos_token_id  # the chat template wrote BOS
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt_ids + response_ids])
@@ -97,6 +118,12 @@ def test_log_likelihood_scoring_matches_a_hand_computation(tmp_path: Path) -> No
     for item, row in zip(items, result.per_item, strict=True):
         manual = [_manual_log_likelihood(model, tokenizer, item.prompt, letter)
                   for letter in LETTERS]
+        raw = RawText(f"Q?\n{item.prompt}")  # a few-shot prompt: the letter follows a space
+        raw_result = score_mmlu_loglik(model, tokenizer, [dataclasses.replace(item, prompt=raw)])
+        np.testing.assert_allclose(
+            raw_result.per_item[0]["log_likelihoods"],
+            [_manual_log_likelihood(model, tokenizer, raw, f" {letter}") for letter in LETTERS],
+            rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(row["log_likelihoods"], manual, rtol=1e-4, atol=1e-4)
         assert len(set(np.round(manual, 6))) > 1  # the options really differ
         assert row["extracted"] == LETTERS[int(np.argmax(manual))]

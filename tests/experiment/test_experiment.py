@@ -1,6 +1,7 @@
 """The experiment runner (select → train → evaluate → results) and the results tables."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from selection_core.cli import main
 from selection_core.errors import InputError
-from selection_core.experiment import load_experiment_config, load_results
+from selection_core.experiment import PAPER_LORA, load_experiment_config, load_results
 from selection_core.results import balance_figure, benchmark_table, sub_scores, to_html, \
     to_latex, to_markdown
 
@@ -37,6 +38,10 @@ eval_per_round = 6
 max_new_tokens = 6
 
 [train]
+r = 8
+alpha = 16
+epochs = 1
+grad_accumulation = 1
 batch_size = 16
 max_steps = 2
 max_length = 128
@@ -74,6 +79,24 @@ def test_shipped_configs_parse() -> None:
     for path in sorted((REPO / "configs").glob("*.toml")):
         config = load_experiment_config(path)
         assert config.benchmarks and config.methods, path
+        if path.name.startswith("gpu_"):  # the papers' settings, and which paper they follow
+            assert path.read_text().startswith("# Follows: BIDS (Dai et al. 2025, A.2)")
+            assert config.protocol == "papers" and config.random_seeds == 2
+            assert dataclasses.replace(config.lora, dtype=None) == PAPER_LORA
+        else:  # CPU demos use the named fast protocol, never silently the papers' defaults
+            assert config.protocol == "cpu-demo"
+
+
+def test_defaults_are_the_papers(tmp_path: Path) -> None:
+    config = load_experiment_config(write_config(tmp_path, 'name = "x"\nmodel = "m"\n'))
+    assert config.protocol == "papers" and config.random_seeds == 2
+    lora = config.lora
+    assert (lora.r, lora.alpha, lora.dropout, lora.epochs) == (128, 512, 0.1, 2)
+    assert lora.batch_size * lora.grad_accumulation == 128
+    assert lora.lr_scheduler == "cosine" and lora.warmup_ratio > 0 and lora.target_modules is None
+    changed = load_experiment_config(write_config(tmp_path, 'name = "x"\nmodel = "m"\n'
+                                                            '[train]\nepochs = 4\n'))
+    assert changed.lora == dataclasses.replace(PAPER_LORA, epochs=4)  # the rest stays BIDS's
 
 
 @pytest.mark.slow
@@ -83,28 +106,32 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     assert main(["experiment", "--config", str(config), "--run", str(run)]) == 0
     printed = capsys.readouterr().out
     assert "| budget | method |" in printed and "kmq" in printed
+    assert "*Protocol: papers (max_new_tokens=8) — BIDS A.2" in printed
+    assert "random: mean of 2 seeds" in printed
     table = pd.read_csv(run / "results.csv")
     assert set(table["method"]) == {"base", "random", "kmq", "iterative-kmq"}
+    assert sorted(table.loc[table["method"] == "random", "seed"].unique()) == [0, 1]
     assert set(table["benchmark"]) == {"demo", "gsm8k"}
     assert table["score"].between(0, 100).all()
     assert (table["n"] == 6).all()
-    selected = [json.loads(line) for line in
-                (run / "selections" / "kmq-b48.jsonl").read_text().splitlines()]
+    [selection] = (run / "selections").glob("kmq-b48-*.jsonl")
+    selected = [json.loads(line) for line in selection.read_text().splitlines()]
     assert len(selected) == 48
-    predictions = (run / "results" / "kmq-b48" / "gsm8k.predictions.jsonl").read_text()
-    assert len(predictions.splitlines()) == 6
-    adapter = run / "models" / "kmq-b48" / "adapter" / "adapter_model.safetensors"
+    [predictions] = (run / "results" / "kmq-b48").glob("gsm8k-*.predictions.jsonl")
+    assert len(predictions.read_text().splitlines()) == 6
+    [adapter] = (run / "models").glob("kmq-b48-*/adapter/adapter_model.safetensors")
     stamp = adapter.stat().st_mtime_ns
     assert main(["experiment", "--config", str(config), "--run", str(run)]) == 0  # all cached
     assert adapter.stat().st_mtime_ns == stamp
+    assert not any(step["computed"] for step in json.loads((run / "steps.json").read_text()))
     results = load_results([run])
-    assert len(results) == 8 and "metrics" in results.columns
+    assert len(results) == 10 and "metrics" in results.columns
     skills = sub_scores(results, "demo", "skill/")
     assert list(skills.index.get_level_values("method")) == ["base", "random", "kmq",
                                                               "iterative-kmq"]
-    iterative = [json.loads(line) for line in
-                 (run / "selections" / "iterative-kmq-b48.jsonl").read_text().splitlines()]
-    assert len(iterative) == 48 and {r["round"] for r in iterative} == {1, 2}
+    [iterative] = (run / "selections").glob("iterative-kmq-b48-*.jsonl")
+    rows = [json.loads(line) for line in iterative.read_text().splitlines()]
+    assert len(rows) == 48 and {r["round"] for r in rows} == {1, 2}
 
 
 def fake_results() -> pd.DataFrame:
@@ -167,3 +194,20 @@ def test_evaluate_cli_contract_through_python_m(shared_data: Path, tmp_path: Pat
                             env=env, cwd=REPO, timeout=300)
     assert result.returncode == 2 and "99999" in result.stderr and "Traceback" not in \
         result.stderr
+
+
+def test_tables_name_their_protocol_and_average_random_seeds() -> None:
+    results = fake_results().assign(protocol="papers", seed=pd.NA)
+    twin = results[results["method"] == "random"].assign(seed=1, score=lambda f: f["score"] + 10)
+    results.loc[results["method"] == "random", "seed"] = 0
+    table = benchmark_table(pd.concat([results, twin], ignore_index=True))
+    assert table.scores.loc[(100, "random"), ("coding", "humaneval")] == pytest.approx(36.0)
+    assert table.caption.startswith("Protocol: papers — BIDS A.2") and \
+        "random: mean of 2 seeds" in table.caption
+    for export in (to_markdown(table), to_latex(table), to_html(table)):
+        assert "Protocol: papers" in export
+    mixed = pd.concat([results, results.assign(protocol="cpu-demo")], ignore_index=True)
+    with pytest.raises(ValueError, match="several evaluation protocols"):
+        benchmark_table(mixed)
+    assert "Protocol: cpu-demo — fast CPU demo, NOT the papers' protocol" in \
+        to_markdown(benchmark_table(mixed, protocol="cpu-demo"))
