@@ -13,6 +13,7 @@ from selection_core.viz.figures import length_histograms, source_counts
 UPLOAD_TYPES = ["jsonl", "gz", "json", "csv", "parquet"]
 PREVIEW_ROWS = 5
 
+ui.require_app_frame()
 st.title("Data")
 
 # ----------------------------------------------------------------------------- choosing a pool

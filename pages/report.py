@@ -8,6 +8,7 @@ from selection_core.config import KMeansConfig, ScorerConfig
 from selection_core.errors import SelectionError
 from selection_core.report import figures_png_zip, run_report
 
+ui.require_app_frame()
 st.title("Report")
 store = ui.require_ready_run()
 if store is None:

@@ -21,8 +21,9 @@ METHOD_HELP = {
     "quality-top": "the highest-quality rows overall (no diversity)",
 }
 
+ui.require_app_frame()
 st.title("Selection")
-store = ui.require_ready_run()
+store = ui.require_ready_run(first_view=True)
 if store is None:
     st.stop()
 view = ui.run_view(store)
@@ -120,14 +121,16 @@ if "is_noise" in pool.columns:
     st.caption("noise share: rows of the demo pool known to be low quality (wrong, truncated, "
                "empty, duplicated or off-topic) — ground truth the methods never see.")
 
+# the cluster composition gets the full width: up to MAX_GROUPS clusters × (pool + selections)
+st.plotly_chart(selection_composition(labels, chosen, by="cluster"), key="comp_cluster")
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(selection_composition(labels, chosen, by="cluster"), key="comp_cluster")
-    if len(chosen) > 1:
-        st.plotly_chart(overlap_heatmap(jaccard_matrix(chosen)), key="overlap")
-with right:
     st.plotly_chart(selection_composition(pool["source"], chosen, by="source"), key="comp_source")
+with right:
     st.plotly_chart(quality_distribution(quality, chosen), key="quality_dist")
+if len(chosen) > 1:
+    overlap_col, _ = st.columns(2, gap="large")
+    overlap_col.plotly_chart(overlap_heatmap(jaccard_matrix(chosen)), key="overlap")
 
 st.subheader("Download")
 for i, name in enumerate(names):
