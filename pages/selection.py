@@ -8,7 +8,7 @@ from selection_core import jobs, pipeline
 from selection_core.config import SCORERS, SELECTION_METHODS, KMeansConfig, ScorerConfig, \
     SelectionConfig
 from selection_core.errors import SelectionError
-from selection_core.report import NamedSelection
+from selection_core.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
 from selection_core.viz.figures import overlap_heatmap, quality_distribution, \
     selection_composition
@@ -76,10 +76,7 @@ if submitted:
         config = SelectionConfig(method=method, budget=budget, k=view.k, tau=float(tau),
                                  seed=int(seed), scorer=scorer)
         rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
-        name = f"{method} · k={view.k} · {budget} rows" + (f" · τ={tau:g}" if method == "kmq"
-                                                         else "")
-        name += f" · seed {seed}" if method in ("kmq", "kmeans-random", "random") else ""
-        name += f" · {scorer}" if scorer != "heuristic" else ""
+        name = describe_selection(config.to_dict())
         made[name] = NamedSelection(name, rows, {**config.to_dict(),
                                                  "scorer_model": scorer_config.model})
         st.session_state.compare = list(made)[-4:]  # the new selection joins the comparison
