@@ -159,10 +159,10 @@ def _prepare_args(store: RunStore) -> list[str]:
 
 
 STEP_LABELS = {"embed": "embedding prompts", "quality": "scoring quality",
-               "sweep": f"clustering at k ≤ {pipeline.FIRST_PASS_MAX_K} (first pass)",
+               "sweep": "clustering at the common k (powers of two)",
                "quick_map": "placing the quick map (PCA)",
-               "sweep_rest": "clustering at the remaining k",
-               "umap": "projecting the map (UMAP)"}
+               "umap": "projecting the map (UMAP)",
+               "sweep_rest": "clustering at the remaining k"}
 
 
 def _preparation_progress(store: RunStore, status: jobs.JobStatus) -> tuple[float, str]:
@@ -335,4 +335,6 @@ def assets_path(name: str) -> Path:
 
 
 if __name__ == "__main__":  # Streamlit runs this file as a page when /ui is the first request
-    require_app_frame()
+    from pages import _ui  # the imported module, whose frame the pages check
+
+    _ui.require_app_frame()

@@ -316,15 +316,16 @@ def map_coordinates(store: RunStore, config: UMAPConfig = UMAPConfig()
     return (projection(store, config) if kind == "umap" else quick_map(store)), kind
 
 
-FIRST_PASS_MAX_K = 32  # the sweep's first pass: cheap k values, where most silhouette optima lie
-PREPARE_STEPS = ("embed", "quality", "sweep", "quick_map", "sweep_rest", "umap")
+PREPARE_STEPS = ("embed", "quality", "sweep", "quick_map", "umap", "sweep_rest")
 FIRST_VIEW_STEPS = 4  # after these, the app can show the pool (map, curves, clusters, scores)
 
 
 def first_pass_ks(ks: Sequence[int]) -> tuple[int, ...]:
-    """The k values swept first: those up to FIRST_PASS_MAX_K (else the smallest one)."""
+    """The k values swept first: the common ones — powers of two, spanning the whole range so
+    the recommended k rarely moves when the rest arrives — else every other k."""
     ks = tuple(sorted(set(int(k) for k in ks)))
-    return tuple(k for k in ks if k <= FIRST_PASS_MAX_K) or ks[:1]
+    powers = tuple(k for k in ks if k & (k - 1) == 0)
+    return powers if len(powers) >= 3 else ks[::2]
 
 
 def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
@@ -335,12 +336,13 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
 
     The steps (PREPARE_STEPS) are ordered so the app can show the pool early: after the first
     FIRST_VIEW_STEPS — embeddings, quality scores, the sweep's first pass (`first_pass_ks`) and
-    the instant PCA placement — it draws the map, the curves and the clusters; the full sweep
-    and the UMAP map then replace the partial curves and the placement. The final files are
-    those of a one-pass preparation.
+    the instant PCA placement — it draws the map, the curves and the clusters; the UMAP map and
+    the full sweep then replace the placement and the partial curves. The final files are those
+    of a one-pass preparation (the full sweep refits the first pass's k: seconds, in the
+    background, for one sweep.csv from one run).
 
-    `progress(stage, done, total)` is called per row (embedding) or per k (sweep); the overall
-    step is written to `progress/prepare.json` for the app.
+    `progress(stage, done, total)` is called per row (embedding), per k (sweep) or per map; the
+    overall step is written to `progress/prepare.json` for the app.
     """
     n_rows = len(load_run_pool(store))
     ks = tuple(ks) if ks else default_ks(n_rows)
@@ -362,8 +364,10 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
     sweep(store, SweepConfig(ks=first), progress=step("sweep"))
     step("quick_map")
     quick_map(store)
-    if set(first) != set(ks):  # refits the first pass's k too (cheap), so sweep.csv is one run
-        sweep(store, SweepConfig(ks=ks), progress=step("sweep_rest"))
-    step("umap")
+    umap_progress = step("umap")
+    umap_progress(0, 1)
     projection(store, umap_config)
+    umap_progress(1, 1)
+    if set(first) != set(ks):
+        sweep(store, SweepConfig(ks=ks), progress=step("sweep_rest"))
     store.write_progress("prepare", len(PREPARE_STEPS), len(PREPARE_STEPS), "done")

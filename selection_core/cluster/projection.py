@@ -40,15 +40,20 @@ def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
     return np.asarray(coords, dtype=np.float32)
 
 
-def pca_2d(X: np.ndarray) -> np.ndarray:
+def pca_2d(X: np.ndarray, chunk_rows: int = 16_384) -> np.ndarray:
     """(n, 2) float32: the rows on their two principal axes — a linear map that costs one pass
     over the data, shown until the UMAP map is ready. Each axis is oriented so that its largest
-    coordinate is positive: the same embeddings always give the same picture."""
-    X = as_float32_matrix(X).astype(np.float64)
-    centred = X - X.mean(axis=0)
-    # eigenvectors of the d×d scatter matrix: O(n·d²), cheaper than an SVD of the n×d matrix
-    _, vectors = np.linalg.eigh(centred.T @ centred)
-    coords = centred @ vectors[:, ::-1][:, :2]
+    coordinate is positive: the same embeddings always give the same picture. Works in chunks,
+    so memory beyond the input stays O(chunk_rows · d + d²) for million-row pools."""
+    X = as_float32_matrix(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, len(X), chunk_rows):  # eigenvectors of the d×d scatter matrix
+        part = X[start:start + chunk_rows] - mean
+        scatter += part.T @ part
+    axes = np.linalg.eigh(scatter)[1][:, ::-1][:, :2]
+    coords = np.concatenate([(X[start:start + chunk_rows] - mean) @ axes
+                             for start in range(0, len(X), chunk_rows)])
     if coords.shape[1] < 2:  # one-dimensional input: a flat map
         coords = np.column_stack([coords, np.zeros(len(coords))])
     extremes = coords[np.abs(coords).argmax(axis=0), np.arange(2)]

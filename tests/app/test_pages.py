@@ -68,13 +68,13 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
         pass
 
     def stop_before_the_rest(stage: str, done: int, total: int) -> None:
-        if stage in ("sweep_rest", "umap"):
+        if stage in ("umap", "sweep_rest"):
             raise Interrupted
 
     with pytest.raises(Interrupted):  # the preparation as far as its first view
-        pipeline.prepare(store, ks=(3, 6, 40), progress=stop_before_the_rest)
+        pipeline.prepare(store, ks=(2, 3, 4, 6, 8), progress=stop_before_the_rest)
     assert pipeline.map_kind(store) == "pca"
-    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [3, 6]
+    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 4, 8]  # the common k
     running = jobs.JobStatus("prepare", "running", None, "", "", time.time())
     monkeypatch.setattr(jobs, "job_status", lambda _store, _name: running)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -91,9 +91,9 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
     assert any("Step 5 of 6" in p.proto.text for p in at.get("progress"))
 
     monkeypatch.undo()
-    pipeline.prepare(store, ks=(3, 6, 40))  # the rest: the full sweep and the UMAP map
+    pipeline.prepare(store, ks=(2, 3, 4, 6, 8))  # the rest: the UMAP map and the full sweep
     assert pipeline.map_kind(store) == "umap"
-    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [3, 6, 40]
+    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 3, 4, 6, 8]
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["run_dir"] = str(store.root)
     at.run()

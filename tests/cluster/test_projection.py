@@ -10,7 +10,8 @@ from selection_core.cluster.projection import pca_2d
 def test_pca_2d_matches_scikit_learn_up_to_the_sign_of_each_axis() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 32)) @ rng.normal(size=(32, 32))  # correlated columns
-    ours = pca_2d(X)
+    ours = pca_2d(X, chunk_rows=64)  # several chunks
+    np.testing.assert_allclose(ours, pca_2d(X), rtol=1e-5, atol=1e-5)
     reference = PCA(n_components=2).fit_transform(X)
     assert ours.shape == (500, 2) and ours.dtype == np.float32
     for axis in range(2):
