@@ -310,7 +310,8 @@ def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray]
     Bars side by side make over- and under-sampled groups obvious. Readable at any k: the groups
     with the largest share (in the pool or in any selection) are shown, largest pool share first,
     at most `max_groups` of them (by default as many as MAX_BARS bars allow, ≤ MAX_GROUPS); the
-    rest are summed into one "other" bar. Selections get short names (the full name on hover).
+    rest are summed into "other", drawn in a narrow panel of its own so that its (large) share
+    does not flatten the rest. Selections get short names (the full name on hover).
     """
     groups = pd.Series(np.asarray(groups)).astype(str)
     names = list(selections)
@@ -322,31 +323,43 @@ def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray]
     ranked = table.max(axis=1).sort_values(ascending=False, kind="stable").index
     shown = table.loc[ranked if len(ranked) <= limit + 1 else ranked[:limit]]
     shown = shown.sort_values(0, ascending=False, kind="stable")
-    rest = table.drop(index=shown.index)
-    ticks = list(shown.index)
-    if len(rest):
-        shown = pd.concat([shown, rest.sum().to_frame(f"other ({len(rest)} {by}s)").T])
-        ticks.append("other")
-    keys = list(shown.index)
+    rest = table.drop(index=shown.index).sum()
+    n_rest = len(table) - len(shown)
+    fig = make_subplots(rows=1, cols=2 if n_rest else 1, horizontal_spacing=0.04,
+                        column_widths=[0.9, 0.1] if n_rest else None)
     labels, shared = short_names(names)
-    fig = go.Figure(go.Bar(x=keys, y=shown[0].to_numpy(), name="pool", marker=dict(color=MUTED),
-                           hovertemplate="%{x}: %{y:.1%} of the pool<extra></extra>"))
-    for i, (name, label) in enumerate(zip(names, labels)):
-        fig.add_trace(go.Bar(x=keys, y=shown[i + 1].to_numpy(), name=label,
-                             marker=dict(color=color_for(i)), customdata=shown[0].to_numpy(),
-                             hovertemplate=f"%{{x}}: %{{y:.1%}} of {html.escape(str(name))} "
-                                           "(pool: %{customdata:.1%})<extra></extra>"))
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom",
-                                                   x=0, xanchor="left"))
-    fig.update_yaxes(title_text="share of rows", tickformat=".0%")
-    fig = _layout(fig, title or f"Composition by {by}: selections vs the pool", height=440)
-    slot = _plot_width(fig) / len(keys)
-    fig.update_xaxes(type="category", tickvals=keys, tickangle=0,
-                     ticktext=[fit_label(str(t), slot) for t in ticks],
-                     title_text=by if not len(rest) else
-                     f"{by} — the {len(ticks) - 1} with the largest share, {len(rest)} more in "
-                     "'other'")
-    return _subtitle(fig, shared, top=110)
+    columns = [("pool", "the pool", MUTED)] + [
+        (label, name, color_for(i)) for i, (name, label) in enumerate(zip(names, labels))]
+    other = f"the other {n_rest} {by}s"
+    for column, (label, full, colour) in enumerate(columns):
+        vs_pool = "" if column == 0 else " (pool: %{customdata:.1%})"
+        fig.add_trace(go.Bar(x=list(shown.index), y=shown[column].to_numpy(), name=label,
+                             legendgroup=label, marker=dict(color=colour),
+                             customdata=shown[0].to_numpy(),
+                             hovertemplate=f"%{{x}}: %{{y:.1%}} of {html.escape(str(full))}"
+                                           f"{vs_pool}<extra></extra>"), row=1, col=1)
+        if n_rest:
+            fig.add_trace(go.Bar(x=["other"], y=[rest[column]], name=label, legendgroup=label,
+                                 showlegend=False, marker=dict(color=colour),
+                                 customdata=[rest[0]],
+                                 hovertemplate=f"{other}: %{{y:.1%}} of "
+                                               f"{html.escape(str(full))}{vs_pool}<extra></extra>"),
+                          row=1, col=2)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=-0.2,
+                                                   yanchor="top"))
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="share of rows", row=1, col=1)
+    fig = _layout(fig, title or f"Composition by {by}: selections vs the pool", height=460)
+    slot = _plot_width(fig) * (fig.layout.xaxis.domain[1] - fig.layout.xaxis.domain[0]) \
+        / max(len(shown), 1)
+    fig.update_xaxes(type="category", tickangle=0, tickvals=list(shown.index),
+                     ticktext=[fit_label(str(g), slot) for g in shown.index], row=1, col=1,
+                     title_text=by if not n_rest else
+                     f"{by} — the {len(shown)} with the largest share")
+    if n_rest:
+        fig.update_xaxes(type="category", tickangle=0, title_text=f"+{n_rest} more",
+                         row=1, col=2)
+    return _subtitle(fig, shared, top=90)
 
 
 def _subtitle(fig: go.Figure, shared: str, top: int) -> go.Figure:

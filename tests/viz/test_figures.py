@@ -129,19 +129,23 @@ def test_composition_stays_readable_from_k2_to_k2048(k: int) -> None:
     labels[rng.choice(n_rows, 12, replace=False)] = k - 1  # small in the pool
     selections = long_named_selections(n_rows, k, labels)
     fig = selection_composition(labels, selections, by="cluster")
-    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    bars = [t for t in fig.data if t.xaxis == "x"]  # the main panel: one trace per column
+    others = [t for t in fig.data if t.xaxis == "x2"]  # "other", in a panel of its own
     groups = list(bars[0].x)
-    assert sum(len(t.x) for t in bars) <= MAX_BARS
-    assert len(groups) <= min(len(np.unique(labels)), MAX_GROUPS + 1)
-    for trace in bars:  # every share is accounted for: the groups left out are in "other"
-        assert sum(trace.y) == pytest.approx(1.0)
-    pool = list(bars[0].y[:-1] if groups[-1].startswith("other") else bars[0].y)
-    assert pool == sorted(pool, reverse=True)  # sorted by share
-    if len(np.unique(labels)) > MAX_GROUPS + 1:
-        assert groups[-1].startswith("other")
+    assert sum(len(t.x) for t in fig.data) <= MAX_BARS
+    assert len(groups) <= min(len(np.unique(labels)), MAX_GROUPS)
+    many = len(np.unique(labels)) > MAX_GROUPS + 1
+    assert len(others) == (len(bars) if many else 0)
+    for i, trace in enumerate(bars):  # every share is accounted for: the rest is in "other"
+        assert sum(trace.y) + (others[i].y[0] if others else 0) == pytest.approx(1.0)
+    assert list(bars[0].y) == sorted(bars[0].y, reverse=True)  # sorted by share
+    if many:
         pool_rank = list(pd.Series(labels).value_counts().index).index(k - 1)
         assert pool_rank > MAX_GROUPS and str(k - 1) in groups  # over-sampled: kept in view
-    slot = (FULL_WIDTH - fig.layout.margin.l - fig.layout.margin.r) / len(groups)
+        assert {t.yaxis for t in others} == {"y2"}  # its own scale: it never flattens the rest
+    domain = fig.layout.xaxis.domain
+    slot = (FULL_WIDTH - fig.layout.margin.l - fig.layout.margin.r) * (domain[1] - domain[0]) \
+        / len(groups)
     assert fig.layout.xaxis.tickangle == 0
     assert all(text_px(tick, fig) <= slot for tick in fig.layout.xaxis.ticktext)
     names = [t.name for t in bars[1:]]
@@ -155,9 +159,11 @@ def test_composition_by_source_cuts_long_source_names_to_their_slot() -> None:
     sources = np.array([f"a_very_long_dataset_name_number_{i}.jsonl.gz" for i in range(25)])
     groups = sources[np.random.default_rng(0).integers(0, 25, 2000)]
     fig = selection_composition(groups, {"kmq": np.arange(300)}, by="source")
-    slot = (FULL_WIDTH - fig.layout.margin.l - fig.layout.margin.r) / len(fig.data[0].x)
+    domain = fig.layout.xaxis.domain
+    slot = (FULL_WIDTH - fig.layout.margin.l - fig.layout.margin.r) * (domain[1] - domain[0]) \
+        / len(fig.data[0].x)
     assert all(text_px(tick, fig) <= slot for tick in fig.layout.xaxis.ticktext)
-    assert all(len(x) > len(t) for x, t in zip(fig.data[0].x[:-1], fig.layout.xaxis.ticktext))
+    assert all(len(x) > len(t) for x, t in zip(fig.data[0].x, fig.layout.xaxis.ticktext))
 
 
 def test_short_names_drop_what_all_share_and_stay_distinct() -> None:
