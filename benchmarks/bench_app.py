@@ -130,12 +130,19 @@ def open_clusters_page(browser, url: str, until_complete: bool) -> tuple[float, 
     return usable, complete, first_map
 
 
-def stage_seconds(root: Path, n: int) -> str:
+def stage_seconds(root: Path, n: int) -> tuple[str, float]:
+    """The run's stage timings, and what the progressive order adds to a one-pass preparation
+    (the first sweep pass, refitted by the full sweep, and the quick map)."""
     from selection_core.store import RunStore
 
-    stages = RunStore(root / "workspace" / "runs" / f"demo-n{n}-s0").manifest()["stages"]
-    return ", ".join(f"{name} {info.get('seconds', 0):.1f} s" for name, info in stages.items()
+    store = RunStore(root / "workspace" / "runs" / f"demo-n{n}-s0")
+    stages = store.manifest()["stages"]
+    sweep = pd.read_csv(store.path("sweep.csv"))
+    first = sweep[sweep["k"].isin(pipeline.first_pass_ks(sweep["k"]))]["seconds"].sum()
+    added = first + stages.get("quick_map", {}).get("seconds", 0.0)
+    text = ", ".join(f"{name} {info.get('seconds', 0):.1f} s" for name, info in stages.items()
                      if name in ("embed", "quality:heuristic", "sweep", "quick_map", "umap"))
+    return f"{text} (full sweep; its first-pass k took {first:.1f} s of it)", added
 
 
 def browser_first_start(n: int, cold_runs: int, warm_runs: int) -> None:
@@ -156,12 +163,15 @@ def browser_first_start(n: int, cold_runs: int, warm_runs: int) -> None:
                 before = load()
                 usable, complete, first_map = open_clusters_page(
                     browser, f"http://127.0.0.1:{server.port}", until_complete=True)
+                stages, added = stage_seconds(root, n)
+                baseline = complete - added  # a one-pass preparation: when the page used to show
                 print(f"cold start #{run + 1}: usable Clusters page after {usable:.1f} s "
-                      f"({first_map}); complete (full sweep, UMAP map) after {complete:.1f} s "
-                      f"= the baseline, when the page used to show anything → shown "
-                      f"×{complete / usable:.1f} sooner (goal < 30 s) — {before}, "
+                      f"({first_map}; goal < 30 s); complete (UMAP map, full sweep) after "
+                      f"{complete:.1f} s. Baseline: the one-pass preparation the page used to "
+                      f"wait for, ≈ {baseline:.1f} s (complete − {added:.1f} s the progressive "
+                      f"order adds) → usable ×{baseline / usable:.1f} sooner — {before}, "
                       f"after: {load()}")
-                print(f"    stages: {stage_seconds(root, n)}")
+                print(f"    stages: {stages}")
                 for warm in range(warm_runs):
                     server.stop()
                     server = AppServer(root, n)  # a new process: Streamlit's caches are empty

@@ -159,7 +159,7 @@ def _prepare_args(store: RunStore) -> list[str]:
 
 
 STEP_LABELS = {"embed": "embedding prompts", "quality": "scoring quality",
-               "sweep": "clustering at the common k (powers of two)",
+               "sweep": "clustering at the common k first",
                "quick_map": "placing the quick map (PCA)",
                "umap": "projecting the map (UMAP)",
                "sweep_rest": "clustering at the remaining k"}

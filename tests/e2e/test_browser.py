@@ -280,6 +280,8 @@ def fresh_servers(prepared_workspace: Path) -> Iterator[dict[str, Server]]:
     for server in servers.values():
         server.wait_listening()
     yield servers
+    for server in servers.values():  # all at once: each takes a few seconds to shut down
+        server.process.terminate()
     for server in servers.values():
         server.stop()
 
