@@ -69,8 +69,10 @@ with map_col:
                             selection_mode=("lasso", "box", "points"))
     placement = "UMAP map" if map_kind == "umap" else \
         "Quick map (PCA of the embeddings; the UMAP map replaces it when ready)"
+    legend = any(trace.showlegend is not False for trace in figure.data)
     st.caption(f"{placement} · {len(pool)} prompts · k={k}: {labels.max() + 1} clusters · drag a "
-               "lasso or a box to read the chosen prompts; click a legend entry to hide a group.")
+               "lasso or a box to read the chosen prompts"
+               + ("; click a legend entry to hide a group." if legend else "."))
 
 lassoed = selected_row_positions(event)
 if lassoed:
