@@ -159,10 +159,10 @@ def _prepare_args(store: RunStore) -> list[str]:
 
 
 STEP_LABELS = {"embed": "embedding prompts", "quality": "scoring quality",
-               "sweep": "clustering at the common k first",
+               "sweep": f"clustering at k = 2, 4, … {pipeline.FIRST_PASS_MAX_K} first",
                "quick_map": "placing the quick map (PCA)",
-               "umap": "projecting the map (UMAP)",
-               "sweep_rest": "clustering at the remaining k"}
+               "sweep_rest": "clustering at every k",
+               "umap": "projecting the map (UMAP)"}
 
 
 def _preparation_progress(store: RunStore, status: jobs.JobStatus) -> tuple[float, str]:

@@ -74,7 +74,7 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
     with pytest.raises(Interrupted):  # the preparation as far as its first view
         pipeline.prepare(store, ks=(2, 3, 4, 6, 8), progress=stop_before_the_rest)
     assert pipeline.map_kind(store) == "pca"
-    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 4, 8]  # the common k
+    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 4, 8]  # the first pass
     running = jobs.JobStatus("prepare", "running", None, "", "", time.time())
     monkeypatch.setattr(jobs, "job_status", lambda _store, _name: running)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -91,7 +91,7 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
     assert any("Step 5 of 6" in p.proto.text for p in at.get("progress"))
 
     monkeypatch.undo()
-    pipeline.prepare(store, ks=(2, 3, 4, 6, 8))  # the rest: the UMAP map and the full sweep
+    pipeline.prepare(store, ks=(2, 3, 4, 6, 8))  # the rest: the full sweep and the UMAP map
     assert pipeline.map_kind(store) == "umap"
     assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 3, 4, 6, 8]
     at = AppTest.from_file(APP, default_timeout=120)
