@@ -284,10 +284,14 @@ def default_ks(n_rows: int) -> tuple[int, ...]:
     return tuple(k for k in K_GRID if k <= min(upper, n_rows - 1))
 
 
+def quick_map_path(store: RunStore) -> Path:
+    return store.path("quick_map", f"{embedding_key(store)[:10]}.npy")
+
+
 def quick_map(store: RunStore) -> np.ndarray:
     """The instant 2-D placement (PCA) of the current embeddings, cached; the app shows it until
     the UMAP map is ready."""
-    path = store.path("quick_map", f"{embedding_key(store)[:10]}.npy")
+    path = quick_map_path(store)
     if path.exists():
         return read_npy(path)
     with store.stage("quick_map", {"method": "pca"}):
@@ -304,7 +308,7 @@ def map_kind(store: RunStore, config: UMAPConfig = UMAPConfig()) -> str | None:
         return None
     if umap_path(store, config).exists():
         return "umap"
-    return "pca" if store.exists("quick_map", f"{embedding_key(store)[:10]}.npy") else None
+    return "pca" if quick_map_path(store).exists() else None
 
 
 def map_coordinates(store: RunStore, config: UMAPConfig = UMAPConfig()
@@ -318,14 +322,13 @@ def map_coordinates(store: RunStore, config: UMAPConfig = UMAPConfig()
 
 FIRST_PASS_MAX_K = 32
 PREPARE_STEPS = ("embed", "quality", "sweep", "quick_map", "sweep_rest", "umap")
-FIRST_VIEW_STEPS = 4  # after these, the app can show the pool (map, curves, clusters, scores)
 
 
 def first_pass_ks(ks: Sequence[int]) -> tuple[int, ...]:
     """The k values swept first: the common small ones, powers of two up to FIRST_PASS_MAX_K.
 
-    k-means costs grow with k (a 3000-row demo: k ≤ 32 in 1/8 of the time of its whole grid),
-    so these give the first curves and a recommended k within seconds; the rest follows."""
+    k-means costs grow with k (the 3000-row demo: these 5 of its 16 k take a quarter to a third
+    of the sweep's time), so they give the first curves and a recommended k within seconds."""
     ks = tuple(sorted(set(int(k) for k in ks)))
     return tuple(k for k in ks if k <= FIRST_PASS_MAX_K and k & (k - 1) == 0) or ks[:1]
 
@@ -337,8 +340,8 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
     """Embed, score, sweep k and map the run's pool — all the app needs to show it, soonest first.
 
     The steps (PREPARE_STEPS) are ordered so the app can show the pool early: after the first
-    FIRST_VIEW_STEPS — embeddings, quality scores, the sweep's first pass (`first_pass_ks`) and
-    the instant PCA placement — it draws the map, the curves and the clusters; the full sweep
+    four — embeddings, quality scores, the sweep's first pass (`first_pass_ks`) and the instant
+    PCA placement — it draws the map, the curves and the clusters; the full sweep
     (which settles the recommended k) and the UMAP map then replace the partial curves and the
     placement. The final files are those of a one-pass preparation (the full sweep refits the
     first pass's k — a second or two, in the background — so sweep.csv comes from one run).
