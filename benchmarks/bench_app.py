@@ -112,6 +112,7 @@ def open_clusters_page(browser, url: str, until_complete: bool) -> tuple[float, 
     then (optionally) to the complete one (UMAP map, no preparation running); the first map."""
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     started = time.perf_counter()
+    open_clusters_page.navigated = time.time()
     page.goto(url)
     page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=600_000)
     page.get_by_text("drag a lasso").wait_for(timeout=600_000)
@@ -131,18 +132,25 @@ def open_clusters_page(browser, url: str, until_complete: bool) -> tuple[float, 
 
 
 def stage_seconds(root: Path, n: int) -> tuple[str, float]:
-    """The run's stage timings, and what the progressive order adds to a one-pass preparation
-    (the first sweep pass, refitted by the full sweep, and the quick map)."""
-    from selection_core.store import RunStore
+    """The run's stage timings, when (after navigation) the job started and its first-view
+    files were ready, and what the progressive order adds to a one-pass preparation (the first
+    sweep pass, refitted by the full sweep, and the quick map)."""
+    from selection_core.store import RunStore, read_json
 
     store = RunStore(root / "workspace" / "runs" / f"demo-n{n}-s0")
     stages = store.manifest()["stages"]
+    navigated = open_clusters_page.navigated
+    moments = {"job started": read_json(store.path("jobs", "prepare.json"))["started"],
+               "embeddings done": store.progress("embed")["time"],
+               "first pass done": store.progress("sweep")["time"]}
+    timeline = ", ".join(f"{name} +{moment - navigated:.1f} s" for name, moment in moments.items())
     sweep = pd.read_csv(store.path("sweep.csv"))
     first = sweep[sweep["k"].isin(pipeline.first_pass_ks(sweep["k"]))]["seconds"].sum()
     added = first + stages.get("quick_map", {}).get("seconds", 0.0)
     text = ", ".join(f"{name} {info.get('seconds', 0):.1f} s" for name, info in stages.items()
                      if name in ("embed", "quality:heuristic", "sweep", "quick_map", "umap"))
-    return f"{text} (full sweep; its first-pass k took {first:.1f} s of it)", added
+    return (f"{text} (full sweep; its first-pass k took {first:.1f} s of it); after "
+            f"navigation: {timeline}"), added
 
 
 def browser_first_start(n: int, cold_runs: int, warm_runs: int) -> None:
