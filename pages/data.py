@@ -10,10 +10,11 @@ from selection_core.data.loaders import describe_input, load_pool
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
 
+ui.require_app_frame()
+
 UPLOAD_TYPES = ["jsonl", "gz", "json", "csv", "parquet"]
 PREVIEW_ROWS = 5
 
-ui.require_app_frame()
 st.title("Data")
 
 # ----------------------------------------------------------------------------- choosing a pool

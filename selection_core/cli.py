@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
     embed.add_argument("--pooling", choices=("auto", "mean", "last", "cls"), default="auto")
     embed.add_argument("--max-length", type=int, default=256)
-    embed.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size)
+    embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     embed.add_argument("--limit", type=int, default=None, help="keep the first N rows per input")
     embed.add_argument("--cache-dir", default=None,
