@@ -1,8 +1,10 @@
-"""Streamlit glue shared by the pages: the current run, cached loaders, background jobs, empty
-states. Everything computational lives in `selection_core`; this module only wires it to the UI.
+"""Streamlit glue shared by the pages: the app frame (navigation, page config, sidebar), the
+current run, cached loaders, background jobs, empty states. Everything computational lives in
+`selection_core`; this module only wires it to the UI.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +13,63 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from selection_core import jobs, pipeline, workspace
+from selection_core import __version__, jobs, pipeline, workspace
 from selection_core.cluster.terms import TermCounts, distinctive_terms, term_counts
 from selection_core.config import KMeansConfig, ScorerConfig, UMAPConfig
-from selection_core.errors import SelectionError
+from selection_core.errors import MissingStageError, SelectionError
 from selection_core.report import NamedSelection
 from selection_core.store import RunStore
 
 PREPARE_JOB = "prepare"
 READY_STAGES = ("embed", "sweep", "umap", "quality:heuristic")
+APP_NAME = "selection_core"
+ABOUT = f"""**{APP_NAME} {__version__}** — choose which instruction-tuning data an LLM should be
+fine-tuned on, and show why.
+
+Diversity (kMQ: embed, cluster, quality-weighted sampling, iterative refinement) and influence
+(LESS features + BIDS) selection, with their evaluation. The same results are available from the
+command line: `python -m selection_core --help`."""
+
+
+# --------------------------------------------------------------------------- the app frame
+# Streamlit treats a `pages/` folder beside the entrypoint as the legacy multipage layout until
+# some session calls st.navigation (documented: from then on it ignores `pages/` in every
+# session). So the very first request of a server process, when it is a deep link (/selection),
+# runs pages/selection.py directly under an auto-generated file list, without app.py. Every page
+# therefore starts with `require_app_frame()`: outside the frame it runs the frame itself —
+# declaring the real navigation switches the whole server over — and the framed page inside it.
+_frame = threading.local()
+
+
+def run_app() -> None:
+    """The frame around every page (app.py's body): navigation, title and menu, sidebar."""
+    page = st.navigation([
+        st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
+        st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:",
+                default=True),
+        st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),
+        st.Page("pages/iterative.py", title="Iterative refinement", icon=":material/autorenew:"),
+        st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
+        st.Page("pages/report.py", title="Report", icon=":material/description:"),
+        st.Page("pages/results.py", title="Results", icon=":material/leaderboard:"),
+    ])
+    st.set_page_config(page_title=f"{page.title} · {APP_NAME} {__version__}",
+                       page_icon=str(assets_path("favicon.png")), layout="wide",
+                       menu_items={"About": ABOUT, "Get help": None, "Report a bug": None})
+    sidebar()
+    _frame.active = True
+    try:
+        page.run()
+    finally:
+        _frame.active = False
+
+
+def require_app_frame() -> None:
+    """First line of every page: run by Streamlit without app.py's frame, run the frame (and
+    this page inside it) instead, then stop this unframed run."""
+    if not getattr(_frame, "active", False):
+        run_app()
+        st.stop()
 
 
 # --------------------------------------------------------------------------- the current run
@@ -43,24 +93,45 @@ def is_demo(store: RunStore) -> bool:
 
 
 def is_ready(store: RunStore) -> bool:
+    """Everything the app shows is prepared (the full k sweep and the UMAP map included)."""
     stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
     return all(stages.get(name, {}).get("status") == "done" for name in READY_STAGES)
 
 
+def shows_first_view(store: RunStore) -> bool:
+    """Enough is prepared to show the pool while the rest is computed: embeddings, heuristic
+    scores, a first k sweep and a map (the quick placement or UMAP) of these embeddings."""
+    stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
+    return all(stages.get(name, {}).get("status") == "done"
+               for name in ("embed", "quality:heuristic")) \
+        and store.exists("sweep.csv") and pipeline.map_kind(store) is not None
+
+
 def run_token(store: RunStore) -> str:
-    """Changes whenever the run's embeddings change: the cache key of every loader below."""
-    info = store.stage_info("embed") or {}
-    return f"{info.get('key')}-{info.get('finished')}"
+    """Changes whenever what the loaders below read changes — the embeddings, the sweep, the
+    map: their cache key."""
+    stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
+    embed = stages.get("embed", {})
+    parts = [embed.get("key"), embed.get("finished")] + [
+        stages.get(name, {}).get("finished") for name in ("sweep", "quick_map", "umap")]
+    return "-".join(str(part) for part in parts)
 
 
-def require_ready_run() -> RunStore | None:
-    """The current run if it is prepared; otherwise show progress or the one action to fix it."""
+def require_ready_run(first_view: bool = False) -> RunStore | None:
+    """The current run if it is prepared; otherwise show progress or the one action to fix it.
+
+    With `first_view`, a run whose preparation has got far enough (`shows_first_view`) is
+    returned while the rest is computed, under a progress bar that refreshes the page as the
+    full k sweep and the UMAP map land."""
     store = current_store()
     if is_ready(store):
         return store
     status = jobs.job_status(store, PREPARE_JOB)
     if status.running:
-        _progress_panel(str(store.root))
+        if first_view and shows_first_view(store):
+            _refine_panel(str(store.root), run_token(store))
+            return store
+        _progress_panel(str(store.root), first_view)
     elif status.state == "failed":
         st.error(f"Preparing this pool failed: {status.message}")
         with st.expander("Log"):
@@ -70,7 +141,7 @@ def require_ready_run() -> RunStore | None:
             st.rerun()
     elif is_demo(store):  # the built-in demo prepares itself: nothing to click on first visit
         jobs.start_job(store, PREPARE_JOB, _prepare_args(store))
-        _progress_panel(str(store.root))
+        _progress_panel(str(store.root), first_view)
     else:
         st.info("This pool has not been embedded and clustered yet.")
         if st.button("Prepare this pool (embed, sweep k, map, score)", type="primary"):
@@ -87,29 +158,56 @@ def _prepare_args(store: RunStore) -> list[str]:
     return args
 
 
-@st.fragment(run_every=1.0)
-def _progress_panel(run_dir: str) -> None:
-    """Polls the preparation job's progress files; reruns the page when the job ends."""
-    store = RunStore(run_dir)
-    status = jobs.job_status(store, PREPARE_JOB)
-    if not status.running:
-        st.rerun(scope="app")
-    overall = store.progress("prepare") or {"done": 0, "total": 4, "message": "loading the pool"}
+STEP_LABELS = {"embed": "embedding prompts", "quality": "scoring quality",
+               "sweep": f"clustering at k = 2, 4, … {pipeline.FIRST_PASS_MAX_K} first",
+               "quick_map": "placing the quick map (PCA)",
+               "sweep_rest": "clustering at every k",
+               "umap": "projecting the map (UMAP)"}
+
+
+def _preparation_progress(store: RunStore, status: jobs.JobStatus) -> tuple[float, str]:
+    """The preparation job's overall fraction done and a line saying what it is doing."""
+    steps = len(pipeline.PREPARE_STEPS)
+    overall = store.progress("prepare") or {"done": 0, "total": steps, "message": "loading"}
     stage = overall.get("message") or "starting"
-    detail = store.progress(stage) if stage in ("embed", "sweep", "quality") else None
+    detail = store.progress(stage) if stage in ("embed", "quality", "sweep", "sweep_rest") \
+        else None
     fraction = overall["done"] / max(overall["total"], 1)
+    text = STEP_LABELS.get(stage, stage)
     if detail and detail["total"]:
         fraction += detail["done"] / detail["total"] / max(overall["total"], 1)
-    labels = {"embed": "embedding prompts", "sweep": "clustering at every k",
-              "umap": "projecting the map (UMAP)", "quality": "scoring quality"}
-    text = labels.get(stage, stage)
-    if detail:
         text += f" — {detail['done']}/{detail['total']}"
     elapsed = time.time() - (status.started or time.time())
-    st.info(f"Preparing {store.root.name}: embedding, k sweep, map and quality scores run once "
-            f"in the background and are cached (about a minute for the demo pool on 2 cores).")
-    st.progress(min(fraction, 1.0), text=f"Step {overall['done'] + 1} of {overall['total']}: "
-                                          f"{text} ({elapsed:.0f} s)")
+    return min(fraction, 1.0), (f"Step {min(overall['done'] + 1, overall['total'])} of "
+                                f"{overall['total']}: {text} ({elapsed:.0f} s)")
+
+
+@st.fragment(run_every=1.0)
+def _progress_panel(run_dir: str, first_view: bool) -> None:
+    """Polls the preparation job's progress files; reruns the page when the job ends (or, for a
+    page that shows the first view, when the first results are in)."""
+    store = RunStore(run_dir)
+    status = jobs.job_status(store, PREPARE_JOB)
+    if not status.running or (first_view and shows_first_view(store)):
+        st.rerun(scope="app")
+    st.info(f"Preparing {store.root.name}: embedding, scores, k sweep and map run once in the "
+            "background and are cached. The map and the k curves appear as soon as the first "
+            "results are in; the full sweep and the UMAP map follow.")
+    fraction, text = _preparation_progress(store, status)
+    st.progress(fraction, text=text)
+
+
+@st.fragment(run_every=1.0)
+def _refine_panel(run_dir: str, token: str) -> None:
+    """While the rest of a shown run is prepared: progress, and a rerun of the page when new
+    results (the full sweep, the UMAP map) land or the job ends."""
+    store = RunStore(run_dir)
+    status = jobs.job_status(store, PREPARE_JOB)
+    if not status.running or run_token(store) != token:
+        st.rerun(scope="app")
+    fraction, text = _preparation_progress(store, status)
+    st.progress(fraction, text=f"Still preparing in the background — {text}. The page updates "
+                               "by itself.")
 
 
 def _switch_run(runs: dict[str, Path]) -> None:
@@ -140,8 +238,12 @@ def load_pool(run_dir: str, token: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def load_coords(run_dir: str, token: str) -> np.ndarray:
-    return pipeline.projection(RunStore(run_dir), UMAPConfig())
+def load_coords(run_dir: str, token: str) -> tuple[np.ndarray, str]:
+    """The best map computed so far and its kind ("umap", or the quick "pca" placement)."""
+    found = pipeline.map_coordinates(RunStore(run_dir), UMAPConfig())
+    if found is None:
+        raise MissingStageError(f"no map of {run_dir} yet: prepare the pool first")
+    return found
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -230,3 +332,9 @@ def file_stem(text: str) -> str:
 
 def assets_path(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "assets" / name
+
+
+if __name__ == "__main__":  # Streamlit runs this file as a page when /ui is the first request
+    from pages import _ui  # the imported module, whose frame the pages check
+
+    _ui.require_app_frame()

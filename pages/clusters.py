@@ -10,8 +10,9 @@ from selection_core.errors import SelectionError
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure, \
     selected_row_positions
 
+ui.require_app_frame()
 st.title("Clusters")
-store = ui.require_ready_run()
+store = ui.require_ready_run(first_view=True)
 if store is None:
     st.stop()
 
@@ -33,11 +34,12 @@ with k_col:
                                  value=k, step=1)
         if st.button("Cluster at this k"):
             k = int(custom)
-    if k != st.session_state.get("k"):
+    if k != current:  # chosen by the user: kept (otherwise k follows the recommendation)
         st.session_state.k = k
     knee_text = f"**k={knee}**" if knee else "none (the curve has no clear elbow)"
-    st.caption(f"Recommended (silhouette optimum): **k={recommended}** · knee of the inertia "
-               f"curve: {knee_text} · showing **k={k}**")
+    so_far = "" if ui.is_ready(store) else " (so far: the remaining k are being swept)"
+    st.caption(f"Recommended (silhouette optimum): **k={recommended}**{so_far} · knee of the "
+               f"inertia curve: {knee_text} · showing **k={k}**")
     st.plotly_chart(k_sweep_figure(table, recommended, knee, title=None, stacked=True),
                     key="sweep_chart")
 
@@ -47,7 +49,7 @@ except SelectionError as exc:
     ui.show_error(exc)
     st.stop()
 pool, labels, quality = view.pool, view.labels, view.quality
-coords = ui.load_coords(run_dir, token)
+coords, map_kind = ui.load_coords(run_dir, token)
 made = ui.selections(store)
 
 # ----------------------------------------------------------------------------- the map
@@ -65,8 +67,12 @@ with map_col:
     figure = cluster_map(frame, colour, title=None, height=600)
     event = st.plotly_chart(figure, key="cluster_map", on_select="rerun",
                             selection_mode=("lasso", "box", "points"))
-    st.caption(f"{len(pool)} prompts · k={k}: {labels.max() + 1} clusters · drag a lasso or a "
-               "box to read the chosen prompts; click a legend entry to hide a group.")
+    placement = "UMAP map" if map_kind == "umap" else \
+        "Quick map (PCA of the embeddings; the UMAP map replaces it when ready)"
+    legend = any(trace.showlegend is not False for trace in figure.data)
+    st.caption(f"{placement} · {len(pool)} prompts · k={k}: {labels.max() + 1} clusters · drag a "
+               "lasso or a box to read the chosen prompts"
+               + ("; click a legend entry to hide a group." if legend else "."))
 
 lassoed = selected_row_positions(event)
 if lassoed:

@@ -10,6 +10,8 @@ from selection_core.data.loaders import check_decompressed_size, describe_input,
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
 
+ui.require_app_frame()
+
 UPLOAD_TYPES = ["jsonl", "gz", "json", "csv", "parquet"]
 PREVIEW_ROWS = 5
 

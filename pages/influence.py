@@ -297,6 +297,7 @@ def figures_html(title: str, section: ReportSection, settings: dict[str, object]
 
 
 # ----------------------------------------------------------------------------- the page
+ui.require_app_frame()
 st.title("Influence")
 st.caption("Which training rows help which evaluation tasks: the attribution matrix A holds "
            "each pool row's influence on each validation instance. **AID** (average influence "

@@ -25,6 +25,7 @@ SCORER_HELP = ("perplexity: −log(PPL_gen / PPL_gold) under the round's model; 
                "model's score of gold minus that of the generation; heuristic: the model-free "
                "0–10 score (cannot tell right from wrong)")
 
+ui.require_app_frame()
 st.title("Iterative refinement")
 st.caption("Iterative kMQ (METHODS §1.4): each round draws new items with per-cluster budgets ∝ "
            "weight × remaining size, trains on everything selected so far, generates for a "

@@ -6,14 +6,18 @@ import streamlit as st
 from pages import _ui as ui
 from selection_core.config import KMeansConfig, ScorerConfig
 from selection_core.errors import SelectionError
-from selection_core.report import figures_png_zip, run_report
+from selection_core.report import figures_png_zip, run_report, stored_selections
 
+ui.require_app_frame()
 st.title("Report")
 store = ui.require_ready_run()
 if store is None:
     st.stop()
 view = ui.run_view(store)
-made = ui.selections(store)
+# the selections made on the Selection page, and those `select` saved in the run (the CLI's
+# `report` command sees the latter: the same report without a browser)
+made = {**{s.name: s for s in stored_selections(store, view.pool).values()},
+        **ui.selections(store)}
 
 st.markdown(
     "A single HTML file with the pool, the choice of k, the cluster map and table, and every "
@@ -22,8 +26,12 @@ st.markdown(
 names = st.multiselect("Selections to include", list(made), default=list(made))
 if not made:
     st.caption("No selection yet — the report will cover the pool and the clusters. Run "
-               "selections on the Selection page to compare them here.")
+               "selections on the Selection page (or with `python -m selection_core select`) to "
+               "compare them here.")
 title = st.text_input("Title", value=f"Data selection report — {store.root.name}")
+st.caption(f"The same report without a browser (e.g. on a GPU server): `python -m "
+           f"selection_core report --run {store.root} --k {view.k} --out report.html --png` "
+           "(selections saved by `select`).")
 
 if st.button("Build the report", type="primary"):
     with st.spinner("Building the report…"):

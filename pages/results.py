@@ -22,6 +22,7 @@ table.results th {background: #f0f3f7;}
 table.results td:nth-child(-n+2) {text-align: left;}
 </style>"""
 
+ui.require_app_frame()
 st.title("Results")
 experiments = {p.name: p for p in workspace.list_experiments()}
 quick_run = workspace.experiments_root() / "demo-tiny-cpu"

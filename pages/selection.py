@@ -8,7 +8,7 @@ from selection_core import jobs, pipeline
 from selection_core.config import SCORERS, SELECTION_METHODS, KMeansConfig, ScorerConfig, \
     SelectionConfig
 from selection_core.errors import SelectionError
-from selection_core.report import NamedSelection
+from selection_core.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
 from selection_core.viz.figures import overlap_heatmap, quality_distribution, \
     selection_composition
@@ -21,8 +21,9 @@ METHOD_HELP = {
     "quality-top": "the highest-quality rows overall (no diversity)",
 }
 
+ui.require_app_frame()
 st.title("Selection")
-store = ui.require_ready_run()
+store = ui.require_ready_run(first_view=True)
 if store is None:
     st.stop()
 view = ui.run_view(store)
@@ -75,10 +76,7 @@ if submitted:
         config = SelectionConfig(method=method, budget=budget, k=view.k, tau=float(tau),
                                  seed=int(seed), scorer=scorer)
         rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
-        name = f"{method} · k={view.k} · {budget} rows" + (f" · τ={tau:g}" if method == "kmq"
-                                                         else "")
-        name += f" · seed {seed}" if method in ("kmq", "kmeans-random", "random") else ""
-        name += f" · {scorer}" if scorer != "heuristic" else ""
+        name = describe_selection(config.to_dict())
         made[name] = NamedSelection(name, rows, {**config.to_dict(),
                                                  "scorer_model": scorer_config.model})
         st.session_state.compare = list(made)[-4:]  # the new selection joins the comparison
@@ -120,14 +118,16 @@ if "is_noise" in pool.columns:
     st.caption("noise share: rows of the demo pool known to be low quality (wrong, truncated, "
                "empty, duplicated or off-topic) — ground truth the methods never see.")
 
+# the cluster composition gets the full width: up to MAX_GROUPS clusters × (pool + selections)
+st.plotly_chart(selection_composition(labels, chosen, by="cluster"), key="comp_cluster")
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(selection_composition(labels, chosen, by="cluster"), key="comp_cluster")
-    if len(chosen) > 1:
-        st.plotly_chart(overlap_heatmap(jaccard_matrix(chosen)), key="overlap")
-with right:
     st.plotly_chart(selection_composition(pool["source"], chosen, by="source"), key="comp_source")
+with right:
     st.plotly_chart(quality_distribution(quality, chosen), key="quality_dist")
+if len(chosen) > 1:
+    overlap_col, _ = st.columns(2, gap="large")
+    overlap_col.plotly_chart(overlap_heatmap(jaccard_matrix(chosen)), key="overlap")
 
 st.subheader("Download")
 for i, name in enumerate(names):

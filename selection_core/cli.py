@@ -291,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
             help="run model-written code without bubblewrap: only inside a container you "
                  "already trust and throw away")
 
+    report = commands.add_parser(
+        "report", help="the self-contained HTML report of a run, as the app's Report page")
+    report.add_argument("--run", required=True)
+    report.add_argument("--selections", nargs="+", default=None, metavar="NAME_OR_FILE",
+                        help="selections saved in the run by `select` (by name: "
+                             "selections/NAME.csv) or files of selected rows with an id "
+                             "(the JSONL of `select --out`, or a CSV); default: all saved ones")
+    report.add_argument("--k", type=int, default=None,
+                        help="the clustering shown (default: the selections' k when they share "
+                             "one, else the recommended k)")
+    report.add_argument("--title", default=None, help="default: Data selection report — RUN")
+    report.add_argument("--out", required=True, help="output .html")
+    report.add_argument("--png", action="store_true",
+                        help="also every figure as PNG, in OUT-figures.zip (needs Chromium)")
+
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
     return parser
@@ -462,6 +477,32 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
           f"{store.path('rounds.csv')}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .report import figures_png_zip, report_selections, run_report
+    from .store import atomic_path, write_text
+
+    store = RunStore(args.run, create=False)
+    pool = pipeline.load_run_pool(store)
+    selections = report_selections(store, pool, args.selections)
+    shared_k = {s.config["k"] for s in selections if "k" in s.config}
+    k = args.k or (shared_k.pop() if len(shared_k) == 1 else pipeline.load_sweep(store)[1])
+    if not 2 <= k < len(pool):
+        raise ConfigError(f"--k must be between 2 and {len(pool) - 1} (the pool size − 1), "
+                          f"got {k}")
+    html, figures = run_report(store, KMeansConfig(k=k), ScorerConfig(), selections,
+                               title=args.title)
+    write_text(args.out, html)
+    print(f"report (k={k}, {len(selections)} selection(s), {len(figures)} figures, "
+          f"{len(html) / 1e6:.1f} MB) → {args.out}")
+    if args.png:
+        target = Path(args.out).with_name(f"{Path(args.out).name.split('.')[0]}-figures.zip")
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(figures_png_zip(figures))
+        print(f"PNG figures → {target}")
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     manifest = store.manifest()
@@ -478,7 +519,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "iterate": _cmd_iterate,
             "evaluate": run_evaluate, "prompts": run_prompts, "influence": run_influence,
-            "status": _cmd_status}
+            "report": _cmd_report, "status": _cmd_status}
 
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .cluster.kmeans import FaissKMeans
-from .cluster.projection import umap_2d
+from .cluster.projection import pca_2d, umap_2d
 from .cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
 from .config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, \
     UMAPConfig
@@ -223,9 +223,14 @@ def load_sweep(store: RunStore) -> tuple[pd.DataFrame, int, int | None]:
 
 
 # --------------------------------------------------------------------------- UMAP
+def umap_path(store: RunStore, config: UMAPConfig = UMAPConfig()) -> Path:
+    """Where the UMAP coordinates of the current embeddings under `config` are (or will be)."""
+    return store.path("umap", f"{embedding_key(store)[:10]}-{config.config_hash()}.npy")
+
+
 def projection(store: RunStore, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
     """2-D UMAP coordinates, computed once per embedding and UMAP config."""
-    path = store.path("umap", f"{embedding_key(store)[:10]}-{config.config_hash()}.npy")
+    path = umap_path(store, config)
     if path.exists():
         return read_npy(path)
     with store.stage("umap", config.to_dict(), config.config_hash()):
@@ -327,21 +332,77 @@ def default_ks(n_rows: int) -> tuple[int, ...]:
     return tuple(k for k in K_GRID if k <= min(upper, n_rows - 1))
 
 
+def quick_map_path(store: RunStore) -> Path:
+    return store.path("quick_map", f"{embedding_key(store)[:10]}.npy")
+
+
+def quick_map(store: RunStore) -> np.ndarray:
+    """The instant 2-D placement (PCA) of the current embeddings, cached; the app shows it until
+    the UMAP map is ready."""
+    path = quick_map_path(store)
+    if path.exists():
+        return read_npy(path)
+    with store.stage("quick_map", {"method": "pca"}):
+        coords = pca_2d(load_embeddings(store))
+        write_npy(path, coords)
+    return coords
+
+
+def map_kind(store: RunStore, config: UMAPConfig = UMAPConfig()) -> str | None:
+    """Which map of the current embeddings is computed: "umap", else "pca" (`quick_map`), else
+    None. Computes nothing, so the app can ask while a preparation job is running."""
+    info = store.stage_info("embed")
+    if not info or info.get("status") != "done":
+        return None
+    if umap_path(store, config).exists():
+        return "umap"
+    return "pca" if quick_map_path(store).exists() else None
+
+
+def map_coordinates(store: RunStore, config: UMAPConfig = UMAPConfig()
+                    ) -> tuple[np.ndarray, str] | None:
+    """The best map already computed (`map_kind`) and its kind, or None; computes nothing."""
+    kind = map_kind(store, config)
+    if kind is None:
+        return None
+    return (projection(store, config) if kind == "umap" else quick_map(store)), kind
+
+
+FIRST_PASS_MAX_K = 32
+PREPARE_STEPS = ("embed", "quality", "sweep", "quick_map", "sweep_rest", "umap")
+
+
+def first_pass_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    """The k values swept first: the common small ones, powers of two up to FIRST_PASS_MAX_K.
+
+    k-means costs grow with k (the 3000-row demo: these 5 of its 16 k take a quarter to a third
+    of the sweep's time), so they give the first curves and a recommended k within seconds."""
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    return tuple(k for k in ks if k <= FIRST_PASS_MAX_K and k & (k - 1) == 0) or ks[:1]
+
+
 def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
             ks: Sequence[int] | None = None, umap_config: UMAPConfig = UMAPConfig(),
             scorer: ScorerConfig = ScorerConfig(), cache_dir: str | Path | None = None,
             progress: Callable[[str, int, int], None] | None = None) -> None:
-    """Embed, sweep k, project and score the run's pool — all the app needs to show it.
+    """Embed, score, sweep k and map the run's pool — all the app needs to show it, soonest first.
 
-    `progress(stage, done, total)` is called per row (embedding) or per k (sweep); the overall
-    step is written to `progress/prepare.json` for the app.
+    The steps (PREPARE_STEPS) are ordered so the app can show the pool early: after the first
+    four — embeddings, quality scores, the sweep's first pass (`first_pass_ks`) and the instant
+    PCA placement — it draws the map, the curves and the clusters; the full sweep
+    (which settles the recommended k) and the UMAP map then replace the partial curves and the
+    placement. The final files are those of a one-pass preparation (the full sweep refits the
+    first pass's k — a second or two, in the background — so sweep.csv comes from one run).
+
+    `progress(stage, done, total)` is called per row (embedding), per k (sweep) or per map; the
+    overall step is written to `progress/prepare.json` for the app.
     """
     n_rows = len(load_run_pool(store))
     ks = tuple(ks) if ks else default_ks(n_rows)
-    steps = ("embed", "sweep", "umap", "quality")
+    first = first_pass_ks(ks)
 
-    def step(index: int, name: str) -> Progress:
-        store.write_progress("prepare", index, len(steps), name)
+    def step(name: str) -> Progress:
+        store.write_progress("prepare", PREPARE_STEPS.index(name), len(PREPARE_STEPS), name)
         per_stage = store.progress_callback(name)
 
         def report(done: int, total: int) -> None:
@@ -352,9 +413,15 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
         return report
 
     with store.lock("prepare"):
-        embed(store, embed_config, cache_dir=cache_dir, progress=step(0, "embed"))
-        sweep(store, SweepConfig(ks=ks), progress=step(1, "sweep"))
-        step(2, "umap")
+        embed(store, embed_config, cache_dir=cache_dir, progress=step("embed"))
+        quality(store, scorer, progress=step("quality"))
+        sweep(store, SweepConfig(ks=first), progress=step("sweep"))
+        step("quick_map")
+        quick_map(store)
+        if set(first) != set(ks):
+            sweep(store, SweepConfig(ks=ks), progress=step("sweep_rest"))
+        umap_progress = step("umap")
+        umap_progress(0, 1)
         projection(store, umap_config)
-        quality(store, scorer, progress=step(3, "quality"))
-    store.write_progress("prepare", len(steps), len(steps), "done")
+        umap_progress(1, 1)
+    store.write_progress("prepare", len(PREPARE_STEPS), len(PREPARE_STEPS), "done")

@@ -7,9 +7,13 @@ Chrome/Chromium; where none is installed the error says so).
 """
 from __future__ import annotations
 
+import gzip
 import html
 import io
+import json
+import threading
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ import plotly.graph_objects as go
 
 from . import pipeline
 from .config import KMeansConfig, ScorerConfig, UMAPConfig
-from .errors import SelectionError
+from .errors import ConfigError, InputError, SelectionError
 from .store import RunStore
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "assets" / "report_template.html"
@@ -73,20 +77,33 @@ def render_report(title: str, sections: Sequence[ReportSection],
         metadata=meta_rows, body="\n".join(parts), plotlyjs=get_plotlyjs())
 
 
+_PNG_EXPORT = threading.Lock()  # kaleido's server is one per process
+
+
 def figures_png_zip(figures: Mapping[str, go.Figure], width: int = 1200, scale: float = 2.0
                     ) -> bytes:
-    """All figures as PNG files in one zip (kaleido; needs a local Chrome or Chromium)."""
+    """All figures as PNG files in one zip (kaleido; needs a local Chrome or Chromium).
+
+    One kaleido server (one browser) renders them all: the browser starts once (seconds), each
+    figure then takes a fraction of a second."""
+    import kaleido
+
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, figure in figures.items():
-            try:
-                image = figure.to_image(format="png", width=width, scale=scale)
-            except Exception as exc:  # kaleido raises various errors when no browser is found
-                raise SelectionError(
-                    f"PNG export failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                    "kaleido needs Chrome or Chromium installed (e.g. apt-get install chromium)"
-                ) from None
-            archive.writestr(f"{_file_name(name)}.png", image)
+    with _PNG_EXPORT, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        try:
+            kaleido.start_sync_server(silence_warnings=True)
+            for name, figure in figures.items():
+                with warnings.catch_warnings():  # "kopts ignored with a server": we pass none
+                    warnings.simplefilter("ignore", UserWarning)
+                    image = figure.to_image(format="png", width=width, scale=scale)
+                archive.writestr(f"{_file_name(name)}.png", image)
+        except Exception as exc:  # kaleido raises various errors when no browser is found
+            raise SelectionError(
+                f"PNG export failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "kaleido needs Chrome or Chromium installed (e.g. apt-get install chromium)"
+            ) from None
+        finally:
+            kaleido.stop_sync_server(silence_warnings=True)
     return buffer.getvalue()
 
 
@@ -101,6 +118,90 @@ class NamedSelection:
     name: str
     rows: np.ndarray
     config: dict[str, Any]
+
+
+def describe_selection(config: Mapping[str, Any]) -> str:
+    """A static selection's display name from its config (`SelectionConfig.to_dict()`), the
+    same in the app and in reports: "kmq · k=8 · 300 rows · τ=1 · seed 0"."""
+    method = config["method"]
+    name = f"{method} · k={config['k']} · {config['budget']} rows"
+    if method == "kmq":
+        name += f" · τ={float(config['tau']):g}" + (" · top" if config.get("top") else "")
+    if method in ("kmq", "kmeans-random", "random"):
+        name += f" · seed {config['seed']}"
+    if config.get("scorer", "heuristic") != "heuristic":
+        name += f" · {config['scorer']}"
+    return name
+
+
+def stored_selections(store: RunStore, pool: pd.DataFrame) -> dict[str, NamedSelection]:
+    """The selections `select` saved in the run (`selections/<name>.csv`), by that name."""
+    found = {}
+    for stage, info in store.manifest()["stages"].items():
+        path = store.path("selections", f"{stage.removeprefix('select:')}.csv")
+        if stage.startswith("select:") and info.get("status") == "done" and path.exists():
+            config = {**info["config"], "scorer_model": (info.get("scorer") or {}).get("model")}
+            ids = pd.read_csv(path, usecols=["id"], dtype={"id": str})["id"]
+            found[path.stem] = NamedSelection(describe_selection(config),
+                                              _row_positions(pool, ids, path), config)
+    return found
+
+
+def selection_from_file(path: str | Path, pool: pd.DataFrame) -> NamedSelection:
+    """A selection given as a file of selected rows with an `id` field: the JSONL that `select
+    --out` writes (.jsonl, .jsonl.gz) or a CSV."""
+    path = Path(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        ids = []
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    ids.append(str(json.loads(line)["id"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise InputError("each line must be a JSON object with an id", path=str(path),
+                                     line=number, field="id") from None
+        ids = pd.Series(ids, dtype=str)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype={"id": str})
+        if "id" not in frame.columns:
+            raise InputError("a selection CSV needs an id column", path=str(path), field="id")
+        ids = frame["id"]
+    else:
+        raise InputError("a selection file is .jsonl, .jsonl.gz or .csv with an id per row",
+                         path=str(path))
+    return NamedSelection(path.name.split(".")[0], _row_positions(pool, ids, path),
+                          {"file": str(path)})
+
+
+def _row_positions(pool: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
+    positions = pd.Index(pool["id"].astype(str)).get_indexer(ids)
+    if (positions < 0).any():
+        missing = ids[positions < 0].iloc[0]
+        raise InputError(f"row id '{missing}' is not in the run's pool "
+                         f"({int((positions < 0).sum())} of {len(ids)} ids missing)",
+                         path=str(path), field="id")
+    return positions.astype(np.int64)
+
+
+def report_selections(store: RunStore, pool: pd.DataFrame,
+                      wanted: Sequence[str] | None = None) -> list[NamedSelection]:
+    """The selections a report covers: `wanted` names of selections saved in the run, or files
+    of selected rows; by default every selection saved in the run."""
+    saved = stored_selections(store, pool)
+    if wanted is None:
+        return list(saved.values())
+    chosen = []
+    for item in wanted:
+        if item in saved:
+            chosen.append(saved[item])
+        elif Path(item).is_file():
+            chosen.append(selection_from_file(item, pool))
+        else:
+            raise ConfigError(f"'{item}' is neither a selection saved in {store.root} (saved: "
+                              f"{', '.join(saved) or 'none — run `select` first'}) nor a file")
+    return chosen
 
 
 def selection_sections(pool: pd.DataFrame, labels: np.ndarray, quality: np.ndarray,

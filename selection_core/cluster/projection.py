@@ -1,4 +1,5 @@
-"""2-D UMAP projection of the embeddings, for the cluster map (seeded, so maps are comparable)."""
+"""2-D maps of the embeddings: UMAP for the cluster map (seeded, so maps are comparable), and an
+instant PCA placement shown while UMAP is still computing."""
 from __future__ import annotations
 
 import warnings
@@ -37,3 +38,23 @@ def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
         warnings.filterwarnings("ignore", message=".*precomputed metric.*")
         coords = reducer.fit_transform(data)
     return np.asarray(coords, dtype=np.float32)
+
+
+def pca_2d(X: np.ndarray, chunk_rows: int = 16_384) -> np.ndarray:
+    """(n, 2) float32: the rows on their two principal axes — a linear map that costs one pass
+    over the data, shown until the UMAP map is ready. Each axis is oriented so that its largest
+    coordinate is positive: the same embeddings always give the same picture. Works in chunks,
+    so memory beyond the input stays O(chunk_rows · d + d²) for million-row pools."""
+    X = as_float32_matrix(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, len(X), chunk_rows):  # eigenvectors of the d×d scatter matrix
+        part = X[start:start + chunk_rows] - mean
+        scatter += part.T @ part
+    axes = np.linalg.eigh(scatter)[1][:, ::-1][:, :2]
+    coords = np.concatenate([(X[start:start + chunk_rows] - mean) @ axes
+                             for start in range(0, len(X), chunk_rows)])
+    if coords.shape[1] < 2:  # one-dimensional input: a flat map
+        coords = np.column_stack([coords, np.zeros(len(coords))])
+    extremes = coords[np.abs(coords).argmax(axis=0), np.arange(2)]
+    return (coords * np.where(extremes < 0, -1.0, 1.0)).astype(np.float32)

@@ -23,6 +23,14 @@ PALETTE = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B
            "#6C4516", "#0D2A63", "#AF0038")  # plotly's Dark24: distinct on white
 MUTED = "#c9ccd1"
 ACCENT = "#d62728"
+# Readability limits. Figures are laid out for FULL_WIDTH px (the page's full width, the PNG
+# export width); a label is cut when CHAR_WIDTH × font size × its length would not fit its slot.
+FULL_WIDTH = 1200
+CHAR_WIDTH = 0.6  # average glyph width as a share of the font size (Inter / Helvetica)
+MAX_BARS = 120  # bars in one chart; more cannot be told apart
+MAX_GROUPS = 20  # groups (clusters, sources) in a composition chart before the rest is "other"
+MAP_LABELS = 40  # cluster ids printed on the map: the largest clusters only
+SHORT_NAME = 28  # characters of a selection name in legends and axes (the full name on hover)
 
 
 def _layout(fig: go.Figure, title: str | None, height: int = 520) -> go.Figure:
@@ -45,6 +53,40 @@ def _preview(text: str, width: int = 60, limit: int = 180) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
+def fit_label(text: str, width_px: float, font_size: float = FONT["size"]) -> str:
+    """`text` cut (with an ellipsis) to what fits in `width_px` at `font_size`."""
+    limit = max(1, int(width_px / (CHAR_WIDTH * font_size)))
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def short_names(names: Sequence[str], limit: int = SHORT_NAME) -> tuple[list[str], str]:
+    """Distinct short labels for selection names, and what they all share.
+
+    Names such as "kmq · k=64 · 300 rows · seed 0" are split on " · "; the parts every name shares
+    are dropped from the labels (and returned, for a subtitle), the rest is cut to `limit`
+    characters. Labels stay distinct (a figure axis would merge equal ones).
+    """
+    parts = [str(name).split(" · ") for name in names]
+    shared = [p for p in parts[0] if all(p in other for other in parts[1:])] \
+        if len(parts) > 1 else []
+    labels: list[str] = []
+    for name, pieces in zip(names, parts):
+        label = " · ".join(p for p in pieces if p not in shared) or str(name)
+        label = fit_label(label, limit * CHAR_WIDTH * FONT["size"])
+        candidate, copy = label, 2
+        while candidate in labels:
+            suffix = f" ({copy})"
+            candidate = fit_label(label, (limit - len(suffix)) * CHAR_WIDTH * FONT["size"]) + suffix
+            copy += 1
+        labels.append(candidate)
+    return labels, " · ".join(shared)
+
+
+def _plot_width(fig: go.Figure, width: int = FULL_WIDTH) -> float:
+    margin = fig.layout.margin
+    return width - (margin.l or 0) - (margin.r or 0)
+
+
 # --------------------------------------------------------------------------- the cluster map
 def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
                 marker_size: float | None = None, height: int = 620) -> go.Figure:
@@ -60,7 +102,7 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
         raise ValueError(f"cluster_map needs columns {sorted(missing)}")
     n = len(frame)
     size = marker_size or (6 if n < 2_000 else 4 if n < 20_000 else 2.5)
-    hover_cols = [c for c in ("cluster", "source", "quality") if c in frame.columns and c != color]
+    hover_cols = [c for c in ("cluster", "source", "quality") if c in frame.columns]
     positions = np.arange(n)
     fig = go.Figure()
 
@@ -88,14 +130,21 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
             colorbar=dict(title=color, thickness=14)), showlegend=False))
     else:
         categories = _sorted_categories(values)
-        for i, category in enumerate(categories):
-            mask = (values == category).to_numpy()
-            fig.add_trace(trace(mask, f"{color} {category}" if color == "cluster" else
-                                str(category), dict(size=size, color=color_for(i), opacity=0.8)))
-        if len(categories) > len(PALETTE):  # colours repeat: the legend would mislead
-            fig.update_traces(showlegend=False)
-        if color == "cluster":  # print each cluster's id at its centre
-            centres = frame.groupby(color)[["x", "y"]].median()
+        if len(categories) <= len(PALETTE):  # one legend entry per category: click to hide
+            for i, category in enumerate(categories):
+                mask = (values == category).to_numpy()
+                fig.add_trace(trace(mask, f"{color} {category}" if color == "cluster" else
+                                    str(category), dict(size=size, color=color_for(i),
+                                                        opacity=0.8)))
+        else:  # colours repeat, a legend would mislead: one WebGL trace, the id on hover
+            index = {category: i for i, category in enumerate(categories)}
+            colours = [color_for(index[v]) for v in values]
+            fig.add_trace(trace(np.ones(n, dtype=bool), color, dict(size=size, color=colours,
+                                                                    opacity=0.8),
+                                showlegend=False))
+        if color == "cluster":  # print the ids of the largest clusters at their centres
+            largest = values.value_counts().index[:MAP_LABELS]
+            centres = frame[values.isin(largest)].groupby(color)[["x", "y"]].median()
             fig.add_trace(go.Scatter(x=centres["x"], y=centres["y"], mode="text",
                                      text=[str(c) for c in centres.index], hoverinfo="skip",
                                      textfont=dict(size=12, color="#1f2933"), showlegend=False,
@@ -194,78 +243,171 @@ def k_sweep_figure(table: pd.DataFrame, recommended_k: int | None = None,
 # --------------------------------------------------------------------------- clusters
 def cluster_bars(labels: np.ndarray, quality: np.ndarray | None = None,
                  title: str | None = "Cluster sizes") -> go.Figure:
-    """Size of each cluster, bars coloured by the cluster's mean quality when given."""
+    """Size of each cluster, largest first, coloured by the cluster's mean quality when given.
+
+    Past MAX_BARS clusters single bars cannot be told apart: the figure becomes the distribution
+    of cluster sizes (how many clusters have each size), coloured the same way.
+    """
     labels = np.asarray(labels)
     k = int(labels.max()) + 1 if len(labels) else 0
     sizes = np.bincount(labels, minlength=k)
+    means = None
+    if quality is not None:
+        sums = np.bincount(labels, weights=np.asarray(quality, dtype=float), minlength=k)
+        means = np.divide(sums, sizes, out=np.full(k, np.nan), where=sizes > 0)
+    if k > MAX_BARS:
+        return _cluster_size_histogram(sizes, means, title)
     order = np.argsort(-sizes, kind="stable")
     marker: dict = dict(color=PALETTE[0])
     hover = "cluster %{x}<br>%{y} rows<extra></extra>"
-    custom = None
-    if quality is not None:
-        sums = np.bincount(labels, weights=np.asarray(quality, dtype=float), minlength=k)
-        means = np.divide(sums, sizes, out=np.full(k, np.nan), where=sizes > 0)[order]
-        marker = dict(color=means, colorscale="Viridis", showscale=True,
+    if means is not None:
+        marker = dict(color=means[order], colorscale="Viridis", showscale=True,
                       colorbar=dict(title="mean quality", thickness=14))
-        custom = means
         hover = "cluster %{x}<br>%{y} rows<br>mean quality %{customdata:.3f}<extra></extra>"
     fig = go.Figure(go.Bar(x=[str(j) for j in order], y=sizes[order], marker=marker,
-                           customdata=custom, hovertemplate=hover))
+                           customdata=None if means is None else means[order],
+                           hovertemplate=hover))
     fig.update_xaxes(title_text="cluster (largest first)", type="category")
     fig.update_yaxes(title_text="rows")
+    fig = _layout(fig, title, height=380)
+    slot = _plot_width(fig) / max(k, 1)
+    if len(str(k - 1)) * CHAR_WIDTH * FONT["size"] > slot:  # ids would overlap: hover gives them
+        fig.update_xaxes(showticklabels=False, title_text=f"{k} clusters, largest first "
+                                                          "(hover for the id)")
+    return fig
+
+
+def _cluster_size_histogram(sizes: np.ndarray, means: np.ndarray | None,
+                            title: str | None) -> go.Figure:
+    edges = np.unique(np.histogram_bin_edges(sizes, bins=min(40, MAX_BARS)).round())
+    edges = edges if len(edges) > 1 else np.array([sizes.min(), sizes.min() + 1.0])
+    bins = np.clip(np.digitize(sizes, edges[1:-1]), 0, len(edges) - 2)
+    counts = np.bincount(bins, minlength=len(edges) - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    marker: dict = dict(color=PALETTE[0])
+    customdata = np.column_stack([edges[:-1], edges[1:]])
+    hover = "%{y} clusters of %{customdata[0]:.0f}–%{customdata[1]:.0f} rows<extra></extra>"
+    if means is not None:
+        bin_means = np.array([np.nanmean(means[bins == b]) if counts[b] else np.nan
+                              for b in range(len(counts))])
+        marker = dict(color=bin_means, colorscale="Viridis", showscale=True,
+                      colorbar=dict(title="mean quality", thickness=14))
+        customdata = np.column_stack([customdata, bin_means])
+        hover = hover.replace("<extra>", "<br>mean quality %{customdata[2]:.3f}<extra>")
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), marker=marker,
+                           customdata=customdata, hovertemplate=hover))
+    fig.update_xaxes(title_text=f"cluster size (rows) — {len(sizes)} clusters")
+    fig.update_yaxes(title_text="clusters")
     return _layout(fig, title, height=380)
 
 
 def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray],
-                          by: str = "cluster", title: str | None = None) -> go.Figure:
+                          by: str = "cluster", title: str | None = None,
+                          max_groups: int | None = None) -> go.Figure:
     """Share of each group (cluster or source) in the pool and in each named selection.
 
     `groups` is the pool's group label per row; each selection is an array of row positions.
-    Bars side by side make over- and under-sampled groups obvious.
+    Bars side by side make over- and under-sampled groups obvious. Readable at any k: the groups
+    with the largest share (in the pool or in any selection) are shown, largest pool share first,
+    at most `max_groups` of them (by default as many as MAX_BARS bars allow, ≤ MAX_GROUPS); the
+    rest are summed into "other", drawn in a narrow panel of its own so that its (large) share
+    does not flatten the rest. Selections get short names (the full name on hover).
     """
-    groups = pd.Series(np.asarray(groups))
-    categories = _sorted_categories(groups)
-    pool_share = groups.value_counts(normalize=True).reindex(categories, fill_value=0.0)
-    fig = go.Figure(go.Bar(x=[str(c) for c in categories], y=pool_share.to_numpy(), name="pool",
-                           marker=dict(color=MUTED),
-                           hovertemplate="%{x}: %{y:.1%} of the pool<extra></extra>"))
-    for i, (name, rows) in enumerate(selections.items()):
-        share = groups.iloc[np.asarray(rows, dtype=int)].value_counts(normalize=True).reindex(
-            categories, fill_value=0.0)
-        fig.add_trace(go.Bar(x=[str(c) for c in categories], y=share.to_numpy(), name=name,
-                             marker=dict(color=color_for(i)),
-                             hovertemplate=f"%{{x}}: %{{y:.1%}} of {html.escape(name)}"
-                                           "<extra></extra>"))
-    fig.update_layout(barmode="group")
-    fig.update_xaxes(title_text=by, type="category")
-    fig.update_yaxes(title_text="share of rows", tickformat=".0%")
-    return _layout(fig, title or f"Composition by {by}: selection vs pool", height=400)
+    groups = pd.Series(np.asarray(groups)).astype(str)
+    names = list(selections)
+    shares = [groups.value_counts(normalize=True)] + [
+        groups.iloc[np.asarray(rows, dtype=int)].value_counts(normalize=True)
+        for rows in selections.values()]
+    table = pd.concat(shares, axis=1, keys=range(len(shares))).fillna(0.0)  # 0 = the pool
+    limit = max_groups or max(4, min(MAX_GROUPS, MAX_BARS // table.shape[1] - 1))
+    ranked = table.max(axis=1).sort_values(ascending=False, kind="stable").index
+    shown = table.loc[ranked if len(ranked) <= limit + 1 else ranked[:limit]]
+    shown = shown.sort_values(0, ascending=False, kind="stable")
+    rest = table.drop(index=shown.index).sum()
+    n_rest = len(table) - len(shown)
+    fig = make_subplots(rows=1, cols=2 if n_rest else 1, horizontal_spacing=0.04,
+                        column_widths=[0.9, 0.1] if n_rest else None)
+    labels, shared = short_names(names)
+    columns = [("pool", "the pool", MUTED)] + [
+        (label, name, color_for(i)) for i, (name, label) in enumerate(zip(names, labels))]
+    other = f"the other {n_rest} {by}s"
+    for column, (label, full, colour) in enumerate(columns):
+        vs_pool = "" if column == 0 else " (pool: %{customdata:.1%})"
+        fig.add_trace(go.Bar(x=list(shown.index), y=shown[column].to_numpy(), name=label,
+                             legendgroup=label, marker=dict(color=colour),
+                             customdata=shown[0].to_numpy(),
+                             hovertemplate=f"%{{x}}: %{{y:.1%}} of {html.escape(str(full))}"
+                                           f"{vs_pool}<extra></extra>"), row=1, col=1)
+        if n_rest:
+            fig.add_trace(go.Bar(x=["other"], y=[rest[column]], name=label, legendgroup=label,
+                                 showlegend=False, marker=dict(color=colour),
+                                 customdata=[rest[0]],
+                                 hovertemplate=f"{other}: %{{y:.1%}} of "
+                                               f"{html.escape(str(full))}{vs_pool}<extra></extra>"),
+                          row=1, col=2)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=-0.2,
+                                                   yanchor="top"))
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="share of rows", row=1, col=1)
+    fig = _layout(fig, title or f"Composition by {by}: selections vs the pool", height=460)
+    slot = _plot_width(fig) * (fig.layout.xaxis.domain[1] - fig.layout.xaxis.domain[0]) \
+        / max(len(shown), 1)
+    fig.update_xaxes(type="category", tickangle=0, tickvals=list(shown.index),
+                     ticktext=[fit_label(str(g), slot) for g in shown.index], row=1, col=1,
+                     title_text=by if not n_rest else
+                     f"{by} — the {len(shown)} with the largest share")
+    if n_rest:
+        fig.update_xaxes(type="category", tickangle=0, title_text=f"+{n_rest} more",
+                         row=1, col=2)
+    return _subtitle(fig, shared, top=90)
+
+
+def _subtitle(fig: go.Figure, shared: str, top: int) -> go.Figure:
+    """What every compared selection shares, under the title (their labels leave it out)."""
+    if shared and fig.layout.title.text:
+        fig.update_layout(title=dict(subtitle=dict(text=f"all selections: {html.escape(shared)}")))
+    if fig.layout.title.text:
+        fig.update_layout(margin=dict(t=top))
+    return fig
 
 
 # --------------------------------------------------------------------------- comparing selections
 def overlap_heatmap(matrix: pd.DataFrame, title: str | None = "Overlap (Jaccard)") -> go.Figure:
-    """Pairwise Jaccard overlap of selections, annotated."""
-    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
-                               zmin=0, zmax=1, colorscale="Blues",
-                               text=np.vectorize(lambda v: f"{v:.2f}")(matrix.to_numpy()),
-                               texttemplate="%{text}", hovertemplate="%{y} ∩ %{x}: %{z:.3f}"
-                                                                     "<extra></extra>",
+    """Pairwise Jaccard overlap of selections, annotated; short names on the axes (full names on
+    hover), margins sized to the labels so none is cut off."""
+    full = [str(name) for name in matrix.columns]
+    labels, shared = short_names(full)
+    values = matrix.to_numpy()
+    names = np.array([[f"{html.escape(a)} ∩ {html.escape(b)}" for b in full] for a in full])
+    fig = go.Figure(go.Heatmap(z=values, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+                               text=np.vectorize(lambda v: f"{v:.2f}")(values),
+                               texttemplate="%{text}", customdata=names,
+                               hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
                                colorbar=dict(title="Jaccard", thickness=14)))
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, height=360)
+    label_px = max(len(label) for label in labels) * CHAR_WIDTH * FONT["size"] if labels else 0
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(automargin=True, tickangle=-30 if len(labels) > 2 else 0)
+    fig = _layout(fig, title, height=int(200 + label_px / 2 + 48 * len(labels)))
+    fig.update_layout(margin=dict(l=int(label_px) + 20, b=int(label_px / 2) + 40))
+    return _subtitle(fig, shared, top=90)
 
 
 def quality_distribution(quality: np.ndarray, selections: Mapping[str, np.ndarray],
                          title: str | None = "Quality of the selected rows") -> go.Figure:
-    """Box plots of the quality scores: the whole pool, then each selection."""
+    """Box plots of the quality scores: the whole pool, then each selection (short names on the
+    axis, the full name on hover)."""
     quality = np.asarray(quality, dtype=float)
     fig = go.Figure(go.Box(y=quality, name="pool", marker=dict(color=MUTED), boxmean=True))
-    for i, (name, rows) in enumerate(selections.items()):
-        fig.add_trace(go.Box(y=quality[np.asarray(rows, dtype=int)], name=name, boxmean=True,
-                             marker=dict(color=color_for(i))))
+    labels, shared = short_names(list(selections))
+    for i, ((name, rows), label) in enumerate(zip(selections.items(), labels)):
+        fig.add_trace(go.Box(y=quality[np.asarray(rows, dtype=int)], name=label, boxmean=True,
+                             marker=dict(color=color_for(i)),
+                             hovertemplate=f"{html.escape(str(name))}<br>%{{y:.3f}}"
+                                           "<extra></extra>"))
     fig.update_layout(showlegend=False)
+    fig.update_xaxes(automargin=True)
     fig.update_yaxes(title_text="quality score")
-    return _layout(fig, title, height=380)
+    return _subtitle(_layout(fig, title, height=380), shared, top=90)
 
 
 # --------------------------------------------------------------------------- the pool

@@ -3,12 +3,18 @@ widgets change state, downloads are offered, empty states explain the one action
 from __future__ import annotations
 
 import json
+import re
+import time
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from selection_core import pipeline, workspace
+from selection_core import jobs, pipeline, workspace
+from selection_core.cli import main
+from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 600
@@ -39,6 +45,61 @@ def open_page(page: str) -> AppTest:
 
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_every_page_opened_first_runs_inside_the_app_frame(prepared_workspace: Path) -> None:
+    """Streamlit runs pages/X.py directly when /X is a server's first request (AppTest: every
+    run); the page must still get app.py's frame: real navigation, sidebar, title."""
+    for page in ("data", "selection", "iterative", "influence", "report", "results"):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+        assert_clean(at)
+        assert [c.value for c in at.sidebar.caption][:1] == ["Current pool"], page
+        assert len(at.title) == 1  # the page itself, once
+
+
+def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
+        prepared_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = RunStore(prepared_workspace / "runs" / "first-view")
+    pipeline.ingest_demo(store, n=300)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_before_the_rest(stage: str, done: int, total: int) -> None:
+        if stage in ("umap", "sweep_rest"):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):  # the preparation as far as its first view
+        pipeline.prepare(store, ks=(2, 3, 4, 6, 8), progress=stop_before_the_rest)
+    assert pipeline.map_kind(store) == "pca"
+    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 4, 8]  # the first pass
+    running = jobs.JobStatus("prepare", "running", None, "", "", time.time())
+    monkeypatch.setattr(jobs, "job_status", lambda _store, _name: running)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["run_dir"] = str(store.root)
+    at.run()
+    assert_clean(at)
+    assert any(c.value.startswith("Quick map (PCA") for c in at.caption)
+    assert any("(so far" in c.value for c in at.caption)
+    assert any("Still preparing in the background" in p.proto.text for p in at.get("progress"))
+    assert len(at.get("plotly_chart")) >= 3  # map, curves (first pass), cluster sizes
+    at.switch_page("pages/report.py").run()  # a page that needs everything waits, with progress
+    assert_clean(at)
+    assert not any(b.label == "Build the report" for b in at.button)
+    assert any("Step 5 of 6" in p.proto.text for p in at.get("progress"))
+
+    monkeypatch.undo()
+    pipeline.prepare(store, ks=(2, 3, 4, 6, 8))  # the rest: the full sweep and the UMAP map
+    assert pipeline.map_kind(store) == "umap"
+    assert pd.read_csv(store.path("sweep.csv"))["k"].tolist() == [2, 3, 4, 6, 8]
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["run_dir"] = str(store.root)
+    at.run()
+    assert_clean(at)
+    assert any(c.value.startswith("UMAP map") for c in at.caption)
+    assert not at.get("progress")
 
 
 def test_clusters_page_shows_map_curves_and_reacts_to_k(prepared_workspace: Path) -> None:
@@ -120,6 +181,52 @@ def test_report_page_builds_a_downloadable_report(prepared_workspace: Path) -> N
     assert any("Report ready" in s.value for s in at.success)
     labels = [b.label for b in at.get("download_button")]
     assert "Download the HTML report" in labels
+
+
+def test_cli_report_is_the_report_page_without_a_browser(prepared_workspace: Path,
+                                                        tmp_path: Path, capsys) -> None:
+    """`report` writes the Report page's HTML (same sections, figures, tables, selections)."""
+    store = workspace.demo_run()
+    _, recommended, _ = pipeline.load_sweep(store)
+    for method in ("kmq", "random"):  # selections saved in the run, as on a GPU server
+        assert main(["select", "--run", str(store.root), "--method", method, "--k",
+                     str(recommended), "--budget", "120", "--out",
+                     str(tmp_path / f"{method}.jsonl")]) == 0
+    at = open_page("report")
+    names = at.multiselect[0].value
+    assert names == [f"kmq · k={recommended} · 120 rows · τ=1 · seed 0",
+                     f"random · k={recommended} · 120 rows · seed 0"]
+    next(b for b in at.button if b.label == "Build the report").click().run()
+    assert_clean(at)
+    page = at.session_state["report"]
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", "--run", str(store.root), "--out", str(out), "--png"]) == 0
+    html = out.read_text(encoding="utf-8")
+
+    def comparable(text: str) -> str:  # plotly's random element ids and the build time differ
+        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+        return re.sub(r"Generated [^<]* by selection_core", "Generated", text)
+
+    assert comparable(html) == comparable(page["html"])
+    assert all(name.replace("τ", "&tau;") in html or name in html for name in names)
+    assert "<script src=" not in html and "plotly" in html  # self-contained
+    with zipfile.ZipFile(tmp_path / "out" / "report-figures.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(f"{name}.png" for name in page["figures"])
+        assert all(archive.read(name)[:8] == b"\x89PNG\r\n\x1a\n" for name in archive.namelist())
+    assert "overlap" in page["figures"] and "composition_by_cluster" in page["figures"]
+
+    one = tmp_path / "one.html"  # a selection given as `select --out`'s JSONL
+    assert main(["report", "--run", str(store.root), "--selections",
+                 str(tmp_path / "kmq.jsonl"), "--out", str(one)]) == 0
+    text = one.read_text(encoding="utf-8")
+    assert "<td>kmq</td>" in text and "random · k=" not in text
+    assert "Overlap (Jaccard)" in html and "Overlap (Jaccard)" not in text  # one selection
+    capsys.readouterr()
+    assert main(["report", "--run", str(store.root), "--selections", "nope", "--out",
+                 str(tmp_path / "x.html")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: 'nope' is neither a selection saved in") and "kmq-" in error
+    assert not (tmp_path / "x.html").exists()
 
 
 def test_empty_state_offers_the_one_action(prepared_workspace: Path, tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
 """The app in real headless Chromium (Debian's, driven by Playwright): what only a browser shows.
 
-One Streamlit server on a free port, opened on a fresh workspace: the demo pool prepares itself
-in the background, then the map and the k curves render, changing k redraws them, a selection
-runs and downloads. Screenshots go to test-output/e2e/. Any `stException` element fails.
+- A fresh server on a fresh workspace: the demo pool prepares itself in the background; the map
+  and the k curves appear early (quick PCA map) and the UMAP map replaces the quick one; changing
+  k redraws them; selections at k=64 compare in readable charts and download.
+- Fresh servers whose very first request is a deep link, one per page: each gets the real
+  navigation and the app's sidebar. Viewers see no developer tools; the operator's switch brings
+  them back.
+Screenshots go to test-output/e2e/. Any `stException` element fails.
 """
 from __future__ import annotations
 
@@ -18,10 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from selection_core import __version__
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "test-output" / "e2e"
 DEMO_N = 800
+PAGES = {"data": "Data", "": "Clusters", "selection": "Selection",  # the default page is /
+         "iterative": "Iterative refinement", "influence": "Influence", "report": "Report",
+         "results": "Results"}
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,40 +45,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    root = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "SELECTION_CORE_WORKSPACE": str(root / "workspace"),
-           "SELECTION_CORE_DEMO_N": str(DEMO_N), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO)}
-    log = open(root / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless",
-         "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+class Server:
+    """`streamlit run app.py` on a free port, with its own workspace and log."""
+
+    def __init__(self, workspace: Path, log: Path, demo_n: int = DEMO_N,
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log_path = log
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+             "--server.headless", "true", "--server.port", str(self.port),
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "SELECTION_CORE_WORKSPACE": str(workspace),
+                 "SELECTION_CORE_DEMO_N": str(demo_n), "HF_HUB_OFFLINE": "1",
+                 "PYTHONPATH": str(REPO), **(env or {})})
+
+    def wait_listening(self, timeout_s: float = 90) -> None:
+        """Wait for the port to accept connections (no HTTP request: the browser's is first)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"streamlit did not start: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
 
 
 @pytest.fixture(scope="module")
-def page(app_url: str):
+def browser():
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -79,10 +95,13 @@ def page(app_url: str):
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1500, "height": 1000},
-                                      accept_downloads=True)
-        yield context.new_page()
+        yield browser
         browser.close()
+
+
+def new_page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+    return context.new_page()
 
 
 def no_exceptions(page) -> None:
@@ -90,23 +109,60 @@ def no_exceptions(page) -> None:
     assert errors.count() == 0, errors.first.inner_text()
 
 
+# --------------------------------------------------------------------------- first start
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e") / "workspace"
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace: Path) -> Iterator[str]:
+    server = Server(workspace, workspace.parent / "streamlit.log")
+    server.wait_listening()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return new_page(browser)
+
+
 def map_caption(page) -> str:
     return page.get_by_text("drag a lasso").inner_text()
 
 
-def test_clusters_page_renders_map_and_curves_and_follows_k(page, app_url: str) -> None:
+def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: str) -> None:
     started = time.time()
     page.goto(app_url)
     page.get_by_text("Preparing demo-").first.wait_for(timeout=60_000)  # the self-starting job
     page.screenshot(path=str(SHOTS / "01-preparing.png"))
     page.get_by_text("drag a lasso").wait_for(timeout=300_000)
+    first_view = time.time() - started
+    seen, refining = [], False
+    while time.time() - started < 400:  # poll what the page shows until the UMAP map is in
+        caption = page.get_by_text("drag a lasso")
+        text = caption.inner_text() if caption.count() else ""
+        kind = text.split(" · ")[0]
+        if kind and (not seen or seen[-1] != kind):
+            seen.append(kind)
+            if kind.startswith("Quick map"):
+                page.locator(".js-plotly-plot .gl-container canvas").first.wait_for()
+                assert page.get_by_text("Silhouette (higher is better)").count() == 1
+                refining = page.get_by_text("Still preparing in the background").count() == 1
+                page.screenshot(path=str(SHOTS / "02-quick-map.png"))
+        if kind == "UMAP map" and page.get_by_text("Still preparing").count() == 0:
+            break
+        page.wait_for_timeout(250)
+    print(f"\ndemo pool ({DEMO_N} rows): first view after {first_view:.0f} s, UMAP map after "
+          f"{time.time() - started:.0f} s; map captions seen: {seen}")
+    assert seen[0].startswith("Quick map") and refining  # shown early, with progress for the rest
+    assert seen[-1] == "UMAP map"  # then replaced, without a reload
     page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)
-    print(f"\ndemo pool ({DEMO_N} rows) prepared and shown after {time.time() - started:.0f} s")
     no_exceptions(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3
     assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1  # WebGL map
-    assert page.get_by_text("Silhouette (higher is better)").count() == 1
-    page.screenshot(path=str(SHOTS / "02-clusters.png"))
+    page.screenshot(path=str(SHOTS / "03-clusters.png"))
 
     before = map_caption(page)
     slider = page.get_by_role("slider")
@@ -120,20 +176,71 @@ def test_clusters_page_renders_map_and_curves_and_follows_k(page, app_url: str) 
     k = int(after.split("k=")[1].split(":")[0])
     assert page.get_by_text(f"The {k} clusters").count() == 1
     no_exceptions(page)
-    page.screenshot(path=str(SHOTS / "03-k-changed.png"))
+    page.screenshot(path=str(SHOTS / "04-k-changed.png"))
 
 
-def test_run_a_selection_and_download_it(page, app_url: str, tmp_path: Path) -> None:
+CHART_GEOMETRY = """title => {
+    const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+        p => (p.querySelector('.gtitle')?.textContent || '').startsWith(title));
+    if (!plot) return null;
+    const rect = e => { const r = e.getBoundingClientRect();
+                        return [r.left, r.right, r.top, r.bottom]; };
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    const style = getComputedStyle(main), [left, right] = rect(main);
+    return {box: rect(plot),
+            main: [left + parseFloat(style.paddingLeft), right - parseFloat(style.paddingRight)],
+            xticks: [...plot.querySelectorAll('.xtick text')].map(rect),
+            yticks: [...plot.querySelectorAll('.ytick text')].map(rect),
+            bars: plot.querySelectorAll('.bars .point').length};
+}"""
+
+
+def chart(page, title: str) -> dict:
+    page.wait_for_function(f"({CHART_GEOMETRY})({json.dumps(title)}) !== null", timeout=60_000)
+    return page.evaluate(f"({CHART_GEOMETRY})({json.dumps(title)})")
+
+
+def inside(boxes: list, box: list) -> bool:
+    return all(b[0] >= box[0] - 1 and b[1] <= box[1] + 1 and b[2] >= box[2] - 1 and
+               b[3] <= box[3] + 1 for b in boxes)
+
+
+def apart(boxes: list) -> bool:
+    boxes = sorted(boxes)
+    return all(a[1] <= b[0] + 1 for a, b in zip(boxes, boxes[1:]))
+
+
+def test_selections_at_k64_compare_in_readable_charts_and_download(page, app_url: str,
+                                                                   tmp_path: Path) -> None:
+    page.get_by_text("Try a k that was not swept").click()
+    number = page.get_by_label("k", exact=True)
+    number.fill("64")
+    number.press("Enter")
+    page.get_by_role("button", name="Cluster at this k").click()
+    page.get_by_text("k=64: 64 clusters").wait_for(timeout=60_000)
     page.get_by_role("link", name="Selection").click()
     page.get_by_role("button", name="Run selection").wait_for(timeout=60_000)
     page.get_by_role("button", name="Run selection").click()
     page.get_by_text("Side by side").wait_for(timeout=60_000)
-    page.get_by_role("button", name="JSONL").first.wait_for(timeout=60_000)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3",
+    page.get_by_role("combobox", name="Method").click()  # a second selection, to compare
+    page.get_by_role("option", name="random", exact=True).click()
+    page.get_by_role("button", name="Run selection").click()
+    page.get_by_text("random · k=64").first.wait_for(timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4",
                            timeout=60_000)
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(1500)
     no_exceptions(page)
-    page.screenshot(path=str(SHOTS / "04-selection.png"), full_page=True)
+    composition = chart(page, "Composition by cluster")
+    box, main = composition["box"], composition["main"]
+    assert box[1] - box[0] >= 0.95 * (main[1] - main[0])  # the full width of the page
+    assert composition["bars"] <= 3 * 21  # ≤ 20 clusters + "other", pool + 2 selections
+    assert inside(composition["xticks"], box) and apart(composition["xticks"])
+    overlap = chart(page, "Overlap (Jaccard)")
+    assert len(overlap["yticks"]) == 2 and inside(overlap["yticks"] + overlap["xticks"],
+                                                  overlap["box"])  # labels not cut off
+    quality = chart(page, "Quality of the selected rows")
+    assert inside(quality["xticks"], quality["box"]) and apart(quality["xticks"])
+    page.screenshot(path=str(SHOTS / "05-selection-k64.png"), full_page=True)
     with page.expect_download(timeout=30_000) as download_info:
         page.get_by_role("button", name="JSONL").first.click()
     target = tmp_path / "selection.jsonl"
@@ -141,4 +248,91 @@ def test_run_a_selection_and_download_it(page, app_url: str, tmp_path: Path) -> 
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 300
     assert {"id", "prompt", "response", "cluster", "quality"} <= set(rows[0])
+    assert {row["cluster"] for row in rows} <= set(range(64))
     no_exceptions(page)
+
+
+# --------------------------------------------------------------------------- deep links
+@pytest.fixture(scope="module")
+def prepared_workspace(workspace: Path) -> Path:
+    """The first-start test's workspace once its demo run is prepared (prepared here when that
+    test did not run), so every page renders at once."""
+    from selection_core import jobs, pipeline
+    from selection_core.store import RunStore
+
+    store = RunStore(workspace / "runs" / f"demo-n{DEMO_N}-s0")
+    jobs.wait_for_job(store, "prepare")
+    if not (store.stage_info("umap") or {}).get("status") == "done":
+        pipeline.ingest_demo(store, n=DEMO_N)
+        pipeline.prepare(store)
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def fresh_servers(prepared_workspace: Path) -> Iterator[dict[str, Server]]:
+    """One fresh server per page (and one for the operator's developer mode), started together;
+    none has served a request yet."""
+    logs = prepared_workspace.parent
+    servers = {path: Server(prepared_workspace, logs / f"page-{path or 'default'}.log")
+               for path in PAGES}
+    servers["developer"] = Server(prepared_workspace, logs / "developer.log",
+                                  env={"STREAMLIT_CLIENT_TOOLBAR_MODE": "developer"})
+    for server in servers.values():
+        server.wait_listening()
+    yield servers
+    for server in servers.values():  # all at once: each takes a few seconds to shut down
+        server.process.terminate()
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=lambda path: path or "default")
+def test_a_deep_link_works_as_the_first_request_of_a_server(browser, fresh_servers, path: str
+                                                            ) -> None:
+    page = new_page(browser)
+    page.goto(f"{fresh_servers[path].url}/{path}")
+    page.get_by_role("heading", name=PAGES[path], exact=True).wait_for(timeout=90_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Current pool").wait_for(timeout=30_000)  # app.py's sidebar ran
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    links.first.wait_for()
+    assert [link.inner_text().split("\n")[-1] for link in links.all()] == list(PAGES.values())
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.url.endswith(f"/{path}")
+    page.wait_for_function("document.title.includes('selection_core')", timeout=10_000)
+    assert page.title() == f"{PAGES[path]} · selection_core {__version__}"
+    no_exceptions(page)
+    page.screenshot(path=str(SHOTS / f"10-deep-link-{path or 'default'}.png"))
+    page.context.close()
+
+
+def menu_items(page) -> list[str]:
+    page.get_by_test_id("stMainMenu").click()
+    popover = page.get_by_test_id("stMainMenuPopover")
+    popover.wait_for()
+    return [line.strip() for line in popover.inner_text().splitlines() if line.strip()]
+
+
+def test_viewers_get_no_developer_tools_and_an_about_entry(browser, fresh_servers) -> None:
+    page = new_page(browser)
+    page.goto(fresh_servers[""].url)
+    page.get_by_test_id("stSidebar").get_by_text("Current pool").wait_for(timeout=90_000)
+    assert page.get_by_test_id("stAppDeployButton").count() == 0
+    items = menu_items(page)
+    assert "About" in items and not {"Rerun", "Clear cache", "Deploy this app"} & set(items)
+    page.get_by_test_id("stMainMenuPopover").get_by_text("About", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"selection_core {__version__}").wait_for(timeout=10_000)
+    page.screenshot(path=str(SHOTS / "11-about.png"))
+    favicon = page.locator("link[rel='shortcut icon'], link[rel='icon']").first
+    assert "/media/" in favicon.get_attribute("href")  # our favicon.png, not Streamlit's
+    page.context.close()
+
+
+def test_the_operator_gets_the_developer_tools_back(browser, fresh_servers) -> None:
+    page = new_page(browser)
+    page.goto(fresh_servers["developer"].url)
+    page.get_by_test_id("stSidebar").get_by_text("Current pool").wait_for(timeout=90_000)
+    assert {"Rerun", "Clear cache"} <= set(menu_items(page))
+    assert page.get_by_test_id("stAppDeployButton").count() == 1
+    page.context.close()
