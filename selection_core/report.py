@@ -30,7 +30,7 @@ from .config import KMeansConfig, ScorerConfig, UMAPConfig
 from .errors import ConfigError, InputError, SelectionError
 from .store import RunStore
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "assets" / "report_template.html"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "report_template.html"  # package data
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import gzip
 import json
+import os
 import random
 import re
 from collections import defaultdict
@@ -88,8 +89,14 @@ class Benchmark(Protocol):
     def evaluate(self, items: list[EvalItem], completions: Mapping[str, str]) -> EvalResult: ...
 
 
+DATA_DIR_ENV = "SELECTION_CORE_DATA"
+
+
 def default_data_dir() -> Path:
-    """../shared/data beside the checkout: the offline copies of the benchmark data."""
+    """The offline copies of the benchmark data: $SELECTION_CORE_DATA when set (an installed
+    package has no checkout beside it), else ../shared/data beside the checkout."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
@@ -133,8 +140,8 @@ def few_shot_dir(data_path: str | Path | None, name: str, default: str, what: st
                 return candidate
     folder = default_data_dir() / default
     if not folder.is_dir():
-        raise InputError(f"{what} not found beside the data nor in ../shared/data; use shots = 0 "
-                         "or provide them", path=str(folder))
+        raise InputError(f"{what} not found beside the data nor in ../shared/data (or "
+                         f"${DATA_DIR_ENV}); use shots = 0 or provide them", path=str(folder))
     return folder
 
 

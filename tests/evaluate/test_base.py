@@ -52,6 +52,16 @@ def test_missing_default_data_names_the_place_and_the_alternatives(
         GSM8K().load()
 
 
+def test_the_default_data_folder_can_be_named_for_an_installed_package(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(
+        '{"question": "1+1?", "answer": "so 2\\n#### 2"}\n')
+    monkeypatch.setenv(base.DATA_DIR_ENV, str(tmp_path))
+    assert base.default_data_dir() == tmp_path
+    assert [item.gold for item in GSM8K().load()] == ["2"]
+
+
 def test_local_files_and_located_errors(tmp_path: Path) -> None:
     path = tmp_path / "gsm.jsonl"
     path.write_text('{"question": "1+1?", "answer": "2\\n#### 2"}\n{"question": "x"}\n')
