@@ -30,3 +30,4 @@ benchmarks: install
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/gpu_check.py
