@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from selection_core.config import SelectionConfig
 from selection_core.errors import ConfigError
-from selection_core.select.static import allocate_budget, gumbel_top_k, kmeans_closest_select, \
+from selection_core.apportion import allocate_budget
+from selection_core.select.static import gumbel_top_k, kmeans_closest_select, \
     kmeans_random_select, kmq_select, quality_top_select, random_select, select_static
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ...apportion import allocate_budget
 from ...store import write_jsonl
 from .common import Item
 from .noise import NOISE_CYCLE, noisy_response, perturb
@@ -68,37 +71,6 @@ def _draw(skill: str, rng: random.Random, used: set[str], for_eval: bool) -> Ite
     raise RuntimeError(f"could not draw a {skill} item in {_MAX_DRAWS} tries")
 
 
-def _largest_remainder(weights: list[float], total: int) -> list[int]:
-    """Integers proportional to `weights` that sum exactly to `total`."""
-    mass = sum(weights)
-    exact = [total * w / mass for w in weights]
-    counts = [math.floor(x) for x in exact]
-    by_fraction = sorted(range(len(weights)), key=lambda i: counts[i] - exact[i])
-    for i in by_fraction[:total - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def _noise_counts(sizes: list[int], weights: list[float], total: int) -> list[int]:
-    """Noisy rows per source, proportional to size × weight, no source over its size."""
-    counts = [0] * len(sizes)
-    open_sources = [i for i, size in enumerate(sizes) if size > 0]
-    remaining = total
-    while open_sources and remaining > 0:
-        rate = remaining / sum(sizes[i] * weights[i] for i in open_sources)
-        full = [i for i in open_sources if rate * weights[i] >= 1]
-        if not full:
-            shares = _largest_remainder([sizes[i] * weights[i] for i in open_sources], remaining)
-            for i, share in zip(open_sources, shares, strict=True):
-                counts[i] = share
-            break
-        for i in full:
-            counts[i] = sizes[i]
-            remaining -= sizes[i]
-            open_sources.remove(i)
-    return counts
-
-
 def _check_args(n: int, noise_rate: float) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
@@ -110,14 +82,16 @@ def generate_demo_pool(n: int = 3000, seed: int = 0, noise_rate: float = 0.2) ->
     """`n` rows of the demo pool; the same arguments always give the same rows."""
     _check_args(n, noise_rate)
     rng = random.Random(f"selection_core.demo.pool:{seed}")
-    sizes = _largest_remainder([s.share for s in _SOURCE_PROFILES], n)
+    sizes = allocate_budget(np.full(len(_SOURCE_PROFILES), n),
+                            n, np.array([s.share for s in _SOURCE_PROFILES])).tolist()
     sources = [s for s, size in zip(_SOURCE_PROFILES, sizes, strict=True) for _ in range(size)]
     rng.shuffle(sources)
     skills = [rng.choices(SKILLS, weights=s.skill_mix)[0] for s in sources]
 
     noise = [""] * n
-    per_source = _noise_counts(sizes, [s.noise_weight for s in _SOURCE_PROFILES],
-                               math.floor(n * noise_rate + 0.5))
+    # Noisy rows per source: proportional to size × noise weight, no source over its size.
+    per_source = allocate_budget(np.array(sizes), math.floor(n * noise_rate + 0.5),
+                                 np.array([s.noise_weight for s in _SOURCE_PROFILES])).tolist()
     noisy: list[int] = []
     for source, count in zip(_SOURCE_PROFILES, per_source, strict=True):
         rows = [i for i, s in enumerate(sources) if s is source]
