@@ -26,7 +26,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test runs model-written code under bubblewrap: skipped where bubblewrap cannot run,
     except in CI (SELECTION_CORE_REQUIRE_SANDBOX=1), where that is a failure."""
-    from selection_core.evaluate import sandbox
+    from selection_core import sandbox
 
     monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
     try:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import BaseBenchmark, EvalItem, EvalResult
-from .sandbox import Program, SandboxResult, run_many
+from ..sandbox import Program, SandboxResult, run_many
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)",
                     re.DOTALL | re.MULTILINE)

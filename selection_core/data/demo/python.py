@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...evaluate.sandbox import run_python
+from ...sandbox import run_python
 from .common import FENCE, Item
 
 _PYTHON_TIMEOUT_S = 5.0
