@@ -1,4 +1,5 @@
-"""Static selection on one clustering: kMQ and its baselines (METHODS §1.3).
+"""Static selection on one clustering: kMQ, kM-random and kM-closest (METHODS §1.3); the random
+and quality-top baselines are `select.baselines`.
 
 All functions are pure (arrays in, row indices out) and seeded. The budget is met exactly: the
 reference code's equal quota int(b/k) under-filled it; here clusters get shares proportional to
@@ -12,6 +13,7 @@ import numpy as np
 from ..apportion import allocate_budget
 from ..config import SelectionConfig
 from ..errors import ConfigError
+from .baselines import random_select, top_rows
 
 
 def gumbel_top_k(logits: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -87,20 +89,6 @@ def kmeans_closest_select(labels: np.ndarray, distances: np.ndarray, budget: int
                         lambda members, n: members[np.lexsort((members, distances[members]))[:n]])
 
 
-def random_select(n_rows: int, budget: int, seed: int = 0) -> np.ndarray:
-    if not 0 <= budget <= n_rows:
-        raise ConfigError(f"budget {budget} must be between 0 and the pool size {n_rows}")
-    return np.random.default_rng(seed).choice(n_rows, budget, replace=False).astype(np.int64)
-
-
-def quality_top_select(quality: np.ndarray, budget: int) -> np.ndarray:
-    """The b best rows overall (ties → lower index)."""
-    quality = np.asarray(quality, dtype=np.float64)
-    if not 0 <= budget <= len(quality):
-        raise ConfigError(f"budget {budget} must be between 0 and the pool size {len(quality)}")
-    return np.lexsort((np.arange(len(quality)), -quality))[:budget].astype(np.int64)
-
-
 def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
                   distances: np.ndarray) -> np.ndarray:
     """Dispatch one of the five static methods; returns selected row indices, sorted."""
@@ -114,7 +102,7 @@ def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarr
     elif method == "random":
         rows = random_select(len(labels), config.budget, config.seed)
     elif method == "quality-top":
-        rows = quality_top_select(quality, config.budget)
+        rows = top_rows(quality, config.budget)
     else:
         raise ConfigError(f"unknown method '{method}'; use kmq, kmeans-random, kmeans-closest, "
                           "random or quality-top")

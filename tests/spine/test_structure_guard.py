@@ -134,7 +134,7 @@ def test_code_benchmark_verdicts_are_unchanged(shared_data: Any) -> None:
 
 # --------------------------------------------------------------------------- selection math
 def test_influence_methods_on_a_fixed_matrix_are_unchanged() -> None:
-    from selection_core.influence.select import INFLUENCE_METHODS, select_on_matrix
+    from selection_core.select.bids import INFLUENCE_METHODS, select_on_matrix
 
     rng = np.random.default_rng(7)
     A = rng.integers(-50, 50, size=(120, 9)).astype(np.float32) / 8  # exact in float32
@@ -146,9 +146,9 @@ def test_influence_methods_on_a_fixed_matrix_are_unchanged() -> None:
 
 def test_static_methods_on_fixed_inputs_are_unchanged() -> None:
     from selection_core.apportion import allocate_budget
-    from selection_core.select.static import (kmeans_closest_select,
-                                              kmeans_random_select, kmq_select,
-                                              quality_top_select, random_select)
+    from selection_core.select.baselines import random_select, top_rows
+    from selection_core.select.static import kmeans_closest_select, kmeans_random_select, \
+        kmq_select
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 7, size=400)
@@ -162,7 +162,7 @@ def test_static_methods_on_fixed_inputs_are_unchanged() -> None:
         "kmeans_closest": [kmeans_closest_select(labels, distances, b).tolist()
                            for b in (1, 33, 400)],
         "random": [random_select(400, b, seed=6).tolist() for b in (0, 33, 400)],
-        "quality_top": [quality_top_select(quality, b).tolist() for b in (0, 33, 400)],
+        "quality_top": [top_rows(quality, b).tolist() for b in (0, 33, 400)],
         "allocate": [allocate_budget(np.array([5, 0, 12, 3, 40]), b, w).tolist()
                      for b in (0, 7, 31, 60)
                      for w in (None, np.array([1.0, 2.0, 0.0, 0.5, 0.25]))],
