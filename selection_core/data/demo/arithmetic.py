@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import random
-import re
 
-from .common import Item, numbers
+from ...answers import extract_final_number, numbers_match
+from .common import Item
 
 _NAMES = ("Maya", "Leo", "Priya", "Tom", "Aisha", "Carlos", "Mei", "Sam", "Nora", "Omar",
           "Elena", "Jonas", "Fatima", "Ben", "Yuki", "Grace")
-
-_FINAL_ANSWER = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
 
 
 def _plural(count: int, singular: str, plural: str) -> str:
@@ -200,6 +198,5 @@ def generate(rng: random.Random) -> Item:
 
 # --------------------------------------------------------------------------- checking
 def check(gold: str, completion: str) -> bool:
-    final = _FINAL_ANSWER.findall(completion)
-    values = [float(final[-1].replace(",", ""))] if final else numbers(completion)[-1:]
-    return bool(values) and abs(values[0] - float(gold)) < 1e-6
+    """The final number, read as GSM8K's answers are (`answers.extract_final_number`)."""
+    return numbers_match(extract_final_number(completion), gold)

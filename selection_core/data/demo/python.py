@@ -3,17 +3,16 @@ item's asserts in the sandbox."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import random
-import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...answers import extract_code
 from ...sandbox import run_python
-from .common import FENCE, Item
+from .common import Item
 
 _PYTHON_TIMEOUT_S = 5.0
 
@@ -574,20 +573,10 @@ def generate(rng: random.Random) -> Item:
 
 
 # --------------------------------------------------------------------------- checking
-def _extract_code(completion: str, entry_point: str) -> str:
-    """The fenced block defining the entry point (else the first block, else the raw text)."""
-    blocks = FENCE.findall(completion)
-    for block in blocks:
-        if re.search(rf"\bdef\s+{re.escape(entry_point)}\b", block):
-            return block
-    return blocks[0] if blocks else completion
-
-
 def check(gold: str, completion: str) -> bool:
+    """The code found as the code benchmarks find it, run with the item's asserts; it passes
+    only if every line ran (the sandbox's own token, so an early `exit(0)` is no pass)."""
     spec = json.loads(gold)
-    code = _extract_code(completion, spec["entry_point"])
-    # The marker is printed only if every assert ran: exiting early with status 0 is no pass.
-    marker = "all-tests-ran-" + hashlib.sha1(code.encode("utf-8")).hexdigest()[:12]
-    program = "\n".join([code, "", *spec["tests"], f"print({marker!r})", ""])
-    result = run_python(program, timeout_s=_PYTHON_TIMEOUT_S, memory_mb=512)
-    return result.passed and marker in result.stdout
+    code = extract_code(completion, spec["entry_point"])
+    program = "\n".join([code, "", *spec["tests"], ""])
+    return run_python(program, timeout_s=_PYTHON_TIMEOUT_S, memory_mb=512).passed
