@@ -26,7 +26,7 @@ CORE = ROOT / "selection_core"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("neutral leaves", ("errors", "devices", "apportion", "sandbox", "answers", "progress",
                         "textio", "fingerprint")),
-    ("configs", ("config",)),
+    ("configs", ("config", "config_args")),
     ("store: file formats, atomic writes, memmaps", ("store",)),
     ("models and data", ("data", "lm", "cluster", "select")),
     ("features, scores, training", ("features", "quality", "train")),
