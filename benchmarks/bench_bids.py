@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selection_core.influence.select import bids_select, bids_select_naive, \
-    instance_max_scores, task_max_scores, top_rows  # noqa: E402
+from selection_core.select.baselines import top_rows  # noqa: E402
+from selection_core.select.bids import bids_select, bids_select_naive, instance_max_scores, \
+    task_max_scores  # noqa: E402
 
 TASKS = 7
 

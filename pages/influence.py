@@ -21,8 +21,9 @@ from selection_core.evaluate.base import default_data_dir
 from selection_core.influence import PROGRESS as INFLUENCE_PROGRESS
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
 from selection_core.influence.pipeline import current_features, rds_scores_for_run
-from selection_core.influence.select import INFLUENCE_METHODS, load_attribution, \
-    normalise_columns, select_on_matrix, top_rows
+from selection_core.influence.attribution import load_attribution
+from selection_core.select.baselines import top_rows
+from selection_core.select.bids import INFLUENCE_METHODS, normalise_columns, select_on_matrix
 from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars

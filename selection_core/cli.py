@@ -26,7 +26,7 @@ from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
-from .evaluate.sandbox import UNSAFE_ENV
+from .sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
 from .store import MANIFEST, RunStore, check_output_path, write_jsonl

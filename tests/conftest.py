@@ -22,6 +22,21 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture
+def bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runs model-written code under bubblewrap: skipped where bubblewrap cannot run,
+    except in CI (SELECTION_CORE_REQUIRE_SANDBOX=1), where that is a failure."""
+    from selection_core import sandbox
+
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    try:
+        sandbox.require_sandbox()
+    except sandbox.SandboxUnavailable as exc:
+        if os.environ.get("SELECTION_CORE_REQUIRE_SANDBOX") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -1,8 +1,8 @@
 """Benchmark evaluators: one module per benchmark, a registry, predictions and lm-eval import.
 
-The names below are imported on first use, not here: `data.demo` imports `evaluate.sandbox`,
-and the demo benchmark imports `data.demo`, so importing every benchmark when the package loads
-would make that a circular import.
+The names below are imported on first use, not here, so that importing one evaluate module
+(a benchmark's scorer, the protocols) does not load all nine benchmarks. Running model-written
+code is `selection_core.sandbox`, shared with the demo pool's checker.
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..apportion import allocate_budget
 from ..errors import ConfigError, InputError, SelectionError
 from ..lm.prompts import Prompt
 
@@ -110,8 +111,6 @@ def subsample(items: list[EvalItem], limit: int | None, seed: int) -> list[EvalI
     each part gets a share proportional to its size, so a small CPU subset still covers them all
     and per-part scores stay meaningful.
     """
-    from ..select.static import allocate_budget
-
     if limit is None:
         return items
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:

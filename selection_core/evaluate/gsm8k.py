@@ -1,13 +1,8 @@
 """GSM8K (grade-school maths word problems), scored by the final number.
 
 Prompt: the UltraInteract/Eurus kit's maths prompt (answer in `\\boxed{}`), as for GSM-Plus and
-MATH. Extraction, so that a correct answer in any common chat format counts and a wrong one never:
-the last `\\boxed{...}`; else the last `#### N` that is an answer, not a Markdown heading such
-as `#### 1. Understand the problem`; else the first number after the last "answer is" /
-"Answer:" on its line ("The answer is 2 apples, so 3 were eaten" is 2; "The answer is 5 + 3 = 8"
-is 8, after the last "="); else the last number. An answer stated as none ("#### None",
-"**Answer:** None") has no number. Numbers compare as exact rationals after dropping `$`,
-thousands commas and `%` (18, 18.0, $18.00 agree).
+MATH. Extraction is `answers.extract_final_number` (the rules are in `answers`): a correct answer
+in any common chat format counts and a wrong one never; numbers compare as exact rationals.
 
 `strict` is the published rule beside ours: lm-evaluation-harness's GSM8K `strict-match` (the
 first `#### N`, exact string match after dropping commas, `$` and a final full stop).
@@ -16,84 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ..answers import extract_final_number, format_number, numbers_match, parse_number
 from ..errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, load_hub_rows, read_jsonl, require, \
     with_strict_score
-from .hendrycks_math import KIT_INSTRUCTION, boxed_answers
+from .hendrycks_math import KIT_INSTRUCTION
 
-# A minus sign only when it cannot be a subtraction ("16-3" is 16 and 3); thousands commas inside.
-_NUMBER_PATTERN = r"(?:(?<![\w)\]])-)?\$?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?/\s?\d+)?"
-_NUMBER = re.compile(_NUMBER_PATTERN)
-# "#### 18": the number must come first, so "#### Step 1" is no answer, and "#### 1. Understand"
-# (a number, a full stop or bracket, then words) is a numbered Markdown heading.
-_FINAL_ANSWER = re.compile(rf"####[ \t*]*({_NUMBER_PATTERN})(?![\d,]|\.\d|[.)][ \t]*[A-Za-z*])")
-# "The answer is 36", "**Answer:** 36", "Final answer = 36" (not "answer the question").
-ANSWER_MARKER = re.compile(r"\banswer\b[ \t*]*(?:is\b|:|=)[ \t*:]*", re.IGNORECASE)
-# "#### None", "**Answer: None**", "The answer is: not enough information": an answer, no number.
-_STATED_NONE = re.compile(r"(?:####|\banswer\b[ \t*]*(?:is\b|:|=))[ \t*_`:]*(?:none|no answer|"
-                          r"not enough|cannot|can't|unknown|insufficient|there is no)\b",
-                          re.IGNORECASE)
 _STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")  # lm-eval gsm8k strict-match
 _STRICT_IGNORED = (",", r"\$", r"(?s).*#### ", r"\.$")
-_LATEX_FRACTION = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, noise in a response
-
-
-def numbers(text: str) -> list[str]:
-    """The numbers in `text`, in order, as written."""
-    return _NUMBER.findall(text)
-
-
-def parse_number(text: str) -> Fraction | None:
-    """An exact value for "1,000", "$18.00", "-5", "25%", "1/4"; None if it is not a number."""
-    cleaned = re.sub(r"[\s$,%]", "", text).rstrip(".")
-    numerator, _, denominator = cleaned.partition("/")
-    try:
-        value = Fraction(Decimal(numerator))
-        if denominator:
-            divisor = Fraction(Decimal(denominator))
-            value = value / divisor if divisor else None
-    except (InvalidOperation, ValueError, OverflowError):  # not a finite number
-        return None
-    return value
-
-
-def format_number(value: Fraction) -> str:
-    """"18" for 18, "4.33" for 433/100, "1/3" where no finite decimal exists."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    decimal = Decimal(value.numerator) / Decimal(value.denominator)
-    if Fraction(decimal) == value:
-        return format(decimal.normalize(), "f")
-    return f"{value.numerator}/{value.denominator}"
-
-
-def extract_final_number(completion: str) -> str | None:
-    """The answer's number (rules in the module docstring); None when the completion states an
-    answer without a number ("**Answer:** None") or holds no number at all."""
-    boxed = boxed_answers(completion)
-    if boxed:
-        found = numbers(_LATEX_FRACTION.sub(r"\1/\2", boxed[-1]))
-        return found[-1] if found else None
-    finals = list(_FINAL_ANSWER.finditer(completion))
-    nones = list(_STATED_NONE.finditer(completion))
-    if nones and (not finals or nones[-1].start() > finals[-1].start()):
-        return None
-    if finals:
-        return finals[-1].group(1)
-    markers = list(ANSWER_MARKER.finditer(completion))
-    if markers:
-        stated = next((line for line in completion[markers[-1].end():].splitlines()
-                       if line.strip()), "")
-        found = numbers(stated.rpartition("=")[2]) or numbers(stated)
-        return found[0] if found else None
-    found = numbers(completion)
-    return found[-1] if found else None
 
 
 def strict_match(completion: str, gold_solution: str) -> bool:
@@ -110,13 +39,6 @@ def strict_match(completion: str, gold_solution: str) -> bool:
         return text.lower()
 
     return clean(found[0].strip()) == clean(gold_solution)
-
-
-def numbers_match(extracted: str | None, gold: str) -> bool:
-    if extracted is None:
-        return False
-    predicted, expected = parse_number(extracted), parse_number(gold)
-    return predicted is not None and predicted == expected
 
 
 class GSM8K(BaseBenchmark):

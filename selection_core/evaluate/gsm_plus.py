@@ -15,10 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..answers import ANSWER_MARKER, boxed_answers, extract_final_number, numbers_match, \
+    parse_number
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score
-from .gsm8k import ANSWER_MARKER, extract_final_number, numbers_match, parse_number, strict_match
-from .hendrycks_math import KIT_INSTRUCTION, boxed_answers
+from .gsm8k import strict_match
+from .hendrycks_math import KIT_INSTRUCTION
 
 # GSM-Plus's own list (scripts/utils/extract_ans.py), plus the usual "not enough information".
 NO_ANSWER_PHRASES = (

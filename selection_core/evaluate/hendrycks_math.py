@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..answers import boxed_answers, closing_brace
 from ..errors import InputError, SelectionError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score
@@ -30,7 +31,6 @@ KIT_INSTRUCTION = ("Solve the following math problem step-by-step.\nSimplify you
 # Per-subject configs of the hub mirrors (EleutherAI/hendrycks_math) of the withdrawn original.
 SUBJECT_CONFIGS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                    "number_theory", "prealgebra", "precalculus")
-_BOXED = re.compile(r"\\(?:boxed|fbox)\b")
 _ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
 _TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{")
 # Words that are units or counted things: "5 dollars", "10\text{ cm}", "12 ways" mean 5, 10, 12.
@@ -50,43 +50,6 @@ _SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
 # "65 children tickets": a number followed only by words is that number (not "2 sin", "3 pi").
 _NUMBER_THEN_WORDS = re.compile(r"(-?[\d.,]+)\s+(?:(?!(?:sin|cos|tan|log|exp|sqrt)\b)[A-Za-z]{3,}"
                                 r"\s*)+")
-
-
-def boxed_answers(text: str) -> list[str]:
-    """Contents of every top-level `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order;
-    `\\boxed 5` (no braces) counts too."""
-    answers = []
-    position = 0
-    while match := _BOXED.search(text, position):
-        rest = text[match.end():]
-        stripped = rest.lstrip()
-        if stripped.startswith("{"):
-            start = match.end() + len(rest) - len(stripped)
-            end = _closing_brace(text, start)
-            if end is None:
-                break
-            answers.append(text[start + 1:end])
-            position = end + 1
-        else:
-            bare = re.match(r"\s+([^\s$]+)", rest)
-            if bare:
-                answers.append(bare.group(1))
-            position = match.end()
-    return answers
-
-
-def _closing_brace(text: str, start: int, pair: str = "{}") -> int | None:
-    """Index of the bracket closing the one at `start` (`pair`: opening and closing character),
-    or None when they never balance."""
-    depth = 0
-    for index in range(start, len(text)):
-        if text[index] == pair[0]:
-            depth += 1
-        elif text[index] == pair[1]:
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
 
 
 def extract_answer(text: str) -> str | None:
@@ -142,7 +105,7 @@ def _strip_units(text: str) -> str:
 def _unwrap_text_commands(text: str) -> str:
     """`\\text{(A)}` → `(A)`, `\\mathbf{v}` → `v`: the commands only style their argument."""
     while match := _TEXT_COMMANDS.search(text):
-        end = _closing_brace(text, match.end() - 1)
+        end = closing_brace(text, match.end() - 1)
         if end is None:
             return text
         text = text[:match.start()] + text[match.end():end] + text[end + 1:]
@@ -191,7 +154,7 @@ def _slash_to_frac(text: str) -> str:
 
 def _unbracket(text: str) -> str:
     """`(a+b)` → `a+b` when the brackets enclose the whole text."""
-    if text.startswith("(") and _closing_brace(text, 0, "()") == len(text) - 1:
+    if text.startswith("(") and closing_brace(text, 0, "()") == len(text) - 1:
         return text[1:-1]
     return text
 

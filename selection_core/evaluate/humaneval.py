@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..answers import defines_function, extract_code
 from ..errors import InputError
 from .base import EvalItem, load_hub_rows, read_jsonl, require
-from .code_runner import CodeBenchmark, defines_function, extract_code
+from .code_runner import CodeBenchmark
 
 INSTRUCTION = ("Write Python code to solve the task.\nWrite a Python function `{signature}` to solve "
                "the following problem: Present code in ```python```\n```python\n{prompt}```\n")

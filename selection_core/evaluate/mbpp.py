@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..answers import extract_code
 from ..errors import InputError
 from .base import EvalItem, load_hub_rows, read_jsonl, require
-from .code_runner import CodeBenchmark, extract_code
+from .code_runner import CodeBenchmark
 
 TEST_SPLIT_IDS = range(11, 511)  # task_ids 11-510: the standard test split of the full MBPP file
 INSTRUCTION = ("You are an expert Python programmer, and here is your task:\n{text}\nYour code "

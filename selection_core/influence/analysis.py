@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .select import normalise_columns, task_index
+from ..select.bids import normalise_columns, task_index
 
 THI_LEVELS = ("task", "instance")
 

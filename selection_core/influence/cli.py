@@ -169,7 +169,8 @@ def _matrix(args: argparse.Namespace) -> None:
 
 
 def _select(args: argparse.Namespace) -> None:
-    from .select import INFLUENCE_METHODS, load_attribution, select_on_matrix
+    from ..select.bids import INFLUENCE_METHODS, select_on_matrix
+    from .attribution import load_attribution
 
     if args.method not in INFLUENCE_METHODS:
         raise ConfigError(f"unknown method '{args.method}'; use {', '.join(INFLUENCE_METHODS)}")

@@ -383,7 +383,7 @@ def matrix(store: RunStore) -> np.ndarray:
 
 
 def rds_scores_for_run(store: RunStore) -> np.ndarray:
-    from .select import rds_scores
+    from ..select.bids import rds_scores
 
     folder = current_features(store) / "rds"
     return rds_scores(read_npy(folder / "train.npy"), read_npy(folder / "val.npy"))

@@ -6,6 +6,7 @@ selection would not describe what the trained model learns from.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -195,3 +196,19 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
     if progress and not scored:
         progress(len(encoded), len(encoded))
     return sums, counts
+
+
+def mean_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],
+                        responses: Sequence[str], batch_size: int = 8, max_length: int = 512,
+                        progress: Progress | None = None) -> np.ndarray:
+    """Per example: mean log-probability per response token (= −log perplexity), float64.
+
+    An empty response has no tokens to judge; it gets −log(vocabulary size), the score of a model
+    that guesses uniformly — worse than any answer a trained model finds plausible. The one floor
+    for the perplexity scorer and the iterative method's answer scores.
+    """
+    total, count = response_log_likelihood(model, tokenizer, prompts, responses,
+                                           batch_size=batch_size, max_length=max_length,
+                                           progress=progress)
+    floor = -math.log(len(tokenizer))
+    return np.where(count > 0, total / np.maximum(count, 1), floor).astype(np.float64)

@@ -118,16 +118,14 @@ class PerplexityScorer(_ModelScorer):
 
     def score(self, prompts: Sequence[str], responses: Sequence[str],
               progress: Progress | None = None) -> np.ndarray:
-        from ..lm.formatting import response_log_likelihood
+        from ..lm.formatting import mean_log_likelihood
         from ..lm.loading import load_causal_lm
 
         _check_lengths(prompts, responses)
         model, tokenizer = load_causal_lm(self.model, device=self.device)
-        total, count = response_log_likelihood(model, tokenizer, list(prompts), list(responses),
-                                               batch_size=self.batch_size,
-                                               max_length=self.max_length, progress=progress)
-        floor = -math.log(len(tokenizer))
-        return np.where(count > 0, total / np.maximum(count, 1), floor).astype(np.float64)
+        return mean_log_likelihood(model, tokenizer, list(prompts), list(responses),
+                                   batch_size=self.batch_size, max_length=self.max_length,
+                                   progress=progress)
 
 
 class RewardModelScorer(_ModelScorer):

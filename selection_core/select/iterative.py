@@ -22,9 +22,9 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from ..apportion import allocate_budget
 from ..config import HashedConfig, speed_only
 from ..errors import ConfigError
-from .static import allocate_budget
 
 GapScorer = Literal["reward", "perplexity", "heuristic"]
 GAP_SCORERS: tuple[str, ...] = ("reward", "perplexity", "heuristic")

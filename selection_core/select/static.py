@@ -1,4 +1,5 @@
-"""Static selection on one clustering: kMQ and its baselines (METHODS §1.3).
+"""Static selection on one clustering: kMQ, kM-random and kM-closest (METHODS §1.3); the random
+and quality-top baselines are `select.baselines`.
 
 All functions are pure (arrays in, row indices out) and seeded. The budget is met exactly: the
 reference code's equal quota int(b/k) under-filled it; here clusters get shares proportional to
@@ -9,45 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..apportion import allocate_budget
 from ..config import SelectionConfig
 from ..errors import ConfigError
-
-
-def allocate_budget(capacity: np.ndarray, budget: int,
-                    weights: np.ndarray | None = None) -> np.ndarray:
-    """Integer per-cluster budgets b_j ∝ weight_j · capacity_j with Σ b_j = budget, b_j ≤ capacity_j.
-
-    Largest-remainder rounding; ties go to the lower cluster index. Clusters whose share exceeds
-    their capacity are filled and the rest is re-shared among the others, so the total is exact
-    whenever budget ≤ Σ capacity. Zero-weight clusters get items only when nothing else has room.
-    """
-    capacity = np.asarray(capacity, dtype=np.int64)
-    if capacity.ndim != 1 or (capacity < 0).any():
-        raise ConfigError("cluster capacities must be a 1-D array of non-negative counts")
-    budget = int(budget)
-    if budget < 0 or budget > capacity.sum():
-        raise ConfigError(f"budget {budget} must be between 0 and the {capacity.sum()} "
-                          "available items")
-    weights = np.ones(len(capacity)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if weights.shape != capacity.shape or (weights < 0).any() or not np.isfinite(weights).all():
-        raise ConfigError("cluster weights must be finite, non-negative, one per cluster")
-    allocation = np.zeros(len(capacity), dtype=np.int64)
-    while (remaining := budget - int(allocation.sum())) > 0:
-        room = capacity - allocation
-        share = np.where(room > 0, weights * capacity, 0.0)
-        if share.sum() <= 0:  # only zero-weight clusters have room left: share by their room
-            share = room.astype(np.float64)
-        quota = share / share.sum() * remaining
-        full = (quota >= room) & (room > 0)
-        if full.any():  # these clusters cannot hold their share: fill them, re-share the rest
-            allocation[full] = capacity[full]
-            continue
-        take = np.floor(quota).astype(np.int64)
-        fraction = np.where(share > 0, quota - take, -1.0)
-        order = np.lexsort((np.arange(len(fraction)), -fraction))  # largest remainder, low index
-        take[order[: remaining - int(take.sum())]] += 1
-        allocation += take
-    return allocation
+from .baselines import random_select, top_rows
 
 
 def gumbel_top_k(logits: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,20 +89,6 @@ def kmeans_closest_select(labels: np.ndarray, distances: np.ndarray, budget: int
                         lambda members, n: members[np.lexsort((members, distances[members]))[:n]])
 
 
-def random_select(n_rows: int, budget: int, seed: int = 0) -> np.ndarray:
-    if not 0 <= budget <= n_rows:
-        raise ConfigError(f"budget {budget} must be between 0 and the pool size {n_rows}")
-    return np.random.default_rng(seed).choice(n_rows, budget, replace=False).astype(np.int64)
-
-
-def quality_top_select(quality: np.ndarray, budget: int) -> np.ndarray:
-    """The b best rows overall (ties → lower index)."""
-    quality = np.asarray(quality, dtype=np.float64)
-    if not 0 <= budget <= len(quality):
-        raise ConfigError(f"budget {budget} must be between 0 and the pool size {len(quality)}")
-    return np.lexsort((np.arange(len(quality)), -quality))[:budget].astype(np.int64)
-
-
 def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
                   distances: np.ndarray) -> np.ndarray:
     """Dispatch one of the five static methods; returns selected row indices, sorted."""
@@ -150,7 +102,7 @@ def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarr
     elif method == "random":
         rows = random_select(len(labels), config.budget, config.seed)
     elif method == "quality-top":
-        rows = quality_top_select(quality, config.budget)
+        rows = top_rows(quality, config.budget)
     else:
         raise ConfigError(f"unknown method '{method}'; use kmq, kmeans-random, kmeans-closest, "
                           "random or quality-top")

@@ -33,7 +33,8 @@ MAP_LABELS = 40  # cluster ids printed on the map: the largest clusters only
 SHORT_NAME = 28  # characters of a selection name in legends and axes (the full name on hover)
 
 
-def _layout(fig: go.Figure, title: str | None, height: int = 520) -> go.Figure:
+def apply_layout(fig: go.Figure, title: str | None, height: int = 520) -> go.Figure:
+    """The project's one figure style (template, font, margins, title): every builder ends here."""
     fig.update_layout(template=TEMPLATE, font=FONT, height=height,
                       title=dict(text=title, x=0.01, xanchor="left") if title else None,
                       margin=dict(l=60, r=20, t=60 if title else 20, b=50),
@@ -152,7 +153,7 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
     fig.update_xaxes(showticklabels=False, title=None, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, title=None, zeroline=False, showgrid=False)
     fig.update_layout(dragmode="lasso", hoverlabel=dict(align="left"))
-    return _layout(fig, title, height)
+    return apply_layout(fig, title, height)
 
 
 def _is_label_column(name: str, values: pd.Series) -> bool:
@@ -235,7 +236,7 @@ def k_sweep_figure(table: pd.DataFrame, recommended_k: int | None = None,
                                  marker=dict(size=14, symbol="diamond", color=ACCENT)), *at[1])
     fig.update_yaxes(title_text="silhouette", row=1, col=1)
     fig.update_yaxes(title_text="inertia", row=at[1][0], col=at[1][1])
-    fig = _layout(fig, title, height=620 if stacked else 420)
+    fig = apply_layout(fig, title, height=620 if stacked else 420)
     fig.update_layout(legend=dict(orientation="h", y=-0.12 if stacked else -0.2))
     return fig
 
@@ -269,7 +270,7 @@ def cluster_bars(labels: np.ndarray, quality: np.ndarray | None = None,
                            hovertemplate=hover))
     fig.update_xaxes(title_text="cluster (largest first)", type="category")
     fig.update_yaxes(title_text="rows")
-    fig = _layout(fig, title, height=380)
+    fig = apply_layout(fig, title, height=380)
     slot = _plot_width(fig) / max(k, 1)
     if len(str(k - 1)) * CHAR_WIDTH * FONT["size"] > slot:  # ids would overlap: hover gives them
         fig.update_xaxes(showticklabels=False, title_text=f"{k} clusters, largest first "
@@ -298,7 +299,7 @@ def _cluster_size_histogram(sizes: np.ndarray, means: np.ndarray | None,
                            customdata=customdata, hovertemplate=hover))
     fig.update_xaxes(title_text=f"cluster size (rows) — {len(sizes)} clusters")
     fig.update_yaxes(title_text="clusters")
-    return _layout(fig, title, height=380)
+    return apply_layout(fig, title, height=380)
 
 
 def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray],
@@ -349,7 +350,7 @@ def selection_composition(groups: Sequence, selections: Mapping[str, np.ndarray]
                                                    yanchor="top"))
     fig.update_yaxes(tickformat=".0%")
     fig.update_yaxes(title_text="share of rows", row=1, col=1)
-    fig = _layout(fig, title or f"Composition by {by}: selections vs the pool", height=460)
+    fig = apply_layout(fig, title or f"Composition by {by}: selections vs the pool", height=460)
     slot = _plot_width(fig) * (fig.layout.xaxis.domain[1] - fig.layout.xaxis.domain[0]) \
         / max(len(shown), 1)
     fig.update_xaxes(type="category", tickangle=0, tickvals=list(shown.index),
@@ -387,7 +388,7 @@ def overlap_heatmap(matrix: pd.DataFrame, title: str | None = "Overlap (Jaccard)
     label_px = max(len(label) for label in labels) * CHAR_WIDTH * FONT["size"] if labels else 0
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(automargin=True, tickangle=-30 if len(labels) > 2 else 0)
-    fig = _layout(fig, title, height=int(200 + label_px / 2 + 48 * len(labels)))
+    fig = apply_layout(fig, title, height=int(200 + label_px / 2 + 48 * len(labels)))
     fig.update_layout(margin=dict(l=int(label_px) + 20, b=int(label_px / 2) + 40))
     return _subtitle(fig, shared, top=90)
 
@@ -407,7 +408,7 @@ def quality_distribution(quality: np.ndarray, selections: Mapping[str, np.ndarra
     fig.update_layout(showlegend=False)
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(title_text="quality score")
-    return _subtitle(_layout(fig, title, height=380), shared, top=90)
+    return _subtitle(apply_layout(fig, title, height=380), shared, top=90)
 
 
 # --------------------------------------------------------------------------- the pool
@@ -418,7 +419,7 @@ def source_counts(sources: Sequence, title: str | None = "Rows by source") -> go
                            hovertemplate="%{x}: %{y} rows<extra></extra>"))
     fig.update_xaxes(title_text="source", type="category")
     fig.update_yaxes(title_text="rows")
-    return _layout(fig, title, height=340)
+    return apply_layout(fig, title, height=340)
 
 
 def length_histograms(pool: pd.DataFrame, title: str | None = "Lengths (words)") -> go.Figure:
@@ -433,4 +434,4 @@ def length_histograms(pool: pd.DataFrame, title: str | None = "Lengths (words)")
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title_text="words")
     fig.update_yaxes(title_text="rows", row=1, col=1)
-    return _layout(fig, title, height=340)
+    return apply_layout(fig, title, height=340)

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..select.compare import jaccard_matrix
-from .figures import _layout, color_for, overlap_heatmap
+from .figures import apply_layout, color_for, overlap_heatmap
 
 
 def _in_order(values: pd.Series) -> list:
@@ -37,7 +37,7 @@ def thi_bars(thi_frame: pd.DataFrame, level: str = "task",
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="task", type="category")
     fig.update_yaxes(title_text="share of the selection", tickformat=".0%")
-    return _layout(fig, title or f"Task with the highest influence ({level} level)", height=400)
+    return apply_layout(fig, title or f"Task with the highest influence ({level} level)", height=400)
 
 
 def aid_strip(aid_frame: pd.DataFrame, title: str | None = "Average influence per validation "
@@ -56,7 +56,7 @@ def aid_strip(aid_frame: pd.DataFrame, title: str | None = "Average influence pe
     fig.update_xaxes(title_text="task", type="category", categoryorder="array",
                      categoryarray=tasks)
     fig.update_yaxes(title_text="AID (mean influence of the selected rows)", zeroline=True)
-    return _layout(fig, title, height=460)
+    return apply_layout(fig, title, height=460)
 
 
 def aid_task_heatmap(aid_task_frame: pd.DataFrame,
@@ -73,7 +73,7 @@ def aid_task_heatmap(aid_task_frame: pd.DataFrame,
                                hovertemplate="%{y} on %{x}: %{z:.4f}<extra></extra>",
                                colorbar=dict(title="mean AID", thickness=14)))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, height=120 + 40 * len(table))
+    return apply_layout(fig, title, height=120 + 40 * len(table))
 
 
 def method_overlap(selections: Mapping[str, np.ndarray],

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..select.iterative import weight_entropy
-from .figures import _layout, color_for
+from .figures import apply_layout, color_for
 
 SCORE_LABELS = {"mean_score": "mean S (gold − generation)",
                 "mean_quality": "mean normalised quality of the generations"}
@@ -41,7 +41,7 @@ def cluster_trends(history: pd.DataFrame, clusters: Sequence[int] | None = None,
         fig.add_hline(y=0, line=dict(color="#888", dash="dot"))
     _rounds_axis(fig, sorted(history["round"].unique()))
     fig.update_yaxes(title_text=SCORE_LABELS.get(value, value))
-    return _layout(fig, title or "Per-cluster score across rounds", height=420)
+    return apply_layout(fig, title or "Per-cluster score across rounds", height=420)
 
 
 def round_heatmap(history: pd.DataFrame, value: str = "mean_score",
@@ -60,7 +60,7 @@ def round_heatmap(history: pd.DataFrame, value: str = "mean_score",
         hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>",
         colorbar=dict(title=dict(text="S" if diverging else "value"))))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title or f"{SCORE_LABELS.get(value, value)} by cluster and round",
+    return apply_layout(fig, title or f"{SCORE_LABELS.get(value, value)} by cluster and round",
                    height=max(320, 40 + 28 * len(grid)))
 
 
@@ -78,7 +78,7 @@ def weight_evolution(history: pd.DataFrame, title: str | None = "Cluster weights
             hovertemplate=f"cluster {cluster}, %{{x}}: weight %{{y:.3f}}<extra></extra>"))
     fig.update_yaxes(title_text="weight (sums to 1)", range=[0, 1])
     fig.update_xaxes(title_text="")
-    return _layout(fig, title, height=420)
+    return apply_layout(fig, title, height=420)
 
 
 def entropy_trend(history: pd.DataFrame, title: str | None = "Weight entropy") -> go.Figure:
@@ -100,7 +100,7 @@ def entropy_trend(history: pd.DataFrame, title: str | None = "Weight entropy") -
                   annotation_position="bottom right")
     fig.update_yaxes(title_text="entropy of the weights (nats)", range=[0, np.log(k) * 1.08])
     fig.update_xaxes(title_text="")
-    return _layout(fig, title, height=380)
+    return apply_layout(fig, title, height=380)
 
 
 def items_added(history: pd.DataFrame, title: str | None = "Items added per round") -> go.Figure:
@@ -116,7 +116,7 @@ def items_added(history: pd.DataFrame, title: str | None = "Items added per roun
     fig.update_layout(barmode="stack")
     _rounds_axis(fig, rounds)
     fig.update_yaxes(title_text="items added")
-    return _layout(fig, title, height=420)
+    return apply_layout(fig, title, height=420)
 
 
 def low_quality_bars(summaries: pd.DataFrame, threshold: float,
@@ -130,4 +130,4 @@ def low_quality_bars(summaries: pd.DataFrame, threshold: float,
         hovertemplate="round %{x}: %{y:.1%} of scored clusters<extra></extra>"))
     _rounds_axis(fig, summaries["round"].tolist())
     fig.update_yaxes(title_text="share of clusters", tickformat=".0%", range=[0, 1.1])
-    return _layout(fig, title or f"Clusters with mean quality below {threshold:g}", height=380)
+    return apply_layout(fig, title or f"Clusters with mean quality below {threshold:g}", height=380)

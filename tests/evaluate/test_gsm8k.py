@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from selection_core.answers import extract_final_number, format_number, numbers_match, \
+    parse_number
 from selection_core.evaluate.base import EvalItem
-from selection_core.evaluate.gsm8k import (
-    GSM8K,
-    extract_final_number,
-    format_number,
-    numbers_match,
-    parse_number,
-    strict_match,
-)
+from selection_core.evaluate.gsm8k import GSM8K, strict_match
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from selection_core.answers import boxed_answers
 from selection_core.evaluate.base import EvalItem
-from selection_core.evaluate.hendrycks_math import (
-    HendrycksMath,
-    answers_equal,
-    boxed_answers,
-    extract_answer,
-    normalise,
-)
+from selection_core.evaluate.hendrycks_math import HendrycksMath, answers_equal, extract_answer, \
+    normalise
 
 
 @pytest.fixture(scope="module")

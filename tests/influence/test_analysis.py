@@ -8,7 +8,7 @@ import pytest
 
 from selection_core.errors import ConfigError
 from selection_core.influence.analysis import aid, aid_by_task, compare_methods, thi, thi_table
-from selection_core.influence.select import normalise_columns
+from selection_core.select.bids import normalise_columns
 from selection_core.select.compare import jaccard_matrix
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
 

@@ -16,7 +16,7 @@ import pytest
 
 from selection_core.cli import main
 from selection_core.influence.pipeline import checkpoint_weights, checkpoints, current_features
-from selection_core.influence.select import select_on_matrix
+from selection_core.select.bids import select_on_matrix
 from selection_core.influence.validation import VALIDATION_TASKS
 from selection_core.store import RunStore
 

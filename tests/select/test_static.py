@@ -7,8 +7,10 @@ from hypothesis import strategies as st
 
 from selection_core.config import SelectionConfig
 from selection_core.errors import ConfigError
-from selection_core.select.static import allocate_budget, gumbel_top_k, kmeans_closest_select, \
-    kmeans_random_select, kmq_select, quality_top_select, random_select, select_static
+from selection_core.apportion import allocate_budget
+from selection_core.select.baselines import random_select, top_rows
+from selection_core.select.static import gumbel_top_k, kmeans_closest_select, \
+    kmeans_random_select, kmq_select, select_static
 
 
 # --------------------------------------------------------------------------- allocation
@@ -122,12 +124,12 @@ def test_baselines(clustered) -> None:
             assert distances[chosen].max() <= np.setdiff1d(
                 distances[members], distances[chosen]).min()
     assert len(set(random_select(500, 50, seed=0).tolist())) == 50
-    top = quality_top_select(quality, 10)
+    top = top_rows(quality, 10)
     assert set(top.tolist()) == set(np.argsort(-quality)[:10].tolist())
 
 
 def test_quality_top_ties_lower_index_first() -> None:
-    assert quality_top_select(np.array([1.0, 2.0, 2.0, 2.0]), 2).tolist() == [1, 2]
+    assert top_rows(np.array([1.0, 2.0, 2.0, 2.0]), 2).tolist() == [1, 2]
 
 
 def test_select_static_dispatch_and_errors(clustered) -> None:

@@ -11,20 +11,19 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from selection_core.errors import ConfigError, InputError
-from selection_core.influence import select
-from selection_core.influence.select import (
+from selection_core.influence.attribution import load_attribution
+from selection_core.select import bids
+from selection_core.select.baselines import random_rows, top_rows
+from selection_core.select.bids import (
     INFLUENCE_METHODS,
     bids_select,
     bids_select_naive,
     instance_max_scores,
-    load_attribution,
     normalise_columns,
-    random_rows,
     rds_scores,
     select_on_matrix,
     sum_scores,
     task_max_scores,
-    top_rows,
 )
 
 
@@ -166,7 +165,7 @@ def test_task_max_instance_max_and_sum_on_a_hand_computed_case() -> None:
 
 
 def test_rds_is_the_best_cosine_with_zero_vectors_scoring_zero(monkeypatch) -> None:
-    monkeypatch.setattr(select, "_CHUNK_ROWS", 2)  # the blocks must not change the result
+    monkeypatch.setattr(bids, "_CHUNK_ROWS", 2)  # the blocks must not change the result
     train = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [0.0, 0.0], [-1.0, 0.0]])
     val = np.array([[2.0, 0.0], [0.0, -1.0]])
     np.testing.assert_allclose(rds_scores(train, val), [1.0, 0.0, np.sqrt(0.5), 0.0, 0.0])

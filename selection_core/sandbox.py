@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from ..errors import SelectionError
+from .errors import SelectionError
 
 Status = Literal["passed", "failed", "timeout", "error"]
 Isolation = Literal["bwrap", "none"]

@@ -9,70 +9,21 @@ selects the row of the largest key. In words: larger utility, then larger Â_ij,
 index — across columns as well as rows. Utilities are computed as float64 `Â_ij − c_j` with
 c = (running float64 sum of the selected rows of Â) / |S|, identically in the fast and the naive
 form, so both see bit-identical numbers and pick identical rows.
+
+The top-b and random baselines these methods end in are `select.baselines`, shared with kMQ's
+family; reading A and its task names from files is `influence.attribution`.
 """
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
-from ..store import read_npy
+from .baselines import check_budget, random_rows, top_rows
 
 INFLUENCE_METHODS = ("bids", "task-max", "instance-max", "instance-max-norm", "sum", "random")
 
 _CHUNK_ROWS = 4096  # rows per block where a full-matrix temporary would double peak memory
-
-
-# --------------------------------------------------------------------------- input
-def load_attribution(matrix_path: str | os.PathLike,
-                     tasks_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """A (as stored: float32 or float64) and one task name per column, both checked.
-
-    Checked here, once, so every method downstream can assume a finite real N × M matrix and
-    exactly M task names; each error names the file (and the line or cell) to fix.
-    """
-    matrix_path, tasks_path = str(matrix_path), str(tasks_path)
-    for path in (matrix_path, tasks_path):
-        if not Path(path).is_file():
-            raise InputError("file not found", path=path)
-    A = read_npy(matrix_path)
-    if not isinstance(A, np.ndarray):
-        raise InputError("expected a single .npy array, not an .npz archive", path=matrix_path)
-    if A.dtype.kind not in "iuf":
-        raise InputError(f"expected a real numeric matrix, got dtype {A.dtype}", path=matrix_path)
-    if A.ndim != 2:
-        raise InputError(f"expected a 2-D matrix (training rows × validation instances), got "
-                         f"shape {A.shape}", path=matrix_path)
-    if 0 in A.shape:
-        raise InputError(f"the matrix is empty (shape {A.shape})", path=matrix_path)
-    if A.dtype.kind == "f":
-        bad = ~np.isfinite(A)
-        if bad.any():
-            row, column = divmod(int(np.argmax(bad)), A.shape[1])  # first in row-major order
-            raise InputError(f"non-finite value {A[row, column]} at (row {row}, column {column}) "
-                             f"(0-based; {int(bad.sum())} non-finite values in all)",
-                             path=matrix_path)
-    tasks = _read_task_names(tasks_path)
-    if len(tasks) != A.shape[1]:
-        raise InputError(f"{len(tasks)} task names, but the matrix {matrix_path} has "
-                         f"{A.shape[1]} columns (one name per column is needed)", path=tasks_path)
-    return A, tasks
-
-
-def _read_task_names(path: str) -> np.ndarray:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", path=path) from None
-    names = [line.strip() for line in lines]
-    for number, name in enumerate(names, start=1):
-        if not name:
-            raise InputError("empty task name (one name per matrix column, no blank lines)",
-                             path=path, line=number)
-    return np.asarray(names, dtype=str)
 
 
 def _real_matrix(A: np.ndarray) -> np.ndarray:
@@ -80,11 +31,6 @@ def _real_matrix(A: np.ndarray) -> np.ndarray:
     if A.ndim != 2 or A.dtype.kind not in "iuf":
         raise InputError(f"expected a real 2-D matrix, got shape {A.shape} and dtype {A.dtype}")
     return A
-
-
-def _check_budget(budget: int, n_rows: int) -> None:
-    if not 0 <= budget <= n_rows:
-        raise ConfigError(f"budget {budget} must be between 0 and the pool size ({n_rows})")
 
 
 def task_index(tasks: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +72,7 @@ def normalise_columns(A: np.ndarray) -> np.ndarray:
 
 def _bids_input(A: np.ndarray, budget: int, normalised: bool) -> np.ndarray:
     A_hat = np.asarray(_real_matrix(A), dtype=np.float64) if normalised else normalise_columns(A)
-    _check_budget(budget, len(A_hat))
+    check_budget(budget, len(A_hat))
     if budget and A_hat.shape[1] == 0:
         raise InputError("the attribution matrix has no columns (validation instances)")
     if not np.isfinite(A_hat).all():
@@ -279,21 +225,6 @@ def rds_scores(train_features: np.ndarray, val_features: np.ndarray) -> np.ndarr
 def _unit_rows(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
-
-
-def top_rows(scores: np.ndarray, budget: int) -> np.ndarray:
-    """The `budget` highest-scoring rows, best first; ties go to the lower row index, so the
-    ranking is total and a smaller budget is a prefix."""
-    scores = np.asarray(scores, dtype=np.float64)
-    _check_budget(budget, len(scores))
-    return np.argsort(-scores, kind="stable")[:budget].astype(np.int64)
-
-
-def random_rows(n: int, budget: int, seed: int) -> np.ndarray:
-    """A seeded random permutation's first `budget` rows (a prefix of the same permutation for
-    every budget)."""
-    _check_budget(budget, n)
-    return np.random.default_rng(seed).permutation(n)[:budget].astype(np.int64)
 
 
 def select_on_matrix(A: np.ndarray, tasks: np.ndarray, method: str, budget: int,
