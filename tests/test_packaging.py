@@ -3,6 +3,7 @@ with the `selection-core` console script, that works from a fresh virtual enviro
 the checkout; requirements.txt (the tested lock) satisfies what pyproject.toml declares."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,7 @@ def test_the_wheel_works_from_a_fresh_environment_outside_the_checkout(
     assert "prepare" in run(str(venv / "bin" / "selection-core"), "--help")
     prompts = run(str(venv / "bin" / "selection-core"), "prompts", "--benchmark", "demo", "--n", "1")
     assert prompts.strip()
+    example = re.search(r"\*\*As a library\*\*.*?```python\n(.*?)```",
+                        (REPO / "README.md").read_text(), re.S).group(1)
+    printed = run(str(python), "-c", example)
+    assert printed.count("[") >= 3  # kMQ's rows and budgets, BIDS's rows

@@ -1,0 +1,164 @@
+"""The library's public API for notebooks and pipelines: selectors in scikit-learn's style over
+numpy arrays (or pandas), built on the same configs and math as the CLI and the app, so for the
+same inputs and seeds they return exactly the CLI's rows.
+
+Parameters go to `__init__` (their defaults are the configs' own), `fit` returns self, learned
+attributes end in `_`. Bad shapes get one clear `ConfigError`.
+
+>>> import numpy as np
+>>> from selection_core import KMQSelector
+>>> rng = np.random.default_rng(0)
+>>> X = np.concatenate([rng.normal(c, 0.1, size=(50, 4)) for c in (0.0, 3.0)])
+>>> selector = KMQSelector(k=2, budget=10, seed=0).fit(X, quality=rng.random(100))
+>>> len(selector.selected_), int(selector.cluster_budgets_.sum())
+(10, 10)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cluster.kmeans import FaissKMeans, as_float32_matrix
+from .cluster.sweep import sweep_k as _sweep
+from .config import EmbedConfig, KMeansConfig, SelectionConfig, SweepConfig
+from .errors import ConfigError
+from .features.embed import TextEmbedder
+from .select.bids import INFLUENCE_METHODS, select_on_matrix
+from .select.static import select_static
+
+_SELECTION = SelectionConfig()  # the declared defaults, read once here
+_KMEANS = KMeansConfig(k=_SELECTION.k)
+_EMBED = EmbedConfig()
+
+
+def _vector(values: Any, n_rows: int, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (n_rows,):
+        raise ConfigError(f"{name} must hold one value per row ({n_rows}), got shape "
+                          f"{array.shape}")
+    return array
+
+
+class KMQSelector:
+    """Static selection on k-means clusters of `X` (kMQ, Yu et al. 2024, and its baselines).
+
+    `method`: "kmq" (budget proportional to cluster size, softmax(quality/tau) sampling inside
+    each cluster; `top=True` takes each cluster's best), "kmeans-random", "kmeans-closest",
+    "random" or "quality-top". `seed` seeds the sampling, `kmeans_seed` the clustering.
+    Learned: `selected_` (row indices, sorted), `labels_`, `cluster_centers_`,
+    `cluster_budgets_` (selected rows per cluster; they sum to the budget).
+
+    >>> import numpy as np
+    >>> X = np.repeat(np.eye(3), 20, axis=0) + 0.01 * np.arange(60)[:, None]
+    >>> KMQSelector(k=3, budget=6, method="kmeans-random").fit(X).cluster_budgets_.tolist()
+    [2, 2, 2]
+    """
+
+    def __init__(self, k: int = _SELECTION.k, budget: int = _SELECTION.budget,
+                 method: str = _SELECTION.method, tau: float = _SELECTION.tau,
+                 top: bool = _SELECTION.top, seed: int = _SELECTION.seed,
+                 kmeans_seed: int = _KMEANS.seed, niter: int = _KMEANS.niter,
+                 nredo: int = _KMEANS.nredo) -> None:
+        self.k = k
+        self.budget = budget
+        self.method = method
+        self.tau = tau
+        self.top = top
+        self.seed = seed
+        self.kmeans_seed = kmeans_seed
+        self.niter = niter
+        self.nredo = nredo
+
+    def selection_config(self) -> SelectionConfig:
+        """The CLI's config for these parameters (`select --method … --k … --tau …`)."""
+        return SelectionConfig(method=self.method, budget=int(self.budget), k=int(self.k),
+                               tau=float(self.tau), top=bool(self.top), seed=int(self.seed))
+
+    def kmeans_config(self) -> KMeansConfig:
+        return KMeansConfig(k=int(self.k), seed=int(self.kmeans_seed), niter=int(self.niter),
+                            nredo=int(self.nredo))
+
+    def fit(self, X: Any, quality: Any = None) -> KMQSelector:
+        """Cluster `X` (one embedding per row) and select `budget` rows. `quality` (one score
+        per row, higher is better) drives kmq and quality-top; without it every row scores the
+        same, so kmq draws uniformly inside each cluster."""
+        X = as_float32_matrix(np.asarray(X))
+        config = self.selection_config()
+        if config.method == "quality-top" and quality is None:
+            raise ConfigError("quality-top needs quality: one score per row")
+        if not 1 <= config.budget <= len(X):
+            raise ConfigError(f"budget {config.budget} must be between 1 and the number of "
+                              f"rows ({len(X)})")
+        scores = np.zeros(len(X)) if quality is None else _vector(quality, len(X), "quality")
+        model = FaissKMeans.from_config(self.kmeans_config()).fit(X)
+        self.labels_ = model.labels_
+        self.cluster_centers_ = model.cluster_centers_
+        self.selected_ = select_static(config, model.labels_, scores, model.distances_)
+        self.cluster_budgets_ = np.bincount(model.labels_[self.selected_], minlength=config.k)
+        return self
+
+
+class BIDSSelector:
+    """Selection on an attribution matrix `A` (training rows × validation instances) with each
+    column's task: "bids" (Dai et al. 2025: column z-scores, greedy for the least-served task),
+    or the baselines "task-max" (LESS), "instance-max", "instance-max-norm", "sum", "random".
+    Learned: `selected_` (row indices in selection order).
+
+    >>> import numpy as np
+    >>> A = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.8]])
+    >>> BIDSSelector(budget=2).fit(A, tasks=["math", "code"]).selected_.tolist()
+    [2, 0]
+    """
+
+    def __init__(self, budget: int, method: str = "bids", seed: int = 0) -> None:
+        self.budget = budget
+        self.method = method
+        self.seed = seed
+
+    def fit(self, A: Any, tasks: Sequence[str]) -> BIDSSelector:
+        A = np.asarray(A, dtype=np.float64)
+        if A.ndim != 2:
+            raise ConfigError(f"A must be a matrix (training rows × validation instances), "
+                              f"got shape {A.shape}")
+        tasks = np.asarray(tasks, dtype=str)
+        if tasks.shape != (A.shape[1],):
+            raise ConfigError(f"tasks must name one task per column of A ({A.shape[1]}), got "
+                              f"{tasks.shape[0] if tasks.ndim == 1 else tasks.shape}")
+        if self.method not in INFLUENCE_METHODS:
+            raise ConfigError(f"unknown method '{self.method}'; use "
+                              f"{', '.join(INFLUENCE_METHODS)}")
+        if not 1 <= int(self.budget) <= len(A):
+            raise ConfigError(f"budget {self.budget} must be between 1 and the number of rows "
+                              f"({len(A)})")
+        self.selected_ = np.asarray(select_on_matrix(A, tasks, self.method, int(self.budget),
+                                                     seed=int(self.seed)))
+        return self
+
+
+def embed(texts: Sequence[str], model: str = _EMBED.model, batch_size: int = _EMBED.batch_size,
+          device: str = _EMBED.device) -> np.ndarray:
+    """One L2-normalised float32 vector per text, as the CLI's `embed` computes them (no cache).
+
+    >>> vectors = embed(["write a haiku", "add 2 and 3"])  # doctest: +SKIP
+    """
+    config = EmbedConfig(model=model, batch_size=batch_size, device=device)
+    return TextEmbedder.from_config(config).encode(list(texts))
+
+
+def sweep_k(X: Any, ks: Sequence[int], seed: int = _KMEANS.seed) -> pd.DataFrame:
+    """k-means at each k with inertia, silhouette (exact on a sample) and simplified silhouette,
+    as the CLI's `sweep`; `attrs` holds the recommended k and the knee of the inertia curve.
+
+    >>> import numpy as np
+    >>> X = np.repeat(np.eye(3), 20, axis=0) + 0.01 * np.arange(60)[:, None]
+    >>> table = sweep_k(X, [2, 3, 4])
+    >>> table["k"].tolist(), table.attrs["recommended_k"]
+    ([2, 3, 4], 3)
+    """
+    result = _sweep(np.asarray(X), SweepConfig(ks=tuple(int(k) for k in ks), seed=seed))
+    table = result.table[["k", "inertia", "silhouette", "simplified_silhouette"]].copy()
+    table.attrs.update(recommended_k=result.recommended_k, knee_k=result.knee_k)
+    return table
