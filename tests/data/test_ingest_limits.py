@@ -212,8 +212,8 @@ def test_the_data_page_previews_without_reading_the_whole_file(
     path = gzip_lines(tmp_path / "big.jsonl.gz", b'{"prompt": "p", "response": "r"}\n', 10)
     with gzip.open(path, "ab") as handle:  # a broken line far past the preview
         handle.write(b" " * (20 * 1024 ** 2) + b"\n{broken\n")
-    page = AppTest.from_file(str(REPO / "pages" / "data.py"), default_timeout=60)
-    page.run()
+    page = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    page.switch_page("pages/data.py").run()
     page.radio(key="data_source").set_value("Local path or Hugging Face dataset").run()
     page.text_area[0].set_value(str(path)).run()
     assert not page.exception and not page.error
