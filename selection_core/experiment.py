@@ -39,12 +39,11 @@ from typing import Any
 import pandas as pd
 
 from . import pipeline
-from .config import SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
-    SelectionConfig, SweepConfig
+from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
+    KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
 from .data.loaders import fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
-from .select.iterative import MAX_NEW_TOKENS, IterativeConfig
 from .store import RunStore, read_json, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
@@ -57,9 +56,11 @@ PAPER_LORA = LoRAConfig(r=128, alpha=512, dropout=0.1, epochs=2, learning_rate=2
                         grad_accumulation=16, max_length=2048)
 
 
+@renamed(tau="sample_tau", iterative_tau="iterative_weight_tau")
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """What an experiment runs; parsed from TOML by `load_experiment_config`."""
+    """What an experiment runs; parsed from TOML by `load_experiment_config`. Every default that
+    a method config also has is that config's (declared once, in `config.py`)."""
 
     name: str
     model: str
@@ -73,9 +74,9 @@ class ExperimentConfig:
     kmeans_seed: int | None = None  # None: `seed`
     methods: tuple[str, ...] = ("random", "kmq")
     budgets: tuple[str, ...] = ("300",)
-    scorer: str = "heuristic"
+    scorer: str = SelectionConfig.scorer
     scorer_model: str | None = None
-    tau: float = 1.0
+    sample_tau: float = SelectionConfig.sample_tau
     random_seeds: int = 2  # the random baseline: selections with seed, seed + 1, ...; tables mean
     seed: int = 0
     lora: LoRAConfig = PAPER_LORA
@@ -90,7 +91,7 @@ class ExperimentConfig:
     iterative_rounds: int = IterativeConfig.rounds
     iterative_scorer: str = IterativeConfig.scorer
     iterative_scorer_model: str | None = None
-    iterative_tau: float = IterativeConfig.tau
+    iterative_weight_tau: float = IterativeConfig.weight_tau
     iterative_eval_per_round: int = IterativeConfig.eval_per_round
     iterative_max_new_tokens: int = MAX_NEW_TOKENS
 
@@ -99,12 +100,15 @@ _TOP_KEYS = {"name", "model", "seed"}
 _SECTIONS = {
     "pool": {"demo_n", "demo_seed", "data", "data_limit", "embedding_model", "k", "sweep_ks",
              "kmeans_seed"},
-    "selection": {"methods", "budgets", "scorer", "scorer_model", "tau", "random_seeds"},
+    "selection": {"methods", "budgets", "scorer", "scorer_model", "sample_tau", "random_seeds"},
     "train": {f.name for f in dataclasses.fields(LoRAConfig)},
     "eval": {"benchmarks", "protocol", "eval_limit", "eval_data", "max_new_tokens",
              "eval_batch_size", "include_base"},
-    "iterative": {"rounds", "scorer", "scorer_model", "tau", "eval_per_round", "max_new_tokens"},
+    "iterative": {"rounds", "scorer", "scorer_model", "weight_tau", "eval_per_round",
+                  "max_new_tokens"},
 }
+# Keys renamed in issue 13 (`tau` said two things), still read under their old names.
+_OLD_KEYS = {"selection": {"tau": "sample_tau"}, "iterative": {"tau": "weight_tau"}}
 ITERATIVE_METHOD = "iterative-kmq"
 EXPERIMENT_METHODS = (*SELECTION_METHODS, ITERATIVE_METHOD)
 
@@ -126,6 +130,7 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
                 raise InputError(f"unknown section [{key}]; expected one of "
                                  f"{', '.join(sorted(_SECTIONS))}", path=str(path), field=key)
             for inner, item in value.items():
+                inner = _OLD_KEYS.get(key, {}).get(inner, inner)
                 if inner not in _SECTIONS[key]:
                     raise InputError(f"unknown key in [{key}]; expected one of "
                                      f"{', '.join(sorted(_SECTIONS[key]))}", path=str(path),
@@ -345,7 +350,7 @@ class ExperimentRunner:
         if "scorer" in uses:
             payload["scorer"] = self._scorer().hash_fields()
         if "tau" in uses:
-            payload["tau"] = config.tau
+            payload["tau"] = config.sample_tau
         if "training" in uses:
             payload.update(model=inputs.model, lora=config.lora.hash_fields(),
                            iterative={name: value for name, value
@@ -408,8 +413,8 @@ class ExperimentRunner:
             return path
         seed = config.seed if unit.seed is None else unit.seed
         selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
-                                    k=inputs.kmeans.k, tau=config.tau, seed=seed,
-                                    scorer=config.scorer)
+                                    k=inputs.kmeans.k, sample_tau=config.sample_tau,
+                                    sample_seed=seed, scorer=config.scorer)
         pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path)
         return path
 
@@ -426,7 +431,8 @@ class ExperimentRunner:
                                batch_size=config.eval_batch_size, device=config.lora.device)
         iterative = IterativeConfig(
             k=kmeans.k, budget=budget, rounds=config.iterative_rounds,
-            tau=config.iterative_tau, sample_tau=config.tau, scorer=config.iterative_scorer,
+            weight_tau=config.iterative_weight_tau, sample_tau=config.sample_tau,
+            scorer=config.iterative_scorer,
             scorer_model=config.iterative_scorer_model, quality=config.scorer,
             quality_model=config.scorer_model, eval_per_round=config.iterative_eval_per_round,
             seed=config.seed, model=config.model, training=model.config_key())

@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline
-from .config import KMeansConfig, ScorerConfig
+from .config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, ScorerConfig
 from .errors import ConfigError, MissingStageError
 from .quality.scorers import HeuristicScorer, RewardModelScorer
-from .select.iterative import MAX_NEW_TOKENS, IterativeConfig, cluster_means, draw_round, \
-    evaluation_sample, low_quality_share, round_sizes, score_clusters, update_weights, \
-    weight_entropy
+from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
+    round_sizes, score_clusters, update_weights, weight_entropy
 from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
 
 ITERATE_JOB = "iterate"
@@ -302,7 +301,7 @@ class IterativeKMQ:
 
         scores = score_clusters(labels[sample], scored.gaps, k)
         mean_quality, _ = cluster_means(labels[sample], scored.quality, k)
-        next_weights = update_weights(weights, scores.update, config.tau)
+        next_weights = update_weights(weights, scores.update, config.weight_tau)
         clusters = pd.DataFrame({
             "cluster": np.arange(k), "weight": weights,
             "n_selected": np.bincount(labels[added], minlength=k), "n_scored": scores.count,

@@ -287,6 +287,7 @@ def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
                 scorer: ScorerConfig) -> tuple[np.ndarray, Clustering, np.ndarray]:
     """Row positions of one static selection, with the clustering and scores it used."""
     n = len(load_run_pool(store))
+    config.check_clustering(kmeans.k)
     if not 1 <= config.k <= n:
         raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
     if not 1 <= config.budget <= n:

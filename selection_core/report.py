@@ -122,13 +122,15 @@ class NamedSelection:
 
 def describe_selection(config: Mapping[str, Any]) -> str:
     """A static selection's display name from its config (`SelectionConfig.to_dict()`), the
-    same in the app and in reports: "kmq · k=8 · 300 rows · τ=1 · seed 0"."""
+    same in the app and in reports: "kmq · k=8 · 300 rows · τ=1 · seed 0". Configs stored before
+    issue 13 name the temperature and seed `tau` and `seed`."""
     method = config["method"]
     name = f"{method} · k={config['k']} · {config['budget']} rows"
     if method == "kmq":
-        name += f" · τ={float(config['tau']):g}" + (" · top" if config.get("top") else "")
+        tau = config.get("sample_tau", config.get("tau"))
+        name += f" · τ={float(tau):g}" + (" · top" if config.get("top") else "")
     if method in ("kmq", "kmeans-random", "random"):
-        name += f" · seed {config['seed']}"
+        name += f" · seed {config.get('sample_seed', config.get('seed'))}"
     if config.get("scorer", "heuristic") != "heuristic":
         name += f" · {config['scorer']}"
     return name
