@@ -2,8 +2,8 @@
 
 Configs are the API: each parameter and its default is declared once, here, with `param(...)`
 metadata (help text, choices, bounds, CLI flag and its old aliases); the CLI flags
-(`config_args.add_config_arguments`), the experiment TOML sections (`config_args.config_from_mapping`)
-and the app's widgets (`widget`) are derived from these declarations, so they cannot drift.
+(`config_args.add_config_arguments`), the experiment TOML's defaults and the app's widgets
+(`widget`) are derived from these declarations, so they cannot drift.
 
 Fields marked `hash=False` (batch sizes, devices) change how fast a result is computed, not what
 it is, so they are left out of the hash: a cache filled on a GPU with batch 256 is reused on a

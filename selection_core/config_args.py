@@ -1,9 +1,8 @@
-"""CLI flags and TOML sections derived from the config declarations (`config.param`).
+"""CLI flags derived from the config declarations (`config.param`).
 
-One table, three readers: `add_config_arguments` makes a flag per field (type, choices, bounds,
-default and help from the field; old flag names kept as aliases), `config_kwargs` reads them back,
-and `config_from_mapping` checks a TOML section against the same fields (errors name the file and
-the key). A default therefore lives in one place and `--help`, TOML and widgets show the same.
+`add_config_arguments` makes a flag per field (type, choices, bounds, default and help from the
+field; old flag names kept as aliases) and `config_kwargs` reads them back, so a default lives in
+one place and `--help` shows the value the config, the TOML and the widgets use.
 """
 from __future__ import annotations
 
@@ -12,8 +11,6 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-
-from .errors import InputError
 
 
 def _number(kind: type, low: float | None, positive: bool) -> Callable[[str], Any]:
@@ -91,33 +88,3 @@ def config_kwargs(config_type: type, args: argparse.Namespace) -> dict[str, Any]
     """The values of `config_type`'s fields that `args` holds (as `add_config_arguments` made)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
             if hasattr(args, f.name)}
-
-
-def config_from_mapping(config_type: type, mapping: Mapping[str, Any], path: str,
-                        section: str, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """The keyword arguments of `config_type` in a TOML section, checked against its fields
-    (old names accepted); errors name the file and `section.key`."""
-    fields = {f.name: f for f in _fields(config_type, names)}
-    renamed = {old: new for old, new in getattr(config_type, "renamed_fields", {}).items()
-               if new in fields}
-    values: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = renamed.get(key, key)
-        if name not in fields:
-            raise InputError(f"unknown key in [{section}]; expected one of "
-                             f"{', '.join(sorted(fields))}", path=path, field=f"{section}.{key}")
-        if name in values:
-            raise InputError(f"give {name} or its old name {key}, not both", path=path,
-                             field=f"{section}.{key}")
-        meta = fields[name].metadata
-        if meta.get("choices") and value not in meta["choices"]:
-            raise InputError(f"'{value}' is not one of {', '.join(map(str, meta['choices']))}",
-                             path=path, field=f"{section}.{key}")
-        values[name] = value
-    return values
-
-
-def schema_defaults(config_type: type, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """The declared defaults of a TOML section's keys (what an absent key means)."""
-    return {f.name: f.default for f in _fields(config_type, names)
-            if f.default is not dataclasses.MISSING}
