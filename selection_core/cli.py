@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -29,27 +29,13 @@ from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate,
 from .evaluate.sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
+from .progress import Progress, fan_out, tqdm_progress
 from .store import MANIFEST, RunStore, check_output_path, write_jsonl
 
 
-def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, int], None]:
-    """A progress callback that drives a tqdm bar and the run's progress file (for the app)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit="row", dynamic_ncols=True, disable=None)
-    to_store = store.progress_callback(stage) if store is not None else None
-
-    def report(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-        if to_store:
-            to_store(done, total)
-
-    return report
+def _progress(store: RunStore, stage: str, desc: str) -> Progress:
+    """Progress shown as a tqdm bar and written to the run's progress file (for the app)."""
+    return fan_out(tqdm_progress(desc), store.progress_callback(stage))
 
 
 def _positive_int(text: str) -> int:
@@ -380,15 +366,8 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
         pipeline.ingest_demo(store, n=args.n, seed=args.seed)
     elif args.data:
         pipeline.ingest(store, args.data, limits=_ingest_limits(args))
-    bars: dict[str, Callable[[int, int], None]] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = _progress(None, stage, stage)
-        bars[stage](done, total)
-
     pipeline.prepare(store, EmbedConfig(model=args.model, text=args.text), ks=args.k,
-                     progress=progress)
+                     progress=tqdm_progress("prepare"))
     table, recommended, knee = pipeline.load_sweep(store)
     print(f"prepared {store.root}: k swept over {table['k'].tolist()}, recommended k="
           f"{recommended}, knee k={knee}")
@@ -424,14 +403,12 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
         "budget": pipeline.parse_budget(args.budget, len(pool)),
         "continue_training": not args.from_base, "training": model.config_key()})
-    bar = _progress(None, "iterate", "iterative kMQ")
-
-    def report(done: int, total: int, message: str) -> None:
-        store.write_progress("iterate", done, total, message)
-        bar(done, total)
+    bar = tqdm_progress("iterative kMQ", unit="step")
+    progress = fan_out(store.progress_callback("iterate", min_interval_s=0),  # rounds are slow
+                       lambda done, total, message="": bar(done, total))  # one bar for the run
 
     started = time.time()
-    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), report=report)
+    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), progress=progress)
     selected = run.selected_frame(pool)
     write_jsonl(args.out, selected.to_dict(orient="records"))
     for record in run.rounds_:

@@ -445,10 +445,9 @@ class ExperimentRunner:
         folder.mkdir(parents=True, exist_ok=True)
         marker.write_text(key)
 
-        def report(done: int, total: int, message: str) -> None:
-            self.store.write_progress("iterate", done, total, message)
-
-        run = IterativeKMQ(iterative, model).fit(self.store, kmeans, report=report)
+        run = IterativeKMQ(iterative, model).fit(self.store, kmeans,
+                                                 progress=self.store.progress_callback(
+                                                     "iterate", min_interval_s=0))
         for record in run.rounds_:
             self.log(f"  round {record.number}: mean S {record.summary['mean_gap']:.3f}, "
                      f"{record.summary['train_s']:.0f} s training")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -22,6 +22,7 @@ import pandas as pd
 from . import pipeline
 from .config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, ScorerConfig
 from .errors import ConfigError, MissingStageError
+from .progress import Progress
 from .quality.scorers import HeuristicScorer, RewardModelScorer
 from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
     round_sizes, score_clusters, update_weights, weight_entropy
@@ -202,9 +203,6 @@ def load_generations(folder: Path, number: int) -> pd.DataFrame:
                         dtype={"id": str})
 
 
-Report = Callable[[int, int, str], None]
-
-
 class IterativeKMQ:
     """Runs (or resumes) iterative kMQ on a prepared run.
 
@@ -217,7 +215,7 @@ class IterativeKMQ:
         self.model = model
 
     def fit(self, store: RunStore, kmeans: KMeansConfig | None = None,
-            report: Report | None = None, stop_after: int | None = None) -> IterativeKMQ:
+            progress: Progress | None = None, stop_after: int | None = None) -> IterativeKMQ:
         """`stop_after` ends the call after that round (tests use it to simulate interruption)."""
         config = self.config
         pool = pipeline.load_run_pool(store)
@@ -242,7 +240,7 @@ class IterativeKMQ:
                 if stop_after is not None and number > stop_after:
                     break
                 record = self._round(store, folder, pool, labels, quality, weights, selected,
-                                     number, sizes[number - 1], report)
+                                     number, sizes[number - 1], progress)
                 rounds.append(record)
                 selected = np.concatenate([selected, record.added])
                 weights = record.clusters["next_weight"].to_numpy()
@@ -259,12 +257,12 @@ class IterativeKMQ:
 
     def _round(self, store: RunStore, folder: Path, pool: pd.DataFrame, labels: np.ndarray,
                quality: np.ndarray, weights: np.ndarray, selected: np.ndarray, number: int,
-               size: int, report: Report | None) -> RoundRecord:
+               size: int, progress: Progress | None) -> RoundRecord:
         config, k = self.config, self.config.k
         steps = config.rounds * 4
-        say = (lambda step, text: report((number - 1) * 4 + step, steps,
-                                         f"round {number}/{config.rounds}: {text}")) \
-            if report else (lambda step, text: None)
+        say = (lambda step, text: progress((number - 1) * 4 + step, steps,
+                                           f"round {number}/{config.rounds}: {text}")) \
+            if progress else (lambda step, text: None)
         path = _round_dir(folder, number)
         timings: dict[str, float] = {}
 

@@ -6,7 +6,7 @@ recomputed twice — not by the CLI, not by the app.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from .quality.scorers import make_scorer
 from .select.static import select_static
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
+from .progress import Progress, fan_out
 
-Progress = Callable[[int, int], None]
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
 
@@ -385,7 +385,7 @@ def first_pass_ks(ks: Sequence[int]) -> tuple[int, ...]:
 def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
             ks: Sequence[int] | None = None, umap_config: UMAPConfig = UMAPConfig(),
             scorer: ScorerConfig = ScorerConfig(), cache_dir: str | Path | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> None:
+            progress: Progress | None = None) -> None:
     """Embed, score, sweep k and map the run's pool — all the app needs to show it, soonest first.
 
     The steps (PREPARE_STEPS) are ordered so the app can show the pool early: after the first
@@ -395,8 +395,8 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
     placement. The final files are those of a one-pass preparation (the full sweep refits the
     first pass's k — a second or two, in the background — so sweep.csv comes from one run).
 
-    `progress(stage, done, total)` is called per row (embedding), per k (sweep) or per map; the
-    overall step is written to `progress/prepare.json` for the app.
+    `progress(done, total, step)` is called per row (embedding), per k (sweep) or per map, with
+    the step's name as its message; the overall step is written to `progress/prepare.json`.
     """
     n_rows = len(load_run_pool(store))
     ks = tuple(ks) if ks else default_ks(n_rows)
@@ -406,12 +406,8 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
         store.write_progress("prepare", PREPARE_STEPS.index(name), len(PREPARE_STEPS), name)
         per_stage = store.progress_callback(name)
 
-        def report(done: int, total: int) -> None:
-            per_stage(done, total)
-            if progress:
-                progress(name, done, total)
-
-        return report
+        return fan_out(per_stage, (lambda done, total, message="": progress(done, total, name))
+                       if progress else None)
 
     with store.lock("prepare"):
         embed(store, embed_config, cache_dir=cache_dir, progress=step("embed"))

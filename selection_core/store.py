@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MissingStageError, RunInUseError
+from .progress import Progress
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -173,7 +174,7 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
 # --------------------------------------------------------------------------- chunked caches
 def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
                     compute: Callable[[int, int], np.ndarray],
-                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                    progress: Progress | None = None) -> np.ndarray:
     """Compute rows [0, n_rows) chunk by chunk, saving each chunk so a rerun resumes.
 
     `compute(start, stop)` returns the rows of one chunk. Finished chunks are files
@@ -225,7 +226,7 @@ def _cached_rows(path: Path, n_rows: int) -> np.ndarray | None:
 
 def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: int,
                    compute: Callable[[int, int], np.ndarray],
-                   progress: Callable[[int, int], None] | None = None,
+                   progress: Progress | None = None,
                    dtype: str = "float32") -> np.ndarray:
     """Fill an (n_rows, dim) `.npy` memmap chunk by chunk; a rerun resumes after the last chunk.
 
@@ -409,16 +410,17 @@ class RunStore:
                        seconds=round(time.time() - started, 3), **extra)
 
     # progress (polled by the app) ----------------------------------------------
-    def progress_callback(self, name: str) -> Callable[[int, int], None]:
-        """A callback(done, total) that writes `progress/<name>.json`, at most ~4 times a second."""
+    def progress_callback(self, name: str, min_interval_s: float = 0.25) -> Progress:
+        """The progress-file sink: writes `progress/<name>.json`, at most once per
+        `min_interval_s` (0: every call, for slow steps whose every message matters)."""
         last = [0.0]
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int, message: str = "") -> None:
             now = time.time()
-            if done < total and now - last[0] < 0.25:
+            if done < total and now - last[0] < min_interval_s:
                 return
             last[0] = now
-            self.write_progress(name, done, total)
+            self.write_progress(name, done, total, message)
 
         return report
 

@@ -67,7 +67,7 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
     class Interrupted(Exception):
         pass
 
-    def stop_before_the_rest(stage: str, done: int, total: int) -> None:
+    def stop_before_the_rest(done: int, total: int, stage: str = "") -> None:
         if stage in ("umap", "sweep_rest"):
             raise Interrupted
 
