@@ -13,9 +13,10 @@ from pages import _ui as ui
 from selection_core import jobs
 from selection_core.errors import SelectionError
 from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
-    completed_rounds, list_iterative_runs, load_generations, load_history, selection_frame
+    completed_rounds, iterative_selection_path, list_iterative_runs, load_generations, \
+    load_history, run_config, selection_frame
 from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, widget
-from selection_core.store import RunStore, read_json
+from selection_core.store import RunStore
 from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
     low_quality_bars, round_heatmap, weight_evolution
 
@@ -103,7 +104,7 @@ if start:
             "--rounds", str(rounds), "--model", chosen_model, "--scorer", scorer,
             "--weight-tau", str(weight_tau), "--eval-per-round", str(eval_per_round),
             "--max-new-tokens", str(max_new_tokens),
-            "--out", str(store.path("selections", f"iterative-k{k}-b{budget}.jsonl"))]
+            "--out", str(iterative_selection_path(store, k, budget))]
     if from_base:
         args.append("--from-base")
     if scorer == "reward":
@@ -127,7 +128,7 @@ if not runs:
 
 # ----------------------------------------------------------------------------- history
 def _describe(folder: Path) -> str:
-    config = read_json(folder / "config.json")
+    config = run_config(folder)
     return (f"k={config['k']}, budget {config['budget']}, {config['rounds']} rounds, "
             f"{config['scorer']}, {config.get('model_name') or config.get('model')}, "
             f"τ={config.get('weight_tau', config.get('tau'))}")  # `tau` before issue 13

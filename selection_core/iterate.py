@@ -175,6 +175,11 @@ def iterative_dir(store: RunStore, config: IterativeConfig) -> Path:
     return store.path("iterative", f"k{config.k}-b{config.budget}-{config.config_hash()}")
 
 
+def iterative_selection_path(store: RunStore, k: int, budget: int) -> Path:
+    """Where the app's iterative job writes its final selection (`iterate --out`)."""
+    return store.path("selections", f"iterative-k{k}-b{budget}.jsonl")
+
+
 def _round_dir(folder: Path, number: int) -> Path:
     return folder / f"round-{number}"
 
@@ -350,9 +355,14 @@ def _labels_and_quality(store: RunStore, kmeans: KMeansConfig, quality: str,
     return labels, scores
 
 
+def run_config(folder: Path) -> dict[str, Any]:
+    """The config a stored iterative run was started with (IterativeConfig + its k-means)."""
+    return read_json(folder / "config.json")
+
+
 def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
     """The selection of a stored iterative run (its completed rounds), as `selected_frame`."""
-    config = read_json(folder / "config.json")
+    config = run_config(folder)
     labels, quality = _labels_and_quality(store, KMeansConfig(**config["kmeans"]),
                                           config["quality"], config["quality_model"])
     return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality)
@@ -410,6 +420,6 @@ def load_history(folder: Path) -> IterativeHistory:
         raise MissingStageError(f"{folder} holds no iterative run: start one with "
                                 "`python -m selection_core iterate --run DIR …`")
     rounds = load_rounds(folder)
-    return IterativeHistory(folder, read_json(folder / "config.json"),
+    return IterativeHistory(folder, run_config(folder),
                             with_entropy(_cluster_history(rounds)),
                             pd.DataFrame([r.summary for r in rounds]))

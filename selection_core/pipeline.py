@@ -31,6 +31,7 @@ from .progress import Progress, fan_out
 
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
+SWEEP = "sweep.csv"
 
 
 # --------------------------------------------------------------------------- pool
@@ -64,6 +65,16 @@ def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
     data = write_demo_pool(store.path("inputs", f"demo-n{n}-s{seed}.jsonl"), n=n, seed=seed)
     return ingest(store, [f"demo={data}"])
+
+
+def has_pool(store: RunStore) -> bool:
+    return store.exists(POOL)
+
+
+def pool_version(store: RunStore) -> str | None:
+    """Changes whenever the run's pool file is replaced (a cache token for the app); None
+    while there is no pool."""
+    return str(store.path(POOL).stat().st_mtime_ns) if has_pool(store) else None
 
 
 def load_run_pool(store: RunStore) -> pd.DataFrame:
@@ -205,7 +216,7 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
             _save_clustering(store, Clustering(config.kmeans(k), model.labels_,
                                                model.cluster_centers_, model.distances_,
                                                model.inertia_))
-        write_csv(store.path("sweep.csv"),
+        write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
                                               "knee_k": result.knee_k,
@@ -214,8 +225,12 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     return result
 
 
+def has_sweep(store: RunStore) -> bool:
+    return store.exists(SWEEP)
+
+
 def load_sweep(store: RunStore) -> tuple[pd.DataFrame, int, int | None]:
-    table = pd.read_csv(store.require("sweep.csv", hint="run `sweep --run DIR --k 2,4,8,16`"))
+    table = pd.read_csv(store.require(SWEEP, hint="run `sweep --run DIR --k 2,4,8,16`"))
     summary = read_json(store.path("sweep.json")) if store.exists("sweep.json") else {}
     recommended = summary.get("recommended_k", recommend_k(table))
     knee = summary.get("knee_k", knee_point(table["k"], table["inertia"]))

@@ -257,7 +257,7 @@ def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
         "The pool", f"{len(pool)} rows from {pool['source'].nunique()} source(s).",
         figures=[("rows_by_source", source_counts(pool["source"])),
                  ("lengths", length_histograms(pool))])]
-    if store.exists("sweep.csv"):
+    if pipeline.has_sweep(store):
         table, recommended, knee = pipeline.load_sweep(store)
         sections.append(ReportSection(
             "Choosing k", f"Silhouette optimum (recommended): k={recommended}; knee of the "

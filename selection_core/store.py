@@ -429,6 +429,10 @@ class RunStore:
                    {"stage": name, "done": int(done), "total": int(total), "message": message,
                     "time": time.time()})
 
+    def stages(self) -> dict[str, Any]:
+        """What the manifest records per stage; empty before the first stage ran."""
+        return self.manifest()["stages"] if self.exists(MANIFEST) else {}
+
     def progress(self, name: str) -> dict[str, Any] | None:
         path = self.path("progress", f"{name}.json")
         return read_json(path) if path.exists() else None

@@ -152,12 +152,12 @@ def _features(args: argparse.Namespace) -> None:
 
 
 def _matrix(args: argparse.Namespace) -> None:
-    from .pipeline import matrix
+    from .pipeline import matrix, matrix_paths
 
     store = RunStore(args.run, create=False)
     A = matrix(store)
-    print(f"attribution matrix {A.shape[0]}×{A.shape[1]} → {store.path('attribution.npy')}, "
-          f"{store.path('val_tasks.txt')}")
+    print(f"attribution matrix {A.shape[0]}×{A.shape[1]} → "
+          + ", ".join(str(path) for path in matrix_paths(store)))
 
 
 def _select(args: argparse.Namespace) -> None:

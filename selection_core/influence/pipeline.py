@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import pipeline
 from ..config import LoRAConfig
-from ..errors import ConfigError, MissingStageError
+from ..errors import ConfigError, MissingStageError, SelectionError
 from ..progress import Progress
 from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
     write_npy, write_text
@@ -366,6 +366,27 @@ def attribution_matrix(train: Sequence[np.ndarray], val: Sequence[np.ndarray],
     return out
 
 
+MATRIX, TASKS = "attribution.npy", "val_tasks.txt"
+
+
+def matrix_paths(store: RunStore) -> tuple[Path, Path]:
+    """Where `matrix` writes A and its task names (the CLI contract)."""
+    return store.path(MATRIX), store.path(TASKS)
+
+
+def has_matrix(store: RunStore) -> bool:
+    return all(path.is_file() for path in matrix_paths(store))
+
+
+def has_rds_features(store: RunStore) -> bool:
+    """True when the run's current gradient features include the RDS hidden states."""
+    try:
+        folder = current_features(store) / "rds"
+    except SelectionError:
+        return False
+    return (folder / "train.npy").is_file() and (folder / "val.npy").is_file()
+
+
 def matrix(store: RunStore) -> np.ndarray:
     """Write `attribution.npy` and `val_tasks.txt` at the run's root (the CLI contract)."""
     folder = current_features(store)
@@ -377,8 +398,9 @@ def matrix(store: RunStore) -> np.ndarray:
         val = [read_npy(folder / f"epoch{c.epoch}" / "val.npy", mmap=True) for c in found]
         A = attribution_matrix(train, val, weights)
         tasks = pd.read_json(_validation_path(store, folder.name), lines=True)["task"]
-        write_npy(store.path("attribution.npy"), A)
-        write_text(store.path("val_tasks.txt"), "\n".join(tasks) + "\n")
+        matrix_path, tasks_path = matrix_paths(store)
+        write_npy(matrix_path, A)
+        write_text(tasks_path, "\n".join(tasks) + "\n")
         info.update(shape=list(A.shape))
     return A
 
