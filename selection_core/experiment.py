@@ -26,7 +26,6 @@ Run directory (a RunStore, so the pool, embeddings and clusterings live there to
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -44,7 +43,7 @@ from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, IterativeCon
 from .data.loaders import fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
-from .store import RunStore, read_json, write_csv, write_json, write_jsonl
+from .store import RunStore, read_json, stage_key, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
 BASE = "base"  # the method name of the untuned model's row
@@ -227,12 +226,6 @@ class Inputs:
     n_rows: int
 
 
-def step_key(payload: dict[str, Any]) -> str:
-    """The key of a step's output: a hash of its config and its inputs' fingerprints."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 # What each selection method reads besides the pool and its budget (see select/static.py):
 # a change to anything else leaves its selection, adapter and results as they are.
 SELECTION_INPUTS: dict[str, frozenset[str]] = {
@@ -294,13 +287,13 @@ class ExperimentRunner:
                 "demo": None if config.data else [config.demo_n or 3000, config.demo_seed]}
         record = store.path("keys", "pool.json")
         fresh = store.exists(pipeline.POOL) and record.exists() and \
-            read_json(record)["key"] == step_key(spec)
+            read_json(record)["key"] == stage_key(spec)
         if not fresh:
             if config.data:
                 pipeline.ingest(store, list(config.data), limit=config.data_limit)
             else:
                 pipeline.ingest_demo(store, n=config.demo_n or 3000, seed=config.demo_seed)
-            write_json(record, {"key": step_key(spec), "spec": spec})
+            write_json(record, {"key": stage_key(spec), "spec": spec})
         self._note("pool", "pool", computed=not fresh)
         pipeline.embed(store, EmbedConfig(model=config.embedding_model))  # content-keyed cache
         pool = pipeline.load_run_pool(store)
@@ -310,7 +303,7 @@ class ExperimentRunner:
         if k is None:
             sweep = SweepConfig(ks=tuple(config.sweep_ks or pipeline.default_ks(len(pool))),
                                 seed=seed)
-            path = store.path("keys", "sweep-" + step_key({"sweep": sweep.hash_fields(),
+            path = store.path("keys", "sweep-" + stage_key({"sweep": sweep.hash_fields(),
                                                            "embedding": embedding}) + ".json")
             if not path.exists():
                 pipeline.sweep(store, sweep)
@@ -356,16 +349,16 @@ class ExperimentRunner:
                            iterative={name: value for name, value
                                       in dataclasses.asdict(config).items()
                                       if name.startswith("iterative_")})
-        return step_key(payload)
+        return stage_key(payload)
 
     def adapter_key(self, selection_key: str, inputs: Inputs) -> str:
-        return step_key({"step": "adapter", "selection": selection_key, "model": inputs.model,
+        return stage_key({"step": "adapter", "selection": selection_key, "model": inputs.model,
                          "lora": self.config.lora.hash_fields()})
 
     def result_key(self, benchmark: str, adapter_key: str | None, inputs: Inputs) -> str:
         """Hash of the model (and adapter), the benchmark's protocol spec and its items."""
         _, spec, _, content = self._benchmark(benchmark)
-        return step_key({"step": "result", "model": inputs.model, "adapter": adapter_key,
+        return stage_key({"step": "result", "model": inputs.model, "adapter": adapter_key,
                          "benchmark": benchmark, "spec": spec.hash_fields(),
                          "max_new_tokens": self.config.max_new_tokens, "items": content})
 
@@ -438,7 +431,7 @@ class ExperimentRunner:
             seed=config.seed, model=config.model, training=model.config_key())
         # The rounds' folder is named by the iterative config alone: rounds stored there for
         # another pool or clustering are stale, an interrupted run of this key resumes.
-        folder = iterative_dir(self.store, iterative)
+        folder = iterative_dir(self.store, iterative, kmeans)
         marker = folder / "experiment-key.txt"
         if folder.exists() and (not marker.exists() or marker.read_text() != key):
             shutil.rmtree(folder)

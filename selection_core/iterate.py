@@ -26,7 +26,8 @@ from .progress import Progress
 from .quality.scorers import HeuristicScorer, RewardModelScorer
 from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
     round_sizes, score_clusters, update_weights, weight_entropy
-from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
+from .store import RunStore, read_json, read_npy, stage_key, write_csv, write_json, write_jsonl, \
+    write_npy
 
 ITERATE_JOB = "iterate"
 ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected", "weight_entropy"]
@@ -171,8 +172,19 @@ class RoundRecord:
     summary: dict[str, Any]
 
 
-def iterative_dir(store: RunStore, config: IterativeConfig) -> Path:
-    return store.path("iterative", f"k{config.k}-b{config.budget}-{config.config_hash()}")
+def iterative_dir(store: RunStore, config: IterativeConfig,
+                  kmeans: KMeansConfig | None = None) -> Path:
+    """One iterative run's folder, named by its key: the config and what the rounds draw from
+    (the pool's content, its embedding, the clustering). Rounds of another pool or clustering
+    are never resumed — they sit under another key — and a rerun of the same key resumes."""
+    kmeans = kmeans or KMeansConfig(k=config.k)
+    # the fingerprints the run recorded; loading the pool and the embeddings checks they are
+    # still those of the files (StaleStageError otherwise)
+    key = stage_key({"stage": "iterative", "config": config.hash_fields(),
+                     "pool": (store.stage_info("pool") or {}).get("fingerprint"),
+                     "embedding": (store.stage_info("embed") or {}).get("key"),
+                     "kmeans": kmeans.hash_fields()})
+    return store.path("iterative", f"k{config.k}-b{config.budget}-{key}")
 
 
 def iterative_selection_path(store: RunStore, k: int, budget: int) -> Path:
@@ -231,7 +243,7 @@ class IterativeKMQ:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
-        folder = iterative_dir(store, config)
+        folder = iterative_dir(store, config, kmeans)
         write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
                                             "model_name": self.model.name})
         rounds = load_rounds(folder)

@@ -24,11 +24,15 @@ class ProgressEvent(NamedTuple):
     message: str
 
 
-class ProgressLog(list[ProgressEvent]):
-    """A sink that keeps every report (tests, and callers that summarise afterwards)."""
+class ProgressLog:
+    """A sink that keeps every report in `events` (tests, and callers that summarise
+    afterwards)."""
+
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        self.append(ProgressEvent(int(done), int(total), message))
+        self.events.append(ProgressEvent(int(done), int(total), message))
 
 
 def fan_out(*sinks: Progress | None) -> Progress:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -139,6 +140,15 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+# --------------------------------------------------------------------------- cache keys
+def stage_key(payload: dict[str, Any]) -> str:
+    """The key of a stage's output: a hash of its config (result-changing fields) and its
+    inputs' fingerprints. Outputs live under their key, so a finished key is reused, a changed
+    input or config is a new key, and no key overwrites another's artefacts."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- output paths
