@@ -94,23 +94,23 @@ def is_demo(store: RunStore) -> bool:
 
 def is_ready(store: RunStore) -> bool:
     """Everything the app shows is prepared (the full k sweep and the UMAP map included)."""
-    stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
+    stages = store.stages()
     return all(stages.get(name, {}).get("status") == "done" for name in READY_STAGES)
 
 
 def shows_first_view(store: RunStore) -> bool:
     """Enough is prepared to show the pool while the rest is computed: embeddings, heuristic
     scores, a first k sweep and a map (the quick placement or UMAP) of these embeddings."""
-    stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
+    stages = store.stages()
     return all(stages.get(name, {}).get("status") == "done"
                for name in ("embed", "quality:heuristic")) \
-        and store.exists("sweep.csv") and pipeline.map_kind(store) is not None
+        and pipeline.has_sweep(store) and pipeline.map_kind(store) is not None
 
 
 def run_token(store: RunStore) -> str:
     """Changes whenever what the loaders below read changes — the embeddings, the sweep, the
     map: their cache key."""
-    stages = store.manifest()["stages"] if store.exists("manifest.json") else {}
+    stages = store.stages()
     embed = stages.get("embed", {})
     parts = [embed.get("key"), embed.get("finished")] + [
         stages.get(name, {}).get("finished") for name in ("sweep", "quick_map", "umap")]

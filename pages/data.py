@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
-from selection_core import workspace
+from selection_core import pipeline, workspace
 from selection_core.data.loaders import check_decompressed_size, describe_input, load_pool
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
@@ -81,7 +81,7 @@ with st.container(border=True):
 
 # ----------------------------------------------------------------------------- the current pool
 store = ui.current_store()
-if not store.exists("pool.parquet"):
+if not pipeline.has_pool(store):
     st.info("The current pool is still being loaded — open the Clusters page to follow its "
             "preparation.")
     st.stop()

@@ -15,20 +15,20 @@ import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
-from selection_core import jobs, workspace
+from selection_core import jobs, pipeline, workspace
 from selection_core.errors import InputError, SelectionError
 from selection_core.evaluate.base import default_data_dir
 from selection_core.influence import PROGRESS as INFLUENCE_PROGRESS
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
-from selection_core.influence.pipeline import current_features, rds_scores_for_run
+from selection_core.influence import pipeline as influence_pipeline
 from selection_core.influence.attribution import load_attribution
+from selection_core.influence.pipeline import rds_scores_for_run
 from selection_core.select.baselines import top_rows
 from selection_core.select.bids import INFLUENCE_METHODS, normalise_columns, select_on_matrix
 from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
 
-MATRIX, TASKS = "attribution.npy", "val_tasks.txt"
 DEFAULT_METHODS = ("bids", "task-max", "random")
 METHOD_HELP = {
     "bids": "BIDS: z-score every validation column, then greedily add the row that most raises "
@@ -84,20 +84,12 @@ class Source:
 
 
 def has_matrix(run: Path) -> bool:
-    return (run / MATRIX).is_file() and (run / TASKS).is_file()
-
-
-def has_rds(run: Path) -> bool:
-    """True when the run's current gradient features include the RDS hidden states."""
-    try:
-        folder = current_features(RunStore(run, create=False)) / "rds"
-    except SelectionError:
-        return False
-    return (folder / "train.npy").is_file() and (folder / "val.npy").is_file()
+    return run.is_dir() and influence_pipeline.has_matrix(RunStore(run, create=False))
 
 
 def run_source(run: Path) -> Source:
-    return Source(matrix_files(run / MATRIX, run / TASKS), run.name, run)
+    return Source(matrix_files(*influence_pipeline.matrix_paths(RunStore(run, create=False))),
+                  run.name, run)
 
 
 # ----------------------------------------------------------------------------- cached compute
@@ -226,7 +218,7 @@ def empty_state(store: RunStore) -> None:
             f"python -m selection_core influence matrix   --run {run}", language="bash")
     st.markdown("**Or try the page here** with a tiny random model on the CPU (about a minute "
                 "for the demo pool): the matrix is real in shape, not in meaning.")
-    if not store.exists("pool.parquet"):
+    if not pipeline.has_pool(store):
         st.caption("This run has no pool yet: choose one on the Data page first.")
         return
     step, status = _chain_step(store)
@@ -280,10 +272,10 @@ def choose_source(store: RunStore) -> Source:
 def pool_for(source: Source, store: RunStore, n_rows: int) -> pd.DataFrame | None:
     """The pool the matrix rows index (its run's, or the current one for uploads), if it fits."""
     run = source.run or store.root
-    path = run / "pool.parquet"
-    if not path.is_file():
+    version = pipeline.pool_version(RunStore(run, create=False))
+    if version is None:
         return None
-    pool = ui.load_pool(str(run), str(path.stat().st_mtime_ns))
+    pool = ui.load_pool(str(run), version)
     if len(pool) != n_rows:
         st.warning(f"The matrix has {n_rows:,} rows but the pool of {run.name} has "
                    f"{len(pool):,}: it was computed on another pool, so only row indices can be "
@@ -320,7 +312,8 @@ metrics[1].metric("Validation instances", f"{n_columns:,}")
 metrics[2].metric("Tasks", len(pd.unique(tasks)))
 metrics[3].metric("Matrix of", source.label)
 
-rds_run = str(source.run) if source.run is not None and has_rds(source.run) else None
+rds_run = str(source.run) if source.run is not None and \
+    influence_pipeline.has_rds_features(RunStore(source.run, create=False)) else None
 with st.container(border=True):
     method_col, budget_col, view_col = st.columns([2, 2, 1.4], gap="large")
     with method_col:

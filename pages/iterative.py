@@ -13,9 +13,10 @@ from pages import _ui as ui
 from selection_core import jobs
 from selection_core.errors import SelectionError
 from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
-    completed_rounds, list_iterative_runs, load_generations, load_history, selection_frame
-from selection_core.select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
-from selection_core.store import RunStore, read_json
+    completed_rounds, iterative_selection_path, list_iterative_runs, load_generations, \
+    load_history, run_config, selection_frame
+from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, widget
+from selection_core.store import RunStore
 from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
     low_quality_bars, round_heatmap, weight_evolution
 
@@ -74,18 +75,21 @@ with st.expander("Start an iterative run", expanded=not runs), \
         budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
                                      value=min(300, n_rows), step=50))
         rounds = int(st.number_input("Rounds", min_value=1, max_value=10,
-                                     value=IterativeConfig.rounds))
+                                     value=widget(IterativeConfig, "rounds").default))
     with second:
         model = st.selectbox("Model", list(MODELS), format_func=lambda m: f"{m} — {MODELS[m]}")
         custom_model = st.text_input("…or another causal LM (HF name or local path)", "")
-        scorer = st.selectbox("Scorer", GAP_SCORERS, help=SCORER_HELP,
-                              index=GAP_SCORERS.index(IterativeConfig.scorer))
+        scorers = widget(IterativeConfig, "scorer")
+        scorer = st.selectbox("Scorer", scorers.choices, help=SCORER_HELP,
+                              index=scorers.choices.index(scorers.default))
         reward_model = st.text_input("Reward model (for the reward scorer)", "")
     with third:
-        tau = st.number_input("Weight temperature τ", min_value=0.01, value=IterativeConfig.tau,
-                              step=0.25, help="in standard deviations of S, whatever the scorer")
+        weight_tau = st.number_input("Weight temperature τ", min_value=0.01, step=0.25,
+                                     value=widget(IterativeConfig, "weight_tau").default,
+                                     help="in standard deviations of S, whatever the scorer")
         eval_per_round = int(st.number_input(
-            "Generations scored per round", min_value=1, value=IterativeConfig.eval_per_round,
+            "Generations scored per round", min_value=1,
+            value=widget(IterativeConfig, "eval_per_round").default,
             step=8, help=f"more when k needs them: every cluster with selected items gets "
                          f"{IterativeConfig.min_scored_per_cluster}"))
         max_new_tokens = int(st.number_input(
@@ -98,9 +102,9 @@ if start:
     chosen_model = custom_model.strip() or model
     args = ["iterate", "--run", str(store.root), "--k", str(k), "--budget", str(budget),
             "--rounds", str(rounds), "--model", chosen_model, "--scorer", scorer,
-            "--tau", str(tau), "--eval-per-round", str(eval_per_round),
+            "--weight-tau", str(weight_tau), "--eval-per-round", str(eval_per_round),
             "--max-new-tokens", str(max_new_tokens),
-            "--out", str(store.path("selections", f"iterative-k{k}-b{budget}.jsonl"))]
+            "--out", str(iterative_selection_path(store, k, budget))]
     if from_base:
         args.append("--from-base")
     if scorer == "reward":
@@ -124,10 +128,10 @@ if not runs:
 
 # ----------------------------------------------------------------------------- history
 def _describe(folder: Path) -> str:
-    config = read_json(folder / "config.json")
+    config = run_config(folder)
     return (f"k={config['k']}, budget {config['budget']}, {config['rounds']} rounds, "
             f"{config['scorer']}, {config.get('model_name') or config.get('model')}, "
-            f"τ={config['tau']}")
+            f"τ={config.get('weight_tau', config.get('tau'))}")  # `tau` before issue 13
 
 
 try:

@@ -66,7 +66,7 @@ chosen = st.multiselect("Experiments", list(experiments), default=list(experimen
 extra = st.text_input("…or another experiment directory", placeholder="/path/to/run")
 run_dirs = [experiments[name] for name in chosen]
 if extra.strip():
-    if (Path(extra) / "experiment.json").exists():
+    if workspace.is_experiment(Path(extra)):
         run_dirs.append(Path(extra))
     else:
         st.warning(f"{extra} is not an experiment directory (no experiment.json).")

@@ -5,8 +5,7 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import jobs, pipeline
-from selection_core.config import SCORERS, SELECTION_METHODS, KMeansConfig, ScorerConfig, \
-    SelectionConfig
+from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, widget
 from selection_core.errors import SelectionError
 from selection_core.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
@@ -36,9 +35,12 @@ with st.form("selection_form", border=True):
                 "page).")
     method_col, budget_col, scorer_col = st.columns(3)
     with method_col:
-        method = st.selectbox("Method", SELECTION_METHODS, format_func=lambda m: m,
+        methods = widget(SelectionConfig, "method")
+        method = st.selectbox("Method", methods.choices, format_func=lambda m: m,
+                              index=methods.choices.index(methods.default),
                               help="\n".join(f"- **{m}**: {h}" for m, h in METHOD_HELP.items()))
-        seed = st.number_input("Seed", min_value=0, value=0, step=1)
+        seed = st.number_input("Seed", min_value=0, step=1,
+                               value=widget(SelectionConfig, "sample_seed").default)
     with budget_col:
         unit = st.radio("Budget as", ["rows", "% of the pool"], horizontal=True)
         if unit == "rows":
@@ -48,11 +50,14 @@ with st.form("selection_form", border=True):
             share = st.number_input("Budget (%)", min_value=0.1, max_value=100.0, value=10.0,
                                     step=1.0)
             budget = pipeline.parse_budget(f"{share}%", n_rows)
-        tau = st.number_input("Temperature τ (kMQ)", min_value=0.01, value=1.0, step=0.25,
+        tau = st.number_input("Temperature τ (kMQ)", min_value=0.01, step=0.25,
+                              value=widget(SelectionConfig, "sample_tau").default,
                               help="Sampling ∝ exp(quality/τ): small τ approaches top-quality, "
                                    "large τ approaches uniform.")
     with scorer_col:
-        scorer = st.selectbox("Quality scorer", SCORERS,
+        scorers = widget(SelectionConfig, "scorer")
+        scorer = st.selectbox("Quality scorer", scorers.choices,
+                              index=scorers.choices.index(scorers.default),
                               help="heuristic: model-free 0–10; perplexity: −log PPL of the "
                                    "response under a causal LM; reward: a reward model's score")
         scorer_model = st.text_input("Scorer model (perplexity / reward)", value="",
@@ -73,8 +78,8 @@ if submitted:
                 st.session_state.pending_scorer = scorer_config.model
                 raise SelectionError(f"Scoring the pool with {scorer_config.model} runs in the "
                                      "background; run the selection again when it has finished.")
-        config = SelectionConfig(method=method, budget=budget, k=view.k, tau=float(tau),
-                                 seed=int(seed), scorer=scorer)
+        config = SelectionConfig(method=method, budget=budget, k=view.k,
+                                 sample_tau=float(tau), sample_seed=int(seed), scorer=scorer)
         rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
         name = describe_selection(config.to_dict())
         made[name] = NamedSelection(name, rows, {**config.to_dict(),

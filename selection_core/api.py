@@ -58,8 +58,8 @@ class KMQSelector:
     """
 
     def __init__(self, k: int = _SELECTION.k, budget: int = _SELECTION.budget,
-                 method: str = _SELECTION.method, tau: float = _SELECTION.tau,
-                 top: bool = _SELECTION.top, seed: int = _SELECTION.seed,
+                 method: str = _SELECTION.method, tau: float = _SELECTION.sample_tau,
+                 top: bool = _SELECTION.top, seed: int = _SELECTION.sample_seed,
                  kmeans_seed: int = _KMEANS.seed, niter: int = _KMEANS.niter,
                  nredo: int = _KMEANS.nredo) -> None:
         self.k = k
@@ -75,7 +75,8 @@ class KMQSelector:
     def selection_config(self) -> SelectionConfig:
         """The CLI's config for these parameters (`select --method … --k … --tau …`)."""
         return SelectionConfig(method=self.method, budget=int(self.budget), k=int(self.k),
-                               tau=float(self.tau), top=bool(self.top), seed=int(self.seed))
+                               sample_tau=float(self.tau), top=bool(self.top),
+                               sample_seed=int(self.seed))
 
     def kmeans_config(self) -> KMeansConfig:
         return KMeansConfig(k=int(self.k), seed=int(self.kmeans_seed), niter=int(self.niter),

@@ -13,43 +13,29 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
 from . import pipeline
-from .config import SCORERS, SELECTION_METHODS, EmbedConfig, KMeansConfig, LoRAConfig, \
-    ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
+from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
+    KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
 from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
 from .sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
-from .select.iterative import GAP_SCORERS, MAX_NEW_TOKENS, IterativeConfig
+from .config_args import add_config_arguments, config_kwargs
+from .progress import Progress, fan_out, tqdm_progress
 from .store import MANIFEST, RunStore, check_output_path, write_jsonl
 
 
-def _progress(store: RunStore | None, stage: str, desc: str) -> Callable[[int, int], None]:
-    """A progress callback that drives a tqdm bar and the run's progress file (for the app)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit="row", dynamic_ncols=True, disable=None)
-    to_store = store.progress_callback(stage) if store is not None else None
-
-    def report(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-        if to_store:
-            to_store(done, total)
-
-    return report
+def _progress(store: RunStore, stage: str, desc: str) -> Progress:
+    """Progress shown as a tqdm bar and written to the run's progress file (for the app)."""
+    return fan_out(tqdm_progress(desc), store.progress_callback(stage))
 
 
 def _positive_int(text: str) -> int:
@@ -128,6 +114,12 @@ def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
                         max_points_per_centroid=args.max_points_per_centroid)
 
 
+# The config fields each command takes as flags (their defaults, bounds and help are the fields')
+SELECT_FLAGS = ("method", "k", "scorer", "sample_tau", "top", "sample_seed")
+ITERATE_FLAGS = ("k", "rounds", "scorer", "scorer_model", "weight_tau", "sample_tau", "quality",
+                 "quality_model", "eval_per_round", "low_quality_threshold", "seed", "device")
+
+
 class _Parser(argparse.ArgumentParser):
     """Argument errors as the one `error: …` line every other error is (usage: --help)."""
 
@@ -189,16 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
     select.add_argument("--run", required=True)
-    select.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
-    select.add_argument("--k", type=_positive_int, required=True)
+    add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method", "k"))
     select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
-    select.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
     select.add_argument("--scorer-model", default=None,
                         help="HF name/path of the perplexity LM or the reward model")
-    select.add_argument("--tau", type=_positive_float, default=1.0,
-                        help="softmax temperature (kMQ)")
-    select.add_argument("--top", action="store_true", help="kMQ: take the top b_j per cluster")
-    select.add_argument("--seed", type=int, default=0, help="sampling seed")
     select.add_argument("--out", required=True, help="output .jsonl")
     select.add_argument("--device", default="auto")
     _add_kmeans_options(select, seed_flag="--cluster-seed")
@@ -235,30 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     iterate = commands.add_parser(
         "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
     iterate.add_argument("--run", required=True)
-    iterate.add_argument("--k", type=_positive_int, required=True)
+    add_config_arguments(iterate, IterativeConfig, ITERATE_FLAGS, required=("k",),
+                         enforce_choices=("scorer",))
     iterate.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
-    iterate.add_argument("--rounds", type=_positive_int, default=IterativeConfig.rounds)
-    iterate.add_argument("--scorer", default=IterativeConfig.scorer, choices=GAP_SCORERS,
-                         help="how gold and generated answers are compared (default "
-                              f"{IterativeConfig.scorer})")
-    iterate.add_argument("--scorer-model", default=None, help="reward model for --scorer reward")
     iterate.add_argument("--model", default="smollm2-135m-instruct",
                          help="causal LM to train and generate with: HF name, local path, "
                               "smollm2-135m-instruct (packaged, default) or tiny-random-llama")
-    iterate.add_argument("--tau", type=_positive_float, default=IterativeConfig.tau,
-                         help="weight-update temperature, in standard deviations of S (the "
-                              "same for every scorer)")
-    iterate.add_argument("--sample-tau", type=_positive_float, default=IterativeConfig.sample_tau,
-                         help="in-cluster quality softmax temperature")
-    iterate.add_argument("--quality", default=IterativeConfig.quality,
-                         help="in-cluster quality scorer")
-    iterate.add_argument("--quality-model", default=None)
-    iterate.add_argument("--eval-per-round", type=_positive_int,
-                         default=IterativeConfig.eval_per_round,
-                         help="prompts generated for and scored each round (default "
-                              f"{IterativeConfig.eval_per_round}; more when k needs them: every "
-                              "cluster with selected items gets "
-                              f"{IterativeConfig.min_scored_per_cluster})")
     iterate.add_argument("--from-base", action="store_true",
                          help="train every round from the base model (default: continue the "
                               "previous round's adapter)")
@@ -274,12 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     iterate.add_argument("--max-new-tokens", type=_positive_int, default=MAX_NEW_TOKENS,
                          help="generation cap; gold answers are cut at it too before scoring "
                               f"(default {MAX_NEW_TOKENS}, as the reference implementation)")
-    iterate.add_argument("--low-quality-threshold", type=_finite_float,
-                         default=IterativeConfig.low_quality_threshold)
-    iterate.add_argument("--seed", type=int, default=IterativeConfig.seed,
-                         help="sampling and training seed")
     iterate.add_argument("--out", required=True, help="output .jsonl (the final selection)")
-    iterate.add_argument("--device", default="auto")
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
@@ -377,11 +340,11 @@ def _cmd_select(args: argparse.Namespace) -> None:
     if not 1 <= args.k <= n_rows:
         raise ConfigError(f"--k must be between 1 and the pool size ({n_rows}), got {args.k}")
     budget = pipeline.parse_budget(args.budget, n_rows)
-    config = SelectionConfig(method=args.method, budget=budget, k=args.k, tau=args.tau,
-                             top=args.top, seed=args.seed, scorer=args.scorer)
+    config = SelectionConfig(**config_kwargs(SelectionConfig, args) | {"budget": budget})
     check_device(args.device)
-    scorer = ScorerConfig(name=args.scorer, model=args.scorer_model, device=args.device)
-    selected = pipeline.select(store, config, _kmeans_config(args, args.k), scorer, out=args.out)
+    scorer = ScorerConfig(name=config.scorer, model=args.scorer_model, device=args.device)
+    selected = pipeline.select(store, config, _kmeans_config(args, config.k), scorer,
+                               out=args.out)
     print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}")
 
 
@@ -403,15 +366,8 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
         pipeline.ingest_demo(store, n=args.n, seed=args.seed)
     elif args.data:
         pipeline.ingest(store, args.data, limits=_ingest_limits(args))
-    bars: dict[str, Callable[[int, int], None]] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = _progress(None, stage, stage)
-        bars[stage](done, total)
-
     pipeline.prepare(store, EmbedConfig(model=args.model, text=args.text), ks=args.k,
-                     progress=progress)
+                     progress=tqdm_progress("prepare"))
     table, recommended, knee = pipeline.load_sweep(store)
     print(f"prepared {store.root}: k swept over {table['k'].tolist()}, recommended k="
           f"{recommended}, knee k={knee}")
@@ -444,21 +400,15 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
                       device=args.device)
     model = LoRARoundModel(args.model, lora, max_new_tokens=args.max_new_tokens,
                            batch_size=args.batch_size, device=args.device)
-    config = IterativeConfig(
-        k=args.k, budget=pipeline.parse_budget(args.budget, len(pool)), rounds=args.rounds,
-        tau=args.tau, sample_tau=args.sample_tau, scorer=args.scorer,
-        scorer_model=args.scorer_model, quality=args.quality, quality_model=args.quality_model,
-        eval_per_round=args.eval_per_round, continue_training=not args.from_base,
-        low_quality_threshold=args.low_quality_threshold, seed=args.seed, model=args.model,
-        training=model.config_key(), device=args.device)
-    bar = _progress(None, "iterate", "iterative kMQ")
-
-    def report(done: int, total: int, message: str) -> None:
-        store.write_progress("iterate", done, total, message)
-        bar(done, total)
+    config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
+        "budget": pipeline.parse_budget(args.budget, len(pool)),
+        "continue_training": not args.from_base, "training": model.config_key()})
+    bar = tqdm_progress("iterative kMQ", unit="step")
+    progress = fan_out(store.progress_callback("iterate", min_interval_s=0),  # rounds are slow
+                       lambda done, total, message="": bar(done, total))  # one bar for the run
 
     started = time.time()
-    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), report=report)
+    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), progress=progress)
     selected = run.selected_frame(pool)
     write_jsonl(args.out, selected.to_dict(orient="records"))
     for record in run.rounds_:

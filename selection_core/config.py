@@ -1,16 +1,24 @@
 """One frozen config dataclass per method; its hash names caches and run artefacts.
 
-Fields marked `field(metadata={"hash": False})` (batch sizes, devices) change how fast a result is
-computed, not what it is, so they are left out of the hash: a cache filled on a GPU with batch 256
-is reused on a laptop with batch 16.
+Configs are the API: each parameter and its default is declared once, here, with `param(...)`
+metadata (help text, choices, bounds, CLI flag and its old aliases); the CLI flags
+(`config_args.add_config_arguments`), the experiment TOML's defaults and the app's widgets
+(`widget`) are derived from these declarations, so they cannot drift.
+
+Fields marked `hash=False` (batch sizes, devices) change how fast a result is computed, not what
+it is, so they are left out of the hash: a cache filled on a GPU with batch 256 is reused on a
+laptop with batch 16.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from .errors import ConfigError
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TextField = Literal["prompt", "prompt+response"]
@@ -21,6 +29,77 @@ SCORERS = ("heuristic", "perplexity", "reward")
 
 def speed_only() -> Any:
     return {"hash": False}
+
+
+def param(default: Any = MISSING, *, help: str = "", choices: Sequence[Any] | None = None,
+          low: float | None = None, positive: bool = False, flag: str | None = None,
+          aliases: Sequence[str] = (), hash: bool = True) -> Any:
+    """A config field with the metadata every front end derives from: `help`, `choices`, `low`
+    (inclusive minimum), `positive` (> 0), the CLI `flag` (default `--field-name`) and old flag
+    `aliases` kept working, and `hash=False` for fields that change speed, not results."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None,
+                "low": low, "positive": positive, "flag": flag, "aliases": tuple(aliases),
+                "hash": hash}
+    return field(default=default, metadata=metadata)
+
+
+class Widget(NamedTuple):
+    """What a page widget needs from a field: its default, bounds, choices and help."""
+
+    default: Any
+    min_value: float | None
+    choices: tuple[Any, ...] | None
+    help: str
+
+
+def widget(config_type: type, name: str) -> Widget:
+    """The widget settings of one config field (pages read defaults and bounds from here)."""
+    spec = {f.name: f for f in dataclasses.fields(config_type)}[name]
+    low = spec.metadata.get("low")
+    return Widget(spec.default, low, spec.metadata.get("choices"), spec.metadata.get("help", ""))
+
+
+def field_default(config_type: type, name: str) -> Any:
+    """The one declared default of a config field."""
+    return widget(config_type, name).default
+
+
+class _Renamed:
+    """An old field name kept readable: the value on an instance, the default on the class."""
+
+    def __init__(self, new: str) -> None:
+        self.new = new
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return getattr(owner if obj is None else obj, self.new)
+
+
+C = TypeVar("C")
+
+
+def renamed(**old_to_new: str) -> Callable[[type[C]], type[C]]:
+    """Class decorator: a renamed field's old keyword and attribute keep working (callers and
+    stored configs written before the rename), while the declaration exists once."""
+
+    def wrap(cls: type[C]) -> type[C]:
+        init = cls.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"give {new} or its old name {old}, not both")
+                    kwargs[new] = kwargs.pop(old)
+            init(self, *args, **kwargs)
+
+        __init__.__doc__ = init.__doc__
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        for old, new in old_to_new.items():
+            setattr(cls, old, _Renamed(new))
+        cls.renamed_fields = dict(old_to_new)  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
 
 
 class HashedConfig:
@@ -107,17 +186,26 @@ class ScorerConfig(HashedConfig):
     device: str = field(default="auto", metadata=speed_only())
 
 
+@renamed(tau="sample_tau", seed="sample_seed")
 @dataclass(frozen=True)
 class SelectionConfig(HashedConfig):
-    """Static selection on one clustering (METHODS §1.3)."""
+    """Static selection on one clustering (METHODS §1.3). `k` is the clustering's k: the
+    selection refuses a clustering of another k (`check_clustering`)."""
 
-    method: Literal["kmq", "kmeans-random", "kmeans-closest", "random", "quality-top"] = "kmq"
-    budget: int = 1000
-    k: int = 8
-    tau: float = 1.0
-    top: bool = False  # kMQ: deterministic top-b_j instead of softmax sampling
-    seed: int = 0
-    scorer: str = "heuristic"
+    method: Literal["kmq", "kmeans-random", "kmeans-closest", "random", "quality-top"] = param(
+        "kmq", help="selection method", choices=SELECTION_METHODS)
+    budget: int = param(1000, help="rows to select", low=1)
+    k: int = param(8, help="clusters (k-means k)", low=1)
+    sample_tau: float = param(1.0, help="kMQ softmax temperature over quality inside a cluster",
+                              positive=True, flag="--tau")
+    top: bool = param(False, help="kMQ: take the top b_j per cluster instead of sampling")
+    sample_seed: int = param(0, help="seed of the sampling (kmq, kmeans-random, random)",
+                             flag="--seed")
+    scorer: str = param("heuristic", help="quality scorer", choices=SCORERS)
+
+    def check_clustering(self, k: int) -> None:
+        if k != self.k:
+            raise ConfigError(f"the selection asks for k={self.k} but the clustering has k={k}")
 
 
 @dataclass(frozen=True)
@@ -142,3 +230,64 @@ class LoRAConfig(HashedConfig):
     chat_template: bool | None = None  # None: the tokenizer's template when it has one
     device: str = field(default="auto", metadata=speed_only())
     dtype: str | None = field(default=None, metadata=speed_only())
+
+
+# --------------------------------------------------------------------------- iterative kMQ
+GapScorer = Literal["reward", "perplexity", "heuristic"]
+GAP_SCORERS: tuple[str, ...] = ("reward", "perplexity", "heuristic")
+MAX_NEW_TOKENS = 512  # a round model's generation cap (the reference implementation's); gold is
+#                       cut by the same rule before scoring, so S compares like with like
+
+
+@renamed(tau="weight_tau")
+@dataclass(frozen=True)
+class IterativeConfig(HashedConfig):
+    """One iterative kMQ run (METHODS §1.4); its hash names the run's folder, so changing
+    anything starts over while rerunning the same config resumes.
+
+    Two temperatures, two meanings: `weight_tau` scales the cluster-weight update
+    exp(s_j / τ); `sample_tau` is the in-cluster quality softmax (as static kMQ's)."""
+
+    k: int = param(help="clusters (k-means k)", low=1)
+    budget: int = param(help="rows in all, over every round", low=1)
+    rounds: int = param(3, help="rounds", low=1)
+    weight_tau: float = param(1.0, help="weight-update temperature, in standard deviations of S "
+                                        "(the same for every scorer)", positive=True,
+                              aliases=("--tau",))
+    sample_tau: float = param(1.0, help="in-cluster quality softmax temperature", positive=True)
+    scorer: GapScorer = param("perplexity", help="how gold and generated answers are compared",
+                              choices=GAP_SCORERS)
+    scorer_model: str | None = param(None, help="reward model for --scorer reward")
+    quality: str = param("heuristic", help="in-cluster quality scorer", choices=SCORERS)
+    quality_model: str | None = param(None, help="model of the in-cluster quality scorer")
+    eval_per_round: int = param(64, help="prompts generated for and scored each round (more "
+                                         "when k needs them: see min_scored_per_cluster)", low=1)
+    min_scored_per_cluster: int = param(2, help="scored items per cluster with selected items: "
+                                                "two show a cluster's own spread, which the "
+                                                "shrinkage of s_j needs", low=1)
+    continue_training: bool = param(True, help="False: every round trains the base model")
+    low_quality_threshold: float = param(0.3, help="on the 0–1 normalised quality (paper "
+                                                   "Figure 4)")
+    seed: int = param(0, help="the rounds' seed: draws, evaluation sample, training (seed + "
+                              "round)")
+    model: str = param("", help="the trained model (name or path)")
+    training: str = param("", help="the trainer's own config hash (LoRA, generation length)")
+    device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be at least 1, got {self.rounds}")
+        if self.budget < self.rounds:
+            raise ConfigError(f"budget {self.budget} is smaller than the {self.rounds} rounds: "
+                              "every round must add at least one item")
+        if self.weight_tau <= 0 or self.sample_tau <= 0:
+            raise ConfigError("temperatures must be > 0")
+        if self.scorer not in GAP_SCORERS:
+            raise ConfigError(f"unknown scorer '{self.scorer}'; use {', '.join(GAP_SCORERS)}")
+        if self.scorer == "reward" and not self.scorer_model:
+            raise ConfigError("the reward scorer needs a reward model (--scorer-model NAME_OR_PATH)")
+        if self.eval_per_round < 1:
+            raise ConfigError(f"eval_per_round must be at least 1, got {self.eval_per_round}")
+        if self.min_scored_per_cluster < 1:
+            raise ConfigError("min_scored_per_cluster must be at least 1, got "
+                              f"{self.min_scored_per_cluster}")

@@ -26,7 +26,6 @@ Run directory (a RunStore, so the pool, embeddings and clusterings live there to
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -39,13 +38,12 @@ from typing import Any
 import pandas as pd
 
 from . import pipeline
-from .config import SELECTION_METHODS, EmbedConfig, KMeansConfig, ScorerConfig, \
-    SelectionConfig, SweepConfig
+from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
+    KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
 from .data.loaders import fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
-from .select.iterative import MAX_NEW_TOKENS, IterativeConfig
-from .store import RunStore, read_json, write_csv, write_json, write_jsonl
+from .store import RunStore, read_json, stage_key, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
 BASE = "base"  # the method name of the untuned model's row
@@ -57,9 +55,11 @@ PAPER_LORA = LoRAConfig(r=128, alpha=512, dropout=0.1, epochs=2, learning_rate=2
                         grad_accumulation=16, max_length=2048)
 
 
+@renamed(tau="sample_tau", iterative_tau="iterative_weight_tau")
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """What an experiment runs; parsed from TOML by `load_experiment_config`."""
+    """What an experiment runs; parsed from TOML by `load_experiment_config`. Every default that
+    a method config also has is that config's (declared once, in `config.py`)."""
 
     name: str
     model: str
@@ -73,9 +73,9 @@ class ExperimentConfig:
     kmeans_seed: int | None = None  # None: `seed`
     methods: tuple[str, ...] = ("random", "kmq")
     budgets: tuple[str, ...] = ("300",)
-    scorer: str = "heuristic"
+    scorer: str = SelectionConfig.scorer
     scorer_model: str | None = None
-    tau: float = 1.0
+    sample_tau: float = SelectionConfig.sample_tau
     random_seeds: int = 2  # the random baseline: selections with seed, seed + 1, ...; tables mean
     seed: int = 0
     lora: LoRAConfig = PAPER_LORA
@@ -90,7 +90,7 @@ class ExperimentConfig:
     iterative_rounds: int = IterativeConfig.rounds
     iterative_scorer: str = IterativeConfig.scorer
     iterative_scorer_model: str | None = None
-    iterative_tau: float = IterativeConfig.tau
+    iterative_weight_tau: float = IterativeConfig.weight_tau
     iterative_eval_per_round: int = IterativeConfig.eval_per_round
     iterative_max_new_tokens: int = MAX_NEW_TOKENS
 
@@ -99,12 +99,15 @@ _TOP_KEYS = {"name", "model", "seed"}
 _SECTIONS = {
     "pool": {"demo_n", "demo_seed", "data", "data_limit", "embedding_model", "k", "sweep_ks",
              "kmeans_seed"},
-    "selection": {"methods", "budgets", "scorer", "scorer_model", "tau", "random_seeds"},
+    "selection": {"methods", "budgets", "scorer", "scorer_model", "sample_tau", "random_seeds"},
     "train": {f.name for f in dataclasses.fields(LoRAConfig)},
     "eval": {"benchmarks", "protocol", "eval_limit", "eval_data", "max_new_tokens",
              "eval_batch_size", "include_base"},
-    "iterative": {"rounds", "scorer", "scorer_model", "tau", "eval_per_round", "max_new_tokens"},
+    "iterative": {"rounds", "scorer", "scorer_model", "weight_tau", "eval_per_round",
+                  "max_new_tokens"},
 }
+# Keys renamed in issue 13 (`tau` said two things), still read under their old names.
+_OLD_KEYS = {"selection": {"tau": "sample_tau"}, "iterative": {"tau": "weight_tau"}}
 ITERATIVE_METHOD = "iterative-kmq"
 EXPERIMENT_METHODS = (*SELECTION_METHODS, ITERATIVE_METHOD)
 
@@ -126,6 +129,7 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
                 raise InputError(f"unknown section [{key}]; expected one of "
                                  f"{', '.join(sorted(_SECTIONS))}", path=str(path), field=key)
             for inner, item in value.items():
+                inner = _OLD_KEYS.get(key, {}).get(inner, inner)
                 if inner not in _SECTIONS[key]:
                     raise InputError(f"unknown key in [{key}]; expected one of "
                                      f"{', '.join(sorted(_SECTIONS[key]))}", path=str(path),
@@ -222,12 +226,6 @@ class Inputs:
     n_rows: int
 
 
-def step_key(payload: dict[str, Any]) -> str:
-    """The key of a step's output: a hash of its config and its inputs' fingerprints."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 # What each selection method reads besides the pool and its budget (see select/static.py):
 # a change to anything else leaves its selection, adapter and results as they are.
 SELECTION_INPUTS: dict[str, frozenset[str]] = {
@@ -289,13 +287,13 @@ class ExperimentRunner:
                 "demo": None if config.data else [config.demo_n or 3000, config.demo_seed]}
         record = store.path("keys", "pool.json")
         fresh = store.exists(pipeline.POOL) and record.exists() and \
-            read_json(record)["key"] == step_key(spec)
+            read_json(record)["key"] == stage_key(spec)
         if not fresh:
             if config.data:
                 pipeline.ingest(store, list(config.data), limit=config.data_limit)
             else:
                 pipeline.ingest_demo(store, n=config.demo_n or 3000, seed=config.demo_seed)
-            write_json(record, {"key": step_key(spec), "spec": spec})
+            write_json(record, {"key": stage_key(spec), "spec": spec})
         self._note("pool", "pool", computed=not fresh)
         pipeline.embed(store, EmbedConfig(model=config.embedding_model))  # content-keyed cache
         pool = pipeline.load_run_pool(store)
@@ -305,7 +303,7 @@ class ExperimentRunner:
         if k is None:
             sweep = SweepConfig(ks=tuple(config.sweep_ks or pipeline.default_ks(len(pool))),
                                 seed=seed)
-            path = store.path("keys", "sweep-" + step_key({"sweep": sweep.hash_fields(),
+            path = store.path("keys", "sweep-" + stage_key({"sweep": sweep.hash_fields(),
                                                            "embedding": embedding}) + ".json")
             if not path.exists():
                 pipeline.sweep(store, sweep)
@@ -345,22 +343,22 @@ class ExperimentRunner:
         if "scorer" in uses:
             payload["scorer"] = self._scorer().hash_fields()
         if "tau" in uses:
-            payload["tau"] = config.tau
+            payload["tau"] = config.sample_tau
         if "training" in uses:
             payload.update(model=inputs.model, lora=config.lora.hash_fields(),
                            iterative={name: value for name, value
                                       in dataclasses.asdict(config).items()
                                       if name.startswith("iterative_")})
-        return step_key(payload)
+        return stage_key(payload)
 
     def adapter_key(self, selection_key: str, inputs: Inputs) -> str:
-        return step_key({"step": "adapter", "selection": selection_key, "model": inputs.model,
+        return stage_key({"step": "adapter", "selection": selection_key, "model": inputs.model,
                          "lora": self.config.lora.hash_fields()})
 
     def result_key(self, benchmark: str, adapter_key: str | None, inputs: Inputs) -> str:
         """Hash of the model (and adapter), the benchmark's protocol spec and its items."""
         _, spec, _, content = self._benchmark(benchmark)
-        return step_key({"step": "result", "model": inputs.model, "adapter": adapter_key,
+        return stage_key({"step": "result", "model": inputs.model, "adapter": adapter_key,
                          "benchmark": benchmark, "spec": spec.hash_fields(),
                          "max_new_tokens": self.config.max_new_tokens, "items": content})
 
@@ -408,8 +406,8 @@ class ExperimentRunner:
             return path
         seed = config.seed if unit.seed is None else unit.seed
         selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
-                                    k=inputs.kmeans.k, tau=config.tau, seed=seed,
-                                    scorer=config.scorer)
+                                    k=inputs.kmeans.k, sample_tau=config.sample_tau,
+                                    sample_seed=seed, scorer=config.scorer)
         pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path)
         return path
 
@@ -426,23 +424,23 @@ class ExperimentRunner:
                                batch_size=config.eval_batch_size, device=config.lora.device)
         iterative = IterativeConfig(
             k=kmeans.k, budget=budget, rounds=config.iterative_rounds,
-            tau=config.iterative_tau, sample_tau=config.tau, scorer=config.iterative_scorer,
+            weight_tau=config.iterative_weight_tau, sample_tau=config.sample_tau,
+            scorer=config.iterative_scorer,
             scorer_model=config.iterative_scorer_model, quality=config.scorer,
             quality_model=config.scorer_model, eval_per_round=config.iterative_eval_per_round,
             seed=config.seed, model=config.model, training=model.config_key())
         # The rounds' folder is named by the iterative config alone: rounds stored there for
         # another pool or clustering are stale, an interrupted run of this key resumes.
-        folder = iterative_dir(self.store, iterative)
+        folder = iterative_dir(self.store, iterative, kmeans)
         marker = folder / "experiment-key.txt"
         if folder.exists() and (not marker.exists() or marker.read_text() != key):
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
         marker.write_text(key)
 
-        def report(done: int, total: int, message: str) -> None:
-            self.store.write_progress("iterate", done, total, message)
-
-        run = IterativeKMQ(iterative, model).fit(self.store, kmeans, report=report)
+        run = IterativeKMQ(iterative, model).fit(self.store, kmeans,
+                                                 progress=self.store.progress_callback(
+                                                     "iterate", min_interval_s=0))
         for record in run.rounds_:
             self.log(f"  round {record.number}: mean S {record.summary['mean_gap']:.3f}, "
                      f"{record.summary['train_s']:.0f} s training")

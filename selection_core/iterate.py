@@ -9,9 +9,8 @@ pluggable (`RoundModel`): a deterministic fake in tests, a tiny LM on CPU, a rea
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -20,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline
-from .config import KMeansConfig, ScorerConfig
+from .config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, ScorerConfig
 from .errors import ConfigError, MissingStageError
+from .progress import Progress
 from .quality.scorers import HeuristicScorer, RewardModelScorer
-from .select.iterative import MAX_NEW_TOKENS, IterativeConfig, cluster_means, draw_round, \
-    evaluation_sample, low_quality_share, round_sizes, score_clusters, update_weights, \
-    weight_entropy
-from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
+from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
+    round_sizes, score_clusters, update_weights, weight_entropy
+from .store import RunStore, read_json, read_npy, stage_key, write_csv, write_json, write_jsonl, \
+    write_npy
 
 ITERATE_JOB = "iterate"
 ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected", "weight_entropy"]
@@ -108,14 +108,13 @@ class LoRARoundModel:
                                 ) -> np.ndarray:
         import torch
 
-        from .lm.formatting import response_log_likelihood
+        from .lm.formatting import mean_log_likelihood
 
         model, tokenizer = self._loaded()
         with torch.no_grad():
-            total, count = response_log_likelihood(model, tokenizer, list(prompts),
-                                                   list(responses), batch_size=self.batch_size,
-                                                   max_length=self.lora.max_length)
-        return np.where(count > 0, total / np.maximum(count, 1), -math.log(len(tokenizer)))
+            return mean_log_likelihood(model, tokenizer, list(prompts), list(responses),
+                                       batch_size=self.batch_size,
+                                       max_length=self.lora.max_length)
 
 
 # --------------------------------------------------------------------------- scoring generations
@@ -171,8 +170,24 @@ class RoundRecord:
     summary: dict[str, Any]
 
 
-def iterative_dir(store: RunStore, config: IterativeConfig) -> Path:
-    return store.path("iterative", f"k{config.k}-b{config.budget}-{config.config_hash()}")
+def iterative_dir(store: RunStore, config: IterativeConfig,
+                  kmeans: KMeansConfig | None = None) -> Path:
+    """One iterative run's folder, named by its key: the config and what the rounds draw from
+    (the pool's content, its embedding, the clustering). Rounds of another pool or clustering
+    are never resumed — they sit under another key — and a rerun of the same key resumes."""
+    kmeans = kmeans or KMeansConfig(k=config.k)
+    # the fingerprints the run recorded; loading the pool and the embeddings checks they are
+    # still those of the files (StaleStageError otherwise)
+    key = stage_key({"stage": "iterative", "config": config.hash_fields(),
+                     "pool": (store.stage_info("pool") or {}).get("fingerprint"),
+                     "embedding": (store.stage_info("embed") or {}).get("key"),
+                     "kmeans": kmeans.hash_fields()})
+    return store.path("iterative", f"k{config.k}-b{config.budget}-{key}")
+
+
+def iterative_selection_path(store: RunStore, k: int, budget: int) -> Path:
+    """Where the app's iterative job writes its final selection (`iterate --out`)."""
+    return store.path("selections", f"iterative-k{k}-b{budget}.jsonl")
 
 
 def _round_dir(folder: Path, number: int) -> Path:
@@ -203,9 +218,6 @@ def load_generations(folder: Path, number: int) -> pd.DataFrame:
                         dtype={"id": str})
 
 
-Report = Callable[[int, int, str], None]
-
-
 class IterativeKMQ:
     """Runs (or resumes) iterative kMQ on a prepared run.
 
@@ -218,7 +230,7 @@ class IterativeKMQ:
         self.model = model
 
     def fit(self, store: RunStore, kmeans: KMeansConfig | None = None,
-            report: Report | None = None, stop_after: int | None = None) -> IterativeKMQ:
+            progress: Progress | None = None, stop_after: int | None = None) -> IterativeKMQ:
         """`stop_after` ends the call after that round (tests use it to simulate interruption)."""
         config = self.config
         pool = pipeline.load_run_pool(store)
@@ -229,7 +241,7 @@ class IterativeKMQ:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
-        folder = iterative_dir(store, config)
+        folder = iterative_dir(store, config, kmeans)
         write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
                                             "model_name": self.model.name})
         rounds = load_rounds(folder)
@@ -243,7 +255,7 @@ class IterativeKMQ:
                 if stop_after is not None and number > stop_after:
                     break
                 record = self._round(store, folder, pool, labels, quality, weights, selected,
-                                     number, sizes[number - 1], report)
+                                     number, sizes[number - 1], progress)
                 rounds.append(record)
                 selected = np.concatenate([selected, record.added])
                 weights = record.clusters["next_weight"].to_numpy()
@@ -260,12 +272,12 @@ class IterativeKMQ:
 
     def _round(self, store: RunStore, folder: Path, pool: pd.DataFrame, labels: np.ndarray,
                quality: np.ndarray, weights: np.ndarray, selected: np.ndarray, number: int,
-               size: int, report: Report | None) -> RoundRecord:
+               size: int, progress: Progress | None) -> RoundRecord:
         config, k = self.config, self.config.k
         steps = config.rounds * 4
-        say = (lambda step, text: report((number - 1) * 4 + step, steps,
-                                         f"round {number}/{config.rounds}: {text}")) \
-            if report else (lambda step, text: None)
+        say = (lambda step, text: progress((number - 1) * 4 + step, steps,
+                                           f"round {number}/{config.rounds}: {text}")) \
+            if progress else (lambda step, text: None)
         path = _round_dir(folder, number)
         timings: dict[str, float] = {}
 
@@ -302,7 +314,7 @@ class IterativeKMQ:
 
         scores = score_clusters(labels[sample], scored.gaps, k)
         mean_quality, _ = cluster_means(labels[sample], scored.quality, k)
-        next_weights = update_weights(weights, scores.update, config.tau)
+        next_weights = update_weights(weights, scores.update, config.weight_tau)
         clusters = pd.DataFrame({
             "cluster": np.arange(k), "weight": weights,
             "n_selected": np.bincount(labels[added], minlength=k), "n_scored": scores.count,
@@ -353,9 +365,14 @@ def _labels_and_quality(store: RunStore, kmeans: KMeansConfig, quality: str,
     return labels, scores
 
 
+def run_config(folder: Path) -> dict[str, Any]:
+    """The config a stored iterative run was started with (IterativeConfig + its k-means)."""
+    return read_json(folder / "config.json")
+
+
 def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
     """The selection of a stored iterative run (its completed rounds), as `selected_frame`."""
-    config = read_json(folder / "config.json")
+    config = run_config(folder)
     labels, quality = _labels_and_quality(store, KMeansConfig(**config["kmeans"]),
                                           config["quality"], config["quality_model"])
     return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality)
@@ -413,6 +430,6 @@ def load_history(folder: Path) -> IterativeHistory:
         raise MissingStageError(f"{folder} holds no iterative run: start one with "
                                 "`python -m selection_core iterate --run DIR …`")
     rounds = load_rounds(folder)
-    return IterativeHistory(folder, read_json(folder / "config.json"),
+    return IterativeHistory(folder, run_config(folder),
                             with_entropy(_cluster_history(rounds)),
                             pd.DataFrame([r.summary for r in rounds]))

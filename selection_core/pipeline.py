@@ -6,7 +6,7 @@ recomputed twice — not by the CLI, not by the app.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +27,11 @@ from .quality.scorers import make_scorer
 from .select.static import select_static
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
+from .progress import Progress, fan_out
 
-Progress = Callable[[int, int], None]
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
+SWEEP = "sweep.csv"
 
 
 # --------------------------------------------------------------------------- pool
@@ -64,6 +65,16 @@ def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
     data = write_demo_pool(store.path("inputs", f"demo-n{n}-s{seed}.jsonl"), n=n, seed=seed)
     return ingest(store, [f"demo={data}"])
+
+
+def has_pool(store: RunStore) -> bool:
+    return store.exists(POOL)
+
+
+def pool_version(store: RunStore) -> str | None:
+    """Changes whenever the run's pool file is replaced (a cache token for the app); None
+    while there is no pool."""
+    return str(store.path(POOL).stat().st_mtime_ns) if has_pool(store) else None
 
 
 def load_run_pool(store: RunStore) -> pd.DataFrame:
@@ -205,7 +216,7 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
             _save_clustering(store, Clustering(config.kmeans(k), model.labels_,
                                                model.cluster_centers_, model.distances_,
                                                model.inertia_))
-        write_csv(store.path("sweep.csv"),
+        write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
                                               "knee_k": result.knee_k,
@@ -214,8 +225,12 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     return result
 
 
+def has_sweep(store: RunStore) -> bool:
+    return store.exists(SWEEP)
+
+
 def load_sweep(store: RunStore) -> tuple[pd.DataFrame, int, int | None]:
-    table = pd.read_csv(store.require("sweep.csv", hint="run `sweep --run DIR --k 2,4,8,16`"))
+    table = pd.read_csv(store.require(SWEEP, hint="run `sweep --run DIR --k 2,4,8,16`"))
     summary = read_json(store.path("sweep.json")) if store.exists("sweep.json") else {}
     recommended = summary.get("recommended_k", recommend_k(table))
     knee = summary.get("knee_k", knee_point(table["k"], table["inertia"]))
@@ -287,6 +302,7 @@ def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
                 scorer: ScorerConfig) -> tuple[np.ndarray, Clustering, np.ndarray]:
     """Row positions of one static selection, with the clustering and scores it used."""
     n = len(load_run_pool(store))
+    config.check_clustering(kmeans.k)
     if not 1 <= config.k <= n:
         raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
     if not 1 <= config.budget <= n:
@@ -384,7 +400,7 @@ def first_pass_ks(ks: Sequence[int]) -> tuple[int, ...]:
 def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
             ks: Sequence[int] | None = None, umap_config: UMAPConfig = UMAPConfig(),
             scorer: ScorerConfig = ScorerConfig(), cache_dir: str | Path | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> None:
+            progress: Progress | None = None) -> None:
     """Embed, score, sweep k and map the run's pool — all the app needs to show it, soonest first.
 
     The steps (PREPARE_STEPS) are ordered so the app can show the pool early: after the first
@@ -394,8 +410,8 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
     placement. The final files are those of a one-pass preparation (the full sweep refits the
     first pass's k — a second or two, in the background — so sweep.csv comes from one run).
 
-    `progress(stage, done, total)` is called per row (embedding), per k (sweep) or per map; the
-    overall step is written to `progress/prepare.json` for the app.
+    `progress(done, total, step)` is called per row (embedding), per k (sweep) or per map, with
+    the step's name as its message; the overall step is written to `progress/prepare.json`.
     """
     n_rows = len(load_run_pool(store))
     ks = tuple(ks) if ks else default_ks(n_rows)
@@ -405,12 +421,8 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
         store.write_progress("prepare", PREPARE_STEPS.index(name), len(PREPARE_STEPS), name)
         per_stage = store.progress_callback(name)
 
-        def report(done: int, total: int) -> None:
-            per_stage(done, total)
-            if progress:
-                progress(name, done, total)
-
-        return report
+        return fan_out(per_stage, (lambda done, total, message="": progress(done, total, name))
+                       if progress else None)
 
     with store.lock("prepare"):
         embed(store, embed_config, cache_dir=cache_dir, progress=step("embed"))

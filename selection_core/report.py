@@ -7,10 +7,8 @@ Chrome/Chromium; where none is installed the error says so).
 """
 from __future__ import annotations
 
-import gzip
 import html
 import io
-import json
 import threading
 import time
 import warnings
@@ -28,6 +26,7 @@ import plotly.graph_objects as go
 from . import pipeline
 from .config import KMeansConfig, ScorerConfig, UMAPConfig
 from .errors import ConfigError, InputError, SelectionError
+from .evaluate.base import read_jsonl, require
 from .store import RunStore
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "report_template.html"  # package data
@@ -122,13 +121,15 @@ class NamedSelection:
 
 def describe_selection(config: Mapping[str, Any]) -> str:
     """A static selection's display name from its config (`SelectionConfig.to_dict()`), the
-    same in the app and in reports: "kmq · k=8 · 300 rows · τ=1 · seed 0"."""
+    same in the app and in reports: "kmq · k=8 · 300 rows · τ=1 · seed 0". Configs stored before
+    issue 13 name the temperature and seed `tau` and `seed`."""
     method = config["method"]
     name = f"{method} · k={config['k']} · {config['budget']} rows"
     if method == "kmq":
-        name += f" · τ={float(config['tau']):g}" + (" · top" if config.get("top") else "")
+        tau = config.get("sample_tau", config.get("tau"))
+        name += f" · τ={float(tau):g}" + (" · top" if config.get("top") else "")
     if method in ("kmq", "kmeans-random", "random"):
-        name += f" · seed {config['seed']}"
+        name += f" · seed {config.get('sample_seed', config.get('seed'))}"
     if config.get("scorer", "heuristic") != "heuristic":
         name += f" · {config['scorer']}"
     return name
@@ -152,17 +153,8 @@ def selection_from_file(path: str | Path, pool: pd.DataFrame) -> NamedSelection:
     --out` writes (.jsonl, .jsonl.gz) or a CSV."""
     path = Path(path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
-        ids = []
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    ids.append(str(json.loads(line)["id"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise InputError("each line must be a JSON object with an id", path=str(path),
-                                     line=number, field="id") from None
-        ids = pd.Series(ids, dtype=str)
+        ids = pd.Series([str(require(record, "id", (str, int), path, number))
+                         for number, record in read_jsonl(path)], dtype=str)
     elif path.suffix == ".csv":
         frame = pd.read_csv(path, dtype={"id": str})
         if "id" not in frame.columns:
@@ -255,7 +247,7 @@ def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
         "The pool", f"{len(pool)} rows from {pool['source'].nunique()} source(s).",
         figures=[("rows_by_source", source_counts(pool["source"])),
                  ("lengths", length_histograms(pool))])]
-    if store.exists("sweep.csv"):
+    if pipeline.has_sweep(store):
         table, recommended, knee = pipeline.load_sweep(store)
         sections.append(ReportSection(
             "Choosing k", f"Silhouette optimum (recommended): k={recommended}; knee of the "

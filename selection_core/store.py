@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, MissingStageError, RunInUseError
+from .progress import Progress
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -140,6 +142,15 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+# --------------------------------------------------------------------------- cache keys
+def stage_key(payload: dict[str, Any]) -> str:
+    """The key of a stage's output: a hash of its config (result-changing fields) and its
+    inputs' fingerprints. Outputs live under their key, so a finished key is reused, a changed
+    input or config is a new key, and no key overwrites another's artefacts."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 # --------------------------------------------------------------------------- output paths
 def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, in one line, an output path that would destroy what the command reads: one of
@@ -173,7 +184,7 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
 # --------------------------------------------------------------------------- chunked caches
 def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
                     compute: Callable[[int, int], np.ndarray],
-                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                    progress: Progress | None = None) -> np.ndarray:
     """Compute rows [0, n_rows) chunk by chunk, saving each chunk so a rerun resumes.
 
     `compute(start, stop)` returns the rows of one chunk. Finished chunks are files
@@ -225,7 +236,7 @@ def _cached_rows(path: Path, n_rows: int) -> np.ndarray | None:
 
 def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: int,
                    compute: Callable[[int, int], np.ndarray],
-                   progress: Callable[[int, int], None] | None = None,
+                   progress: Progress | None = None,
                    dtype: str = "float32") -> np.ndarray:
     """Fill an (n_rows, dim) `.npy` memmap chunk by chunk; a rerun resumes after the last chunk.
 
@@ -409,16 +420,17 @@ class RunStore:
                        seconds=round(time.time() - started, 3), **extra)
 
     # progress (polled by the app) ----------------------------------------------
-    def progress_callback(self, name: str) -> Callable[[int, int], None]:
-        """A callback(done, total) that writes `progress/<name>.json`, at most ~4 times a second."""
+    def progress_callback(self, name: str, min_interval_s: float = 0.25) -> Progress:
+        """The progress-file sink: writes `progress/<name>.json`, at most once per
+        `min_interval_s` (0: every call, for slow steps whose every message matters)."""
         last = [0.0]
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int, message: str = "") -> None:
             now = time.time()
-            if done < total and now - last[0] < 0.25:
+            if done < total and now - last[0] < min_interval_s:
                 return
             last[0] = now
-            self.write_progress(name, done, total)
+            self.write_progress(name, done, total, message)
 
         return report
 
@@ -426,6 +438,10 @@ class RunStore:
         write_json(self.path("progress", f"{name}.json"),
                    {"stage": name, "done": int(done), "total": int(total), "message": message,
                     "time": time.time()})
+
+    def stages(self) -> dict[str, Any]:
+        """What the manifest records per stage; empty before the first stage ran."""
+        return self.manifest()["stages"] if self.exists(MANIFEST) else {}
 
     def progress(self, name: str) -> dict[str, Any] | None:
         path = self.path("progress", f"{name}.json")

@@ -72,10 +72,17 @@ def experiments_root() -> Path:
     return workspace_root() / "experiments"
 
 
+EXPERIMENT_RECORD = "experiment.json"  # the parsed config an experiment run writes first
+
+
+def is_experiment(run: Path) -> bool:
+    return (run / EXPERIMENT_RECORD).exists()
+
+
 def list_experiments() -> list[Path]:
     """Experiment run directories in the workspace, most recent first."""
-    runs = [p.parent for p in experiments_root().glob("*/experiment.json")]
-    return sorted(runs, key=lambda p: (p / "experiment.json").stat().st_mtime, reverse=True)
+    runs = [p.parent for p in experiments_root().glob(f"*/{EXPERIMENT_RECORD}")]
+    return sorted(runs, key=lambda p: (p / EXPERIMENT_RECORD).stat().st_mtime, reverse=True)
 
 
 def list_runs() -> list[Path]:

@@ -7,14 +7,14 @@ MMLU by log-likelihood), or their numbers would not be comparable.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .base import Benchmark, EvalItem, EvalResult
 from .protocol import BenchmarkSpec, Protocol
+from ..progress import Progress
 
-Progress = Callable[[int, int], None]
 
 
 def load_items(benchmark: Benchmark, spec: BenchmarkSpec, data_path: str | Path | None = None,

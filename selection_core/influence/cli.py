@@ -7,13 +7,13 @@ selected from anywhere.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import pipeline
 from ..errors import ConfigError
+from ..progress import Progress, tqdm_progress
 from ..store import RunStore, write_text
 from . import PROGRESS
 
@@ -103,15 +103,14 @@ def _default_preset() -> str:
     return DEFAULT_PRESET
 
 
-def _bar(desc: str, store: RunStore) -> Callable[[int, int], None]:
-    """A tqdm bar that also writes DIR/progress/influence.json, which the app polls."""
-    from ..cli import _progress
+def _bar(desc: str, store: RunStore) -> Progress:
+    """A tqdm bar (one per step named by the message) that also writes
+    DIR/progress/influence.json, which the app polls."""
+    bars = tqdm_progress(desc)
 
-    bar = _progress(None, desc, desc)
-
-    def report(done: int, total: int) -> None:
-        bar(done, total)
-        store.write_progress(PROGRESS, done, total, desc)
+    def report(done: int, total: int, message: str = "") -> None:
+        bars(done, total, message)
+        store.write_progress(PROGRESS, done, total, message or desc)
 
     return report
 
@@ -148,24 +147,17 @@ def _features(args: argparse.Namespace) -> None:
                                validation_eos=args.validation_eos, rds_model=args.rds_model,
                                max_length=args.max_length, batch_size=args.batch_size,
                                val_max_new_tokens=args.val_max_new_tokens)
-    bars: dict[str, Callable[[int, int], None]] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = _bar(stage, store)
-        bars[stage](done, total)
-
-    folder = features(store, settings, device=args.device, progress=progress)
+    folder = features(store, settings, device=args.device, progress=_bar("features", store))
     print(f"features → {folder}")
 
 
 def _matrix(args: argparse.Namespace) -> None:
-    from .pipeline import matrix
+    from .pipeline import matrix, matrix_paths
 
     store = RunStore(args.run, create=False)
     A = matrix(store)
-    print(f"attribution matrix {A.shape[0]}×{A.shape[1]} → {store.path('attribution.npy')}, "
-          f"{store.path('val_tasks.txt')}")
+    print(f"attribution matrix {A.shape[0]}×{A.shape[1]} → "
+          + ", ".join(str(path) for path in matrix_paths(store)))
 
 
 def _select(args: argparse.Namespace) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +32,8 @@ import pandas as pd
 
 from .. import pipeline
 from ..config import LoRAConfig
-from ..errors import ConfigError, MissingStageError
+from ..errors import ConfigError, MissingStageError, SelectionError
+from ..progress import Progress
 from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
     write_npy, write_text
 from .validation import VALIDATION_TASKS, build_validation_set
@@ -124,7 +125,7 @@ def describe_warmup(preset: str, fraction: float, lora: LoRAConfig) -> str:
 
 def warmup(store: RunStore, model: str, fraction: float = WARMUP_PRESETS[DEFAULT_PRESET].fraction,
            lora: LoRAConfig = WARMUP_PRESETS[DEFAULT_PRESET].lora,
-           progress: pipeline.Progress | None = None) -> list[Checkpoint]:
+           progress: Progress | None = None) -> list[Checkpoint]:
     """LoRA warmup on a seeded random `fraction` of the pool, saving per epoch the adapter, the
     optimizer state and the epoch's mean learning rate (defaults: the `less` preset)."""
     from ..train.lora import LoRATrainer
@@ -253,7 +254,7 @@ def validation_set(store: RunStore, settings: FeatureSettings,
 
 def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
              data_paths: dict[str, str] | None = None, device: str = "auto",
-             progress: Callable[[str, int, int], None] | None = None) -> Path:
+             progress: Progress | None = None) -> Path:
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
     instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
     from ..devices import resolve_device
@@ -286,7 +287,7 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
 def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataFrame,
                          val: pd.DataFrame, folder: Path, device: str, settings: FeatureSettings,
                          store: RunStore,
-                         progress: Callable[[str, int, int], None] | None) -> None:
+                         progress: Progress | None) -> None:
     """One checkpoint's train (Adam-preconditioned) and validation (plain) features; a function
     of its own so the model is freed before the next checkpoint loads."""
     from .gradients import PerExampleGradients, RademacherProjector, adam_state, \
@@ -311,7 +312,7 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
         name = f"epoch{checkpoint.epoch}-{split}"
         memmap_compute(target / f"{split}.npy", len(frame), settings.dim, FEATURE_CHUNK_ROWS,
                        compute,
-                       (lambda d, n, name=name: progress(name, d, n)) if progress
+                       (lambda d, n, m="", name=name: progress(d, n, name)) if progress
                        else store.progress_callback(f"features-{name}"))
     write_json(target / "info.json", {"epoch": checkpoint.epoch, "mean_lr": checkpoint.mean_lr,
                                       "parameters": dim_in, "dim": settings.dim})
@@ -365,6 +366,27 @@ def attribution_matrix(train: Sequence[np.ndarray], val: Sequence[np.ndarray],
     return out
 
 
+MATRIX, TASKS = "attribution.npy", "val_tasks.txt"
+
+
+def matrix_paths(store: RunStore) -> tuple[Path, Path]:
+    """Where `matrix` writes A and its task names (the CLI contract)."""
+    return store.path(MATRIX), store.path(TASKS)
+
+
+def has_matrix(store: RunStore) -> bool:
+    return all(path.is_file() for path in matrix_paths(store))
+
+
+def has_rds_features(store: RunStore) -> bool:
+    """True when the run's current gradient features include the RDS hidden states."""
+    try:
+        folder = current_features(store) / "rds"
+    except SelectionError:
+        return False
+    return (folder / "train.npy").is_file() and (folder / "val.npy").is_file()
+
+
 def matrix(store: RunStore) -> np.ndarray:
     """Write `attribution.npy` and `val_tasks.txt` at the run's root (the CLI contract)."""
     folder = current_features(store)
@@ -376,8 +398,9 @@ def matrix(store: RunStore) -> np.ndarray:
         val = [read_npy(folder / f"epoch{c.epoch}" / "val.npy", mmap=True) for c in found]
         A = attribution_matrix(train, val, weights)
         tasks = pd.read_json(_validation_path(store, folder.name), lines=True)["task"]
-        write_npy(store.path("attribution.npy"), A)
-        write_text(store.path("val_tasks.txt"), "\n".join(tasks) + "\n")
+        matrix_path, tasks_path = matrix_paths(store)
+        write_npy(matrix_path, A)
+        write_text(tasks_path, "\n".join(tasks) + "\n")
         info.update(shape=list(A.shape))
     return A
 

@@ -7,7 +7,7 @@ selection would not describe what the trained model learns from.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..progress import Progress
 from .prompts import Prompt, RawText
 
 IGNORE_INDEX = -100  # label of tokens that are not predicted (prompt, padding); torch's default
 PLAIN_TEMPLATE = "### Instruction:\n{prompt}\n\n### Response:\n"
 
-Progress = Callable[[int, int], None]
 
 
 def has_chat_template(tokenizer: Any) -> bool:

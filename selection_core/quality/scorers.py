@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
 from ..config import ScorerConfig
 from ..errors import ConfigError
+from ..progress import Progress
 
-Progress = Callable[[int, int], None]
 
 
 class QualityScorer(Protocol):

@@ -17,63 +17,13 @@ from the cluster numbers, so relabelling the clusters permutes the weights and c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from ..apportion import allocate_budget
-from ..config import HashedConfig, speed_only
+from ..config import GAP_SCORERS, MAX_NEW_TOKENS, GapScorer, IterativeConfig  # noqa: F401
 from ..errors import ConfigError
-
-GapScorer = Literal["reward", "perplexity", "heuristic"]
-GAP_SCORERS: tuple[str, ...] = ("reward", "perplexity", "heuristic")
-MAX_NEW_TOKENS = 512  # a round model's generation cap (the reference implementation's); gold is
-#                       cut by the same rule before scoring, so S compares like with like
-
-
-@dataclass(frozen=True)
-class IterativeConfig(HashedConfig):
-    """One iterative kMQ run; its hash names the run's folder, so changing anything starts over
-    while rerunning the same config resumes."""
-
-    k: int
-    budget: int
-    rounds: int = 3
-    tau: float = 1.0  # temperature of the weight update exp(s_j / τ)
-    sample_tau: float = 1.0  # temperature of the in-cluster quality softmax (as static kMQ)
-    scorer: GapScorer = "perplexity"
-    scorer_model: str | None = None  # the reward model for scorer="reward"
-    quality: str = "heuristic"  # the run's quality scorer used inside clusters (as `select`)
-    quality_model: str | None = None
-    eval_per_round: int = 64  # prompts generated for and scored a round, at least …
-    min_scored_per_cluster: int = 2  # … this many from every cluster that has them: two show a
-    #                                  cluster's own spread, which the shrinkage of s_j needs
-    continue_training: bool = True  # False: every round trains the base model from scratch
-    low_quality_threshold: float = 0.3  # on the 0–1 normalised quality (paper Figure 4)
-    seed: int = 0
-    model: str = ""  # the trained model (name or path)
-    training: str = ""  # the trainer's own config hash (LoRA settings, generation length)
-    device: str = field(default="auto", metadata=speed_only())
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ConfigError(f"rounds must be at least 1, got {self.rounds}")
-        if self.budget < self.rounds:
-            raise ConfigError(f"budget {self.budget} is smaller than the {self.rounds} rounds: "
-                              "every round must add at least one item")
-        if self.tau <= 0 or self.sample_tau <= 0:
-            raise ConfigError("temperatures must be > 0")
-        if self.scorer not in GAP_SCORERS:
-            raise ConfigError(f"unknown scorer '{self.scorer}'; use {', '.join(GAP_SCORERS)}")
-        if self.scorer == "reward" and not self.scorer_model:
-            raise ConfigError("the reward scorer needs a reward model (--scorer-model NAME_OR_PATH)")
-        if self.eval_per_round < 1:
-            raise ConfigError(f"eval_per_round must be at least 1, got {self.eval_per_round}")
-        if self.min_scored_per_cluster < 1:
-            raise ConfigError("min_scored_per_cluster must be at least 1, got "
-                              f"{self.min_scored_per_cluster}")
-
 
 def round_sizes(budget: int, rounds: int) -> list[int]:
     """b/R items a round, exactly b in all; the first b mod R rounds take one more."""

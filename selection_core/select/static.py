@@ -94,13 +94,14 @@ def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarr
     """Dispatch one of the five static methods; returns selected row indices, sorted."""
     method = config.method
     if method == "kmq":
-        rows = kmq_select(labels, quality, config.budget, config.tau, config.seed, config.top)
+        rows = kmq_select(labels, quality, config.budget, config.sample_tau, config.sample_seed,
+                          config.top)
     elif method == "kmeans-random":
-        rows = kmeans_random_select(labels, config.budget, config.seed)
+        rows = kmeans_random_select(labels, config.budget, config.sample_seed)
     elif method == "kmeans-closest":
         rows = kmeans_closest_select(labels, distances, config.budget)
     elif method == "random":
-        rows = random_select(len(labels), config.budget, config.seed)
+        rows = random_select(len(labels), config.budget, config.sample_seed)
     elif method == "quality-top":
         rows = top_rows(quality, config.budget)
     else:

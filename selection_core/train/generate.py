@@ -2,15 +2,15 @@
 formatted exactly as in training (few-shot chats turn by turn)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from ..lm.formatting import encode_prompt
 from ..lm.prompts import Prompt
+from ..progress import Progress
 
-Progress = Callable[[int, int], None]
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:

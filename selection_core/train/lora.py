@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ from ..config import LoRAConfig
 from ..errors import ConfigError
 from ..lm.formatting import IGNORE_INDEX, collate, encode_pair
 from ..store import write_json
+from ..progress import Progress
 
-Progress = Callable[[int, int], None]
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 

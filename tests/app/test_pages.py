@@ -67,7 +67,7 @@ def test_clusters_page_shows_the_first_view_while_the_rest_is_prepared(
     class Interrupted(Exception):
         pass
 
-    def stop_before_the_rest(stage: str, done: int, total: int) -> None:
+    def stop_before_the_rest(done: int, total: int, stage: str = "") -> None:
         if stage in ("umap", "sweep_rest"):
             raise Interrupted
 
@@ -352,3 +352,60 @@ def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> No
     assert {"prompt", "gold", "generated", "gap"} <= set(generations.columns)
     labels = [b.label for b in at.get("download_button")]
     assert "rounds.csv" in labels and "Final selection (60 rows, JSONL)" in labels
+
+
+def _help_default(capsys: pytest.CaptureFixture[str], command: str, flag: str) -> str:
+    """The default `python -m selection_core COMMAND --help` shows for FLAG."""
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split("options:")[1].split())
+    found = re.search(" " + re.escape(flag) + r" [^-].*?\(default: ([^)]*)\)", text)
+    assert found, (command, flag)
+    return found.group(1)
+
+
+def test_help_toml_and_widget_defaults_are_the_same_values(
+        prepared_workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13: each default is declared once, on the config field; `--help`, an experiment
+    TOML that leaves the key out, and the pages' widgets all show that value."""
+    from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, SelectionConfig, \
+        field_default
+    from selection_core.experiment import load_experiment_config
+
+    toml = tmp_path / "x.toml"
+    toml.write_text('name = "x"\nmodel = "m"\n')
+    experiment = load_experiment_config(toml)
+    selection = open_page("selection")
+    iterative = open_page("iterative")
+    assert_clean(selection)
+    assert_clean(iterative)
+    numbers = {**{f"selection:{n.label}": n.value for n in selection.number_input},
+               **{f"iterative:{n.label}": n.value for n in iterative.number_input}}
+    boxes = {**{f"selection:{b.label}": b.value for b in selection.selectbox},
+             **{f"iterative:{b.label}": b.value for b in iterative.selectbox}}
+    cases = {  # declared default: (--help, TOML without the key, page widget)
+        field_default(SelectionConfig, "sample_tau"): [
+            float(_help_default(capsys, "select", "--tau")), experiment.sample_tau,
+            numbers["selection:Temperature τ (kMQ)"]],
+        field_default(SelectionConfig, "scorer"): [
+            _help_default(capsys, "select", "--scorer"), experiment.scorer,
+            boxes["selection:Quality scorer"]],
+        field_default(IterativeConfig, "weight_tau"): [
+            float(_help_default(capsys, "iterate", "--weight-tau")),
+            experiment.iterative_weight_tau, numbers["iterative:Weight temperature τ"]],
+        field_default(IterativeConfig, "rounds"): [
+            int(_help_default(capsys, "iterate", "--rounds")), experiment.iterative_rounds,
+            numbers["iterative:Rounds"]],
+        field_default(IterativeConfig, "eval_per_round"): [
+            int(_help_default(capsys, "iterate", "--eval-per-round")),
+            experiment.iterative_eval_per_round,
+            numbers["iterative:Generations scored per round"]],
+        field_default(IterativeConfig, "scorer"): [
+            _help_default(capsys, "iterate", "--scorer"), experiment.iterative_scorer,
+            boxes["iterative:Scorer"]],
+    }
+    for declared, shown in cases.items():
+        assert shown == [declared] * 3, (declared, shown)
+    assert int(_help_default(capsys, "select", "--seed")) == numbers["selection:Seed"] == \
+        field_default(SelectionConfig, "sample_seed")
+    assert numbers["iterative:Max new tokens"] == experiment.iterative_max_new_tokens == \
+        MAX_NEW_TOKENS

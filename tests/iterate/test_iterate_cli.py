@@ -78,7 +78,7 @@ def test_iterate_defaults_are_declared_once() -> None:
 
     args = build_parser().parse_args(["iterate", "--run", "r", "--k", "2", "--budget", "4",
                                       "--out", "o"])
-    assert (args.eval_per_round, args.max_new_tokens, args.max_length, args.tau, args.rounds) \
+    assert (args.eval_per_round, args.max_new_tokens, args.max_length, args.weight_tau, args.rounds) \
         == (IterativeConfig.eval_per_round, MAX_NEW_TOKENS, LoRAConfig.max_length,
             IterativeConfig.tau, IterativeConfig.rounds)
     experiment = ExperimentConfig(name="x", model="m")

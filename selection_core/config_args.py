@@ -1,0 +1,90 @@
+"""CLI flags derived from the config declarations (`config.param`).
+
+`add_config_arguments` makes a flag per field (type, choices, bounds, default and help from the
+field; old flag names kept as aliases) and `config_kwargs` reads them back, so a default lives in
+one place and `--help` shows the value the config, the TOML and the widgets use.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+def _number(kind: type, low: float | None, positive: bool) -> Callable[[str], Any]:
+    """An argparse type: a whole or finite number within the field's bounds."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if kind is float and not math.isfinite(value):  # nan would pass every range check
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _fields(config_type: type, names: Iterable[str] | None) -> list[dataclasses.Field]:
+    table = {f.name: f for f in dataclasses.fields(config_type)}
+    return [table[name] for name in (names if names is not None else table)]
+
+
+def _kind(spec: dataclasses.Field) -> type:
+    text = str(spec.type)
+    for kind in (bool, int, float):
+        if text.startswith(kind.__name__):
+            return kind
+    return str
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_type: type,
+                         names: Iterable[str] | None = None, required: Iterable[str] = (),
+                         flags: Mapping[str, str] | None = None,
+                         enforce_choices: Iterable[str] = ()) -> None:
+    """One flag per field of `config_type` (or of `names`), derived from its declaration.
+
+    `flags` renames a field's flag for this command (e.g. a second `--seed` elsewhere); `required`
+    fields get no default. Booleans that default to False become switches. Choices are listed in
+    the help; argparse refuses other values only for `enforce_choices` (elsewhere the config or
+    the command refuses them with its own message)."""
+    required, enforce_choices = set(required), set(enforce_choices)
+    for spec in _fields(config_type, names):
+        meta = spec.metadata
+        flag = (flags or {}).get(spec.name) or meta.get("flag") or \
+            "--" + spec.name.replace("_", "-")
+        options = [flag, *(a for a in meta.get("aliases", ()) if a != flag)]
+        help_text = meta.get("help", "")
+        kind = _kind(spec)
+        if kind is bool and spec.default is False:
+            parser.add_argument(*options, dest=spec.name, action="store_true", help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"dest": spec.name, "help": help_text}
+        if not (meta.get("choices") and spec.name in enforce_choices):
+            kwargs["metavar"] = flag.lstrip("-").upper().replace("-", "_")
+        if kind in (int, float):
+            kwargs["type"] = _number(kind, meta.get("low"), meta.get("positive", False))
+        if meta.get("choices") and spec.name in enforce_choices:
+            kwargs["choices"] = meta["choices"]
+        elif meta.get("choices"):
+            kwargs["help"] = f"{help_text}: {', '.join(map(str, meta['choices']))}"
+        if spec.name in required or spec.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = spec.default
+            kwargs["help"] = f"{kwargs['help']} (default: %(default)s)".lstrip()
+        parser.add_argument(*options, **kwargs)
+
+
+def config_kwargs(config_type: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The values of `config_type`'s fields that `args` holds (as `add_config_arguments` made)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
+            if hasattr(args, f.name)}

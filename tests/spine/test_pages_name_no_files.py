@@ -1,0 +1,54 @@
+"""Issue 13: pages reach artefacts through the core's accessors (`pipeline.has_pool`,
+`RunStore.stages`, `influence.pipeline.matrix_paths` …), never by file name, so the run
+directory's layout can change in one place. Download names and help text may mention files."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ARTEFACT = re.compile(r"^[\w{}./-]*[\w}]\.(json|jsonl|csv|npy|parquet|txt|log|safetensors)$")
+
+
+def _literal(node: ast.AST) -> str | None:
+    """The text of a string constant or an f-string (placeholders as {})."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "{}"
+                       for part in node.values)
+    return None
+
+
+def artefact_names(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every string in `source` that is a bare artefact file name, except what
+    a download button shows or names its file."""
+    tree = ast.parse(source)
+    downloads = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and getattr(node.func, "attr", None) == "download_button"
+                 for arg in [*node.args, *(k.value for k in node.keywords)]}
+    found = []
+    for node in ast.walk(tree):
+        text = _literal(node)
+        if text is not None and id(node) not in downloads and ARTEFACT.match(text):
+            found.append((node.lineno, text))
+    for node in ast.walk(tree):  # an f-string's parts are constants too: report it once
+        if isinstance(node, ast.JoinedStr):
+            found = [item for item in found if item[0] != node.lineno or
+                     item[1] == _literal(node)]
+    return sorted(set(found))
+
+
+def test_the_check_finds_file_names() -> None:
+    source = ('p = store.path("sweep.csv")\nq = run / f"round-{n}.json"\n'
+              'st.download_button("rounds.csv", b"", file_name="cluster-3.csv")\n'
+              'st.info("Upload A.npy + val_tasks.txt")\n')
+    assert artefact_names(source) == [(1, "sweep.csv"), (2, "round-{}.json")]
+
+
+def test_pages_name_no_artefact_files() -> None:
+    offenders = {str(path.relative_to(REPO)): names
+                 for path in [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]
+                 if (names := artefact_names(path.read_text(encoding="utf-8")))}
+    assert offenders == {}

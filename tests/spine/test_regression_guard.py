@@ -1,0 +1,173 @@
+"""Regression guard for the one-spine redesign (issue 13): on fixed seeds, the selections the
+project makes are byte-identical before and after.
+
+- the five static methods through the CLI on the demo pool (embeddings rounded to 2 decimals, so
+  a last-bit difference in the embedding model between machines cannot move a row across a
+  k-means boundary);
+- the influence methods through the CLI on a fixed, rounded attribution matrix;
+- an iterative kMQ run with a deterministic fake model: its selection and its rounds.csv (floats
+  written with 10 significant digits: numpy's exp may differ in the last bit between CPUs).
+
+The digests were recorded on the code before the redesign (main 81d512b); a change that moves one
+selected row fails here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selection_core import pipeline
+from selection_core.cli import main
+from selection_core.store import RunStore, write_npy
+
+STATIC_DIGESTS = {
+    "kmq": "47a99b674140c74f9cd7de6a360883cc585ae102f1570d4f6201ac0302da02ef",
+    "kmeans-random": "37a3582670a3bb271b4ed4eb0af016e69650482fcbd815e84c71ad7d5b761842",
+    "kmeans-closest": "e89785e56441bb955c0ecc1c0dee07121382c8087c486f51f6f44045005dffb1",
+    "random": "6a18b19898455349dd82791b34056920674d9efa753db604ba34f374fb683182",
+    "quality-top": "64f7b4810b37ab44d21e769792a60260204cb0ec296b595acc4a25999bbf997f",
+}
+INFLUENCE_DIGESTS = {
+    "bids": "0b3ff1357eb3a5a341b54d12896aa131f92d57095688d585b5e1970e38a2290f",
+    "task-max": "f3030f140cf98c2d416d7a83d555cc98365b29c2902c9cd8413cc68890dbbc7e",
+    "instance-max": "92ef1c4b8dd8db6dedb269515ba0814200b64158ff62bae03241f70ab6e4c47f",
+    "instance-max-norm": "d296adfea7dda0e72f1695800819f22b8273f5c81908ee9b1be3788c8596bcc4",
+    "sum": "fd4bf47183d4e0c04cc5d2f81f6c35ecd9c9522f237d6e2a79b7d8d7e6f00451",
+    "random": "37fc3758869a10d14489fc6344c5149967a9d9a279068dbf9ba966a4620569ba",
+}
+ITERATIVE_SELECTION_DIGEST = "e3e420431abf6b789393b62fc68ac8495d376183f09be7b56dfc0d70e6f3349a"
+ITERATIVE_ROUNDS_DIGEST = "373fac51d53670e52629d6792a1432400c2c901fca0cf6d7d8a3b7ca7db27a13"
+
+
+def _digest(items: Sequence[object]) -> str:
+    return hashlib.sha256("\n".join(str(i) for i in items).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def rounded_run(demo_run: RunStore, tmp_path_factory: pytest.TempPathFactory) -> RunStore:
+    """A copy of the session's demo run whose embeddings are rounded to 2 decimals."""
+    copy = tmp_path_factory.mktemp("guard") / "run"
+    shutil.copytree(demo_run.root, copy)
+    store = RunStore(copy)
+    vectors = pipeline.load_embeddings(store)
+    write_npy(store.path(pipeline.EMBEDDINGS), np.round(vectors, 2).astype(np.float32))
+    return store
+
+
+@pytest.mark.parametrize("method", list(STATIC_DIGESTS))
+def test_static_selections_through_the_cli_are_unchanged(rounded_run: RunStore, method: str,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / f"{method}.jsonl"
+    code = main(["select", "--run", str(rounded_run.root), "--method", method, "--k", "8",
+                 "--budget", "300", "--seed", "3", "--tau", "0.5", "--cluster-seed", "1",
+                 "--out", str(out)])
+    assert code == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(ids) == 300
+    assert _digest(ids) == STATIC_DIGESTS[method]
+
+
+@pytest.fixture(scope="module")
+def matrix_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("matrix")
+    rng = np.random.default_rng(13)
+    tasks = ["gsm", "gsm", "mmlu", "mmlu", "mmlu", "ifeval"]
+    A = np.round(rng.normal(size=(400, len(tasks))) * rng.uniform(0.5, 3, size=len(tasks)), 3)
+    np.save(folder / "A.npy", A, allow_pickle=False)
+    (folder / "tasks.txt").write_text("\n".join(tasks) + "\n")
+    return folder / "A.npy", folder / "tasks.txt"
+
+
+@pytest.mark.parametrize("method", list(INFLUENCE_DIGESTS))
+def test_influence_selections_through_the_cli_are_unchanged(
+        matrix_files: tuple[Path, Path], method: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{method}.txt"
+    matrix, tasks = matrix_files
+    assert main(["influence", "select", "--matrix", str(matrix), "--val-tasks", str(tasks),
+                 "--method", method, "--budget", "60", "--seed", "2", "--out", str(out)]) == 0
+    rows = out.read_text().split()
+    assert len(rows) == 60
+    assert _digest(rows) == INFLUENCE_DIGESTS[method]
+
+
+class _HashModel:
+    """Deterministic stand-in for a trained LM: answers a prompt with its gold response when a
+    hash of the prompt falls below a competence that grows with the training set's size."""
+
+    name = "guard-hash-model"
+
+    def __init__(self, pool: pd.DataFrame) -> None:
+        self.gold = dict(zip(pool["prompt"], pool["response"], strict=True))
+        self.competence = 0.0
+
+    @staticmethod
+    def _unit(text: str) -> float:
+        return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
+
+    def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
+              previous: Path | None, seed: int) -> None:
+        self.competence = min(0.9, len(prompts) / 800 + 0.01 * (seed % 3))
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        return [self.gold[p] if self._unit(p) < self.competence else "I do not know."
+                for p in prompts]
+
+    def truncate(self, texts: Sequence[str]) -> list[str]:
+        return list(texts)
+
+    def response_log_likelihood(self, prompts: Sequence[str], responses: Sequence[str]
+                                ) -> np.ndarray:
+        return np.array([-1.0 - self._unit(p + r) for p, r in zip(prompts, responses,
+                                                                   strict=True)])
+
+
+def test_iterative_run_with_a_fake_model_is_unchanged(rounded_run: RunStore) -> None:
+    from selection_core.config import KMeansConfig
+    from selection_core.iterate import IterativeKMQ
+    from selection_core.select.iterative import IterativeConfig
+
+    from selection_core.progress import ProgressLog
+
+    pool = pipeline.load_run_pool(rounded_run)
+    config = IterativeConfig(k=6, budget=300, rounds=3, scorer="heuristic", eval_per_round=60,
+                             tau=0.7, sample_tau=1.5, seed=4, model=_HashModel.name)
+    log = ProgressLog()
+    run = IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, KMeansConfig(k=6, seed=2),
+                                                     progress=log)
+    assert log.events[0] == (0, 12, "round 1/3: drawing 100 items")
+    assert log.events[-1] == (12, 12, "round 3/3: done")
+    ids = run.selected_frame(pool)["id"].tolist()
+    assert len(ids) == 300
+    rounds = pd.read_csv(rounded_run.path("rounds.csv"))
+    text = rounds.to_csv(index=False, float_format="%.10g")
+    assert _digest(ids) == ITERATIVE_SELECTION_DIGEST
+    assert _digest([text]) == ITERATIVE_ROUNDS_DIGEST
+
+
+def test_rounds_of_another_clustering_are_never_resumed(rounded_run: RunStore) -> None:
+    """Issue 13's cache rule: an iterative run's folder is keyed by its config and its inputs'
+    fingerprints (pool, embedding, clustering), so a run on another clustering starts afresh
+    instead of resuming rounds drawn from the old one (before: named by the config alone)."""
+    from selection_core.config import KMeansConfig
+    from selection_core.iterate import IterativeKMQ, iterative_dir
+    from selection_core.select.iterative import IterativeConfig
+
+    pool = pipeline.load_run_pool(rounded_run)
+    config = IterativeConfig(k=4, budget=40, rounds=2, scorer="heuristic", eval_per_round=8,
+                             model=_HashModel.name)
+    first, second = KMeansConfig(k=4, seed=0), KMeansConfig(k=4, seed=1)
+    assert iterative_dir(rounded_run, config, first) != iterative_dir(rounded_run, config, second)
+    IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, first, stop_after=1)
+    other = IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, second, stop_after=1)
+    labels = pipeline.cluster(rounded_run, second, write_table=False).labels
+    np.testing.assert_array_equal(other.labels_, labels)
+    assert other.folder_ == iterative_dir(rounded_run, config, second)
+    assert (iterative_dir(rounded_run, config, first) / "round-1" / "summary.json").exists()
