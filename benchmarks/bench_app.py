@@ -41,7 +41,7 @@ from selection_core.cluster.terms import cluster_overview, distinctive_terms, \
     term_counts  # noqa: E402
 from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, \
     UMAPConfig  # noqa: E402
-from selection_core.select.static import select_static  # noqa: E402
+from selection_core.select.kmq import select_static  # noqa: E402
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure  # noqa: E402
 
 

@@ -27,7 +27,7 @@ from .config import EmbedConfig, KMeansConfig, SelectionConfig, SweepConfig
 from .errors import ConfigError
 from .features.embed import TextEmbedder
 from .select.bids import INFLUENCE_METHODS, select_on_matrix
-from .select.static import select_static
+from .select.kmq import select_static
 
 _SELECTION = SelectionConfig()  # the declared defaults, read once here
 _KMEANS = KMeansConfig(k=_SELECTION.k)

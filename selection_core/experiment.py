@@ -226,7 +226,7 @@ class Inputs:
     n_rows: int
 
 
-# What each selection method reads besides the pool and its budget (see select/static.py):
+# What each selection method reads besides the pool and its budget (see select/kmq.py):
 # a change to anything else leaves its selection, adapter and results as they are.
 SELECTION_INPUTS: dict[str, frozenset[str]] = {
     "random": frozenset({"seed"}),

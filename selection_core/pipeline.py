@@ -24,7 +24,7 @@ from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, 
 from .errors import ConfigError, MissingStageError, StaleStageError
 from .features.embed import embed_texts, embedding_cache_key
 from .quality.scorers import make_scorer
-from .select.static import select_static
+from .select.kmq import select_static
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
 from .progress import Progress, fan_out

@@ -20,7 +20,7 @@ from selection_core.config import ScorerConfig, SelectionConfig
 from selection_core.evaluate import runner
 from selection_core.experiment import SELECTION_INPUTS, ExperimentRunner, load_experiment_config, \
     load_results
-from selection_core.select.static import select_static
+from selection_core.select.kmq import select_static
 from selection_core.train import lora
 
 CONFIG = """

@@ -18,7 +18,7 @@ from selection_core import iterate
 from selection_core.iterate import ROUNDS_COLUMNS, IterativeKMQ, iterative_dir, load_generations, \
     load_history, rounds_table
 from selection_core.select.iterative import IterativeConfig, weight_entropy
-from selection_core.select.static import kmq_select
+from selection_core.select.kmq import kmq_select
 from selection_core.store import RunStore
 
 WEAK_SKILLS = ("python", "arithmetic")
