@@ -1,14 +1,18 @@
 """Regression guard for the one-spine redesign (issue 13): on fixed seeds, the selections the
 project makes are byte-identical before and after.
 
-- the five static methods through the CLI on the demo pool (embeddings rounded to 2 decimals, so
-  a last-bit difference in the embedding model between machines cannot move a row across a
-  k-means boundary);
+- the five static methods through the CLI on the demo pool, with synthetic embeddings that no
+  machine computes differently: eight tight, unequal, irregularly placed clusters (a row's cluster
+  from a hash of its id, its offset from a seeded generator, rounded to 2 decimals), so a last-bit
+  difference in k-means' arithmetic between CPUs cannot move a row across a boundary (the
+  embedding model's output can differ between CPUs; it was used to prove the redesign on this
+  machine and then replaced here);
 - the influence methods through the CLI on a fixed, rounded attribution matrix;
 - an iterative kMQ run with a deterministic fake model: its selection and its rounds.csv (floats
   written with 10 significant digits: numpy's exp may differ in the last bit between CPUs).
 
-The digests were recorded on the code before the redesign (main 81d512b); a change that moves one
+The digests were recorded on the code before the redesign (main 81d512b; the static and iterative
+ones on these synthetic vectors, checked on 81d512b too); a change that moves one
 selected row fails here.
 """
 from __future__ import annotations
@@ -28,9 +32,9 @@ from selection_core.cli import main
 from selection_core.store import RunStore, write_npy
 
 STATIC_DIGESTS = {
-    "kmq": "47a99b674140c74f9cd7de6a360883cc585ae102f1570d4f6201ac0302da02ef",
-    "kmeans-random": "37a3582670a3bb271b4ed4eb0af016e69650482fcbd815e84c71ad7d5b761842",
-    "kmeans-closest": "e89785e56441bb955c0ecc1c0dee07121382c8087c486f51f6f44045005dffb1",
+    "kmq": "48ad751ecf2f68a1a17d7fa5868429e3f9c1da6585d6c721e43b3b25c3d4415c",
+    "kmeans-random": "f9be23ad1abad71983ddf46309dc9c87b4b2ea5c109ebac9e9a21cf20d1c301c",
+    "kmeans-closest": "cfcd820096b90ccd9be2e677a0be90c0b897658f168aa543bb0a89d6087feaf4",
     "random": "6a18b19898455349dd82791b34056920674d9efa753db604ba34f374fb683182",
     "quality-top": "64f7b4810b37ab44d21e769792a60260204cb0ec296b595acc4a25999bbf997f",
 }
@@ -42,22 +46,37 @@ INFLUENCE_DIGESTS = {
     "sum": "fd4bf47183d4e0c04cc5d2f81f6c35ecd9c9522f237d6e2a79b7d8d7e6f00451",
     "random": "37fc3758869a10d14489fc6344c5149967a9d9a279068dbf9ba966a4620569ba",
 }
-ITERATIVE_SELECTION_DIGEST = "e3e420431abf6b789393b62fc68ac8495d376183f09be7b56dfc0d70e6f3349a"
-ITERATIVE_ROUNDS_DIGEST = "373fac51d53670e52629d6792a1432400c2c901fca0cf6d7d8a3b7ca7db27a13"
+ITERATIVE_SELECTION_DIGEST = "9a89caf2ba0cf0b840a8cf91647a0e68f277ee4fd707fa1e4b3841dcde971943"
+ITERATIVE_ROUNDS_DIGEST = "7a76621a9ab0ea894ec8ed70da3163a27ce1f18813dac3b83f17177454a1a358"
 
 
 def _digest(items: Sequence[object]) -> str:
     return hashlib.sha256("\n".join(str(i) for i in items).encode()).hexdigest()
 
 
+def machine_independent_vectors(ids: Sequence[str], dim: int = 32) -> np.ndarray:
+    """Eight well-separated clusters of unequal size and spread at seeded, irregular centres: the
+    k-means partitions at k = 4…8 are unions of whole clusters, with objective gaps far above any
+    rounding difference, so every CPU finds the same one."""
+    rng = np.random.default_rng(2024)
+    centres = rng.normal(size=(8, dim)) * 20
+    spread = rng.uniform(0.2, 1.0, size=8)
+    group = np.array([int(hashlib.sha256(f"{i}".encode()).hexdigest()[:8], 16) % 11 for i in ids])
+    group = np.minimum(group, 7)  # unequal sizes: the last cluster takes four hash values
+    offsets = np.random.default_rng(7).normal(size=(len(ids), dim)) * spread[group, None]
+    return np.round(centres[group] + offsets, 2).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def rounded_run(demo_run: RunStore, tmp_path_factory: pytest.TempPathFactory) -> RunStore:
-    """A copy of the session's demo run whose embeddings are rounded to 2 decimals."""
+    """A copy of the session's demo run (its pool, quality scores and records) whose embeddings
+    are `machine_independent_vectors`."""
     copy = tmp_path_factory.mktemp("guard") / "run"
     shutil.copytree(demo_run.root, copy)
     store = RunStore(copy)
-    vectors = pipeline.load_embeddings(store)
-    write_npy(store.path(pipeline.EMBEDDINGS), np.round(vectors, 2).astype(np.float32))
+    ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
+    write_npy(store.path(pipeline.EMBEDDINGS), machine_independent_vectors(ids))
+    shutil.rmtree(store.path("clusterings"), ignore_errors=True)  # any were of the old vectors
     return store
 
 
