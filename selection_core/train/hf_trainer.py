@@ -19,8 +19,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..errors import ConfigError
 from ..lm.formatting import collate
-from .lora import (
-    LoRATrainer,
+from .steps import (
     Progress,
     ShardedBatches,
     _Rows,
@@ -128,7 +127,7 @@ class EpochRecorder(TrainerCallback):
         trainer.owner.checkpoints_.append(target)
 
 
-def build_trainer(owner: LoRATrainer, model: Any, examples: list[dict[str, list[int]]],
+def build_trainer(owner: Any, model: Any, examples: list[dict[str, list[int]]],
                   tokenizer: Any, out: Path, epochs: list[list[list[int]]], first_epoch: int,
                   first_step: int, total_steps: int, history: list[dict[str, float]],
                   resume: Path | None, progress: Progress | None) -> ResponseLossTrainer:
