@@ -28,6 +28,8 @@ import math
 import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,6 +115,8 @@ class LoRATrainer:
                               f"{len(responses)}), at least one")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if config.processes > 1 and "WORLD_SIZE" not in os.environ:
+            return self._fit_launched(prompts, responses, out, init_adapter, progress)
         set_seed(config.seed)
         base, tokenizer = self._base_model()
         done_epochs = sorted(int(p.name.removeprefix("checkpoint-epoch"))
@@ -155,6 +159,34 @@ class LoRATrainer:
         barrier()
         self.adapter_dir_ = final
         self.history_ = history
+        return self
+
+    def _fit_launched(self, prompts: Sequence[str], responses: Sequence[str], out: Path,
+                      init_adapter: str | Path | None, progress: Progress | None) -> LoRATrainer:
+        """`config.processes` DDP processes (torchrun, what `accelerate launch --multi_gpu` runs)
+        train into `out`; this process only hands them the pairs and reads the result, so a
+        caller that owns a run store (LESS warmup, experiments) stays single-process."""
+        pairs = out / ".pairs.json"
+        write_json(pairs, {"model": self.model, "config": self.config.to_dict(),
+                           "prompts": list(prompts), "responses": list(responses),
+                           "init_adapter": None if init_adapter is None else str(init_adapter)})
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={self.config.processes}", "-m", "selection_core.train",
+                   "--pairs", str(pairs)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+        finished = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+        pairs.unlink(missing_ok=True)
+        if finished.returncode:
+            raise ConfigError(f"LoRA training in {self.config.processes} processes failed "
+                              f"(exit status {finished.returncode}; their messages are above)")
+        self.checkpoints_ = sorted(
+            (p for p in out.glob("checkpoint-epoch*") if (p / "state.json").exists()),
+            key=lambda p: int(p.name.removeprefix("checkpoint-epoch")))
+        self.history_ = json.loads((out / "history.json").read_text())
+        self.adapter_dir_ = out / "adapter"
+        if progress:
+            progress(len(self.history_), len(self.history_))
         return self
 
     def save_epoch(self, out: Path, model: Any, optimizer: torch.optim.Optimizer, epoch: int,

@@ -146,15 +146,16 @@ def test_the_loss_curve_is_the_hand_written_loops(tiny: str, tmp_path: Path) -> 
                                                          abs=1e-4)
 
 
-def test_two_ddp_processes_train_the_adapter_of_one(tiny: str, tmp_path: Path) -> None:
-    """`torchrun --nproc_per_node 2` (gloo, CPU) on `python -m selection_core.train` with the same
-    global batch as one process: the same adapter and Adam moments, written once by rank 0.
-    10 rows in global batches of 3 end with a 3-row batch split 2 + 1 and a 1-row batch that
-    leaves rank 1 a weight-0 row: both must weigh every example as one process does."""
-    import os
-    import subprocess
-    import sys
+def test_two_ddp_processes_train_the_adapter_of_one(tiny: str, tmp_path: Path,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """`processes=2` launches `python -m selection_core.train` under torchrun (gloo, CPU); with
+    the same global batch it trains the adapter and Adam moments of one process (the module's
+    own command line), and rank 0 alone writes each checkpoint. 10 rows in global batches of 3
+    end with a batch split 2 + 1 and a 1-row batch that leaves rank 1 a weight-0 row: both must
+    weigh every example as one process does."""
+    from dataclasses import replace
 
+    from selection_core.data.loaders import load_pool
     from selection_core.influence.gradients import adam_state
     from selection_core.train.__main__ import main
 
@@ -164,21 +165,22 @@ def test_two_ddp_processes_train_the_adapter_of_one(tiny: str, tmp_path: Path) -
     lora = ["--lora", "epochs=2", "--lora", "batch_size=3", "--lora", "grad_accumulation=2",
             "--lora", "learning_rate=1e-2", "--lora", "dropout=0.0", "--lora", "max_length=64"]
     assert main([tiny, str(data), str(tmp_path / "one"), *lora]) == 0
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc_per_node", "2", "-m", "selection_core.train", tiny, str(data),
-                          str(tmp_path / "two"), *lora],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert json.loads(run.stdout.strip().splitlines()[-1])["processes"] == 2
+    capfd.readouterr()
+    config = replace(LoRAConfig(epochs=2, batch_size=3, grad_accumulation=2, learning_rate=1e-2,
+                                dropout=0.0, max_length=64), processes=2)
+    pool = load_pool(str(data))
+    two = LoRATrainer(tiny, config).fit(pool["prompt"].tolist(), pool["response"].tolist(),
+                                        tmp_path / "two")
+    stderr = capfd.readouterr().err
     for epoch in (1, 2):  # each checkpoint is written by rank 0 only, once
-        assert run.stderr.count(f"wrote {tmp_path / 'two' / f'checkpoint-epoch{epoch}'}") == 1
-        assert f"[rank 1] selection_core.train.lora: wrote" not in run.stderr
+        assert stderr.count(f"[rank 0] selection_core.train.lora: wrote "
+                            f"{tmp_path / 'two' / f'checkpoint-epoch{epoch}'}") == 1, stderr
+    assert "[rank 1] selection_core.train.lora: wrote" not in stderr
+    assert [c.name for c in two.checkpoints_] == ["checkpoint-epoch1", "checkpoint-epoch2"]
+    assert not (tmp_path / "two" / ".pairs.json").exists()
     one = json.loads((tmp_path / "one" / "history.json").read_text())
-    two = json.loads((tmp_path / "two" / "history.json").read_text())
-    assert [h["lr"] for h in two] == [h["lr"] for h in one] and len(one) == 4
-    assert [h["loss"] for h in two] == pytest.approx([h["loss"] for h in one], abs=1e-5)
+    assert [h["lr"] for h in two.history_] == [h["lr"] for h in one] and len(one) == 4
+    assert [h["loss"] for h in two.history_] == pytest.approx([h["loss"] for h in one], abs=1e-5)
     a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "two" / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys()
