@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -140,6 +141,8 @@ def build_trainer(owner: Any, model: Any, examples: list[dict[str, list[int]]],
     config = owner.config
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1  # set by accelerate launch/torchrun
+    if not distributed:  # accelerate's device state is per process, set by the first Trainer: one
+        AcceleratorState._reset_state(reset_partial_state=True)  # run may train on GPU, then CPU
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accumulation,
