@@ -230,6 +230,7 @@ class LoRAConfig(HashedConfig):
     chat_template: bool | None = None  # None: the tokenizer's template when it has one
     device: str = field(default="auto", metadata=speed_only())
     dtype: str | None = field(default=None, metadata=speed_only())
+    processes: int = field(default=1, metadata=speed_only())  # >1: DDP, one per GPU (torchrun)
 
 
 # --------------------------------------------------------------------------- iterative kMQ

@@ -71,11 +71,14 @@ def test_an_interrupted_run_resumes_to_the_same_adapter(tiny: str, tmp_path: Pat
     assert (tmp_path / "cut" / "checkpoint-epoch1").exists()
     assert not (tmp_path / "cut" / "checkpoint-epoch2").exists()
     resumed = LoRATrainer(tiny, config).fit(PROMPTS * 2, RESPONSES * 2, tmp_path / "cut")
-    a = load_file(str(whole.adapter_dir_ / "adapter_model.safetensors"))
-    b = load_file(str(resumed.adapter_dir_ / "adapter_model.safetensors"))
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.allclose(a[name], b[name], atol=1e-6), name
+    assert resumed.history_ == whole.history_
+    for name in ("adapter/adapter_model.safetensors", "checkpoint-epoch2/optimizer.safetensors",
+                 "checkpoint-epoch2/rng.safetensors"):
+        a = load_file(str(tmp_path / "whole" / name))
+        b = load_file(str(tmp_path / "cut" / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), (name, key)
 
 
 def test_bad_training_input(tiny: str, tmp_path: Path) -> None:
@@ -113,3 +116,79 @@ def test_lr_factor_decays_as_transformers_schedules(decay: str) -> None:
         assert lr_factor(step, warmup, total, decay) == pytest.approx(reference(step), abs=1e-12)
     assert [lr_factor(s, warmup, total, decay) for s in range(warmup)] == \
         pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+# Per-step (loss, lr) of this run by the hand-written loop this trainer replaced (commit d1da454,
+# before Trainer): the curve must stay that loop's. Stored numbers rather than a copy of the old
+# loop, which would be dead code beside its replacement. The run covers dropout (Trainer must not
+# re-seed it), a partial last accumulation group, warm-up, cosine decay and weight decay.
+HAND_WRITTEN_LOOP = [(5.582685708999634, 0.02), (5.415664434432983, 0.02),
+                     (5.4542741775512695, 0.018090169943749474),
+                     (5.331317901611328, 0.013090169943749475),
+                     (5.396541357040405, 0.006909830056250526),
+                     (5.35608983039856, 0.0019098300562505265)]
+CURVE_PROMPTS = ["Say yes.", "Say no.", "Count to three.", "Name a colour.", "Add 2 and 2."]
+CURVE_RESPONSES = ["yes", "no", "one two three", "blue", "four"]
+
+
+def test_the_loss_curve_is_the_hand_written_loops(tiny: str, tmp_path: Path) -> None:
+    config = LoRAConfig(epochs=2, batch_size=2, grad_accumulation=2, learning_rate=2e-2,
+                        warmup_ratio=0.2, lr_scheduler="cosine", weight_decay=0.01, dropout=0.1,
+                        max_length=64)
+    history = LoRATrainer(tiny, config).fit(CURVE_PROMPTS * 2, CURVE_RESPONSES * 2,
+                                            tmp_path).history_
+    assert [(h["step"], h["epoch"]) for h in history] == \
+        [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]
+    assert [h["lr"] for h in history] == pytest.approx([lr for _, lr in HAND_WRITTEN_LOOP],
+                                                       rel=1e-12)
+    # bit-identical on the machine that recorded it; the tolerance allows other CPUs' kernels
+    assert [h["loss"] for h in history] == pytest.approx([loss for loss, _ in HAND_WRITTEN_LOOP],
+                                                         abs=1e-4)
+
+
+def test_two_ddp_processes_train_the_adapter_of_one(tiny: str, tmp_path: Path,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """`processes=2` launches `python -m selection_core.train` under torchrun (gloo, CPU); with
+    the same global batch it trains the adapter and Adam moments of one process (the module's
+    own command line), and rank 0 alone writes each checkpoint. 10 rows in global batches of 3
+    end with a batch split 2 + 1 and a 1-row batch that leaves rank 1 a weight-0 row: both must
+    weigh every example as one process does."""
+    from dataclasses import replace
+
+    from selection_core.data.loaders import load_pool
+    from selection_core.influence.gradients import adam_state
+    from selection_core.train.__main__ import main
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n"
+                            for p, r in zip(CURVE_PROMPTS * 2, CURVE_RESPONSES * 2)))
+    lora = ["--lora", "epochs=2", "--lora", "batch_size=3", "--lora", "grad_accumulation=2",
+            "--lora", "learning_rate=1e-2", "--lora", "dropout=0.0", "--lora", "max_length=64"]
+    assert main([tiny, str(data), str(tmp_path / "one"), *lora]) == 0
+    capfd.readouterr()
+    config = replace(LoRAConfig(epochs=2, batch_size=3, grad_accumulation=2, learning_rate=1e-2,
+                                dropout=0.0, max_length=64), processes=2)
+    pool = load_pool(str(data))
+    two = LoRATrainer(tiny, config).fit(pool["prompt"].tolist(), pool["response"].tolist(),
+                                        tmp_path / "two")
+    stderr = capfd.readouterr().err
+    for epoch in (1, 2):  # each checkpoint is written by rank 0 only, once
+        assert stderr.count(f"[rank 0] selection_core.train.lora: wrote "
+                            f"{tmp_path / 'two' / f'checkpoint-epoch{epoch}'}") == 1, stderr
+    assert "[rank 1] selection_core.train.lora: wrote" not in stderr
+    assert [c.name for c in two.checkpoints_] == ["checkpoint-epoch1", "checkpoint-epoch2"]
+    assert not (tmp_path / "two" / ".pairs.json").exists()
+    one = json.loads((tmp_path / "one" / "history.json").read_text())
+    assert [h["lr"] for h in two.history_] == [h["lr"] for h in one] and len(one) == 4
+    assert [h["loss"] for h in two.history_] == pytest.approx([h["loss"] for h in one], abs=1e-5)
+    a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    names = [k.removesuffix(".exp_avg") for k in
+             load_file(str(tmp_path / "one" / "checkpoint-epoch2" / "optimizer.safetensors"))
+             if k.endswith(".exp_avg")]
+    ours = adam_state(tmp_path / "one" / "checkpoint-epoch2", names)
+    theirs = adam_state(tmp_path / "two" / "checkpoint-epoch2", names)
+    assert torch.allclose(ours.exp_avg, theirs.exp_avg, atol=1e-6)
+    assert torch.allclose(ours.exp_avg_sq, theirs.exp_avg_sq, rtol=1e-4, atol=1e-10)
