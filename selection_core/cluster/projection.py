@@ -11,7 +11,8 @@ the fitted points of its own cluster) and the faster faithful one is the default
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,29 +34,57 @@ def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig(), fit_rows: int = UM
     the other rows are placed by `placement`. X may be a memmap: only the sample and one chunk
     of rows at a time are held as float32."""
     X = checked_vectors(X)
-    n = len(X)
-    if n < 4:
-        raise ConfigError(f"UMAP needs at least 4 rows, got {n}")
+    if len(X) < 4:
+        raise ConfigError(f"UMAP needs at least 4 rows, got {len(X)}")
     if placement not in ("neighbours", "transform"):
         raise ConfigError(f"unknown placement '{placement}'; use neighbours or transform")
-    unit = config.metric == "cosine"  # same neighbours as cosine on unit vectors, and far faster
-    if n <= fit_rows:
-        return _fit_umap(float32_rows(X, slice(0, n), unit), config, precompute=True)[1]
-    rows = np.sort(np.random.default_rng(config.seed).choice(n, size=fit_rows, replace=False))
-    sample = float32_rows(X, rows, unit)
-    reducer, sample_coords = _fit_umap(sample, config, precompute=placement != "transform")
-    coords = np.empty((n, 2), dtype=np.float32)
-    coords[rows] = sample_coords
-    rest = np.ones(n, dtype=bool)
-    rest[rows] = False
-    rest_rows = np.flatnonzero(rest)
-    if placement == "transform":
-        for start, stop in row_chunks(len(rest_rows)):
-            coords[rest_rows[start:stop]] = reducer.transform(
-                float32_rows(X, rest_rows[start:stop], unit))
-    else:
-        coords[rest_rows] = neighbour_placement(sample, sample_coords, X, rest_rows, unit)
+    fitted = fit_map_sample(X, config, fit_rows, transformable=placement == "transform")
+    if len(fitted.rows) == len(X):
+        return fitted.coords
+    coords = np.empty((len(X), 2), dtype=np.float32)
+    coords[fitted.rows] = fitted.coords
+    rest = fitted.rest_rows(len(X))
+    coords[rest] = fitted.place(X, rest, placement)
     return coords
+
+
+@dataclass
+class MapSample:
+    """UMAP fitted on `rows` of a pool: their float32 vectors (unit where the metric is cosine),
+    their 2-D `coords`, and the fitted `reducer`, which places any other row."""
+
+    rows: np.ndarray
+    sample: np.ndarray
+    coords: np.ndarray
+    reducer: Any
+    unit: bool
+
+    def rest_rows(self, n: int) -> np.ndarray:
+        rest = np.ones(n, dtype=bool)
+        rest[self.rows] = False
+        return np.flatnonzero(rest)
+
+    def place(self, X: np.ndarray, rows: np.ndarray, placement: Placement) -> np.ndarray:
+        """(len(rows), 2): rows of X placed on the fitted map, chunk by chunk."""
+        if placement == "neighbours":
+            return neighbour_placement(self.sample, self.coords, X, rows, self.unit)
+        placed = np.empty((len(rows), 2), dtype=np.float32)
+        for start, stop in row_chunks(len(rows)):
+            placed[start:stop] = self.reducer.transform(float32_rows(X, rows[start:stop],
+                                                                     self.unit))
+        return placed
+
+
+def fit_map_sample(X: np.ndarray, config: UMAPConfig = UMAPConfig(),
+                   fit_rows: int = UMAP_FIT_ROWS, transformable: bool = False) -> MapSample:
+    """UMAP fitted on every row of X up to `fit_rows`, else on a seeded sample of `fit_rows`."""
+    n = len(X)
+    unit = config.metric == "cosine"  # same neighbours as cosine on unit vectors, and far faster
+    rows = np.arange(n) if n <= fit_rows else \
+        np.sort(np.random.default_rng(config.seed).choice(n, size=fit_rows, replace=False))
+    sample = float32_rows(X, slice(0, n) if n <= fit_rows else rows, unit)
+    reducer, coords = _fit_umap(sample, config, precompute=not transformable)
+    return MapSample(rows, sample, coords, reducer, unit)
 
 
 def _fit_umap(X: np.ndarray, config: UMAPConfig,

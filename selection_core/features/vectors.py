@@ -54,8 +54,20 @@ def vector_blocks(path: str | Path, n_rows: int,
 def _npy_blocks(path: Path, n_rows: int) -> tuple[int, Iterator[np.ndarray]]:
     array = read_npy(path, mmap=True)  # never unpickles; one line for a bad header
     _check_shape(path, array.shape, array.dtype, n_rows)
-    return array.shape[1], (np.asarray(array[start:start + CHUNK_ROWS], dtype=np.float32)
-                            for start in range(0, n_rows, CHUNK_ROWS))
+    dim = array.shape[1]
+    if not array.flags.c_contiguous:  # Fortran order: rows are not contiguous in the file
+        return dim, (np.asarray(array[start:start + CHUNK_ROWS], dtype=np.float32)
+                     for start in range(0, n_rows, CHUNK_ROWS))
+
+    def blocks() -> Iterator[np.ndarray]:  # plain reads: a memmap would keep every page in RSS
+        with open(path, "rb") as handle:
+            handle.seek(array.offset)
+            for start in range(0, n_rows, CHUNK_ROWS):
+                count = min(CHUNK_ROWS, n_rows - start) * dim
+                block = np.fromfile(handle, dtype=array.dtype, count=count)
+                yield block.astype(np.float32, copy=False).reshape(-1, dim)
+
+    return dim, blocks()
 
 
 def _parquet_blocks(path: Path, n_rows: int, column: str) -> tuple[int, Iterator[np.ndarray]]:
@@ -119,13 +131,12 @@ def import_vectors(path: str | Path, out: str | Path, n_rows: int, pool_fingerpr
     dimension and the pool, so a change to either invalidates what was computed on them."""
     dim, blocks = vector_blocks(path, n_rows, column)
     digest = hashlib.sha256(f"vectors\x1f{n_rows}x{dim}\x1f{pool_fingerprint}\x1f".encode())
-    with atomic_path(out, suffix=".npy") as tmp:
-        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
-        start = 0
-        for block in blocks:
-            target[start:start + len(block)] = block
-            digest.update(np.ascontiguousarray(block).tobytes())
-            start += len(block)
-        target.flush()
-        del target
+    header = np.lib.format.header_data_from_array_1_0(np.empty((0, dim), dtype=np.float32))
+    header["shape"] = (n_rows, dim)
+    with atomic_path(out, suffix=".npy") as tmp, open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, header)
+        for block in blocks:  # plain writes, not a memmap: written pages leave RSS
+            data = np.ascontiguousarray(block).tobytes()
+            digest.update(data)
+            handle.write(data)
     return digest.hexdigest()[:20], dim
