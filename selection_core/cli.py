@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--limit", type=_positive_int, default=None,
                        help="keep the first N rows per input")
     _add_ingest_limits(embed)
+    embed.add_argument("--vectors", default=None, metavar="FILE",  # issue 15 §1
+                       help="import precomputed embeddings instead of computing them: a .npy "
+                            "array or a .parquet column, one float32/float16 row per pool row")
+    embed.add_argument("--vectors-column", default=None, metavar="NAME",
+                       help="the parquet column holding the vectors (default: embedding)")
     embed.add_argument("--cache-dir", default=None,
                        help="embedding cache (default $SELECTION_CORE_CACHE or "
                             "~/.cache/selection_core)")
@@ -293,6 +298,12 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args))
         print(f"pool: {len(pool)} rows from {pool['source'].nunique()} source(s) → "
               f"{store.path(pipeline.POOL)}")
+    if args.vectors:  # issue 15 §1: bring your own vectors
+        rows = pipeline.embed_vectors(store, args.vectors, args.vectors_column)
+        info = store.stage_info("embed") or {}
+        print(f"embeddings: {rows}×{info.get('dim')} imported from {args.vectors} in "
+              f"{info.get('embed_seconds')} s → {store.path(pipeline.EMBEDDINGS)}")
+        return
     config = EmbedConfig(model=args.model, text=args.text, pooling=args.pooling,
                          max_length=args.max_length, batch_size=args.batch_size,
                          device=args.device)

@@ -23,6 +23,7 @@ from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, 
     pool_texts
 from .errors import ConfigError, MissingStageError, StaleStageError
 from .features.embed import embed_texts, embedding_cache_key
+from .features.vectors import import_vectors
 from .quality.scorers import make_scorer
 from .select.kmq import select_static
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
@@ -124,6 +125,21 @@ def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = N
                         pool_fingerprint=pool_key, embed_seconds=round(seconds, 3),
                         rows_per_second=round(len(vectors) / max(seconds, 1e-9), 1))
     return vectors
+
+
+def embed_vectors(store: RunStore, source: str | Path, column: str | None = None) -> int:
+    """Import precomputed vectors as the run's embeddings (issue 15 §1; `features.vectors`).
+    Checked and written before the stage is recorded: a bad file leaves the run as it was."""
+    with store.lock("embed"):
+        _checked_pool_path(store)
+        pool_key = run_pool_fingerprint(store)
+        rows = int((store.stage_info("pool") or {}).get("rows") or len(load_run_pool(store)))
+        started = time.perf_counter()
+        key, dim = import_vectors(source, store.path(EMBEDDINGS), rows, pool_key, column)
+        with store.stage("embed", {"vectors": str(source), "column": column}, key) as info:
+            info.update(key=key, rows=rows, dim=dim, pool_fingerprint=pool_key,
+                        embed_seconds=round(time.perf_counter() - started, 3))
+    return rows
 
 
 def embedding_key(store: RunStore) -> str:

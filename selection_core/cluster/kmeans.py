@@ -2,8 +2,12 @@
 
 Why a wrapper: the reference code relied on faiss' default seed and subsampling silently; here the
 seed, niter, nredo, spherical mode and `max_points_per_centroid` are explicit parameters, labels
-and inertia are computed on *all* points (faiss trains on a subsample of 256·k by default), and the
-GPU is used when faiss sees one.
+and inertia are computed on *all* points (training uses at most `max_points_per_centroid`·k of
+them), and the GPU is used when faiss sees one.
+
+Bounded memory for million-row pools: the input may be a float32/float16 memmap; it is checked,
+converted and (spherical) normalised `CHUNK_ROWS` rows at a time, training reads only its seeded
+sample, and every row is assigned chunk by chunk, so nothing of size N × d is copied.
 """
 from __future__ import annotations
 
@@ -14,13 +18,42 @@ from ..devices import faiss_gpu_count
 from ..errors import ConfigError
 
 
-def as_float32_matrix(X: np.ndarray) -> np.ndarray:
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ConfigError(f"expected a 2-D matrix of vectors, got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ConfigError("the embedding matrix contains NaN or infinite values")
+CHUNK_ROWS = 65_536  # rows converted / normalised / assigned at once: 96 MB at d = 384
+
+
+def row_chunks(n: int, chunk_rows: int | None = None) -> list[tuple[int, int]]:
+    """[start, stop) spans covering n rows (`CHUNK_ROWS` each by default); a short tail joins
+    the chunk before it, so every faiss search sees a block large enough for its BLAS path (the
+    one a single call takes)."""
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    starts = list(range(0, n, chunk_rows)) or [0]
+    if len(starts) > 1 and n - starts[-1] < chunk_rows // 4:
+        starts.pop()
+    return [(start, stop) for start, stop in zip(starts, starts[1:] + [n])]
+
+
+def checked_vectors(X: np.ndarray) -> np.ndarray:
+    """X itself (an array or memmap, never copied) once it is a 2-D real matrix of finite values;
+    the check reads it chunk by chunk."""
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.ndim != 2 or X.dtype.kind not in "iuf":
+        raise ConfigError(f"expected a 2-D matrix of vectors, got shape {X.shape}, dtype {X.dtype}")
+    for start, stop in row_chunks(len(X)):
+        if not np.isfinite(X[start:stop]).all():
+            raise ConfigError("the embedding matrix contains NaN or infinite values")
     return X
+
+
+def as_float32_matrix(X: np.ndarray) -> np.ndarray:
+    """A contiguous float32 copy only where X is not one already (the whole matrix in memory:
+    for the small inputs of exact computations — use `float32_rows` on large pools)."""
+    return np.ascontiguousarray(checked_vectors(X), dtype=np.float32)
+
+
+def float32_rows(X: np.ndarray, rows: slice | np.ndarray, spherical: bool = False) -> np.ndarray:
+    """The given rows as a contiguous float32 block, L2-normalised when `spherical`."""
+    block = np.ascontiguousarray(X[rows], dtype=np.float32)
+    return l2_normalise(block) if spherical else block
 
 
 def l2_normalise(X: np.ndarray) -> np.ndarray:
@@ -50,14 +83,24 @@ class FaissKMeans:
                    max_points_per_centroid=config.max_points_per_centroid,
                    use_gpu=config.use_gpu)
 
-    def _prepare(self, X: np.ndarray) -> np.ndarray:
-        X = as_float32_matrix(X)
-        return l2_normalise(X) if self.spherical else X
+    def training_rows(self, n: int) -> np.ndarray | slice:
+        """The rows k-means trains on: all of them up to `max_points_per_centroid`·k, else the
+        sample faiss itself would draw (its seeded `rand_perm`, in its order), taken here so
+        that only the sample is read, converted and normalised — same centroids as handing
+        faiss every row."""
+        import faiss
+
+        limit = int(self.max_points_per_centroid) * int(self.n_clusters)
+        if n <= limit:
+            return slice(0, n)
+        perm = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
+        faiss.rand_perm(faiss.swig_ptr(perm), n, int(self.seed))
+        return perm[:limit]
 
     def fit(self, X: np.ndarray) -> FaissKMeans:
         import faiss
 
-        X = self._prepare(X)
+        X = checked_vectors(X)
         n = len(X)
         if not 1 <= self.n_clusters <= n:
             raise ConfigError(f"k must be between 1 and the number of points ({n}), "
@@ -69,7 +112,7 @@ class FaissKMeans:
                               spherical=bool(self.spherical),
                               max_points_per_centroid=int(self.max_points_per_centroid),
                               min_points_per_centroid=1, verbose=False, gpu=bool(use_gpu))
-        kmeans.train(X)
+        kmeans.train(float32_rows(X, self.training_rows(n), self.spherical))
         self.cluster_centers_ = np.asarray(kmeans.centroids, dtype=np.float32)
         self.objective_ = np.asarray(kmeans.obj, dtype=np.float64)
         self.used_gpu_ = bool(use_gpu)
@@ -79,23 +122,29 @@ class FaissKMeans:
         return self
 
     def _assign(self, X: np.ndarray, n_nearest: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest centroid(s) of each prepared row and squared L2 distance(s) to it."""
+        """Nearest centroid(s) of each checked row and squared L2 distance(s) to it, in chunks
+        (the rows are normalised chunk by chunk in spherical mode)."""
         import faiss
 
         index = faiss.IndexFlatL2(X.shape[1])
         index.add(self.cluster_centers_)
-        squared, labels = index.search(X, n_nearest)
+        labels = np.empty((len(X), n_nearest), dtype=np.int64)
+        squared = np.empty((len(X), n_nearest), dtype=np.float64)
+        for start, stop in row_chunks(len(X)):
+            part_squared, part_labels = index.search(
+                float32_rows(X, slice(start, stop), self.spherical), n_nearest)
+            labels[start:stop], squared[start:stop] = part_labels, part_squared
         if n_nearest == 1:
-            return labels[:, 0].astype(np.int64), squared[:, 0].astype(np.float64)
-        return labels.astype(np.int64), squared.astype(np.float64)
+            return labels[:, 0], squared[:, 0]
+        return labels, squared
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._assign(self._prepare(X))[0]
+        return self._assign(checked_vectors(X))[0]
 
     def two_nearest_distances(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (not squared) of each row to its nearest and second-nearest centroid."""
         if self.n_clusters < 2:
             raise ConfigError("the simplified silhouette needs k >= 2")
-        _, squared = self._assign(self._prepare(X), n_nearest=2)
+        _, squared = self._assign(checked_vectors(X), n_nearest=2)
         distances = np.sqrt(np.maximum(squared, 0.0))
         return distances[:, 0], distances[:, 1]

@@ -17,12 +17,13 @@ import pandas as pd
 
 from ..config import SweepConfig
 from ..errors import ConfigError
-from .kmeans import FaissKMeans, as_float32_matrix, l2_normalise
+from .kmeans import FaissKMeans, checked_vectors, float32_rows
 
 
 def exact_silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int,
-                     metric: str = "euclidean") -> float:
-    """Mean silhouette on a seeded sample of rows (NaN when fewer than 2 clusters are sampled)."""
+                     metric: str = "euclidean", spherical: bool = False) -> float:
+    """Mean silhouette on a seeded sample of rows (NaN when fewer than 2 clusters are sampled);
+    only the sample's rows are read (and L2-normalised when `spherical`)."""
     from sklearn.metrics import silhouette_score
 
     rng = np.random.default_rng(seed)
@@ -33,7 +34,7 @@ def exact_silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: 
     n_labels = len(np.unique(sample_labels))
     if not 2 <= n_labels <= len(rows) - 1:
         return float("nan")
-    return float(silhouette_score(X[rows], sample_labels, metric=metric))
+    return float(silhouette_score(float32_rows(X, rows, spherical), sample_labels, metric=metric))
 
 
 def simplified_silhouette(d_nearest: np.ndarray, d_second: np.ndarray) -> float:
@@ -94,9 +95,7 @@ def recommend_k(table: pd.DataFrame) -> int:
 def sweep_k(X: np.ndarray, config: SweepConfig,
             progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Fit k-means for every k in `config.ks` and measure each clustering."""
-    X = as_float32_matrix(X)
-    if config.spherical:
-        X = l2_normalise(X)
+    X = checked_vectors(X)
     ks = sorted(set(int(k) for k in config.ks))
     if not ks or ks[0] < 2 or ks[-1] > len(X) - 1:
         raise ConfigError(f"k values must lie between 2 and n−1 = {len(X) - 1} for a sweep, "
@@ -110,7 +109,7 @@ def sweep_k(X: np.ndarray, config: SweepConfig,
             "k": k,
             "inertia": model.inertia_,
             "silhouette": exact_silhouette(X, model.labels_, config.sample_size, config.seed,
-                                           config.metric),
+                                           config.metric, config.spherical),
             "simplified_silhouette": simplified_silhouette(d1, d2),
             "seconds": time.perf_counter() - started,
         })

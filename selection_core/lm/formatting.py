@@ -181,12 +181,11 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
     for start in range(0, len(scored), batch_size):
         batch_indices = scored[start:start + batch_size]
         batch = collate([encoded[index] for index in batch_indices], pad_token_id)
-        logits = model(input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device)).logits
         targets = batch["labels"][:, 1:].to(device)
         scored_positions = targets != IGNORE_INDEX  # only these need a float32 log-softmax
-        token_nll = F.cross_entropy(logits[:, :-1][scored_positions].float(),
-                                    targets[scored_positions], reduction="none")
+        token_nll = _scored_token_nll(model, batch["input_ids"].to(device),
+                                      batch["attention_mask"].to(device), scored_positions,
+                                      targets[scored_positions])
         rows = scored_positions.nonzero()[:, 0]
         batch_sums = torch.zeros(len(batch_indices), dtype=torch.float64, device=device)
         sums[batch_indices] = -batch_sums.index_add_(0, rows, token_nll.double()).cpu().numpy()
@@ -196,6 +195,48 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
     if progress and not scored:
         progress(len(encoded), len(encoded))
     return sums, counts
+
+
+LOGIT_CHUNK_POSITIONS = 512  # positions whose vocabulary logits exist at once (~100 MB at 49K)
+_SCALED_LOGITS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier")
+
+
+def _scored_token_nll(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      scored: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−log p(target) at each scored position (those `scored[:, :-1]` marks), float32.
+
+    Bounded memory (issue 15 §5): the decoder's hidden states are taken, and the output head
+    turns `LOGIT_CHUNK_POSITIONS` of the scored positions at a time into float32 logits, so no
+    batch × length × vocabulary tensor is ever held (8 × 512 × 49K fp32 is 800 MB, and the
+    log-softmax made two more). Models whose head output is rescaled after the projection
+    (soft-capping, logit scales) or that expose no decoder take the full forward as before."""
+    decoder = _decoder_and_head(model)
+    if decoder is None:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return F.cross_entropy(logits[:, :-1][scored].float(), targets, reduction="none")
+    body, head = decoder
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = hidden[:, :-1][scored]
+    return torch.cat([F.cross_entropy(head(hidden[start:start + LOGIT_CHUNK_POSITIONS]).float(),
+                                      targets[start:start + LOGIT_CHUNK_POSITIONS],
+                                      reduction="none")
+                      for start in range(0, len(hidden), LOGIT_CHUNK_POSITIONS)]) \
+        if len(hidden) else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
+    """(the model without its output head, the head), where logits are exactly head(hidden)."""
+    config = getattr(model, "config", None)
+    if config is None or any(getattr(config, name, None) not in (None, 1, 1.0)
+                             for name in _SCALED_LOGITS):
+        return None
+    try:
+        body, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if body is None or head is None or body is model:
+        return None
+    return body, head
 
 
 def mean_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],

@@ -80,6 +80,82 @@ def _bids_input(A: np.ndarray, budget: int, normalised: bool) -> np.ndarray:
     return A_hat
 
 
+class ColumnZScores:
+    """Â of a raw matrix A read where needed — rows, column blocks, single values — bit for bit
+    the float64 values `normalise_columns(A)` holds, without its N × M float64 copy.
+
+    What BIDS needs at a million rows: A may be a float32 memmap; Â's column statistics are
+    accumulated over row blocks in the order `normalise_columns` sums them (the mean row after
+    row, the squares by the same blocks), and each value is (float64(a) − mean_j) / std_j, or 0
+    in a flat column, computed by the same element-wise operations."""
+
+    def __init__(self, A: np.ndarray) -> None:
+        self.A = _real_matrix(A)
+        n, m = self.A.shape
+        self.shape = (n, m)
+        total = np.zeros(m)
+        for start in range(0, n, _CHUNK_ROWS):  # row after row, as ndarray.mean(axis=0) sums
+            total = np.add.reduce(np.concatenate([total[None], self._raw(start)]), axis=0)
+        self.mean = total / n if n else total
+        sum_squares = np.zeros(m)
+        for start in range(0, n, _CHUNK_ROWS):
+            block = self._raw(start) - self.mean
+            sum_squares += np.einsum("ij,ij->j", block, block)
+        std = np.sqrt(sum_squares / n) if n else sum_squares
+        low = np.full(m, np.inf)
+        high = np.full(m, -np.inf)
+        for start in range(0, n, _CHUNK_ROWS):
+            block = self.A[start:start + _CHUNK_ROWS]
+            np.minimum(low, block.min(axis=0), out=low)
+            np.maximum(high, block.max(axis=0), out=high)
+        self.flat = (std == 0) | (high == low)
+        self.scale = np.where(self.flat, 1.0, std)
+
+    def _raw(self, start: int) -> np.ndarray:
+        return self.A[start:start + _CHUNK_ROWS].astype(np.float64)
+
+    def _normalise(self, values: np.ndarray, columns: slice | np.ndarray) -> np.ndarray:
+        values -= self.mean[columns]
+        values /= self.scale[columns]
+        values[..., self.flat[columns]] = 0.0
+        return values
+
+    def rows(self, rows: int | np.ndarray) -> np.ndarray:
+        return self._normalise(np.asarray(self.A[rows], dtype=np.float64).copy(), slice(None))
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        """Â[:, start:stop] as a float64 (N, stop − start) block."""
+        return self._normalise(self.A[:, start:stop].astype(np.float64), slice(start, stop))
+
+    def values(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        values = self.A[rows, columns].astype(np.float64)
+        values -= self.mean[columns]
+        values /= self.scale[columns]
+        values[self.flat[columns]] = 0.0
+        return values
+
+    def all_finite(self) -> bool:
+        return all(np.isfinite(self.rows(np.arange(start, min(start + _CHUNK_ROWS, self.shape[0]))
+                                        )).all() for start in range(0, self.shape[0], _CHUNK_ROWS))
+
+
+class _Normalised:
+    """An Â the caller normalised: the same reads as `ColumnZScores`, on the matrix itself."""
+
+    def __init__(self, A_hat: np.ndarray) -> None:
+        self.A_hat = A_hat
+        self.shape = A_hat.shape
+
+    def rows(self, rows: int | np.ndarray) -> np.ndarray:
+        return self.A_hat[rows]
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        return self.A_hat[:, start:stop]
+
+    def values(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        return self.A_hat[rows, columns]
+
+
 def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndarray:
     """BIDS (METHODS §2.2), exact fast greedy: rows in selection order, int64.
 
@@ -93,9 +169,18 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
     round to the same float.)
 
     Cost O(N·M + M·b·log b) to rank (at most O(N·M·log N), when a column is all ties) plus
-    O(b·M) for the greedy; memory Â (float64) plus one M × b index matrix (int32).
+    O(b·M) for the greedy; memory one M × b index matrix (int32) beside A itself: Â is read
+    through `ColumnZScores` (A may be a float32 memmap of a million rows), never copied whole.
     """
-    A_hat = _bids_input(A, budget, normalised)
+    if normalised:
+        A_hat = _Normalised(_bids_input(A, budget, normalised=True))
+    else:
+        A_hat = ColumnZScores(A)
+        check_budget(budget, A_hat.shape[0])
+        if budget and A_hat.shape[1] == 0:
+            raise InputError("the attribution matrix has no columns (validation instances)")
+        if not A_hat.all_finite():
+            raise InputError("the attribution matrix has non-finite values")
     n, m = A_hat.shape
     selected_rows = np.empty(budget, dtype=np.int64)
     if budget == 0:
@@ -103,7 +188,7 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
     order = _column_orders(A_hat, budget)
     pointer = np.zeros(m, dtype=np.int64)
     top_row = order[:, 0].astype(np.int64)
-    top_value = A_hat[top_row, np.arange(m)]
+    top_value = A_hat.values(top_row, np.arange(m))
     selected = np.zeros(n, dtype=bool)
     total = np.zeros(m)
     c = np.zeros(m)
@@ -115,7 +200,7 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
         row = int(top_row[tied].min())
         selected_rows[step] = row
         selected[row] = True
-        total += A_hat[row]
+        total += A_hat.rows(row)
         c = total / (step + 1)
         if step + 1 == budget:
             break
@@ -125,11 +210,11 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
             pointer[stale] += 1
             top_row[stale] = order[stale, pointer[stale]]
             stale = stale[selected[top_row[stale]]]
-        top_value[moved] = A_hat[top_row[moved], moved]
+        top_value[moved] = A_hat.values(top_row[moved], moved)
     return selected_rows
 
 
-def _column_orders(A_hat: np.ndarray, depth: int) -> np.ndarray:
+def _column_orders(A_hat: ColumnZScores | _Normalised, depth: int) -> np.ndarray:
     """Row `order[j, p]` is the p-th row of column j in the order (Â descending, row ascending),
     for p < depth.
 
@@ -142,7 +227,7 @@ def _column_orders(A_hat: np.ndarray, depth: int) -> np.ndarray:
     order = np.empty((m, depth), dtype=np.int32 if n < 2**31 else np.int64)
     block_columns = max(1, 2**22 // n)  # copy columns in blocks: contiguous, bounded memory
     for start in range(0, m, block_columns):
-        block = np.negative(A_hat[:, start:start + block_columns].T, order="C")  # −Â, ascending
+        block = np.negative(A_hat.columns(start, start + block_columns).T, order="C")  # −Â, asc.
         for offset, column in enumerate(block):
             if depth < n:
                 cut = np.partition(column, depth - 1)[depth - 1]
