@@ -41,7 +41,7 @@ from selection_core import pipeline  # noqa: E402
 from selection_core.cluster import FaissKMeans, sweep_k  # noqa: E402
 from selection_core.cluster.projection import UMAP_FIT_ROWS, fit_map_sample  # noqa: E402
 from selection_core.config import SweepConfig, UMAPConfig  # noqa: E402
-from selection_core.select.static import kmq_select  # noqa: E402
+from selection_core.select.kmq import kmq_select  # noqa: E402
 from selection_core.store import RunStore  # noqa: E402
 
 CHUNK = 65_536
