@@ -1,7 +1,7 @@
 """selection_core: choose which instruction-tuning data to fine-tune an LLM on (kMQ, LESS + BIDS).
 
 The public API (see `selection_core.api` and the README's "As a library"): `KMQSelector`,
-`BIDSSelector`, `embed`, `sweep_k`, and `figures` (the plotly figure builders). Names load on
+`IterativeKMQ`, `BIDSSelector`, `embed`, `sweep_k`, and `figures` (the plotly figure builders). Names load on
 first use, so `python -m selection_core` and `import selection_core` stay fast.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["BIDSSelector", "KMQSelector", "embed", "figures", "sweep_k"]
+__all__ = ["BIDSSelector", "IterativeKMQ", "KMQSelector", "embed", "figures", "sweep_k"]
 
-_API = {"BIDSSelector", "KMQSelector", "embed", "sweep_k"}
+_API = {"BIDSSelector", "IterativeKMQ", "KMQSelector", "embed", "sweep_k"}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,9 @@ attributes end in `_`. Bad shapes get one clear `ConfigError`.
 """
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +25,13 @@ import pandas as pd
 
 from .cluster.kmeans import FaissKMeans, as_float32_matrix
 from .cluster.sweep import sweep_k as _sweep
-from .config import EmbedConfig, KMeansConfig, SelectionConfig, SweepConfig
+from .config import EmbedConfig, IterativeConfig, KMeansConfig, SelectionConfig, SweepConfig, \
+    field_default
 from .errors import ConfigError
 from .features.embed import TextEmbedder
 from .select.bids import INFLUENCE_METHODS, select_on_matrix
 from .select.kmq import select_static
+from .store import RunStore, write_jsonl
 
 _SELECTION = SelectionConfig()  # the declared defaults, read once here
 _KMEANS = KMeansConfig(k=_SELECTION.k)
@@ -99,6 +103,84 @@ class KMQSelector:
         self.cluster_centers_ = model.cluster_centers_
         self.selected_ = select_static(config, model.labels_, scores, model.distances_)
         self.cluster_budgets_ = np.bincount(model.labels_[self.selected_], minlength=config.k)
+        return self
+
+
+def _iterative_default(name: str) -> Any:
+    return field_default(IterativeConfig, name)
+
+
+class IterativeKMQ:
+    """Iterative kMQ (Yu et al. 2024) over arrays, with your own model and training loop: each
+    round draws by kMQ with cluster weights, trains `model` on everything drawn so far, generates
+    answers for a sample of the drawn prompts, scores them against the gold responses and moves
+    the weights toward the clusters the model is bad at.
+
+    `model` is any object with the methods of `selection_core.iterate.RoundModel` — `name`,
+    `train(prompts, responses, out_dir, previous, seed)`, `generate(prompts)`, `truncate(texts)`
+    and `response_log_likelihood(prompts, responses)` — so your own trainer plugs in. Rounds are
+    kept in `work_dir` (a new temporary folder when None): a rerun there with the same inputs
+    resumes after the last finished round. It is the same loop, on the same inputs, as
+    `python -m selection_core iterate`. Learned: `selected_` (rows in selection order),
+    `weights_` (cluster weights after the last update), `labels_`, `rounds_` (per round and
+    cluster: weight, mean score, rows selected, weight entropy), `work_dir_`.
+    """
+
+    def __init__(self, k: int, budget: int, model: Any,
+                 rounds: int = _iterative_default("rounds"),
+                 weight_tau: float = _iterative_default("weight_tau"),
+                 sample_tau: float = _iterative_default("sample_tau"),
+                 scorer: str = _iterative_default("scorer"),
+                 quality: str = _iterative_default("quality"),
+                 eval_per_round: int = _iterative_default("eval_per_round"),
+                 seed: int = _iterative_default("seed"), kmeans_seed: int = _KMEANS.seed,
+                 work_dir: str | Path | None = None) -> None:
+        self.k = k
+        self.budget = budget
+        self.model = model
+        self.rounds = rounds
+        self.weight_tau = weight_tau
+        self.sample_tau = sample_tau
+        self.scorer = scorer
+        self.quality = quality
+        self.eval_per_round = eval_per_round
+        self.seed = seed
+        self.kmeans_seed = kmeans_seed
+        self.work_dir = work_dir
+
+    def iterative_config(self) -> IterativeConfig:
+        return IterativeConfig(k=int(self.k), budget=int(self.budget), rounds=int(self.rounds),
+                               weight_tau=float(self.weight_tau),
+                               sample_tau=float(self.sample_tau), scorer=self.scorer,
+                               quality=self.quality, eval_per_round=int(self.eval_per_round),
+                               seed=int(self.seed), model=str(self.model.name))
+
+    def fit(self, X: Any, prompts: Sequence[str], responses: Sequence[str]) -> IterativeKMQ:
+        """`X`: one embedding per row; `prompts` and `responses`: the rows' text (the gold
+        responses the model is trained on and its answers are scored against)."""
+        from . import pipeline
+        from .iterate import IterativeKMQ as Loop, rounds_table
+
+        X = as_float32_matrix(np.asarray(X))
+        prompts, responses = [str(p) for p in prompts], [str(r) for r in responses]
+        if not len(prompts) == len(responses) == len(X):
+            raise ConfigError(f"X, prompts and responses must have one entry per row; got "
+                              f"{len(X)}, {len(prompts)} and {len(responses)}")
+        config = self.iterative_config()
+        folder = Path(self.work_dir) if self.work_dir is not None else \
+            Path(tempfile.mkdtemp(prefix="selection-core-iterative-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        store = RunStore(folder / "run")
+        rows = [{"id": str(i), "prompt": p, "response": r}
+                for i, (p, r) in enumerate(zip(prompts, responses, strict=True))]
+        pipeline.ingest(store, [str(write_jsonl(folder / "pool.jsonl", rows))])
+        np.save(folder / "vectors.npy", X, allow_pickle=False)
+        pipeline.embed_vectors(store, folder / "vectors.npy")
+        loop = Loop(config, self.model).fit(store, KMeansConfig(k=config.k,
+                                                                 seed=int(self.kmeans_seed)))
+        self.selected_, self.weights_, self.labels_ = loop.selected_, loop.weights_, loop.labels_
+        self.rounds_ = rounds_table(loop.rounds_)
+        self.work_dir_ = folder
         return self
 
 

@@ -116,3 +116,66 @@ def test_every_docstring_example_runs() -> None:
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
     assert doctest.testmod(api).attempted >= 5
+
+
+class _FakeRoundModel:
+    """A deterministic stand-in for a user's trainer: answers a prompt with its gold response
+    when a hash of the prompt falls below a competence that grows with the training set."""
+
+    name = "api-fake-model"
+
+    def __init__(self, gold: dict[str, str]) -> None:
+        self.gold, self.competence = gold, 0.0
+
+    @staticmethod
+    def _unit(text: str) -> float:
+        import hashlib
+
+        return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
+
+    def train(self, prompts, responses, out_dir: Path, previous, seed: int) -> None:
+        self.competence = min(0.9, len(prompts) / 60)
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def generate(self, prompts):
+        return [self.gold[p] if self._unit(p) < self.competence else "I do not know."
+                for p in prompts]
+
+    def truncate(self, texts):
+        return list(texts)
+
+    def response_log_likelihood(self, prompts, responses):
+        return np.array([-1.0 - self._unit(p + r) for p, r in zip(prompts, responses)])
+
+
+def test_iterative_kmq_over_arrays_is_the_cli_loop(tmp_path: Path) -> None:
+    from selection_core.config import IterativeConfig, KMeansConfig
+    from selection_core.iterate import IterativeKMQ as Loop
+
+    data = tmp_path / "demo.jsonl"
+    assert main(["demo", "--out", str(data), "--n", "150", "--seed", "4"]) == 0
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    X = np.random.default_rng(0).normal(size=(len(rows), 8)).astype(np.float32)
+    gold = dict(zip(prompts, responses))
+    selector = api.IterativeKMQ(k=4, budget=30, model=_FakeRoundModel(gold), rounds=2,
+                                scorer="heuristic", eval_per_round=8, seed=3, kmeans_seed=1,
+                                work_dir=tmp_path / "api").fit(X, prompts, responses)
+    # The same inputs through the CLI's run directory and the library loop it runs.
+    np.save(tmp_path / "X.npy", X)
+    run = tmp_path / "run"
+    assert main(["embed", "--data", str(data), "--run", str(run), "--vectors",
+                 str(tmp_path / "X.npy")]) == 0
+    config = IterativeConfig(k=4, budget=30, rounds=2, scorer="heuristic", eval_per_round=8,
+                             seed=3, model=_FakeRoundModel.name)
+    loop = Loop(config, _FakeRoundModel(gold)).fit(RunStore(run), KMeansConfig(k=4, seed=1))
+    assert selector.selected_.tolist() == loop.selected_.tolist() and len(selector.selected_) == 30
+    np.testing.assert_array_equal(selector.weights_, loop.weights_)
+    assert sorted(selector.rounds_["round"].unique()) == [1, 2]
+    again = api.IterativeKMQ(k=4, budget=30, model=_FakeRoundModel(gold), rounds=2,
+                             scorer="heuristic", eval_per_round=8, seed=3, kmeans_seed=1,
+                             work_dir=tmp_path / "api").fit(X, prompts, responses)
+    assert again.selected_.tolist() == selector.selected_.tolist()  # resumed: nothing redrawn
+    with pytest.raises(ConfigError, match="one entry per row; got 150, 150 and 149"):
+        api.IterativeKMQ(k=4, budget=30, model=_FakeRoundModel(gold)).fit(
+            X, prompts, responses[:-1])
