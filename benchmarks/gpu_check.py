@@ -26,8 +26,6 @@ import json
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_features import batched, build_model, make_examples  # noqa: E402
+from bench_features import batched, build_model, make_examples, timed  # noqa: E402
 
 from selection_core.cluster.kmeans import FaissKMeans  # noqa: E402
 from selection_core.config import LoRAConfig  # noqa: E402
@@ -62,19 +60,6 @@ SIZES = {  # full (on a GPU, minutes) and quick (CI on 2 CPU cores, seconds)
 }
 WORDS = ("data model cluster quality budget prompt answer select train token python math "
          "write explain list number because first second").split()
-
-
-def synchronise(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(function: Callable[[], Any], device: str) -> tuple[Any, float]:
-    synchronise(device)
-    started = time.perf_counter()
-    result = function()
-    synchronise(device)
-    return result, time.perf_counter() - started
 
 
 def row_cosines(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
@@ -151,7 +136,8 @@ def check_lora_step(device: str, size: dict[str, int], folder: Path) -> bool:
     responses = [" ".join(rng.choice(WORDS, size=24)) for _ in range(size["lora_rows"])]
 
     def train(on: str) -> list[float]:
-        config = LoRAConfig(r=8, alpha=16, epochs=size["lora_steps"], batch_size=8, grad_accumulation=1,
+        config = LoRAConfig(r=8, alpha=16, epochs=size["lora_steps"], batch_size=8,
+                            grad_accumulation=1,
                             max_steps=size["lora_steps"], max_length=128, device=on, seed=0)
         trainer = LoRATrainer(str(model), config).fit(prompts, responses, folder / f"out-{on}")
         return [step["loss"] for step in trainer.history_]

@@ -106,10 +106,6 @@ class KMQSelector:
         return self
 
 
-def _iterative_default(name: str) -> Any:
-    return field_default(IterativeConfig, name)
-
-
 class IterativeKMQ:
     """Iterative kMQ (Yu et al. 2024) over arrays, with your own model and training loop: each
     round draws by kMQ with cluster weights, trains `model` on everything drawn so far, generates
@@ -127,13 +123,14 @@ class IterativeKMQ:
     """
 
     def __init__(self, k: int, budget: int, model: Any,
-                 rounds: int = _iterative_default("rounds"),
-                 weight_tau: float = _iterative_default("weight_tau"),
-                 sample_tau: float = _iterative_default("sample_tau"),
-                 scorer: str = _iterative_default("scorer"),
-                 quality: str = _iterative_default("quality"),
-                 eval_per_round: int = _iterative_default("eval_per_round"),
-                 seed: int = _iterative_default("seed"), kmeans_seed: int = _KMEANS.seed,
+                 rounds: int = field_default(IterativeConfig, "rounds"),
+                 weight_tau: float = field_default(IterativeConfig, "weight_tau"),
+                 sample_tau: float = field_default(IterativeConfig, "sample_tau"),
+                 scorer: str = field_default(IterativeConfig, "scorer"),
+                 quality: str = field_default(IterativeConfig, "quality"),
+                 eval_per_round: int = field_default(IterativeConfig, "eval_per_round"),
+                 seed: int = field_default(IterativeConfig, "seed"),
+                 kmeans_seed: int = _KMEANS.seed,
                  work_dir: str | Path | None = None) -> None:
         self.k = k
         self.budget = budget
