@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from .progress import Progress
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+STAGES = "stages"  # stages/<stage>/<key>/: every keyed result (runner.py)
 _HELD_LOCKS = threading.local()  # run directories this thread holds, with nesting counts
 _TRACKED_PACKAGES = ("numpy", "pandas", "torch", "faiss-cpu", "faiss-gpu", "sentence-transformers",
                      "transformers", "peft", "umap-learn", "scikit-learn")
@@ -149,6 +151,24 @@ def stage_key(payload: dict[str, Any]) -> str:
     input or config is a new key, and no key overwrites another's artefacts."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; rename it to `path` only if the block succeeds
+    (a crash leaves no half-written folder under the final name). An existing `path` is
+    replaced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 # --------------------------------------------------------------------------- output paths
@@ -303,6 +323,10 @@ class RunStore:
     # paths -----------------------------------------------------------------
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
+
+    def stage_dir(self, name: str, key: str) -> Path:
+        """The folder of one stage's result under its key (`runner` owns what goes in it)."""
+        return self.path(STAGES, name, key)
 
     def exists(self, *parts: str) -> bool:
         return self.path(*parts).exists()

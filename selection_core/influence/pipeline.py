@@ -1,16 +1,18 @@
 """Influence stages over a run directory: warmup → features → attribution matrix → selection.
 
-  influence/warmup.json            model, fraction, rows used, checkpoints
-  influence/warmup/                LoRA checkpoints per epoch (adapter, AdamW moments, mean lr),
-                                   settings.json (the settings they were trained with)
-  influence/validation-<key>.jsonl the validation instances (task, prompt, response)
-  influence/features/<key>/epoch<E>/{train,val}.npy   projected, L2-normalised gradients
-  influence/features/<key>/rds/{train,val}.npy        last-token hidden states (RDS baseline)
-                                                      of the final warmup checkpoint
-  influence/features/<key>/warmup.json                the warmup they were computed from
-  attribution.npy, val_tasks.txt   A (N × M) and one task per column — the `matrix` contract
+Each is a stage of the one runner (`runner.py`), keyed by its config and its inputs' keys:
+  stages/influence-warmup/<key>/     LoRA checkpoints per epoch (adapter, AdamW moments, mean
+                                     lr), warmup.json (model, fraction, rows used); key: model,
+                                     fraction, LoRA settings, the pool's fingerprint
+  stages/influence-features/<key>/   validation.jsonl (the validation instances),
+                                     epoch<E>/{train,val}.npy (projected, L2-normalised
+                                     gradients), rds/{train,val}.npy (last-token hidden states,
+                                     RDS baseline); key: FeatureSettings + the warmup's key
+  stages/influence-matrix/<key>/     attribution.npy, val_tasks.txt; key: the features' key
+  attribution.npy, val_tasks.txt     the latest matrix at the run's root — the `matrix` contract
 
-<key> is `FeatureSettings.key()`: d<dim>-<hash of the settings that change the features>.
+A new warmup is a new key, so features of an older warmup are never resumed nor returned: they
+stay under their own key (`runner.latest` refuses them once the warmup changed).
 
 Defaults follow the pipeline BIDS ran, LESS's: the `less` warmup preset, ε inside the root of the
 Adam preconditioner, validation text without EOS, RDS from the warmup checkpoint. The previous
@@ -19,23 +21,22 @@ variants stay as named options (`preconditioner="adam"`, `validation_eos=True`,
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .. import pipeline
-from ..config import LoRAConfig
+from .. import pipeline, runner
+from ..config import HashedConfig, LoRAConfig, speed_only
 from ..errors import ConfigError, MissingStageError, SelectionError
 from ..progress import Progress
-from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
-    write_npy, write_text
+from ..runner import Stage, StageContext
+from ..store import RunStore, atomic_path, memmap_compute, read_json, read_npy, write_json, \
+    write_jsonl, write_npy, write_text
 from .validation import VALIDATION_TASKS, build_validation_set
 
 FEATURE_CHUNK_ROWS = 256
@@ -123,56 +124,86 @@ def describe_warmup(preset: str, fraction: float, lora: LoRAConfig) -> str:
             f"{lora.seed}")
 
 
+@dataclass(frozen=True)
+class WarmupConfig(HashedConfig):
+    """A LoRA warmup (defaults: the `less` preset); its key also holds the pool's fingerprint."""
+
+    model: str
+    fraction: float = WARMUP_PRESETS[DEFAULT_PRESET].fraction
+    lora: LoRAConfig = WARMUP_PRESETS[DEFAULT_PRESET].lora
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
+
+    def hash_fields(self) -> dict[str, Any]:
+        return {"model": self.model, "fraction": self.fraction, "lora": self.lora.hash_fields()}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> WarmupConfig:
+        lora = dict(stored["lora"])
+        if lora.get("target_modules") is not None:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        return cls(stored["model"], stored["fraction"], LoRAConfig(**lora))
+
+
+def _pool_input(store: RunStore, config: Any) -> dict[str, Any]:
+    return {"pool": pipeline.run_pool_fingerprint(store)}
+
+
+def _run_warmup(ctx: StageContext, config: WarmupConfig, progress: Progress) -> dict[str, Any]:
+    """Train on a seeded random `fraction` of the pool, saving per epoch the adapter, the
+    optimizer state and the epoch's mean learning rate; resumes after the last saved epoch."""
+    from ..train.lora import LoRATrainer
+
+    pool = pipeline.load_run_pool(ctx.store)
+    lora = config.lora
+    n = max(1, round(config.fraction * len(pool)))
+    rows = np.sort(np.random.default_rng(lora.seed).choice(len(pool), n, replace=False))
+    subset = pool.iloc[rows]
+    trainer = LoRATrainer(config.model, lora).fit(subset["prompt"].tolist(),
+                                                  subset["response"].tolist(), ctx.folder,
+                                                  progress=progress)
+    write_json(ctx.folder / "warmup.json", {
+        "model": config.model, "fraction": config.fraction, "rows": len(rows),
+        "ids": subset["id"].tolist(), "lora": lora.to_dict(),
+        "checkpoints": [str(c) for c in trainer.checkpoints_]})
+    return {"rows": len(rows), "epochs": len(trainer.checkpoints_)}
+
+
+WARMUP = runner.register(Stage("influence-warmup", WarmupConfig, _run_warmup, _pool_input,
+                               resumable=True, record=lambda c: "influence:warmup",
+                               from_dict=WarmupConfig.from_dict))
+WARMUP_HINT = "run `python -m selection_core influence warmup --run DIR --model …`"
+
+
 def warmup(store: RunStore, model: str, fraction: float = WARMUP_PRESETS[DEFAULT_PRESET].fraction,
            lora: LoRAConfig = WARMUP_PRESETS[DEFAULT_PRESET].lora,
            progress: Progress | None = None) -> list[Checkpoint]:
-    """LoRA warmup on a seeded random `fraction` of the pool, saving per epoch the adapter, the
-    optimizer state and the epoch's mean learning rate (defaults: the `less` preset)."""
-    from ..train.lora import LoRATrainer
-
-    pool = pipeline.load_run_pool(store)
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
-    n = max(1, round(fraction * len(pool)))
-    rows = np.sort(np.random.default_rng(lora.seed).choice(len(pool), n, replace=False))
-    subset = pool.iloc[rows]
-    out = store.path("influence", "warmup")
-    # the trainer resumes after the last checkpoint it finds: never those of other settings
-    wanted = {"model": model, "fraction": fraction, "lora": lora.config_hash()}
-    marker = out / "settings.json"
-    if marker.exists() and read_json(marker) != wanted:
-        raise ConfigError(f"{out} holds the checkpoints of a warmup with other settings "
-                          f"({read_json(marker)}); resuming them would mix the two: use another "
-                          "--run, or delete that folder to start over")
-    write_json(marker, wanted)
-    with store.stage("influence:warmup", {"model": model, "fraction": fraction,
-                                          **lora.to_dict()}) as info:
-        trainer = LoRATrainer(model, lora).fit(subset["prompt"].tolist(),
-                                               subset["response"].tolist(), out,
-                                               progress=progress)
-        write_json(store.path("influence", "warmup.json"), {
-            "model": model, "fraction": fraction, "rows": len(rows),
-            "ids": subset["id"].tolist(), "lora": lora.to_dict(),
-            "checkpoints": [str(c) for c in trainer.checkpoints_]})
-        info.update(rows=len(rows), epochs=len(trainer.checkpoints_))
+    """LoRA warmup on a seeded random `fraction` of the pool (the warmup stage; defaults: the
+    `less` preset); the run's checkpoints afterwards."""
+    runner.run(store, WARMUP, WarmupConfig(model, fraction, lora), progress)
     return checkpoints(store)
 
 
+def warmup_folder(store: RunStore) -> Path:
+    """The latest warmup of the run's current pool."""
+    return runner.require_latest(store, WARMUP, WARMUP_HINT.replace("DIR", str(store.root)))
+
+
 def warmup_info(store: RunStore) -> dict[str, Any]:
-    path = store.require("influence/warmup.json", hint="run `python -m selection_core influence "
-                                                       f"warmup --run {store.root} --model …`")
-    return read_json(path)
+    return read_json(warmup_folder(store) / "warmup.json")
 
 
 def checkpoints(store: RunStore) -> list[Checkpoint]:
-    """The warmup's epoch checkpoints with their mean learning rates."""
+    """The latest warmup's epoch checkpoints with their mean learning rates."""
     found = []
-    for path in sorted(store.path("influence", "warmup").glob("checkpoint-epoch*")):
+    for path in sorted(warmup_folder(store).glob("checkpoint-epoch*")):
         state = read_json(path / "state.json")
         found.append(Checkpoint(int(state["epoch"]), path, float(state["mean_lr"])))
     if not found:
-        raise MissingStageError(f"no warmup checkpoints in {store.root}: run `python -m "
-                                f"selection_core influence warmup --run {store.root} --model …`")
+        raise MissingStageError(f"no warmup checkpoints in {store.root}: "
+                                + WARMUP_HINT.replace("DIR", str(store.root)))
     return sorted(found, key=lambda c: c.epoch)
 
 
@@ -186,8 +217,9 @@ def checkpoint_weights(found: Sequence[Checkpoint]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- features
 @dataclass(frozen=True)
-class FeatureSettings:
-    """What the features stage computes; `key()` names its folder, so any change recomputes."""
+class FeatureSettings(HashedConfig):
+    """What the features stage computes; with the warmup's key it keys the features' folder,
+    so any change recomputes."""
 
     dim: int = 8192  # LESS's projection dimension
     val_per_task: int = 50  # BIDS: 50 per task
@@ -197,8 +229,11 @@ class FeatureSettings:
     validation_eos: bool = False  # LESS tokenises validation text without EOS
     rds_model: Literal["warmup", "base"] = "warmup"  # RDS from the last warmup checkpoint
     max_length: int = 2048  # LESS's
-    batch_size: int = 8  # speed only: per-example gradients do not depend on it
+    batch_size: int = field(default=8, metadata=speed_only())  # per-example gradients do not
+    #                                                            depend on it
     val_max_new_tokens: int = 256  # answer length for tasks without references (IFEval)
+    data_paths: tuple[tuple[str, str], ...] = ()  # (task, local file) for validation data
+    device: str = field(default="auto", metadata=speed_only())
 
     def __post_init__(self) -> None:
         if self.preconditioner not in ("less", "adam"):
@@ -206,13 +241,10 @@ class FeatureSettings:
         if self.rds_model not in ("warmup", "base"):
             raise ConfigError(f"unknown RDS model '{self.rds_model}'; use warmup or base")
 
-    def key(self) -> str:
-        payload = json.dumps({"dim": self.dim, "val": self.val_per_task, "tasks": self.tasks,
-                              "seed": self.seed, "preconditioner": self.preconditioner,
-                              "validation_eos": self.validation_eos, "rds": self.rds_model,
-                              "max_length": self.max_length,
-                              "val_max_new_tokens": self.val_max_new_tokens}, sort_keys=True)
-        return f"d{self.dim}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> FeatureSettings:
+        return cls(**{**stored, "tasks": tuple(stored["tasks"]),
+                      "data_paths": tuple(tuple(pair) for pair in stored["data_paths"])})
 
 
 def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple[Any, Any]:
@@ -224,16 +256,15 @@ def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple
     return PeftModel.from_pretrained(base, str(checkpoint), is_trainable=True), tokenizer
 
 
-def _validation_path(store: RunStore, key: str) -> Path:
-    return store.path("influence", f"validation-{key}.jsonl")
+def validation_path(features_folder: Path) -> Path:
+    """The validation instances (task, prompt, response) a features folder was computed on."""
+    return features_folder / "validation.jsonl"
 
 
-def validation_set(store: RunStore, settings: FeatureSettings,
-                   data_paths: dict[str, str] | None = None, device: str = "auto"
-                   ) -> pd.DataFrame:
-    """Build (once) and return the run's validation instances; IFEval-like tasks without
-    references get the warmed-up model's greedy answers."""
-    path = _validation_path(store, settings.key())
+def _validation_set(ctx: StageContext, settings: FeatureSettings, device: str) -> pd.DataFrame:
+    """Build (once per key) the validation instances; IFEval-like tasks without references get
+    the warmed-up model's greedy answers."""
+    path = validation_path(ctx.folder)
     if path.exists():  # dtype=False: a response such as "42" must stay text
         return pd.read_json(path, lines=True, dtype=False)
 
@@ -241,53 +272,60 @@ def validation_set(store: RunStore, settings: FeatureSettings,
         from ..train.generate import generate
         from ..train.lora import load_trained
 
-        info = warmup_info(store)
-        model, tokenizer = load_trained(info["model"], checkpoints(store)[-1].path, device=device)
+        info = warmup_info(ctx.store)
+        model, tokenizer = load_trained(info["model"], checkpoints(ctx.store)[-1].path,
+                                        device=device)
         return generate(model, tokenizer, prompts, max_new_tokens=settings.val_max_new_tokens,
                         batch_size=settings.batch_size)
 
-    frame = build_validation_set(settings.tasks, settings.val_per_task, settings.seed, data_paths,
-                                 respond)
+    frame = build_validation_set(settings.tasks, settings.val_per_task, settings.seed,
+                                 dict(settings.data_paths), respond)
     write_jsonl(path, frame.to_dict(orient="records"))
     return frame
+
+
+def _warmup_input(store: RunStore, config: Any) -> dict[str, Any]:
+    return {"warmup": warmup_folder(store).name}
+
+
+def _run_features(ctx: StageContext, settings: FeatureSettings,
+                  progress: Progress) -> dict[str, Any]:
+    """Projected gradient features of every pool row (Adam-preconditioned) and every validation
+    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
+    from ..devices import resolve_device
+
+    device = resolve_device(settings.device)
+    info = warmup_info(ctx.store)
+    pool = pipeline.load_run_pool(ctx.store)
+    val = _validation_set(ctx, settings, device)
+    found = checkpoints(ctx.store)
+    for checkpoint in found:
+        _checkpoint_features(checkpoint, info["model"], pool, val, ctx.folder, device, settings,
+                             progress)
+    _rds_features(info["model"], found[-1], pool, val, ctx.folder, device, settings)
+    return {"rows": len(pool), "validation": len(val), "checkpoints": len(found)}
+
+
+FEATURES = runner.register(Stage("influence-features", FeatureSettings, _run_features,
+                                 _warmup_input, resumable=True,
+                                 record=lambda c: "influence:features",
+                                 from_dict=FeatureSettings.from_dict))
+FEATURES_HINT = "run `python -m selection_core influence features --run DIR`"
 
 
 def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
              data_paths: dict[str, str] | None = None, device: str = "auto",
              progress: Progress | None = None) -> Path:
-    """Projected gradient features of every pool row (Adam-preconditioned) and every validation
-    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
-    from ..devices import resolve_device
-
-    device = resolve_device(device)
-    info = warmup_info(store)
-    pool = pipeline.load_run_pool(store)
-    folder = store.path("influence", "features", settings.key())
-    source = {"model": info["model"], "fraction": info["fraction"], "ids": info["ids"],
-              "lora": LoRAConfig(**info["lora"]).config_hash()}
-    if (folder / "warmup.json").exists() and read_json(folder / "warmup.json") != source:
-        # computed from an earlier warmup: finished chunks must not be resumed, nor the
-        # validation answers its model generated be reused
-        shutil.rmtree(folder)
-        _validation_path(store, settings.key()).unlink(missing_ok=True)
-    write_json(folder / "warmup.json", source)
-    val = validation_set(store, settings, data_paths, device)
-    with store.stage("influence:features", {**settings.__dict__, "tasks": list(settings.tasks)}
-                     ) as stage:
-        found = checkpoints(store)
-        for checkpoint in found:
-            _checkpoint_features(checkpoint, info["model"], pool, val, folder, device, settings,
-                                 store, progress)
-        _rds_features(info["model"], found[-1], pool, val, folder, device, settings)
-        write_text(store.path("influence", "features", "current.txt"), settings.key() + "\n")
-        stage.update(rows=len(pool), validation=len(val), checkpoints=len(found))
-    return folder
+    """The features stage on the run's latest warmup (`data_paths`: local validation files per
+    task; `device` where the model runs); returns the features' folder."""
+    settings = replace(settings, device=device,
+                       data_paths=tuple(sorted((data_paths or {}).items())) or settings.data_paths)
+    return runner.run(store, FEATURES, settings, progress)
 
 
 def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataFrame,
                          val: pd.DataFrame, folder: Path, device: str, settings: FeatureSettings,
-                         store: RunStore,
-                         progress: Progress | None) -> None:
+                         progress: Progress) -> None:
     """One checkpoint's train (Adam-preconditioned) and validation (plain) features; a function
     of its own so the model is freed before the next checkpoint loads."""
     from .gradients import PerExampleGradients, RademacherProjector, adam_state, \
@@ -311,9 +349,7 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
 
         name = f"epoch{checkpoint.epoch}-{split}"
         memmap_compute(target / f"{split}.npy", len(frame), settings.dim, FEATURE_CHUNK_ROWS,
-                       compute,
-                       (lambda d, n, m="", name=name: progress(d, n, name)) if progress
-                       else store.progress_callback(f"features-{name}"))
+                       compute, lambda d, n, m="", name=name: progress(d, n, name))
     write_json(target / "info.json", {"epoch": checkpoint.epoch, "mean_lr": checkpoint.mean_lr,
                                       "parameters": dim_in, "dim": settings.dim})
 
@@ -346,9 +382,8 @@ def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
 
 
 def current_features(store: RunStore) -> Path:
-    marker = store.require("influence/features/current.txt",
-                           hint="run `python -m selection_core influence features --run DIR`")
-    return store.path("influence", "features", marker.read_text().strip())
+    """The features of the run's latest warmup (an error if they were never computed for it)."""
+    return runner.require_latest(store, FEATURES, FEATURES_HINT.replace("DIR", str(store.root)))
 
 
 # --------------------------------------------------------------------------- attribution
@@ -387,22 +422,40 @@ def has_rds_features(store: RunStore) -> bool:
     return (folder / "train.npy").is_file() and (folder / "val.npy").is_file()
 
 
-def matrix(store: RunStore) -> np.ndarray:
-    """Write `attribution.npy` and `val_tasks.txt` at the run's root (the CLI contract)."""
-    folder = current_features(store)
-    found = checkpoints(store)
+@dataclass(frozen=True)
+class MatrixConfig(HashedConfig):
+    """The attribution matrix has no settings of its own: the features' key is its input."""
+
+
+def _features_input(store: RunStore, config: Any) -> dict[str, Any]:
+    return {"features": current_features(store).name}
+
+
+def _run_matrix(ctx: StageContext, config: MatrixConfig, progress: Progress) -> dict[str, Any]:
+    folder = current_features(ctx.store)
+    found = checkpoints(ctx.store)
     weights = checkpoint_weights(found)
-    with store.stage("influence:matrix", {"features": folder.name,
-                                          "weights": weights.tolist()}) as info:
-        train = [read_npy(folder / f"epoch{c.epoch}" / "train.npy", mmap=True) for c in found]
-        val = [read_npy(folder / f"epoch{c.epoch}" / "val.npy", mmap=True) for c in found]
-        A = attribution_matrix(train, val, weights)
-        tasks = pd.read_json(_validation_path(store, folder.name), lines=True)["task"]
-        matrix_path, tasks_path = matrix_paths(store)
-        write_npy(matrix_path, A)
-        write_text(tasks_path, "\n".join(tasks) + "\n")
-        info.update(shape=list(A.shape))
-    return A
+    train = [read_npy(folder / f"epoch{c.epoch}" / "train.npy", mmap=True) for c in found]
+    val = [read_npy(folder / f"epoch{c.epoch}" / "val.npy", mmap=True) for c in found]
+    A = attribution_matrix(train, val, weights)
+    tasks = pd.read_json(validation_path(folder), lines=True)["task"]
+    write_npy(ctx.folder / MATRIX, A)
+    write_text(ctx.folder / TASKS, "\n".join(tasks) + "\n")
+    return {"shape": list(A.shape), "weights": weights.tolist()}
+
+
+MATRIX_STAGE = runner.register(Stage("influence-matrix", MatrixConfig, _run_matrix,
+                                     _features_input, record=lambda c: "influence:matrix"))
+
+
+def matrix(store: RunStore) -> np.ndarray:
+    """The matrix stage; its result is also placed at the run's root as `attribution.npy` and
+    `val_tasks.txt` (the CLI contract)."""
+    folder = runner.run(store, MATRIX_STAGE, MatrixConfig())
+    for name, target in zip((MATRIX, TASKS), matrix_paths(store), strict=True):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(folder / name, tmp)
+    return read_npy(store.path(MATRIX))
 
 
 def rds_scores_for_run(store: RunStore) -> np.ndarray:

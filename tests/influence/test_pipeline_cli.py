@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 
 from selection_core.cli import main
-from selection_core.influence.pipeline import checkpoint_weights, checkpoints, current_features
+from selection_core import runner
+from selection_core.influence.pipeline import FEATURES as FEATURES_STAGE, checkpoint_weights, checkpoints, \
+    current_features, validation_path, warmup_folder, warmup_info
 from selection_core.select.bids import select_on_matrix
 from selection_core.influence.validation import VALIDATION_TASKS
+from selection_core.errors import MissingStageError
 from selection_core.store import RunStore
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.usefixtures("one_torch_thread")]
@@ -74,12 +77,11 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_stages_write_features_and_the_matrix_contract(influence_run: Path) -> None:
     store = RunStore(influence_run, create=False)
-    assert json.loads((influence_run / "influence" / "warmup.json").read_text())["rows"] == N // 2
+    assert warmup_info(store)["rows"] == N // 2
     found = checkpoints(store)
     assert [c.epoch for c in found] == [1, 2] and all(c.mean_lr > 0 for c in found)
     folder = current_features(store)
-    val = pd.read_json(influence_run / "influence" / f"validation-{folder.name}.jsonl",
-                       lines=True)
+    val = pd.read_json(validation_path(folder), lines=True)
     assert val["task"].tolist() == [t for t in VALIDATION_TASKS for _ in range(PER_TASK)]
     assert val["generated"].tolist() == [t == "ifeval" for t in val["task"]]
     train, valid = [], []
@@ -134,31 +136,38 @@ def test_features_resume_after_the_last_finished_chunk(influence_run: Path, tmp_
     del partial
     marker = target.with_name("train.npy.progress.json")
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "rows_done": 16}))
-    (folder.parent / "current.txt").unlink()
+    (folder / runner.RECORD).unlink()  # the key is not finished: its record is written last
+    assert runner.latest(RunStore(run, create=False), FEATURES_STAGE) is None
     assert main([*FEATURES, "--run", str(run)]) == 0
     assert computed == [N - 16]
     np.testing.assert_allclose(np.load(target), finished, atol=1e-5)
-    assert (folder.parent / "current.txt").read_text().strip() == folder.name
+    assert current_features(RunStore(run, create=False)) == folder
     computed.clear()
     assert main([*FEATURES, "--run", str(run)]) == 0
     assert computed == []
 
 
 def test_a_new_warmup_never_reuses_old_checkpoints_or_features(
-        influence_run: Path, tmp_path: Path, computed: list[int],
-        capsys: pytest.CaptureFixture) -> None:
+        influence_run: Path, tmp_path: Path, computed: list[int]) -> None:
+    """The old rules' failure cases are new keys: a warmup with other settings in a run that has
+    one ("compare and refuse" before) gets its own folder and trains from scratch; features of
+    the new warmup ("compare and delete" before) get their own folder, recomputed in full, while
+    the old warmup's features stay untouched and are never returned for the new warmup."""
     run = tmp_path / "run"
     shutil.copytree(influence_run, run)
-    folder = current_features(RunStore(run, create=False))
+    store = RunStore(run, create=False)
+    old_warmup, folder = warmup_folder(store), current_features(store)
     before = np.load(folder / "epoch1" / "train.npy")
-    assert main([*WARMUP, "--run", str(run), "--lr", "5e-4"]) == 2
-    assert f"{run / 'influence' / 'warmup'} holds the checkpoints of a warmup with other " \
-           "settings" in capsys.readouterr().err
-    shutil.rmtree(run / "influence" / "warmup")
     assert main([*WARMUP, "--run", str(run), "--lr", "5e-4"]) == 0
+    assert warmup_folder(store) != old_warmup
+    assert [c.path.parent for c in checkpoints(store)] == [warmup_folder(store)] * 2
+    with pytest.raises(MissingStageError):  # the old warmup's features are not the new one's
+        current_features(store)
     assert main([*FEATURES, "--run", str(run)]) == 0
     assert computed == [N, M, N, M]  # every chunk again, none resumed
-    assert not np.allclose(np.load(folder / "epoch1" / "train.npy"), before)
+    new = current_features(store)
+    assert new != folder and not np.allclose(np.load(new / "epoch1" / "train.npy"), before)
+    np.testing.assert_array_equal(np.load(folder / "epoch1" / "train.npy"), before)
 
 
 def test_bad_matrix_files_give_one_line_errors(influence_run: Path, tmp_path: Path,
@@ -238,8 +247,7 @@ def test_features_equal_the_less_way_computed_one_example_at_a_time(
     store = RunStore(long_features, create=False)
     folder = current_features(store)
     pool = pd.read_parquet(long_features / "pool.parquet")
-    val = pd.read_json(long_features / "influence" / f"validation-{folder.name}.jsonl",
-                       lines=True, dtype=False)
+    val = pd.read_json(validation_path(folder), lines=True, dtype=False)
     checkpoint = checkpoints(store)[-1]
     base, tokenizer = load_causal_lm("tiny-random-llama", device="cpu", dtype="float32",
                                      cache=False)
@@ -288,7 +296,7 @@ def test_warmup_prints_the_preset_and_every_value_it_uses(
         influence_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`--preset bids` on the tiny run (one step): BIDS A.2's settings, printed and used."""
     run = tmp_path / "run"
-    shutil.copytree(influence_run, run, ignore=shutil.ignore_patterns("influence"))
+    shutil.copytree(influence_run, run, ignore=shutil.ignore_patterns("stages"))
     assert main(["influence", "warmup", "--run", str(run), "--model", "tiny-random-llama",
                  "--preset", "bids", "--max-steps", "1", "--max-length", "64",
                  "--device", "cpu"]) == 0
@@ -298,8 +306,8 @@ def test_warmup_prints_the_preset_and_every_value_it_uses(
                   "batch 1 × 128 accumulated = 128", "max length 64", "r 128 alpha 512",
                   "dropout 0.1", "q_proj,k_proj,v_proj,o_proj", "seed 0"):
         assert value in printed, value
-    state = json.loads((run / "influence" / "warmup" / "checkpoint-epoch1" / "state.json")
-                       .read_text())
+    store = RunStore(run, create=False)
+    state = json.loads((checkpoints(store)[0].path / "state.json").read_text())
     assert state["config"]["lr_scheduler"] == "cosine"
     assert (state["config"]["batch_size"], state["config"]["grad_accumulation"]) == (1, 128)
-    assert json.loads((run / "influence" / "warmup.json").read_text())["rows"] == N
+    assert warmup_info(store)["rows"] == N
