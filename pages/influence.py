@@ -18,7 +18,6 @@ from pages import _ui as ui
 from selection_core import jobs, pipeline, workspace
 from selection_core.errors import InputError, SelectionError
 from selection_core.evaluate.base import default_data_dir
-from selection_core.influence import PROGRESS as INFLUENCE_PROGRESS
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
 from selection_core.influence import pipeline as influence_pipeline
 from selection_core.influence.attribution import load_attribution
@@ -44,10 +43,6 @@ METHOD_HELP = {
 NORMALISED, RAW = "normalised Â", "raw A"
 SOURCE_RUN, SOURCE_OTHER, SOURCE_UPLOAD = ("This run", "Another run in the workspace",
                                            "Upload A.npy + val_tasks.txt")
-TINY_STAGES = ("warmup", "features", "matrix")
-STAGE_LABELS = {"warmup": "LoRA warmup on 5% of the pool (the LESS preset, CPU-sized)",
-                "features": "gradient features of every row and validation instance",
-                "matrix": "the attribution matrix"}
 
 
 # ----------------------------------------------------------------------------- matrix files
@@ -141,63 +136,55 @@ def pool_thi(files: MatrixFiles, level: str, normalised: bool) -> pd.Series:
 
 
 # ----------------------------------------------------------------------------- computing A here
-def _job_name(stage: str) -> str:
-    return f"influence-{stage}"
+CHAIN_JOB = "influence"
 
 
-def _tiny_stage_args(stage: str, run_dir: str) -> list[str]:
-    """One stage of the in-app demo: the LESS pipeline with CPU-sized values — the tiny random
+def tiny_chain() -> jobs.Chain:
+    """The in-app demo as one job: the LESS pipeline with CPU-sized values — the tiny random
     model, 2 epochs, rank 8, batch 8, short sequences, small projections, 5 validation instances
     per task (the demo benchmark when ../shared/data is not there)."""
-    extra = {"warmup": ["--model", "tiny-random-llama", "--preset", "less", "--epochs", "2",
-                        "--lora-r", "8", "--batch-size", "8", "--effective-batch", "8",
-                        "--max-length", "128", "--device", "cpu"],
-             "features": ["--dim", "512", "--val-per-task", "5", "--max-length", "128",
-                          "--val-max-new-tokens", "32", "--device", "cpu",
-                          *([] if default_data_dir().is_dir() else ["--tasks", "demo"])],
-             "matrix": []}[stage]
-    return ["influence", stage, "--run", run_dir, *extra]
+    fraction, lora = influence_pipeline.warmup_settings(
+        "less", epochs=2, r=8, batch_size=8, effective_batch=8, max_length=128, device="cpu")
+    features = influence_pipeline.FeatureSettings(
+        dim=512, val_per_task=5, max_length=128, val_max_new_tokens=32, device="cpu",
+        **({} if default_data_dir().is_dir() else {"tasks": ("demo",)}))
+    return [jobs.link(influence_pipeline.WARMUP.name,
+                      influence_pipeline.WarmupConfig("tiny-random-llama", fraction, lora)),
+            jobs.link(influence_pipeline.FEATURES.name, features),
+            jobs.link(influence_pipeline.MATRIX_STAGE.name, influence_pipeline.MatrixConfig())]
 
 
-def _chain_step(store: RunStore) -> tuple[int, jobs.JobStatus | None]:
-    """The in-app chain's first unfinished stage and its job (None: not started since the
-    previous stage was). A job older than the previous stage's belongs to an earlier chain."""
-    previous_start = 0.0
-    for step, stage in enumerate(TINY_STAGES):
-        status = jobs.job_status(store, _job_name(stage))
-        if status.state == "absent" or (status.started or 0.0) < previous_start:
-            return step, None
-        if status.state != "done":
-            return step, status
-        previous_start = status.started or 0.0
-    return len(TINY_STAGES), None
+STAGE_LABELS = {influence_pipeline.WARMUP.name:
+                "LoRA warmup on 5% of the pool (the LESS preset, CPU-sized)",
+                influence_pipeline.FEATURES.name:
+                "gradient features of every row and validation instance",
+                influence_pipeline.MATRIX_STAGE.name: "the attribution matrix"}
 
 
 def chain_active(store: RunStore) -> bool:
-    """Started and not finished (running, between two stages, or failed)."""
-    step, status = _chain_step(store)
-    return step < len(TINY_STAGES) and (step > 0 or status is not None)
+    """The in-app chain is running or has failed (not yet replaced by a matrix)."""
+    return jobs.job_status(store, CHAIN_JOB).state in ("running", "failed")
 
 
-def _start_stage(store: RunStore, step: int) -> None:
-    stage = TINY_STAGES[step]
-    jobs.start_job(store, _job_name(stage), _tiny_stage_args(stage, str(store.root)))
+def _start_chain(store: RunStore) -> None:
+    jobs.start_job(store, CHAIN_JOB, tiny_chain())
 
 
 @st.fragment(run_every=1.0)
 def _chain_progress(run_dir: str) -> None:
-    """Polls the running stage; reruns the page when it ends, which starts the next stage."""
-    step, status = _chain_step(RunStore(run_dir))
-    if status is None or not status.running:
+    """Polls the job; reruns the page when it ends."""
+    status = jobs.job_status(RunStore(run_dir), CHAIN_JOB)
+    if not status.running:
         st.rerun(scope="app")
     elapsed = time.time() - (status.started or time.time())
-    detail = RunStore(run_dir).progress(INFLUENCE_PROGRESS) or {}
+    detail = RunStore(run_dir).progress(CHAIN_JOB) or {}
     fresh = detail.get("time", 0) >= (status.started or 0)
     within = detail["done"] / max(detail["total"], 1) if fresh else 0.0
-    text = f"Step {step + 1} of {len(TINY_STAGES)}: {STAGE_LABELS[TINY_STAGES[step]]}"
-    if fresh:
+    steps = max(status.steps, 1)
+    text = f"Step {status.step + 1} of {steps}: {STAGE_LABELS.get(status.stage or '', '')}"
+    if fresh and detail.get("message"):
         text += f" — {detail.get('message')}: {detail['done']}/{detail['total']}"
-    st.progress(min((step + within) / len(TINY_STAGES), 1.0), text=f"{text} ({elapsed:.0f} s)")
+    st.progress(min((status.step + within) / steps, 1.0), text=f"{text} ({elapsed:.0f} s)")
     with st.expander("Log"):
         st.code(status.log_tail[-1500:] or "starting…")
 
@@ -221,21 +208,19 @@ def empty_state(store: RunStore) -> None:
     if not pipeline.has_pool(store):
         st.caption("This run has no pool yet: choose one on the Data page first.")
         return
-    step, status = _chain_step(store)
-    if status is not None and status.running:
+    status = jobs.job_status(store, CHAIN_JOB)
+    if status.running:
         _chain_progress(str(store.root))
-    elif status is not None:  # failed
-        st.error(f"Computing {STAGE_LABELS[TINY_STAGES[step]]} failed: {status.message}")
+    elif status.state == "failed":
+        st.error(f"Computing {STAGE_LABELS.get(status.stage or '', 'the matrix')} failed: "
+                 f"{status.message}")
         with st.expander("Log"):
             st.code(status.log_tail or "(empty)")
-        if st.button("Try again", type="primary"):
-            _start_stage(store, step)
+        if st.button("Try again", type="primary"):  # finished stages are reused
+            _start_chain(store)
             st.rerun()
-    elif 0 < step < len(TINY_STAGES):  # the previous stage has just finished: go on
-        _start_stage(store, step)
-        _chain_progress(str(store.root))
     elif st.button("Compute a small matrix here (tiny CPU model)", type="primary"):
-        _start_stage(store, 0)
+        _start_chain(store)
         st.rerun()
 
 

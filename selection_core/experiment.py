@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -40,7 +39,7 @@ import pandas as pd
 from . import pipeline
 from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
     KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
-from .data.loaders import fingerprint
+from .data.loaders import fingerprint, local_fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .store import RunStore, read_json, stage_key, write_csv, write_json, write_jsonl
@@ -238,21 +237,10 @@ SELECTION_INPUTS: dict[str, frozenset[str]] = {
 }
 
 
-def local_fingerprint(name: str, path: Path) -> str:
-    """`name`, with the size and modification time of the files at `path` when it exists (a
-    file or a folder), so a model or data file replaced in place is a new input."""
-    if not path.exists():
-        return name
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return f"{name}|" + fingerprint(f"{p.relative_to(path) if path.is_dir() else p.name}|"
-                                    f"{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files)
+def _model_fingerprint(name: str) -> str:
+    from .lm.loading import model_fingerprint
 
-
-def model_fingerprint(name: str) -> str:
-    """A model's fingerprint: local (a folder, a file, the packaged GGUF) or a hub name."""
-    from .lm.loading import packaged_model_file
-
-    return local_fingerprint(name, packaged_model_file(name) or Path(name).expanduser())
+    return model_fingerprint(name)
 
 
 # --------------------------------------------------------------------------- running
@@ -312,7 +300,7 @@ class ExperimentRunner:
         self.log(f"pool: {len(pool)} rows, k={k}")
         return Inputs(pool=pipeline.pool_fingerprint(pool), embedding=embedding,
                       kmeans=KMeansConfig(k=int(k), seed=seed),
-                      model=model_fingerprint(config.model), n_rows=len(pool))
+                      model=_model_fingerprint(config.model), n_rows=len(pool))
 
     def units(self, n_rows: int) -> list[Unit]:
         """The trained units, budget by budget; the random baseline once per seed."""
@@ -402,7 +390,7 @@ class ExperimentRunner:
             return path
         config = self.config
         if unit.method == ITERATIVE_METHOD:
-            self._iterative_selection(unit.budget or 0, inputs.kmeans, path, key)
+            self._iterative_selection(unit.budget or 0, inputs.kmeans, path)
             return path
         seed = config.seed if unit.seed is None else unit.seed
         selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
@@ -411,11 +399,10 @@ class ExperimentRunner:
         pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path)
         return path
 
-    def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path,
-                             key: str) -> None:
+    def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path) -> None:
         """Iterative kMQ with the experiment's model and LoRA settings; the final selection is
         then trained from the base model like every other method's."""
-        from .iterate import IterativeKMQ, LoRARoundModel, iterative_dir
+        from .iterate import IterativeKMQ, LoRARoundModel
         from .select.iterative import IterativeConfig
 
         config = self.config
@@ -429,15 +416,9 @@ class ExperimentRunner:
             scorer_model=config.iterative_scorer_model, quality=config.scorer,
             quality_model=config.scorer_model, eval_per_round=config.iterative_eval_per_round,
             seed=config.seed, model=config.model, training=model.config_key())
-        # The rounds' folder is named by the iterative config alone: rounds stored there for
-        # another pool or clustering are stale, an interrupted run of this key resumes.
-        folder = iterative_dir(self.store, iterative, kmeans)
-        marker = folder / "experiment-key.txt"
-        if folder.exists() and (not marker.exists() or marker.read_text() != key):
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        marker.write_text(key)
-
+        # The rounds are the runner's iterative stage, keyed by this config, the k-means, the
+        # pool, the embedding and the model's files: an interrupted run of this key resumes,
+        # rounds of another pool, clustering or model are never resumed.
         run = IterativeKMQ(iterative, model).fit(self.store, kmeans,
                                                  progress=self.store.progress_callback(
                                                      "iterate", min_interval_s=0))

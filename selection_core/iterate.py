@@ -1,9 +1,12 @@
 """Iterative kMQ refinement (METHODS §1.4): draw → train → generate → score → reweight, per round.
 
-Every round is written into `DIR/iterative/<config hash>/round-<t>/` (items added, per-cluster
-weights, scores and counts, generations with their scores, timings) and marked complete by its
-`summary.json`, written last; a rerun with the same config resumes at the first incomplete round
-and gives the result an uninterrupted run gives (all randomness is seeded per round). The model is
+A run is the runner's resumable stage "iterative" (`runner.py`), keyed by its config, its
+k-means config and its inputs' fingerprints (the pool, the embedding, the model's files): every
+round is written into `DIR/stages/iterative/<key>/round-<t>/` (items added, per-cluster weights,
+scores and counts, generations with their scores, timings) and marked complete by its
+`summary.json`, written last; a rerun of the same key resumes at the first incomplete round and
+gives the result an uninterrupted run gives (all randomness is seeded per round), and rounds of
+another pool, clustering or model are never resumed: they are another key. The model is
 pluggable (`RoundModel`): a deterministic fake in tests, a tiny LM on CPU, a real one on a GPU.
 """
 from __future__ import annotations
@@ -18,15 +21,15 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from . import pipeline
-from .config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, ScorerConfig
+from . import pipeline, runner
+from .config import MAX_NEW_TOKENS, HashedConfig, IterativeConfig, KMeansConfig, ScorerConfig
 from .errors import ConfigError, MissingStageError
 from .progress import Progress
+from .runner import Stage, StageContext
 from .quality.scorers import HeuristicScorer, RewardModelScorer
 from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
     round_sizes, score_clusters, update_weights, weight_entropy
-from .store import RunStore, read_json, read_npy, stage_key, write_csv, write_json, write_jsonl, \
-    write_npy
+from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
 
 ITERATE_JOB = "iterate"
 ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected", "weight_entropy"]
@@ -170,19 +173,39 @@ class RoundRecord:
     summary: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IterativeRun(HashedConfig):
+    """The iterative stage's config: the run's settings and the k-means its clusters come from."""
+
+    config: IterativeConfig
+    kmeans: KMeansConfig
+
+    def hash_fields(self) -> dict[str, Any]:
+        return {"config": self.config.hash_fields(), "kmeans": self.kmeans.hash_fields()}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> IterativeRun:
+        return cls(IterativeConfig(**stored["config"]), KMeansConfig(**stored["kmeans"]))
+
+
+def _iterative_inputs(store: RunStore, run: IterativeRun) -> dict[str, Any]:
+    """What the rounds draw from and train: the pool's content, its embedding (both as the run
+    recorded them; loading them checks they still are) and the model's files."""
+    model = run.config.model
+    if model:
+        from .lm.loading import model_fingerprint
+
+        model = model_fingerprint(model)
+    return {"pool": (store.stage_info("pool") or {}).get("fingerprint"),
+            "embedding": (store.stage_info("embed") or {}).get("key"), "model": model}
+
+
 def iterative_dir(store: RunStore, config: IterativeConfig,
                   kmeans: KMeansConfig | None = None) -> Path:
-    """One iterative run's folder, named by its key: the config and what the rounds draw from
-    (the pool's content, its embedding, the clustering). Rounds of another pool or clustering
-    are never resumed — they sit under another key — and a rerun of the same key resumes."""
-    kmeans = kmeans or KMeansConfig(k=config.k)
-    # the fingerprints the run recorded; loading the pool and the embeddings checks they are
-    # still those of the files (StaleStageError otherwise)
-    key = stage_key({"stage": "iterative", "config": config.hash_fields(),
-                     "pool": (store.stage_info("pool") or {}).get("fingerprint"),
-                     "embedding": (store.stage_info("embed") or {}).get("key"),
-                     "kmeans": kmeans.hash_fields()})
-    return store.path("iterative", f"k{config.k}-b{config.budget}-{key}")
+    """One iterative run's folder, named by its key (`runner`): the config, the k-means and what
+    the rounds draw from. A rerun of the same key resumes there."""
+    return runner.folder_of(store, ITERATIVE,
+                            IterativeRun(config, kmeans or KMeansConfig(k=config.k)))
 
 
 def iterative_selection_path(store: RunStore, k: int, budget: int) -> Path:
@@ -231,17 +254,37 @@ class IterativeKMQ:
 
     def fit(self, store: RunStore, kmeans: KMeansConfig | None = None,
             progress: Progress | None = None, stop_after: int | None = None) -> IterativeKMQ:
-        """`stop_after` ends the call after that round (tests use it to simulate interruption)."""
+        """Run (or resume, or reuse) the stage; `stop_after` ends the call after that round
+        (tests use it to simulate interruption; the key is then not finished)."""
         config = self.config
-        pool = pipeline.load_run_pool(store)
-        if config.budget > len(pool):
-            raise ConfigError(f"budget {config.budget} exceeds the pool size ({len(pool)})")
         kmeans = kmeans or KMeansConfig(k=config.k)
         if kmeans.k != config.k:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
+        folder = runner.run(store, ITERATIVE, IterativeRun(config, kmeans), progress,
+                            resources={"model": self.model, "stop_after": stop_after})
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
-        folder = iterative_dir(store, config, kmeans)
+        rounds = load_rounds(folder)
+        selected = np.concatenate([r.added for r in rounds]).astype(np.int64) if rounds else \
+            np.zeros(0, dtype=np.int64)
+        weights = rounds[-1].clusters["next_weight"].to_numpy() if rounds else \
+            np.full(config.k, 1.0 / config.k)
+        self.selected_, self.weights_, self.rounds_, self.folder_ = selected, weights, rounds, \
+            folder
+        self.labels_, self.quality_ = labels, quality
+        if len(rounds) == config.rounds:
+            write_csv(store.path("rounds.csv"), rounds_table(rounds))  # the latest, as `select`
+        return self
+
+    def _run(self, ctx: StageContext, kmeans: KMeansConfig, progress: Progress,
+             stop_after: int | None) -> dict[str, Any]:
+        """The rounds not yet complete in the key's folder."""
+        config, store, folder = self.config, ctx.store, ctx.folder
+        pool = pipeline.load_run_pool(store)
+        if config.budget > len(pool):
+            raise ConfigError(f"budget {config.budget} exceeds the pool size ({len(pool)})")
+        labels, quality = _labels_and_quality(store, kmeans, config.quality,
+                                              config.quality_model, config.device)
         write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
                                             "model_name": self.model.name})
         rounds = load_rounds(folder)
@@ -250,34 +293,28 @@ class IterativeKMQ:
         selected = np.concatenate([r.added for r in rounds]).astype(np.int64) if rounds else \
             np.zeros(0, dtype=np.int64)
         sizes = round_sizes(config.budget, config.rounds)
-        with store.stage(f"iterate:{folder.name}", config.to_dict(), config.config_hash()) as info:
-            for number in range(len(rounds) + 1, config.rounds + 1):
-                if stop_after is not None and number > stop_after:
-                    break
-                record = self._round(store, folder, pool, labels, quality, weights, selected,
-                                     number, sizes[number - 1], progress)
-                rounds.append(record)
-                selected = np.concatenate([selected, record.added])
-                weights = record.clusters["next_weight"].to_numpy()
-            info.update(rounds_done=len(rounds), selected=len(selected))
-        self.selected_, self.weights_, self.rounds_, self.folder_ = selected, weights, rounds, \
-            folder
-        self.labels_, self.quality_ = labels, quality
-        if len(rounds) == config.rounds:
-            table = rounds_table(rounds)
-            write_csv(folder / "rounds.csv", table)
-            write_csv(store.path("rounds.csv"), table)  # the latest finished run's, as `select`
-
-        return self
+        for number in range(len(rounds) + 1, config.rounds + 1):
+            if stop_after is not None and number > stop_after:
+                break
+            record = self._round(store, folder, pool, labels, quality, weights, selected,
+                                 number, sizes[number - 1], progress)
+            rounds.append(record)
+            selected = np.concatenate([selected, record.added])
+            weights = record.clusters["next_weight"].to_numpy()
+        if len(rounds) < config.rounds:
+            return {"rounds_done": len(rounds), "unfinished": True}
+        write_csv(folder / "rounds.csv", rounds_table(rounds))
+        return {"rounds_done": len(rounds), "selected": len(selected)}
 
     def _round(self, store: RunStore, folder: Path, pool: pd.DataFrame, labels: np.ndarray,
                quality: np.ndarray, weights: np.ndarray, selected: np.ndarray, number: int,
-               size: int, progress: Progress | None) -> RoundRecord:
+               size: int, progress: Progress) -> RoundRecord:
         config, k = self.config, self.config.k
         steps = config.rounds * 4
-        say = (lambda step, text: progress((number - 1) * 4 + step, steps,
-                                           f"round {number}/{config.rounds}: {text}")) \
-            if progress else (lambda step, text: None)
+
+        def say(step: int, text: str) -> None:
+            progress((number - 1) * 4 + step, steps, f"round {number}/{config.rounds}: {text}")
+
         path = _round_dir(folder, number)
         timings: dict[str, float] = {}
 
@@ -345,6 +382,20 @@ class IterativeKMQ:
     def selected_frame(self, pool: pd.DataFrame) -> pd.DataFrame:
         """The selection in the `select` export shape, plus the round that added each row."""
         return _selected_frame(pool, self.rounds_, self.labels_, self.quality_)
+
+
+def _run_iterative(ctx: StageContext, run: IterativeRun, progress: Progress) -> dict[str, Any]:
+    model = ctx.resources.get("model")
+    if model is None:
+        raise ConfigError("iterative kMQ needs a round model (IterativeKMQ(config, model))")
+    return IterativeKMQ(run.config, model)._run(ctx, run.kmeans, progress,
+                                                 ctx.resources.get("stop_after"))
+
+
+ITERATIVE = runner.register(Stage("iterative", IterativeRun, _run_iterative, _iterative_inputs,
+                                  resumable=True, record=lambda run: f"iterate:{run.config.k}-"
+                                                                     f"{run.config.budget}",
+                                  from_dict=IterativeRun.from_dict))
 
 
 def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: np.ndarray,
@@ -418,11 +469,8 @@ class IterativeHistory:
 
 def list_iterative_runs(store: RunStore) -> list[Path]:
     """The run's iterative folders with at least a config, newest first."""
-    root = store.path("iterative")
-    if not root.exists():
-        return []
-    found = [p for p in root.iterdir() if (p / "config.json").exists()]
-    return sorted(found, key=lambda p: (p / "config.json").stat().st_mtime, reverse=True)
+    return sorted((p for p in runner.keys(store, ITERATIVE) if (p / "config.json").exists()),
+                  key=lambda p: (p / "config.json").stat().st_mtime, reverse=True)
 
 
 def load_history(folder: Path) -> IterativeHistory:

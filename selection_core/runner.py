@@ -7,6 +7,8 @@ result-changing fields and the inputs' fingerprints, and owns what follows from 
 - the folder `RUN/stages/<stage>/<key>/`, finished when its `stage.json` (written last) exists;
 - a finished key is reused, never recomputed; a changed config or input is another key, so a
   stale result cannot be returned and no key overwrites another's;
+- a `resumable` stage that returns `{"unfinished": True, …}` stopped early on purpose: its
+  key is left unfinished, to be resumed;
 - a stage that is not `resumable` runs in a temp folder renamed into place when it succeeds (a
   crash leaves nothing under the key); a `resumable` one runs in its key's folder, where its
   chunk caches or checkpoints (store.py's resumable memmaps, the trainer's epochs, the rounds)
@@ -20,7 +22,7 @@ The math stays pure and the files stay in store.py: stages call both.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,13 @@ RECORD = "stage.json"  # written last into a key's folder: the key is finished
 @dataclass(frozen=True)
 class StageContext:
     """What a running stage gets: the run, the folder to write into (a temp folder for a stage
-    that is not resumable) and its key."""
+    that is not resumable), its key, and `resources`: objects its config describes but cannot
+    hold (a loaded round model, named in the config by its name and training settings)."""
 
     store: RunStore
     folder: Path
     key: str
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _no_inputs(store: RunStore, config: Any) -> dict[str, Any]:
@@ -64,6 +68,9 @@ class Stage:
     record: Callable[[Any], str] | None = None  # the manifest entry's name (default: `name`)
     key_fields: Callable[[Any], dict[str, Any]] = field(default=_hash_fields)
     from_dict: Callable[[dict[str, Any]], Any] | None = None  # rebuild a stored config
+    # places the result where a fixed contract expects it (the influence matrix at the run's
+    # root), after every run of the stage: computed or reused, the latest key's is published
+    publish: Callable[[RunStore, Path], None] | None = None
 
     def record_name(self, config: Any) -> str:
         return self.record(config) if self.record else self.name
@@ -113,7 +120,8 @@ def finished(store: RunStore, stage: Stage, config: Any) -> Path | None:
     return folder if (folder / RECORD).exists() else None
 
 
-def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = None) -> Path:
+def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = None,
+        resources: Mapping[str, Any] | None = None) -> Path:
     """Run `stage` under `config` unless its key is finished; returns the key's folder.
 
     The run holds the run directory's lock and records the stage in the manifest; a finished key
@@ -131,11 +139,16 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
             info.update(key=key, inputs=inputs, folder=str(target.relative_to(store.root)))
             if stage.resumable:
                 target.mkdir(parents=True, exist_ok=True)
-                summary = stage.run(StageContext(store, target, key), config, report) or {}
+                summary = stage.run(StageContext(store, target, key, resources or {}), config,
+                                    report) or {}
+                if summary.get("unfinished"):
+                    info.update(summary)
+                    return target
                 write_json(target / RECORD, {**record, "summary": summary})
             else:
                 with atomic_dir(target) as tmp:
-                    summary = stage.run(StageContext(store, tmp, key), config, report) or {}
+                    summary = stage.run(StageContext(store, tmp, key, resources or {}), config,
+                                        report) or {}
                     write_json(tmp / RECORD, {**record, "summary": summary})
             info.update(summary)
         _mark_latest(store, stage, config, key, target)
@@ -148,6 +161,8 @@ def _plain(value: Any) -> Any:
 
 
 def _mark_latest(store: RunStore, stage: Stage, config: Any, key: str, folder: Path) -> None:
+    if stage.publish:
+        stage.publish(store, folder)
     store.set_stage(f"latest:{stage.name}", key=key, record=stage.record_name(config),
                     folder=str(folder.relative_to(store.root)))
 

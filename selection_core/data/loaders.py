@@ -804,6 +804,16 @@ def fingerprint(values: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def local_fingerprint(name: str, path: Path) -> str:
+    """`name`, with the size and modification time of the files at `path` when it exists (a
+    file or a folder), so a model or data file replaced in place is a new input."""
+    if not path.exists():
+        return name
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return f"{name}|" + fingerprint(f"{p.relative_to(path) if path.is_dir() else p.name}|"
+                                    f"{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files)
+
+
 def _update(digest: Any, value: str) -> None:
     encoded = value.encode("utf-8")
     digest.update(len(encoded).to_bytes(8, "little"))

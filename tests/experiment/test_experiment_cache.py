@@ -8,7 +8,6 @@ rounds, benchmark items and every key are real.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,13 @@ import numpy as np
 import pytest
 
 from selection_core import experiment, iterate
+from selection_core import runner as stage_runner
 from selection_core.config import ScorerConfig, SelectionConfig
 from selection_core.evaluate import runner
 from selection_core.experiment import SELECTION_INPUTS, ExperimentRunner, load_experiment_config, \
     load_results
 from selection_core.select.kmq import select_static
+from selection_core.store import RunStore
 from selection_core.train import lora
 
 CONFIG = """
@@ -126,7 +127,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def _round_stamps(run: Path, folder: Path | None = None) -> set[tuple[str, int, int]]:
     """(path, inode, modification time) of the stored iterative rounds."""
-    paths = folder.glob("round-*") if folder else run.glob("iterative/*/round-*")
+    paths = folder.glob("round-*") if folder else run.glob("stages/iterative/*/round-*")
     return {(str(path), path.stat().st_ino, path.stat().st_mtime_ns) for path in paths}
 
 
@@ -158,13 +159,10 @@ def test_a_rerun_recomputes_exactly_what_a_change_affects(run, tmp_path: Path) -
         "kmq-b12", "kmeans-closest-b12", "iterative-kmq-b12")
     kmq_after = set((tmp_path / "run" / "selections").glob("kmq-b12-*.jsonl"))
     assert kmq_before < kmq_after  # the k-means seed 0 selection is still there, untouched
-    # iterative kMQ's rounds are stored under its own config, which has no k-means seed: the
-    # rounds drawn on the old clustering were not resumed but computed again
-    plan = json.loads((tmp_path / "run" / "plan.json").read_text())["entries"]
-    key = next(entry["selection"] for entry in plan if entry["unit"] == "iterative-kmq-b12")
-    [folder] = [marker.parent for marker in (tmp_path / "run").glob("iterative/*/experiment-key.txt")
-                if marker.read_text() == key]
-    rounds = _round_stamps(folder.parent.parent, folder)
+    # iterative kMQ's rounds are the runner's stage, keyed with the k-means config: the rounds
+    # drawn on the old clustering were not resumed but computed again, under a new key
+    folder = stage_runner.latest(RunStore(tmp_path / "run"), iterate.ITERATIVE)
+    rounds = _round_stamps(tmp_path / "run", folder)
     assert len(rounds) == 2 and not rounds & rounds_before
     assert run(demo_seed=1) == {("pool", "pool")} | trained(*TRAINED)  # base results reused
     assert run(demo_seed=1, protocol="papers") == results("base", *TRAINED, benchmarks=("gsm8k",))

@@ -311,3 +311,36 @@ def test_warmup_prints_the_preset_and_every_value_it_uses(
     assert state["config"]["lr_scheduler"] == "cosine"
     assert (state["config"]["batch_size"], state["config"]["grad_accumulation"]) == (1, 128)
     assert warmup_info(store)["rows"] == N
+
+
+def test_a_chain_job_of_configs_computes_what_the_cli_computes(influence_run: Path,
+                                                               tmp_path: Path) -> None:
+    """warmup → features → matrix as ONE background job of serialised configs (what the
+    Influence page starts): the same keys as the CLI's flags, the same matrix at the root."""
+    from selection_core import jobs
+    from selection_core.influence.pipeline import MATRIX_STAGE, WARMUP, FeatureSettings, \
+        MatrixConfig, WarmupConfig, warmup_settings
+
+    run = tmp_path / "run"
+    shutil.copytree(influence_run, run, ignore=shutil.ignore_patterns(
+        "stages", "attribution.npy", "val_tasks.txt", "jobs", "progress"))
+    fraction, lora = warmup_settings("less", fraction=0.5, epochs=2, r=4, batch_size=4,
+                                     effective_batch=4, max_length=64, learning_rate=1e-3,
+                                     device="cpu")
+    chain = [jobs.link(WARMUP.name, WarmupConfig("tiny-random-llama", fraction, lora)),
+             jobs.link(FEATURES_STAGE.name, FeatureSettings(dim=DIM, val_per_task=PER_TASK,
+                                                            max_length=64,
+                                                            val_max_new_tokens=8,
+                                                            device="cpu")),
+             jobs.link(MATRIX_STAGE.name, MatrixConfig())]
+    store = RunStore(run, create=False)
+    jobs.start_job(store, "influence", json.loads(json.dumps(chain)))
+    status = jobs.wait_for_job(store, "influence", timeout_s=300)
+    assert status.state == "done", status.log_tail
+    assert (status.step, status.steps) == (3, 3)
+    cli = RunStore(influence_run, create=False)
+    for stage in (WARMUP, FEATURES_STAGE, MATRIX_STAGE):
+        assert runner.latest(store, stage).name == runner.latest(cli, stage).name
+    np.testing.assert_allclose(np.load(run / "attribution.npy"),
+                               np.load(influence_run / "attribution.npy"), atol=1e-5)
+    assert (run / "val_tasks.txt").read_text() == (influence_run / "val_tasks.txt").read_text()
