@@ -80,12 +80,16 @@ def current_store() -> RunStore:
     return RunStore(st.session_state.run_dir)
 
 
-def use_run(store: RunStore, prepare_args: list[str] | None = None) -> None:
+def use_run(store: RunStore, prepare: pipeline.PrepareConfig | None = None) -> None:
     """Switch the app to `store`, starting its preparation job when it is not ready yet."""
     st.session_state.run_dir = str(store.root)
     st.session_state.pop("k", None)
-    if prepare_args is not None and not is_ready(store):
-        jobs.start_job(store, PREPARE_JOB, ["prepare", "--run", str(store.root), *prepare_args])
+    if prepare is not None and not is_ready(store):
+        start_prepare(store, prepare)
+
+
+def start_prepare(store: RunStore, config: pipeline.PrepareConfig) -> None:
+    jobs.start_job(store, PREPARE_JOB, [jobs.link(pipeline.PREPARE.name, config)])
 
 
 def is_demo(store: RunStore) -> bool:
@@ -137,25 +141,25 @@ def require_ready_run(first_view: bool = False) -> RunStore | None:
         with st.expander("Log"):
             st.code(status.log_tail or "(empty)")
         if st.button("Try again", type="primary"):
-            jobs.start_job(store, PREPARE_JOB, _prepare_args(store))
+            start_prepare(store, _prepare_config(store))
             st.rerun()
     elif is_demo(store):  # the built-in demo prepares itself: nothing to click on first visit
-        jobs.start_job(store, PREPARE_JOB, _prepare_args(store))
+        start_prepare(store, _prepare_config(store))
         _progress_panel(str(store.root), first_view)
     else:
         st.info("This pool has not been embedded and clustered yet.")
         if st.button("Prepare this pool (embed, sweep k, map, score)", type="primary"):
-            jobs.start_job(store, PREPARE_JOB, _prepare_args(store))
+            start_prepare(store, _prepare_config(store))
             st.rerun()
     return None
 
 
-def _prepare_args(store: RunStore) -> list[str]:
-    args = ["prepare", "--run", str(store.root)]
+def _prepare_config(store: RunStore) -> pipeline.PrepareConfig:
     if is_demo(store):
         n, seed = store.root.name.removeprefix("demo-").split("-")
-        args += ["--demo", "--n", n.removeprefix("n"), "--seed", seed.removeprefix("s")]
-    return args
+        return pipeline.PrepareConfig(demo_n=int(n.removeprefix("n")),
+                                      demo_seed=int(seed.removeprefix("s")))
+    return pipeline.PrepareConfig()
 
 
 STEP_LABELS = {"embed": "embedding prompts", "quality": "scoring quality",

@@ -41,7 +41,7 @@ with st.container(border=True):
         seed = seed_col.number_input("Seed", min_value=0, value=demo_seed, step=1)
         if st.button("Open the demo pool", type="primary"):
             ui.use_run(workspace.demo_run(int(n), int(seed)),
-                       ["--demo", "--n", str(int(n)), "--seed", str(int(seed))])
+                       pipeline.PrepareConfig(demo_n=int(n), demo_seed=int(seed)))
             st.switch_page("pages/clusters.py")
     else:
         inputs: list[str] = []
@@ -76,7 +76,7 @@ with st.container(border=True):
                            "problem further down a file is reported there, with its line.")
                 if st.button("Use this pool", type="primary"):
                     ui.use_run(workspace.run_for_inputs(inputs),
-                               [arg for i in inputs for arg in ("--data", i)])
+                               pipeline.PrepareConfig(data=tuple(inputs)))
                     st.switch_page("pages/clusters.py")
 
 # ----------------------------------------------------------------------------- the current pool

@@ -12,10 +12,11 @@ import streamlit as st
 from pages import _ui as ui
 from selection_core import jobs
 from selection_core.errors import SelectionError
-from selection_core.iterate import ITERATE_JOB, ROUNDS_COLUMNS, IterativeHistory, \
-    completed_rounds, iterative_selection_path, list_iterative_runs, load_generations, \
-    load_history, run_config, selection_frame
-from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, widget
+from selection_core.iterate import ITERATE_JOB, ITERATE_JOB_STAGE, ROUNDS_COLUMNS, \
+    IterateJob, IterativeHistory, completed_rounds, iterative_selection_path, \
+    list_iterative_runs, load_generations, load_history, round_lora, run_config, \
+    selection_frame
+from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, widget
 from selection_core.store import RunStore
 from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
     low_quality_bars, round_heatmap, weight_evolution
@@ -100,21 +101,18 @@ with st.expander("Start an iterative run", expanded=not runs), \
     start = st.form_submit_button("Start", type="primary", disabled=status.running)
 if start:
     chosen_model = custom_model.strip() or model
-    args = ["iterate", "--run", str(store.root), "--k", str(k), "--budget", str(budget),
-            "--rounds", str(rounds), "--model", chosen_model, "--scorer", scorer,
-            "--weight-tau", str(weight_tau), "--eval-per-round", str(eval_per_round),
-            "--max-new-tokens", str(max_new_tokens),
-            "--out", str(iterative_selection_path(store, k, budget))]
-    if from_base:
-        args.append("--from-base")
-    if scorer == "reward":
-        args += ["--scorer-model", reward_model.strip()]
     if budget < rounds:
         st.error(f"The budget ({budget}) must be at least the number of rounds ({rounds}).")
     elif scorer == "reward" and not reward_model.strip():
         st.error("The reward scorer needs a reward model (a Hugging Face name or local path).")
     else:
-        jobs.start_job(store, ITERATE_JOB, args)
+        config = IterativeConfig(k=k, budget=budget, rounds=rounds, weight_tau=float(weight_tau),
+                                 scorer=scorer, scorer_model=reward_model.strip() or None,
+                                 eval_per_round=eval_per_round, continue_training=not from_base,
+                                 model=chosen_model)
+        job = IterateJob.create(config, KMeansConfig(k=k), round_lora(), max_new_tokens,
+                                out=str(iterative_selection_path(store, k, budget)))
+        jobs.start_job(store, ITERATE_JOB, [jobs.link(ITERATE_JOB_STAGE.name, job)])
         st.rerun()
 
 if not runs:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _ui as ui
 from selection_core import jobs, workspace
-from selection_core.experiment import load_results
+from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
 from selection_core.results import balance_figure, benchmark_table, protocols, to_html, \
     to_latex, to_markdown
 from selection_core.store import RunStore
@@ -58,7 +58,7 @@ if not experiments:
         "GPU config from `configs/` on a server — or start the quick one here.")
     if not quick_job.running and st.button("Run the quick demo experiment", type="primary"):
         jobs.start_job(quick_store, "experiment",
-                       ["experiment", "--config", str(QUICK_CONFIG), "--run", str(quick_run)])
+                       [jobs.link(EXPERIMENT.name, ExperimentJob(str(QUICK_CONFIG)))])
         st.rerun()
     st.stop()
 

@@ -12,6 +12,7 @@ from selection_core.select.compare import jaccard_matrix, selection_summary
 from selection_core.viz.figures import overlap_heatmap, quality_distribution, \
     selection_composition
 
+SCORE_JOB = "score"
 METHOD_HELP = {
     "kmq": "k-means + quality: budget ∝ cluster size, softmax(quality/τ) sampling in each cluster",
     "kmeans-random": "budget ∝ cluster size, uniform sampling in each cluster",
@@ -71,10 +72,10 @@ if submitted:
             if not scorer_config.model:
                 raise SelectionError(f"the {scorer} scorer needs a model: fill in "
                                      "'Scorer model'")
-            if not pipeline.quality_path(store, scorer_config, pool).exists():
+            if not pipeline.has_quality(store, scorer_config):
                 # scoring with a language model is long work: it runs as a background job
-                jobs.start_job(store, "score", ["score", "--run", str(store.root), "--scorer",
-                                                scorer, "--scorer-model", scorer_config.model])
+                jobs.start_job(store, SCORE_JOB,
+                               [jobs.link(pipeline.QUALITY.name, scorer_config)])
                 st.session_state.pending_scorer = scorer_config.model
                 raise SelectionError(f"Scoring the pool with {scorer_config.model} runs in the "
                                      "background; run the selection again when it has finished.")
@@ -88,10 +89,10 @@ if submitted:
     except SelectionError as exc:
         ui.show_error(exc)
 
-score_job = jobs.job_status(store, "score")
+score_job = jobs.job_status(store, SCORE_JOB)
 if score_job.running:
     st.info(f"Scoring with {st.session_state.get('pending_scorer', 'a model')} in the background…")
-    progress = store.progress("quality")
+    progress = store.progress(SCORE_JOB)
     if progress and progress["total"]:
         st.progress(progress["done"] / progress["total"],
                     text=f"{progress['done']}/{progress['total']} rows scored")

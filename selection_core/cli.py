@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from . import pipeline
+from . import pipeline, runner
 from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
     KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
 from .data.loaders import DataSpec, IngestLimits
@@ -30,7 +30,7 @@ from .sandbox import UNSAFE_ENV
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
-from .store import MANIFEST, RunStore, check_output_path, write_jsonl
+from .store import MANIFEST, RunStore, check_output_path
 
 
 def _progress(store: RunStore, stage: str, desc: str) -> Progress:
@@ -398,30 +398,31 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
 
 
 def _cmd_iterate(args: argparse.Namespace) -> None:
-    from .iterate import IterativeKMQ, LoRARoundModel
+    from .iterate import ITERATE_JOB_STAGE, IterateJob, IterativeKMQ, round_lora
 
     store = RunStore(args.run, create=False)
     check_device(args.device)
     pool = pipeline.load_run_pool(store)
     if not 1 <= args.k <= len(pool):
         raise ConfigError(f"--k must be between 1 and the pool size ({len(pool)}), got {args.k}")
-    lora = LoRAConfig(r=args.lora_r, alpha=2 * args.lora_r, epochs=args.epochs,
-                      max_steps=args.max_steps, learning_rate=args.lr,
-                      batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-                      device=args.device)
-    model = LoRARoundModel(args.model, lora, max_new_tokens=args.max_new_tokens,
-                           batch_size=args.batch_size, device=args.device)
+    lora = round_lora(args.lora_r, epochs=args.epochs, max_steps=args.max_steps,
+                      learning_rate=args.lr, batch_size=args.batch_size,
+                      max_length=args.max_length, seed=args.seed, device=args.device)
     config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
-        "budget": pipeline.parse_budget(args.budget, len(pool)),
-        "continue_training": not args.from_base, "training": model.config_key()})
+        "budget": pipeline.parse_budget(args.budget, len(pool)), "model": args.model,
+        "continue_training": not args.from_base})
+    job = IterateJob.create(config, _kmeans_config(args, args.k), lora,
+                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                            out=str(args.out))
     bar = tqdm_progress("iterative kMQ", unit="step")
     progress = fan_out(store.progress_callback("iterate", min_interval_s=0),  # rounds are slow
                        lambda done, total, message="": bar(done, total))  # one bar for the run
 
     started = time.time()
-    run = IterativeKMQ(config, model).fit(store, _kmeans_config(args, args.k), progress=progress)
+    runner.run(store, ITERATE_JOB_STAGE, job, progress)
+    # the finished rounds, read back (the runner reuses the key: nothing is recomputed)
+    run = IterativeKMQ(job.run.config, job.round_model()).fit(store, job.run.kmeans)
     selected = run.selected_frame(pool)
-    write_jsonl(args.out, selected.to_dict(orient="records"))
     for record in run.rounds_:
         summary = record.summary
         print(f"round {record.number}: +{summary['added']} items, {summary['scored']} scored, "

@@ -36,12 +36,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import pipeline
-from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
-    KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
+from . import pipeline, runner
+from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, HashedConfig, \
+    IterativeConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
 from .data.loaders import fingerprint, local_fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
+from .progress import Progress
+from .runner import Stage, StageContext
 from .store import RunStore, read_json, stage_key, write_csv, write_json, write_jsonl
 from .train.lora import LoRAConfig
 
@@ -527,6 +529,23 @@ class ExperimentRunner:
                         computed=sum(step["computed"] for step in self.steps_),
                         reused=sum(not step["computed"] for step in self.steps_))
         return table
+
+
+@dataclass(frozen=True)
+class ExperimentJob(HashedConfig):
+    """An experiment TOML run into the job's run directory (the Results page's quick demo). A
+    composite stage: every step is keyed by the experiment itself."""
+
+    config_path: str
+
+
+def _run_experiment(ctx: StageContext, job: ExperimentJob, progress: Progress) -> dict[str, Any]:
+    table = ExperimentRunner(load_experiment_config(job.config_path), ctx.store.root).run()
+    return {"rows": len(table)}
+
+
+EXPERIMENT = runner.register(Stage("experiment-job", ExperimentJob, _run_experiment,
+                                   composite=True, record=lambda job: "experiment-job"))
 
 
 def _config_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline, runner
-from .config import MAX_NEW_TOKENS, HashedConfig, IterativeConfig, KMeansConfig, ScorerConfig
+from .config import MAX_NEW_TOKENS, HashedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
+    ScorerConfig
 from .errors import ConfigError, MissingStageError
 from .progress import Progress
 from .runner import Stage, StageContext
@@ -59,13 +60,23 @@ class RoundModel(Protocol):
         ...
 
 
+def round_lora(r: int = LoRAConfig.r, **settings: Any) -> LoRAConfig:
+    """A round model's LoRA settings: LoRAConfig's defaults with alpha = 2 × r (the `iterate`
+    command's and the Iterative page's, declared here once)."""
+    return LoRAConfig(r=r, alpha=2 * r, **settings)
+
+
+def training_key(lora: LoRAConfig, max_new_tokens: int) -> str:
+    """`IterativeConfig.training` of a LoRA round model: its LoRA settings and generation cap."""
+    return f"{lora.config_hash()}-t{max_new_tokens}"
+
+
 class LoRARoundModel:
     """A causal LM trained with the project's LoRA trainer; greedy generation."""
 
-    def __init__(self, model: str, lora: Any = None, max_new_tokens: int = MAX_NEW_TOKENS,
-                 batch_size: int = 8, device: str = "auto") -> None:
-        from .train.lora import LoRAConfig
-
+    def __init__(self, model: str, lora: LoRAConfig | None = None,
+                 max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 8,
+                 device: str = "auto") -> None:
         self.name = model
         self.lora = lora if lora is not None else LoRAConfig()
         self.max_new_tokens = max_new_tokens
@@ -76,7 +87,7 @@ class LoRARoundModel:
 
     def config_key(self) -> str:
         """What changes the results: the LoRA settings and the generation length."""
-        return f"{self.lora.config_hash()}-t{self.max_new_tokens}"
+        return training_key(self.lora, self.max_new_tokens)
 
     def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
               previous: Path | None, seed: int) -> None:
@@ -396,6 +407,57 @@ ITERATIVE = runner.register(Stage("iterative", IterativeRun, _run_iterative, _it
                                   resumable=True, record=lambda run: f"iterate:{run.config.k}-"
                                                                      f"{run.config.budget}",
                                   from_dict=IterativeRun.from_dict))
+
+
+@dataclass(frozen=True)
+class IterateJob(HashedConfig):
+    """The `iterate` command and the Iterative page's job: iterative kMQ with a LoRA round model
+    (`run.config.model` trained with `lora`, generating up to `max_new_tokens`), the final
+    selection written to `out`. A composite stage: the rounds are the keyed "iterative" stage."""
+
+    run: IterativeRun
+    lora: LoRAConfig
+    max_new_tokens: int = MAX_NEW_TOKENS
+    batch_size: int = 8
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.run.config.training != training_key(self.lora, self.max_new_tokens):
+            raise ConfigError("the iterative config's `training` must be "
+                              "training_key(lora, max_new_tokens) (use IterateJob.create)")
+
+    @classmethod
+    def create(cls, config: IterativeConfig, kmeans: KMeansConfig, lora: LoRAConfig,
+               max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 8,
+               out: str | None = None) -> IterateJob:
+        config = dataclasses.replace(config, training=training_key(lora, max_new_tokens))
+        return cls(IterativeRun(config, kmeans), lora, max_new_tokens, batch_size, out)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> IterateJob:
+        lora = dict(stored["lora"])
+        if lora.get("target_modules") is not None:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        return cls(IterativeRun.from_dict(stored["run"]), LoRAConfig(**lora),
+                   stored["max_new_tokens"], stored["batch_size"], stored["out"])
+
+    def round_model(self) -> LoRARoundModel:
+        config = self.run.config
+        return LoRARoundModel(config.model, self.lora, max_new_tokens=self.max_new_tokens,
+                              batch_size=self.batch_size, device=config.device)
+
+
+def _run_iterate_job(ctx: StageContext, job: IterateJob, progress: Progress) -> dict[str, Any]:
+    run = IterativeKMQ(job.run.config, job.round_model()).fit(ctx.store, job.run.kmeans,
+                                                              progress=progress)
+    if job.out is not None:
+        write_jsonl(job.out, run.selected_frame(pipeline.load_run_pool(ctx.store))
+                    .to_dict(orient="records"))
+    return {"rounds_done": len(run.rounds_), "selected": len(run.selected_)}
+
+
+ITERATE_JOB_STAGE = runner.register(Stage("iterate", IterateJob, _run_iterate_job,
+                                          composite=True, from_dict=IterateJob.from_dict))
 
 
 def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: np.ndarray,

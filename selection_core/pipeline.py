@@ -1,14 +1,17 @@
 """Stages of the diversity pipeline over one run directory: pool → embeddings → clusters → scores
-→ selection. Each stage reads what the previous one stored and caches its own output under a
-name derived from its config hash (and the embedding it was computed on), so nothing is
-recomputed twice — not by the CLI, not by the app.
+→ selection. The pool and its embedding are the run's inputs (one of each, fingerprinted);
+k-means, UMAP and quality scores are stages of the one runner (`runner.py`), keyed by their
+config and the fingerprint of what they read (the embedding's key, the pool's content), so
+nothing is computed twice — not by the CLI, not by the app — and nothing stale is returned.
+`prepare` is the composite stage the app's preparation job runs.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,8 +20,9 @@ import pyarrow.parquet as pq
 from .cluster.kmeans import FaissKMeans
 from .cluster.projection import pca_2d, umap_2d
 from .cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
-from .config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, \
-    UMAPConfig
+from . import runner
+from .config import EmbedConfig, HashedConfig, KMeansConfig, ScorerConfig, SelectionConfig, \
+    SweepConfig, UMAPConfig
 from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, ingest_pool, \
     pool_texts
 from .errors import ConfigError, MissingStageError, StaleStageError
@@ -26,9 +30,10 @@ from .features.embed import embed_texts, embedding_cache_key
 from .features.vectors import import_vectors
 from .quality.scorers import make_scorer
 from .select.kmq import select_static
+from .progress import Progress, fan_out
+from .runner import Stage, StageContext
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
-from .progress import Progress, fan_out
 
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
@@ -183,39 +188,37 @@ class Clustering:
         return self.config.k
 
 
-def _clustering_dir(store: RunStore, config: KMeansConfig) -> Path:
-    return store.path("clusterings", f"{embedding_key(store)[:10]}-k{config.k}-"
-                                     f"{config.config_hash()}")
+def _embedding_input(store: RunStore, config: Any) -> dict[str, Any]:
+    return {"embedding": embedding_key(store)}
 
 
-def _save_clustering(store: RunStore, clustering: Clustering) -> None:
-    folder = _clustering_dir(store, clustering.config)
-    write_npy(folder / "labels.npy", clustering.labels)
-    write_npy(folder / "centroids.npy", clustering.centroids)
-    write_npy(folder / "distances.npy", clustering.distances)
-    write_json(folder / "info.json", {"config": clustering.config.to_dict(),
-                                      "inertia": clustering.inertia})
+def _run_cluster(ctx: StageContext, config: KMeansConfig, progress: Progress) -> dict[str, Any]:
+    """k-means on the run's embeddings, or a fitted model a sweep hands over (`resources`)."""
+    model = ctx.resources.get("fitted") or FaissKMeans.from_config(config).fit(
+        load_embeddings(ctx.store))
+    write_npy(ctx.folder / "labels.npy", model.labels_)
+    write_npy(ctx.folder / "centroids.npy", model.cluster_centers_)
+    write_npy(ctx.folder / "distances.npy", model.distances_)
+    return {"k": config.k, "inertia": float(model.inertia_), "used_gpu": model.used_gpu_}
+
+
+CLUSTER = runner.register(Stage("cluster", KMeansConfig, _run_cluster, _embedding_input))
+
+
+def _clustering(folder: Path, config: KMeansConfig) -> Clustering:
+    return Clustering(config, read_npy(folder / "labels.npy"), read_npy(folder / "centroids.npy"),
+                      read_npy(folder / "distances.npy"),
+                      read_json(folder / runner.RECORD)["summary"]["inertia"])
 
 
 def cached_clustering(store: RunStore, config: KMeansConfig) -> Clustering | None:
-    folder = _clustering_dir(store, config)
-    if not (folder / "info.json").exists():
-        return None
-    return Clustering(config, read_npy(folder / "labels.npy"), read_npy(folder / "centroids.npy"),
-                      read_npy(folder / "distances.npy"), read_json(folder / "info.json")["inertia"])
+    folder = runner.finished(store, CLUSTER, config)
+    return None if folder is None else _clustering(folder, config)
 
 
 def cluster(store: RunStore, config: KMeansConfig, write_table: bool = True) -> Clustering:
     """k-means at one k (reusing a sweep's or an earlier run's result); writes clusters.csv."""
-    clustering = cached_clustering(store, config)
-    if clustering is None:
-        with store.stage("cluster", config.to_dict(), config.config_hash()) as info:
-            X = load_embeddings(store)
-            model = FaissKMeans.from_config(config).fit(X)
-            clustering = Clustering(config, model.labels_, model.cluster_centers_,
-                                    model.distances_, model.inertia_)
-            _save_clustering(store, clustering)
-            info.update(k=config.k, inertia=model.inertia_, used_gpu=model.used_gpu_)
+    clustering = _clustering(runner.run(store, CLUSTER, config), config)
     if write_table:
         pool = load_run_pool(store)
         write_csv(store.path("clusters.csv"), pd.DataFrame({"id": pool["id"],
@@ -229,9 +232,7 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     with store.stage("sweep", config.to_dict(), config.config_hash()) as info:
         result = sweep_k(load_embeddings(store), config, progress=progress)
         for k, model in result.models.items():
-            _save_clustering(store, Clustering(config.kmeans(k), model.labels_,
-                                               model.cluster_centers_, model.distances_,
-                                               model.inertia_))
+            runner.run(store, CLUSTER, config.kmeans(k), resources={"fitted": model})
         write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
@@ -254,50 +255,52 @@ def load_sweep(store: RunStore) -> tuple[pd.DataFrame, int, int | None]:
 
 
 # --------------------------------------------------------------------------- UMAP
-def umap_path(store: RunStore, config: UMAPConfig = UMAPConfig()) -> Path:
-    """Where the UMAP coordinates of the current embeddings under `config` are (or will be)."""
-    return store.path("umap", f"{embedding_key(store)[:10]}-{config.config_hash()}.npy")
+def _run_umap(ctx: StageContext, config: UMAPConfig, progress: Progress) -> dict[str, Any]:
+    write_npy(ctx.folder / "coords.npy", umap_2d(load_embeddings(ctx.store), config))
+    return {}
+
+
+UMAP = runner.register(Stage("umap", UMAPConfig, _run_umap, _embedding_input))
 
 
 def projection(store: RunStore, config: UMAPConfig = UMAPConfig()) -> np.ndarray:
     """2-D UMAP coordinates, computed once per embedding and UMAP config."""
-    path = umap_path(store, config)
-    if path.exists():
-        return read_npy(path)
-    with store.stage("umap", config.to_dict(), config.config_hash()):
-        coords = umap_2d(load_embeddings(store), config)
-        write_npy(path, coords)
-    return coords
+    return read_npy(runner.run(store, UMAP, config) / "coords.npy")
 
 
 # --------------------------------------------------------------------------- quality
-def quality_path(store: RunStore, config: ScorerConfig, pool: pd.DataFrame | None = None) -> Path:
-    """Where a scorer's scores for this pool are (or will be) stored."""
-    pool = load_run_pool(store) if pool is None else pool
-    return store.path("quality", f"{config.name}-{config.config_hash()}-"
-                                 f"{pool_fingerprint(pool)[:10]}.npy")
+def _pool_input(store: RunStore, config: Any) -> dict[str, Any]:
+    _checked_pool_path(store)
+    return {"pool": run_pool_fingerprint(store)}
+
+
+def _run_quality(ctx: StageContext, config: ScorerConfig, progress: Progress) -> dict[str, Any]:
+    """Scores per chunk of rows (LM scorers: 512), saved as they finish so an interrupted
+    scoring run resumes."""
+    pool = load_run_pool(ctx.store)
+    scorer = make_scorer(config)
+    prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
+    chunk = len(pool) if config.name == "heuristic" else 512
+    scores = chunked_compute(ctx.folder / "chunks", len(pool), chunk,
+                             lambda a, b: scorer.score(prompts[a:b], responses[a:b]), progress)
+    if not np.isfinite(scores).all():
+        raise ConfigError(f"the {config.name} scorer returned non-finite scores")
+    write_npy(ctx.folder / "scores.npy", scores.astype(np.float64))
+    return {"mean": float(scores.mean()), "std": float(scores.std())}
+
+
+QUALITY = runner.register(Stage("quality", ScorerConfig, _run_quality, _pool_input,
+                                resumable=True, record=lambda config: f"quality:{config.name}"))
+
+
+def has_quality(store: RunStore, config: ScorerConfig) -> bool:
+    """The scorer's scores of the run's pool are computed (computes nothing)."""
+    return runner.finished(store, QUALITY, config) is not None
 
 
 def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None) -> np.ndarray:
-    """Quality scores for every pool row (cached per scorer config and pool content; LM scorers
-    save work per chunk so an interrupted scoring run resumes)."""
-    pool = load_run_pool(store)
-    path = quality_path(store, config, pool)
-    if path.exists():
-        return read_npy(path)
-    name = path.stem
-    scorer = make_scorer(config)
-    prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
-    with store.stage(f"quality:{config.name}", config.to_dict(), config.config_hash()) as info:
-        chunk = len(pool) if config.name == "heuristic" else 512
-        scores = chunked_compute(
-            store.path("cache", "quality", name), len(pool), chunk,
-            lambda a, b: scorer.score(prompts[a:b], responses[a:b]), progress)
-        if not np.isfinite(scores).all():
-            raise ConfigError(f"the {config.name} scorer returned non-finite scores")
-        write_npy(path, scores.astype(np.float64))
-        info.update(mean=float(scores.mean()), std=float(scores.std()))
-    return scores
+    """Quality scores for every pool row (one stage key per scorer config and pool content)."""
+    return read_npy(runner.run(store, QUALITY, config, progress) / "scores.npy")
 
 
 # --------------------------------------------------------------------------- selection
@@ -386,7 +389,7 @@ def map_kind(store: RunStore, config: UMAPConfig = UMAPConfig()) -> str | None:
     info = store.stage_info("embed")
     if not info or info.get("status") != "done":
         return None
-    if umap_path(store, config).exists():
+    if runner.finished(store, UMAP, config) is not None:
         return "umap"
     return "pca" if quick_map_path(store).exists() else None
 
@@ -453,3 +456,33 @@ def prepare(store: RunStore, embed_config: EmbedConfig = EmbedConfig(),
         projection(store, umap_config)
         umap_progress(1, 1)
     store.write_progress("prepare", len(PREPARE_STEPS), len(PREPARE_STEPS), "done")
+
+
+@dataclass(frozen=True)
+class PrepareConfig(HashedConfig):
+    """What the app's preparation job does: load a pool (the demo's `demo_n` rows of
+    `demo_seed`, or `data` inputs; neither: the run's pool), then `prepare` it."""
+
+    demo_n: int | None = None
+    demo_seed: int = 0
+    data: tuple[str, ...] = ()
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    ks: tuple[int, ...] = ()  # empty: `default_ks` of the pool's size
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> PrepareConfig:
+        return cls(stored["demo_n"], stored["demo_seed"], tuple(stored["data"]),
+                   EmbedConfig(**stored["embed"]), tuple(stored["ks"]))
+
+
+def _run_prepare(ctx: StageContext, config: PrepareConfig, progress: Progress) -> dict[str, Any]:
+    if config.demo_n is not None:
+        ingest_demo(ctx.store, n=config.demo_n, seed=config.demo_seed)
+    elif config.data:
+        ingest(ctx.store, list(config.data))
+    prepare(ctx.store, config.embed, ks=config.ks or None, progress=progress)
+    return {}
+
+
+PREPARE = runner.register(Stage("prepare", PrepareConfig, _run_prepare, composite=True,
+                                from_dict=PrepareConfig.from_dict))

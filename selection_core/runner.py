@@ -9,6 +9,8 @@ result-changing fields and the inputs' fingerprints, and owns what follows from 
   stale result cannot be returned and no key overwrites another's;
 - a `resumable` stage that returns `{"unfinished": True, …}` stopped early on purpose: its
   key is left unfinished, to be resumed;
+- a `composite` stage (prepare, an iterate or experiment job) keeps no result of its own: it
+  runs its sub-stages, each keyed as above, every time it is run;
 - a stage that is not `resumable` runs in a temp folder renamed into place when it succeeds (a
   crash leaves nothing under the key); a `resumable` one runs in its key's folder, where its
   chunk caches or checkpoints (store.py's resumable memmaps, the trainer's epochs, the rounds)
@@ -71,6 +73,9 @@ class Stage:
     # places the result where a fixed contract expects it (the influence matrix at the run's
     # root), after every run of the stage: computed or reused, the latest key's is published
     publish: Callable[[RunStore, Path], None] | None = None
+    # a composite stage (prepare, an iterate job, an experiment) keeps no result of its own: it
+    # runs its sub-stages every time, each reusing its own finished key
+    composite: bool = False
 
     def record_name(self, config: Any) -> str:
         return self.record(config) if self.record else self.name
@@ -127,6 +132,17 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
     The run holds the run directory's lock and records the stage in the manifest; a finished key
     is returned as it is (and becomes the stage's `latest`)."""
     report: Progress = progress or (lambda done, total, message="": None)
+    if stage.composite:
+        with store.lock(stage.name), store.stage(stage.record_name(config),
+                                                 _plain(config.to_dict())) as info:
+            info.update(stage.run(StageContext(store, store.root, "", resources or {}), config,
+                                  report) or {})
+        return store.root
+    key, inputs = key_of(store, stage, config)
+    target = store.stage_dir(stage.name, key)
+    if (target / RECORD).exists():  # reused without the run's lock: readers never wait
+        _mark_latest(store, stage, config, key, target)
+        return target
     with store.lock(stage.name):
         key, inputs = key_of(store, stage, config)
         target = store.stage_dir(stage.name, key)
@@ -161,8 +177,12 @@ def _plain(value: Any) -> Any:
 
 
 def _mark_latest(store: RunStore, stage: Stage, config: Any, key: str, folder: Path) -> None:
+    """Make `key` the stage's latest (the manifest is not written when it already is) and
+    publish it."""
     if stage.publish:
         stage.publish(store, folder)
+    if (store.stage_info(f"latest:{stage.name}") or {}).get("key") == key:
+        return
     store.set_stage(f"latest:{stage.name}", key=key, record=stage.record_name(config),
                     folder=str(folder.relative_to(store.root)))
 

@@ -76,7 +76,7 @@ def rounded_run(demo_run: RunStore, tmp_path_factory: pytest.TempPathFactory) ->
     store = RunStore(copy)
     ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
     write_npy(store.path(pipeline.EMBEDDINGS), machine_independent_vectors(ids))
-    shutil.rmtree(store.path("clusterings"), ignore_errors=True)  # any were of the old vectors
+    shutil.rmtree(store.path("stages", "cluster"), ignore_errors=True)  # of the old vectors
     return store
 
 
