@@ -23,6 +23,7 @@ The math stays pure and the files stay in store.py: stages call both.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -129,8 +130,8 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
         resources: Mapping[str, Any] | None = None) -> Path:
     """Run `stage` under `config` unless its key is finished; returns the key's folder.
 
-    The run holds the run directory's lock and records the stage in the manifest; a finished key
-    is returned as it is (and becomes the stage's `latest`)."""
+    A resumable or composite stage holds the run directory's lock; every run is recorded in the
+    manifest; a finished key is returned as it is (and becomes the stage's `latest`)."""
     report: Progress = progress or (lambda done, total, message="": None)
     if stage.composite:
         with store.lock(stage.name), store.stage(stage.record_name(config),
@@ -143,7 +144,10 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
     if (target / RECORD).exists():  # reused without the run's lock: readers never wait
         _mark_latest(store, stage, config, key, target)
         return target
-    with store.lock(stage.name):
+    # a resumable stage writes into its key's folder: one writer per run at a time; another
+    # stage writes into its own temp folder, so the app can compute (say, a k not swept) while
+    # a background job holds the run
+    with store.lock(stage.name) if stage.resumable else contextlib.nullcontext():
         key, inputs = key_of(store, stage, config)
         target = store.stage_dir(stage.name, key)
         record = {"stage": stage.name, "key": key, "inputs": inputs,
@@ -181,17 +185,17 @@ def _mark_latest(store: RunStore, stage: Stage, config: Any, key: str, folder: P
     publish it."""
     if stage.publish:
         stage.publish(store, folder)
-    if (store.stage_info(f"latest:{stage.name}") or {}).get("key") == key:
+    if (store.latest(stage.name) or {}).get("key") == key:
         return
-    store.set_stage(f"latest:{stage.name}", key=key, record=stage.record_name(config),
-                    folder=str(folder.relative_to(store.root)))
+    store.set_latest(stage.name, key=key, record=stage.record_name(config),
+                     folder=str(folder.relative_to(store.root)))
 
 
 # --------------------------------------------------------------------------- reading results
 def latest(store: RunStore, stage: Stage) -> Path | None:
     """The most recently run finished key of `stage`, if its inputs are still the run's; None
     when the stage never finished here or its result was computed from other inputs."""
-    info = store.stage_info(f"latest:{stage.name}")
+    info = store.latest(stage.name)
     if not info:
         return None
     folder = store.path(info["folder"])
@@ -209,7 +213,7 @@ def require_latest(store: RunStore, stage: Stage, hint: str) -> Path:
     """`latest`, or a clear error naming the command that computes it."""
     folder = latest(store, stage)
     if folder is None:
-        if store.stage_info(f"latest:{stage.name}"):
+        if store.latest(stage.name):
             raise StaleStageError(f"the {stage.name} result in {store.root} was computed from "
                                   f"other inputs than the run holds now: {hint}")
         raise MissingStageError(f"no {stage.name} result in {store.root}: {hint}")

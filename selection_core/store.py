@@ -417,6 +417,14 @@ class RunStore:
     def stage_info(self, name: str) -> dict[str, Any] | None:
         return self.manifest()["stages"].get(name)
 
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """The runner's record of a stage's latest key (`runner.latest` checks it is current)."""
+        return self.manifest().get("latest", {}).get(name) if self.exists(MANIFEST) else None
+
+    def set_latest(self, name: str, **fields: Any) -> None:
+        with self._locked_manifest() as manifest:
+            manifest.setdefault("latest", {})[name] = fields
+
     def set_stage(self, name: str, **fields: Any) -> None:
         with self._locked_manifest() as manifest:
             manifest["stages"].setdefault(name, {}).update(fields)

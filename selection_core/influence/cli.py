@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import pipeline
+from ..config_args import add_config_arguments, config_kwargs
 from ..errors import ConfigError
 from ..progress import Progress, tqdm_progress
 from ..store import RunStore, write_text
@@ -53,25 +54,10 @@ def add_influence_parser(subcommands: Any) -> None:
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
-    feats.add_argument("--dim", type=int, default=8192, help="projection dimension (LESS: 8192)")
-    feats.add_argument("--val-per-task", type=int, default=50)
     feats.add_argument("--tasks", default=",".join(_tasks()),
                        help="comma-separated evaluation tasks for the validation set")
-    feats.add_argument("--val-max-new-tokens", type=int, default=256,
-                       help="answer length generated for tasks without reference responses "
-                            "(IFEval), by the warmed-up model")
-    feats.add_argument("--preconditioner", choices=("less", "adam"), default="less",
-                       help="less: m / sqrt(v + eps), LESS's code (default); adam: "
-                            "m / (sqrt(v) + eps)")
-    feats.add_argument("--validation-eos", action="store_true",
-                       help="end validation responses with EOS (LESS does not)")
-    feats.add_argument("--rds-model", choices=("warmup", "base"), default="warmup",
-                       help="RDS hidden states from the final warmup checkpoint (default, as "
-                            "BIDS) or the base model")
-    feats.add_argument("--batch-size", type=int, default=8, help="speed only")
-    feats.add_argument("--max-length", type=int, default=2048)
-    feats.add_argument("--seed", type=int, default=0, help="projection and validation sample")
-    feats.add_argument("--device", default="auto")
+    add_config_arguments(feats, _feature_settings(), FEATURE_FLAGS,
+                         enforce_choices=("preconditioner", "rds_model"))
 
     mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
     mat.add_argument("--run", required=True)
@@ -83,6 +69,17 @@ def add_influence_parser(subcommands: Any) -> None:
     sel.add_argument("--budget", required=True, help="rows (e.g. 1500) or a share (e.g. 15%%)")
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
+
+
+# the features command's flags, made from FeatureSettings' declarations
+FEATURE_FLAGS = ("dim", "val_per_task", "val_max_new_tokens", "preconditioner", "validation_eos",
+                 "rds_model", "batch_size", "max_length", "seed", "device")
+
+
+def _feature_settings() -> type:
+    from .pipeline import FeatureSettings
+
+    return FeatureSettings
 
 
 def _tasks() -> tuple[str, ...]:
@@ -141,13 +138,10 @@ def _features(args: argparse.Namespace) -> None:
     from .pipeline import FeatureSettings, features
 
     store = RunStore(args.run, create=False)
-    settings = FeatureSettings(dim=args.dim, val_per_task=args.val_per_task,
-                               tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-                               seed=args.seed, preconditioner=args.preconditioner,
-                               validation_eos=args.validation_eos, rds_model=args.rds_model,
-                               max_length=args.max_length, batch_size=args.batch_size,
-                               val_max_new_tokens=args.val_max_new_tokens)
-    folder = features(store, settings, device=args.device, progress=_bar("features", store))
+    settings = FeatureSettings(**config_kwargs(FeatureSettings, args) | {
+        "tasks": tuple(t.strip() for t in args.tasks.split(",") if t.strip())})
+    folder = features(store, settings, device=settings.device,
+                      progress=_bar("features", store))
     print(f"features → {folder}")
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .. import pipeline, runner
-from ..config import HashedConfig, LoRAConfig, speed_only
+from ..config import HashedConfig, LoRAConfig, param
 from ..errors import ConfigError, MissingStageError, SelectionError
 from ..progress import Progress
 from ..runner import Stage, StageContext
@@ -221,19 +221,25 @@ class FeatureSettings(HashedConfig):
     """What the features stage computes; with the warmup's key it keys the features' folder,
     so any change recomputes."""
 
-    dim: int = 8192  # LESS's projection dimension
-    val_per_task: int = 50  # BIDS: 50 per task
+    dim: int = param(8192, help="projection dimension (LESS: 8192)", low=1)
+    val_per_task: int = param(50, help="validation instances per task (BIDS: 50)", low=1)
     tasks: tuple[str, ...] = VALIDATION_TASKS
-    seed: int = 0
-    preconditioner: Literal["less", "adam"] = "less"  # LESS: m / √(v + ε)
-    validation_eos: bool = False  # LESS tokenises validation text without EOS
-    rds_model: Literal["warmup", "base"] = "warmup"  # RDS from the last warmup checkpoint
-    max_length: int = 2048  # LESS's
-    batch_size: int = field(default=8, metadata=speed_only())  # per-example gradients do not
-    #                                                            depend on it
-    val_max_new_tokens: int = 256  # answer length for tasks without references (IFEval)
+    seed: int = param(0, help="projection and validation sample")
+    preconditioner: Literal["less", "adam"] = param(
+        "less", help="less: m / sqrt(v + eps), LESS's code; adam: m / (sqrt(v) + eps)",
+        choices=("less", "adam"))
+    validation_eos: bool = param(False, help="end validation responses with EOS (LESS does not)")
+    rds_model: Literal["warmup", "base"] = param(
+        "warmup", help="RDS hidden states from the final warmup checkpoint (as BIDS) or the base "
+                       "model", choices=("warmup", "base"))
+    max_length: int = param(2048, help="tokens per sequence (LESS's)", low=1)
+    batch_size: int = param(8, help="speed only: per-example gradients do not depend on it",
+                            low=1, hash=False)
+    val_max_new_tokens: int = param(256, help="answer length generated for tasks without "
+                                              "reference responses (IFEval), by the warmed-up "
+                                              "model", low=1)
     data_paths: tuple[tuple[str, str], ...] = ()  # (task, local file) for validation data
-    device: str = field(default="auto", metadata=speed_only())
+    device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
 
     def __post_init__(self) -> None:
         if self.preconditioner not in ("less", "adam"):

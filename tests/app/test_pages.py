@@ -356,7 +356,7 @@ def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> No
 
 def _help_default(capsys: pytest.CaptureFixture[str], command: str, flag: str) -> str:
     """The default `python -m selection_core COMMAND --help` shows for FLAG."""
-    assert main([command, "--help"]) == 0
+    assert main([*command.split(), "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split("options:")[1].split())
     found = re.search(" " + re.escape(flag) + r" [^-].*?\(default: ([^)]*)\)", text)
     assert found, (command, flag)
@@ -409,3 +409,12 @@ def test_help_toml_and_widget_defaults_are_the_same_values(
         field_default(SelectionConfig, "sample_seed")
     assert numbers["iterative:Max new tokens"] == experiment.iterative_max_new_tokens == \
         MAX_NEW_TOKENS
+    # the influence features command's flags come from FeatureSettings' declarations
+    from selection_core.influence.cli import FEATURE_FLAGS
+    from selection_core.influence.pipeline import FeatureSettings
+
+    for name in FEATURE_FLAGS:
+        declared = field_default(FeatureSettings, name)
+        if declared is not False:  # a switch shows no default
+            shown = _help_default(capsys, "influence features", "--" + name.replace("_", "-"))
+            assert type(declared)(shown) == declared, name
