@@ -129,7 +129,7 @@ class IterativeKMQ:
                  scorer: str = field_default(IterativeConfig, "scorer"),
                  quality: str = field_default(IterativeConfig, "quality"),
                  eval_per_round: int = field_default(IterativeConfig, "eval_per_round"),
-                 seed: int = field_default(IterativeConfig, "seed"),
+                 seed: int = field_default(IterativeConfig, "round_seed"),
                  kmeans_seed: int = _KMEANS.seed,
                  work_dir: str | Path | None = None) -> None:
         self.k = k

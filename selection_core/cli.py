@@ -117,7 +117,8 @@ def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
 # The config fields each command takes as flags (their defaults, bounds and help are the fields')
 SELECT_FLAGS = ("method", "k", "scorer", "sample_tau", "top", "sample_seed")
 ITERATE_FLAGS = ("k", "rounds", "scorer", "scorer_model", "weight_tau", "sample_tau", "quality",
-                 "quality_model", "eval_per_round", "low_quality_threshold", "seed", "device")
+                 "quality_model", "eval_per_round", "low_quality_threshold", "round_seed",
+                 "device")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -407,7 +408,7 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--k must be between 1 and the pool size ({len(pool)}), got {args.k}")
     lora = round_lora(args.lora_r, epochs=args.epochs, max_steps=args.max_steps,
                       learning_rate=args.lr, batch_size=args.batch_size,
-                      max_length=args.max_length, seed=args.seed, device=args.device)
+                      max_length=args.max_length, seed=args.round_seed, device=args.device)
     config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
         "budget": pipeline.parse_budget(args.budget, len(pool)), "model": args.model,
         "continue_training": not args.from_base})

@@ -240,14 +240,16 @@ MAX_NEW_TOKENS = 512  # a round model's generation cap (the reference implementa
 #                       cut by the same rule before scoring, so S compares like with like
 
 
-@renamed(tau="weight_tau")
+@renamed(tau="weight_tau", seed="round_seed")
 @dataclass(frozen=True)
 class IterativeConfig(HashedConfig):
     """One iterative kMQ run (METHODS §1.4); its hash names the run's folder, so changing
     anything starts over while rerunning the same config resumes.
 
     Two temperatures, two meanings: `weight_tau` scales the cluster-weight update
-    exp(s_j / τ); `sample_tau` is the in-cluster quality softmax (as static kMQ's)."""
+    exp(s_j / τ); `sample_tau` is the in-cluster quality softmax (as static kMQ's). Its seed is
+    `round_seed` (the k-means seed is `KMeansConfig.seed`, the static selection's
+    `SelectionConfig.sample_seed`); the old name `seed` is still read."""
 
     k: int = param(help="clusters (k-means k)", low=1)
     budget: int = param(help="rows in all, over every round", low=1)
@@ -269,8 +271,8 @@ class IterativeConfig(HashedConfig):
     continue_training: bool = param(True, help="False: every round trains the base model")
     low_quality_threshold: float = param(0.3, help="on the 0–1 normalised quality (paper "
                                                    "Figure 4)")
-    seed: int = param(0, help="the rounds' seed: draws, evaluation sample, training (seed + "
-                              "round)")
+    round_seed: int = param(0, help="the rounds' seed: draws, evaluation sample, training "
+                                    "(seed + round)", flag="--seed")
     model: str = param("", help="the trained model (name or path)")
     training: str = param("", help="the trainer's own config hash (LoRA, generation length)")
     device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)

@@ -331,7 +331,7 @@ class IterativeKMQ:
 
         say(0, f"drawing {size} items")
         added = draw_round(labels, quality, weights, selected, size, config.sample_tau,
-                           config.seed, number)
+                           config.round_seed, number)
         cumulative = np.concatenate([selected, added])
 
         say(1, f"training on {len(cumulative)} items")
@@ -340,10 +340,10 @@ class IterativeKMQ:
             if config.continue_training and number > 1 else None
         self.model.train(pool["prompt"].iloc[cumulative].tolist(),
                          pool["response"].iloc[cumulative].tolist(), path / "model", previous,
-                         seed=config.seed + number)
+                         seed=config.round_seed + number)
         timings["train_s"] = time.time() - started
 
-        sample = evaluation_sample(labels, cumulative, config.eval_per_round, config.seed, number,
+        sample = evaluation_sample(labels, cumulative, config.eval_per_round, config.round_seed, number,
                                    config.min_scored_per_cluster)
         prompts = pool["prompt"].iloc[sample].tolist()
         gold = pool["response"].iloc[sample].tolist()

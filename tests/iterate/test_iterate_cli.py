@@ -85,3 +85,18 @@ def test_iterate_defaults_are_declared_once() -> None:
     assert (experiment.iterative_eval_per_round, experiment.iterative_max_new_tokens) == \
         (IterativeConfig.eval_per_round, MAX_NEW_TOKENS)
     assert MAX_NEW_TOKENS == 512  # the reference implementation's cap
+
+
+def test_the_round_seed_is_named_for_what_it_seeds_and_the_old_name_still_works() -> None:
+    """`IterativeConfig.seed` → `round_seed` (issue 13: "seed" meant four things): the old
+    keyword and attribute and the `--seed` flag keep working, with the same hash."""
+    from selection_core.cli import build_parser
+    from selection_core.config import IterativeConfig
+
+    old, new = IterativeConfig(k=2, budget=4, seed=3), IterativeConfig(k=2, budget=4,
+                                                                      round_seed=3)
+    assert old == new and old.seed == 3 and IterativeConfig.seed == 0
+    assert "seed" not in new.hash_fields() and new.hash_fields()["round_seed"] == 3
+    args = build_parser().parse_args(["iterate", "--run", "r", "--k", "2", "--budget", "4",
+                                      "--out", "o", "--seed", "5"])
+    assert args.round_seed == 5
