@@ -52,3 +52,32 @@ def test_pages_name_no_artefact_files() -> None:
                  for path in [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]
                  if (names := artefact_names(path.read_text(encoding="utf-8")))}
     assert offenders == {}
+
+
+def argv_jobs(source: str) -> list[int]:
+    """Lines where a job is started with anything but a chain of `jobs.link(stage, config)`
+    (or a function that builds one): argv lists of strings, string variables."""
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "start_job":
+            chain = node.args[2] if len(node.args) > 2 else None
+            links = chain.elts if isinstance(chain, ast.List) else None
+            built = isinstance(chain, ast.Call)  # e.g. tiny_chain()
+            if not built and (links is None or not all(
+                    isinstance(link, ast.Call) and getattr(link.func, "attr", None) == "link"
+                    for link in links)):
+                found.append(node.lineno)
+    return found
+
+
+def test_pages_start_jobs_with_configs_not_argv() -> None:
+    """Issue 13: a page builds configs; a job is a chain of (stage, config), never argv."""
+    assert argv_jobs('jobs.start_job(s, "x", ["prepare", "--run", d])\n'
+                     'jobs.start_job(s, "x", args)\n') == [1, 2]
+    assert argv_jobs('jobs.start_job(s, "x", [jobs.link("quality", config)])\n'
+                     'jobs.start_job(s, "x", tiny_chain())\n') == []
+    offenders = {path.name: argv_jobs(path.read_text(encoding="utf-8"))
+                 for path in [REPO / "app.py", *sorted((REPO / "pages").glob("*.py"))]}
+    assert {name: lines for name, lines in offenders.items() if lines} == {}
+    assert sum("start_job(" in path.read_text() for path in (REPO / "pages").glob("*.py")) >= 5
