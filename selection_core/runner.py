@@ -142,7 +142,8 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
     key, inputs = key_of(store, stage, config)
     target = store.stage_dir(stage.name, key)
     if (target / RECORD).exists():  # reused without the run's lock: readers never wait
-        _mark_latest(store, stage, config, key, target)
+        with contextlib.suppress(OSError):  # nor fail on a run they may not write
+            _mark_latest(store, stage, config, key, target)
         return target
     # a resumable stage writes into its key's folder: one writer per run at a time; another
     # stage writes into its own temp folder, so the app can compute (say, a k not swept) while
