@@ -53,10 +53,6 @@ def _no_inputs(store: RunStore, config: Any) -> dict[str, Any]:
     return {}
 
 
-def _hash_fields(config: Any) -> dict[str, Any]:
-    return config.hash_fields()
-
-
 @dataclass(frozen=True)
 class Stage:
     """One stage of a method. `run(ctx, config, progress)` writes its result into `ctx.folder`
@@ -69,7 +65,6 @@ class Stage:
     inputs: Callable[[RunStore, Any], dict[str, Any]] = _no_inputs
     resumable: bool = False
     record: Callable[[Any], str] | None = None  # the manifest entry's name (default: `name`)
-    key_fields: Callable[[Any], dict[str, Any]] = field(default=_hash_fields)
     from_dict: Callable[[dict[str, Any]], Any] | None = None  # rebuild a stored config
     # places the result where a fixed contract expects it (the influence matrix at the run's
     # root), after every run of the stage: computed or reused, the latest key's is published
@@ -111,7 +106,7 @@ def key_of(store: RunStore, stage: Stage, config: Any) -> tuple[str, dict[str, A
         raise ConfigError(f"stage '{stage.name}' takes a {stage.config_type.__name__}, got "
                           f"{type(config).__name__}")
     inputs = stage.inputs(store, config)
-    return stage_key({"stage": stage.name, "config": stage.key_fields(config),
+    return stage_key({"stage": stage.name, "config": config.hash_fields(),
                       "inputs": inputs}), inputs
 
 
@@ -219,11 +214,6 @@ def require_latest(store: RunStore, stage: Stage, hint: str) -> Path:
                                   f"other inputs than the run holds now: {hint}")
         raise MissingStageError(f"no {stage.name} result in {store.root}: {hint}")
     return folder
-
-
-def stored_config(folder: Path) -> dict[str, Any]:
-    """The config a finished key was computed with (as stored)."""
-    return read_json(folder / RECORD)["config"]
 
 
 def keys(store: RunStore, stage: Stage) -> list[Path]:
