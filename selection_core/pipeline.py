@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, 
 from .errors import ConfigError, MissingStageError, StaleStageError
 from .features.embed import embed_texts, embedding_cache_key
 from .features.vectors import import_vectors
-from .quality.scorers import make_scorer
+from .quality.scorers import loaded_scorer, make_scorer, score_shard
+from .scale import ScaleConfig, ShardedArray, run_shards
 from .select.kmq import select_static
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
@@ -108,8 +109,9 @@ def pool_fingerprint(pool: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- embeddings
 def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = None,
-          progress: Progress | None = None) -> np.ndarray:
-    """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy."""
+          progress: Progress | None = None, scale: ScaleConfig | None = None) -> np.ndarray:
+    """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy;
+    on Ray workers with `scale.ray`."""
     with store.lock("embed"):
         pool = load_run_pool(store)
         pool_key = run_pool_fingerprint(store)
@@ -118,7 +120,8 @@ def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = N
         key = embedding_cache_key(config, content)
         with store.stage("embed", config.to_dict(), config.config_hash()) as info:
             started = time.perf_counter()
-            vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress)
+            vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress,
+                                  scale=scale)
             seconds = time.perf_counter() - started
             write_npy(store.path(EMBEDDINGS), vectors)
             info.update(key=key, rows=len(vectors), dim=int(vectors.shape[1]),
@@ -278,9 +281,11 @@ def quality_path(store: RunStore, config: ScorerConfig, pool: pd.DataFrame | Non
                                  f"{pool_fingerprint(pool)[:10]}.npy")
 
 
-def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None) -> np.ndarray:
+def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None,
+            scale: ScaleConfig | None = None) -> np.ndarray:
     """Quality scores for every pool row (cached per scorer config and pool content; LM scorers
-    save work per chunk so an interrupted scoring run resumes)."""
+    save work per chunk so an interrupted scoring run resumes; on Ray workers with
+    `scale.ray`)."""
     pool = load_run_pool(store)
     path = quality_path(store, config, pool)
     if path.exists():
@@ -290,6 +295,12 @@ def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = N
     prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
     with store.stage(f"quality:{config.name}", config.to_dict(), config.config_hash()) as info:
         chunk = len(pool) if config.name == "heuristic" else 512
+        if scale is not None and scale.enabled:
+            run_shards({"quality": ShardedArray(store.path("cache", "quality", name),
+                                                {"prompts": prompts, "responses": responses},
+                                                chunk)},
+                       loaded_scorer, (replace(config, device=scale.worker_device),),
+                       score_shard, scale, progress)
         scores = chunked_compute(
             store.path("cache", "quality", name), len(pool), chunk,
             lambda a, b: scorer.score(prompts[a:b], responses[a:b]), progress)

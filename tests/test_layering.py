@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "textio", "fingerprint")),
     ("configs", ("config", "config_args")),
     ("store: file formats, atomic writes, memmaps", ("store",)),
+    ("Ray shards of the per-row stages (driver and worker)", ("scale",)),
     ("models and data", ("data", "lm", "cluster", "select")),
     ("features, scores, training", ("features", "quality", "train")),
     ("benchmarks and influence math", ("evaluate", "influence")),

@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 
 from .. import pipeline
+from ..config import LoRAConfig
+from ..config_args import add_config_arguments, config_kwargs
 from ..errors import ConfigError
 from ..progress import Progress, tqdm_progress
+from ..scale import ScaleConfig
 from ..store import RunStore, write_text
 from . import PROGRESS
 
@@ -50,6 +53,7 @@ def add_influence_parser(subcommands: Any) -> None:
     warm.add_argument("--max-length", type=int, default=None)
     warm.add_argument("--seed", type=int, default=None)
     warm.add_argument("--device", default="auto")
+    add_config_arguments(warm, LoRAConfig, ["processes"])  # issue 14 §5: DDP training
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -72,6 +76,7 @@ def add_influence_parser(subcommands: Any) -> None:
     feats.add_argument("--max-length", type=int, default=2048)
     feats.add_argument("--seed", type=int, default=0, help="projection and validation sample")
     feats.add_argument("--device", default="auto")
+    add_config_arguments(feats, ScaleConfig)  # issue 14: --ray, --workers, --gpus-per-worker
 
     mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
     mat.add_argument("--run", required=True)
@@ -127,7 +132,7 @@ def _warmup(args: argparse.Namespace) -> None:
         args.preset, fraction=args.fraction, batch_size=args.batch_size,
         effective_batch=args.effective_batch, epochs=args.epochs, max_steps=args.max_steps,
         r=args.lora_r, alpha=args.lora_alpha, learning_rate=args.lr, max_length=args.max_length,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, processes=args.processes)
     print(describe_warmup(args.preset, fraction, lora), flush=True)
     store = RunStore(args.run)
     if args.data:
@@ -147,7 +152,8 @@ def _features(args: argparse.Namespace) -> None:
                                validation_eos=args.validation_eos, rds_model=args.rds_model,
                                max_length=args.max_length, batch_size=args.batch_size,
                                val_max_new_tokens=args.val_max_new_tokens)
-    folder = features(store, settings, device=args.device, progress=_bar("features", store))
+    folder = features(store, settings, device=args.device, progress=_bar("features", store),
+                      scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
     print(f"features → {folder}")
 
 

@@ -19,13 +19,15 @@ variants stay as named options (`preconditioner="adam"`, `validation_eos=True`,
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,10 +35,14 @@ import pandas as pd
 from .. import pipeline
 from ..config import LoRAConfig
 from ..errors import ConfigError, MissingStageError, SelectionError
+from ..data.loaders import fingerprint
 from ..progress import Progress
-from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
-    write_npy, write_text
+from ..store import RunStore, memmap_compute, memmap_rows_done, read_json, read_npy, stage_key, \
+    write_json, write_jsonl, write_npy, write_text
 from .validation import VALIDATION_TASKS, build_validation_set
+
+if TYPE_CHECKING:
+    from ..scale.config import ScaleConfig
 
 FEATURE_CHUNK_ROWS = 256
 
@@ -254,9 +260,10 @@ def validation_set(store: RunStore, settings: FeatureSettings,
 
 def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
              data_paths: dict[str, str] | None = None, device: str = "auto",
-             progress: Progress | None = None) -> Path:
+             progress: Progress | None = None, scale: ScaleConfig | None = None) -> Path:
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
-    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
+    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows; with
+    `scale.ray` the rows are computed by Ray workers (`scale.stages`)."""
     from ..devices import resolve_device
 
     device = resolve_device(device)
@@ -275,10 +282,13 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     with store.stage("influence:features", {**settings.__dict__, "tasks": list(settings.tasks)}
                      ) as stage:
         found = checkpoints(store)
-        for checkpoint in found:
-            _checkpoint_features(checkpoint, info["model"], pool, val, folder, device, settings,
-                                 store, progress)
-        _rds_features(info["model"], found[-1], pool, val, folder, device, settings)
+        if scale is not None and scale.enabled:
+            _scaled_features(info["model"], found, pool, val, folder, settings, scale, progress)
+        else:
+            for checkpoint in found:
+                _checkpoint_features(checkpoint, info["model"], pool, val, folder, device,
+                                     settings, store, progress)
+            _rds_features(info["model"], found[-1], pool, val, folder, device, settings)
         write_text(store.path("influence", "features", "current.txt"), settings.key() + "\n")
         stage.update(rows=len(pool), validation=len(val), checkpoints=len(found))
     return folder
@@ -290,32 +300,63 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
                          progress: Progress | None) -> None:
     """One checkpoint's train (Adam-preconditioned) and validation (plain) features; a function
     of its own so the model is freed before the next checkpoint loads."""
-    from .gradients import PerExampleGradients, RademacherProjector, adam_state, \
-        gradient_features
-
-    model, tokenizer = _load_for_gradients(model_name, checkpoint.path, device)
-    hooks = PerExampleGradients(model)
-    names, dim_in = hooks.names, hooks.dim
-    hooks.close()
-    projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
-    state = adam_state(checkpoint.path, names, device)
+    loaded = gradient_model(model_name, checkpoint.path, settings, device)
     target = folder / f"epoch{checkpoint.epoch}"
-    for split, frame, moments, eos in (("train", pool, state, True),
-                                       ("val", val, None, settings.validation_eos)):
+    for split, frame in (("train", pool), ("val", val)):
         prompts, responses = frame["prompt"].tolist(), frame["response"].tolist()
 
-        def compute(start: int, stop: int, moments=moments, eos=eos) -> np.ndarray:
-            return gradient_features(model, tokenizer, prompts[start:stop], responses[start:stop],
-                                     projector, moments, settings.preconditioner, eos,
-                                     settings.batch_size, settings.max_length)
+        def compute(start: int, stop: int, split: str = split) -> np.ndarray:
+            return split_features(loaded, split, prompts[start:stop], responses[start:stop],
+                                  settings)
 
         name = f"epoch{checkpoint.epoch}-{split}"
         memmap_compute(target / f"{split}.npy", len(frame), settings.dim, FEATURE_CHUNK_ROWS,
                        compute,
                        (lambda d, n, m="", name=name: progress(d, n, name)) if progress
                        else store.progress_callback(f"features-{name}"))
+    write_checkpoint_info(target, checkpoint, loaded.parameters, settings)
+
+
+class GradientModel(NamedTuple):
+    """What one checkpoint's features need loaded: its model, the projection, its moments."""
+
+    model: Any
+    tokenizer: Any
+    projector: Any
+    state: Any
+    parameters: int
+
+
+def gradient_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
+                   device: str) -> GradientModel:
+    """Load one checkpoint for its features (in this process or once per Ray worker)."""
+    from .gradients import PerExampleGradients, RademacherProjector, adam_state
+
+    model, tokenizer = _load_for_gradients(model_name, checkpoint, device)
+    hooks = PerExampleGradients(model)
+    names, dim_in = hooks.names, hooks.dim
+    hooks.close()
+    projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
+    return GradientModel(model, tokenizer, projector, adam_state(checkpoint, names, device),
+                         dim_in)
+
+
+def split_features(loaded: GradientModel, split: str, prompts: list[str], responses: list[str],
+                   settings: FeatureSettings) -> np.ndarray:
+    """Training rows: Adam-preconditioned, with EOS; validation rows: plain, EOS as set."""
+    from .gradients import gradient_features
+
+    train = split == "train"
+    return gradient_features(loaded.model, loaded.tokenizer, prompts, responses,
+                             loaded.projector, loaded.state if train else None,
+                             settings.preconditioner, train or settings.validation_eos,
+                             settings.batch_size, settings.max_length)
+
+
+def write_checkpoint_info(target: Path, checkpoint: Checkpoint, parameters: int,
+                          settings: FeatureSettings) -> None:
     write_json(target / "info.json", {"epoch": checkpoint.epoch, "mean_lr": checkpoint.mean_lr,
-                                      "parameters": dim_in, "dim": settings.dim})
+                                      "parameters": parameters, "dim": settings.dim})
 
 
 def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
@@ -324,25 +365,87 @@ def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
     """RDS: the final-layer state at the last real token of each sequence, tokenised as for the
     gradients (training rows with EOS, validation as `validation_eos` says), from "the same model
     that computes gradient features" — the final warmup checkpoint — or the base model."""
-    from ..lm.loading import load_causal_lm
-    from ..train.lora import load_trained
-    from .gradients import last_token_states
-
-    missing = [(target, frame, eos) for target, frame, eos in (
-        (folder / "rds" / "train.npy", pool, True),
-        (folder / "rds" / "val.npy", val, settings.validation_eos)) if not target.exists()]
+    missing = [(split, frame) for split, frame in (("train", pool), ("val", val))
+               if not (folder / "rds" / f"{split}.npy").exists()]
     if not missing:  # resumed after both were written: load no model
         return
+    loaded = rds_model(model_name, checkpoint.path, settings, device)
+    for split, frame in missing:
+        write_npy(folder / "rds" / f"{split}.npy",
+                  rds_split(loaded, split, frame["prompt"].tolist(), frame["response"].tolist(),
+                            settings))
+
+
+def rds_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
+              device: str) -> tuple[Any, Any]:
+    from ..lm.loading import load_causal_lm
+    from ..train.lora import load_trained
+
     if settings.rds_model == "warmup":
-        model, tokenizer = load_trained(model_name, checkpoint.path, device=device,
-                                        dtype="float32", merge=False)
-    else:
-        model, tokenizer = load_causal_lm(model_name, device=device, dtype="float32",
-                                          cache=False)
-    for target, frame, eos in missing:
-        write_npy(target, last_token_states(model, tokenizer, frame["prompt"].tolist(),
-                                            frame["response"].tolist(), eos,
-                                            settings.batch_size, settings.max_length))
+        return load_trained(model_name, checkpoint, device=device, dtype="float32", merge=False)
+    return load_causal_lm(model_name, device=device, dtype="float32", cache=False)
+
+
+def rds_split(loaded: tuple[Any, Any], split: str, prompts: list[str], responses: list[str],
+              settings: FeatureSettings) -> np.ndarray:
+    from .gradients import last_token_states
+
+    return last_token_states(*loaded, prompts, responses,
+                             split == "train" or settings.validation_eos, settings.batch_size,
+                             settings.max_length)
+
+
+def _scaled_features(model_name: str, found: Sequence[Checkpoint], pool: pd.DataFrame,
+                     val: pd.DataFrame, folder: Path, settings: FeatureSettings,
+                     scale: ScaleConfig, progress: Progress | None) -> None:
+    """The features stage on Ray workers: per checkpoint, its train and validation rows in
+    shards (one model load per worker), assembled into the same memmaps; then RDS. Shards are
+    keyed by the settings, the checkpoint and the rows' content (`stage_key`)."""
+    from ..scale import ShardedArray, run_shards
+
+    def sharded(target: Path, stage: str, frame: pd.DataFrame) -> ShardedArray:
+        prompts, responses = frame["prompt"].tolist(), frame["response"].tolist()
+        key = stage_key({"stage": stage, "features": settings.key(),
+                         "rows": fingerprint(f"{p}\x1f{r}" for p, r in zip(prompts, responses))})
+        return ShardedArray(target.with_name(f"{target.stem}.shards-{key}"),
+                            {"prompts": prompts, "responses": responses}, FEATURE_CHUNK_ROWS)
+
+    def report(name: str) -> Progress | None:
+        return (lambda d, n, m="": progress(d, n, name)) if progress else None
+
+    for checkpoint in found:
+        target = folder / f"epoch{checkpoint.epoch}"
+        parts = {split: sharded(target / f"{split}.npy", f"{checkpoint.path}:{split}", frame)
+                 for split, frame in (("train", pool), ("val", val))
+                 if memmap_rows_done(target / f"{split}.npy", len(frame), settings.dim)
+                 < len(frame)}
+        run_shards(parts, gradient_model, (model_name, checkpoint.path, settings,
+                                           scale.worker_device),
+                   functools.partial(split_features, settings=settings), scale,
+                   report(f"epoch{checkpoint.epoch}"))
+        for split, part in parts.items():
+            memmap_compute(target / f"{split}.npy", part.n_rows, settings.dim, part.chunk_rows,
+                           part.read)
+            shutil.rmtree(part.folder)
+        write_checkpoint_info(target, checkpoint, adapter_parameters(checkpoint.path), settings)
+    parts = {split: sharded(folder / "rds" / f"{split}.npy", f"rds:{split}", frame)
+             for split, frame in (("train", pool), ("val", val))
+             if not (folder / "rds" / f"{split}.npy").exists()}
+    run_shards(parts, rds_model, (model_name, found[-1].path, settings, scale.worker_device),
+               functools.partial(rds_split, settings=settings), scale, report("rds"))
+    for split, part in parts.items():
+        write_npy(folder / "rds" / f"{split}.npy",
+                  np.concatenate([part.read(a, b) for a, b in part.shards()]))
+        shutil.rmtree(part.folder)
+
+
+def adapter_parameters(checkpoint: Path) -> int:
+    """The adapter's trainable parameter count (the gradient's length), read from the
+    safetensors header without loading the model."""
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint / "adapter_model.safetensors"), "pt") as tensors:
+        return sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
 
 
 def current_features(store: RunStore) -> Path:
