@@ -46,13 +46,13 @@ def timed_embed(texts: list[str], config: EmbedConfig, scale: ScaleConfig | None
             "steady_rows_per_s": round(steady, 1)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--ray", default="local", help="local, or a running cluster's address")
     parser.add_argument("--quick", action="store_true",
                         help="a few shards only: checks that the benchmark runs (CI)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = 150 if args.quick else args.rows
     texts = [row["prompt"] for row in generate_demo_pool(rows)]
     config = EmbedConfig(device="cpu")
@@ -73,6 +73,7 @@ def main() -> None:
               f"{figures['wall_s']} s, first shard after {figures['first_shard_s']} s")
     print(json.dumps({"rows": rows, "load_average_after": round(os.getloadavg()[0], 2),
                       **results}))
+    return results
 
 
 if __name__ == "__main__":
