@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError, SelectionError
 from ..progress import Progress
 from ..store import chunk_file, read_npy, write_npy
 from .cluster import connect
@@ -104,6 +105,8 @@ def run_shards(parts: Mapping[str, ShardedArray], load: Callable[..., Any],
             size=worker_count(scale, ray.cluster_resources(), len(todo))),
         num_gpus=scale.gpus_per_worker or None, num_cpus=scale.cpus_per_worker)
     for row in dataset.iter_rows():
+        if row["error"]:  # the worker's one line (a bad model name or file), not a traceback
+            raise ConfigError(f"a Ray worker stopped: {row['error']}")
         part, start, stop = parts[row["part"]], int(row["start"]), int(row["stop"])
         write_npy(chunk_file(part.folder, start, stop), decode_array(row["data"]))
         done += stop - start
@@ -122,14 +125,26 @@ class ModelWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self.loaded = load(*load_args)
         self.compute = compute
         self.columns = columns
+        self.failed = ""
+        try:
+            self.loaded = load(*load_args)
+        except SelectionError as exc:  # reported with each shard: Ray would only keep its text
+            self.failed = str(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        data = [encode_array(self.compute(self.loaded, str(batch["part"][i]),
-                                          *([str(v) for v in batch[column][i]]
-                                            for column in self.columns)))
-                for i in range(len(batch["part"]))]
+        data, errors = [], []
+        for i in range(len(batch["part"])):
+            error, array = self.failed, b""
+            if not error:
+                try:
+                    array = encode_array(self.compute(
+                        self.loaded, str(batch["part"][i]),
+                        *([str(v) for v in batch[column][i]] for column in self.columns)))
+                except SelectionError as exc:
+                    error = str(exc)
+            data.append(array)
+            errors.append(error)
         return {"part": batch["part"], "start": batch["start"], "stop": batch["stop"],
-                "data": np.array(data, dtype=object)}
+                "data": np.array(data, dtype=object), "error": np.array(errors, dtype=object)}

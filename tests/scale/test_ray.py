@@ -148,7 +148,8 @@ def test_gradient_features_matrix_and_bids_equal_the_single_process(
 
 def test_perplexity_scores_and_the_bench_on_the_running_cluster(
         cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`score --ray ADDRESS` through the CLI joins this cluster; bench_ray --quick runs."""
+    """`score --ray ADDRESS` through the CLI joins this cluster (a worker's bad model is one
+    line); bench_ray --quick runs."""
     from selection_core.cli import main
 
     store = RunStore(tmp_path / "run")
@@ -156,8 +157,13 @@ def test_perplexity_scores_and_the_bench_on_the_running_cluster(
     config = ScorerConfig(name="perplexity", model="tiny-random-llama", device="cpu")
     single = pipeline.quality(RunStore(tmp_path / "run"), config)
     shutil.rmtree(store.path("quality"))
-    assert main(["score", "--run", str(store.root), "--scorer", "perplexity", "--scorer-model",
-                 "tiny-random-llama", "--device", "cpu", "--ray", cluster, "--workers", "2"]) == 0
+    score = ["score", "--run", str(store.root), "--scorer", "perplexity", "--device", "cpu",
+             "--ray", cluster, "--workers", "2", "--scorer-model"]
+    assert main([*score, str(tmp_path / "no-such-model")]) == 2  # fails in the worker: one line
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: a Ray worker stopped: {tmp_path / 'no-such-model'}: model file or directory "
+        "not found")
+    assert main([*score, "tiny-random-llama"]) == 0
     np.testing.assert_allclose(read_npy(next(store.path("quality").glob("*.npy"))), single,
                                rtol=1e-6)
 
