@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("benchmarks and influence math", ("evaluate", "influence")),
     ("figures", ("viz",)),
     ("orchestration", ("pipeline", "iterate", "experiment", "results", "influence.pipeline",
+                       "influence.ray_features",
                        "runner", "stages", "spine")),
     ("front ends", ("api", "cli", "__main__", "influence.cli", "evaluate.cli", "jobs", "report",
                     "workspace", "__init__")),

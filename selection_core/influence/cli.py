@@ -143,6 +143,7 @@ def _warmup(args: argparse.Namespace) -> None:
 
 
 def _features(args: argparse.Namespace) -> None:
+    from .ray_features import ray_features
     from .pipeline import FeatureSettings, features
 
     store = RunStore(args.run, create=False)
@@ -152,8 +153,9 @@ def _features(args: argparse.Namespace) -> None:
                                validation_eos=args.validation_eos, rds_model=args.rds_model,
                                max_length=args.max_length, batch_size=args.batch_size,
                                val_max_new_tokens=args.val_max_new_tokens)
+    scale = ScaleConfig(**config_kwargs(ScaleConfig, args))
     folder = features(store, settings, device=args.device, progress=_bar("features", store),
-                      scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
+                      runner=ray_features(scale) if scale.enabled else None)
     print(f"features → {folder}")
 
 

@@ -19,15 +19,13 @@ variants stay as named options (`preconditioner="adam"`, `validation_eos=True`,
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,14 +33,10 @@ import pandas as pd
 from .. import pipeline
 from ..config import LoRAConfig
 from ..errors import ConfigError, MissingStageError, SelectionError
-from ..data.loaders import fingerprint
 from ..progress import Progress
-from ..store import RunStore, memmap_compute, memmap_rows_done, read_json, read_npy, stage_key, \
-    write_json, write_jsonl, write_npy, write_text
+from ..store import RunStore, memmap_compute, read_json, read_npy, write_json, write_jsonl, \
+    write_npy, write_text
 from .validation import VALIDATION_TASKS, build_validation_set
-
-if TYPE_CHECKING:
-    from ..scale.config import ScaleConfig
 
 FEATURE_CHUNK_ROWS = 256
 
@@ -221,6 +215,12 @@ class FeatureSettings:
         return f"d{self.dim}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
+# what computes the features files instead of this process: (model, checkpoints, pool,
+# validation, folder, settings, progress)
+FeatureRunner = Callable[[str, Sequence["Checkpoint"], pd.DataFrame, pd.DataFrame, Path,
+                          FeatureSettings, Progress | None], None]
+
+
 def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple[Any, Any]:
     from peft import PeftModel
 
@@ -260,10 +260,10 @@ def validation_set(store: RunStore, settings: FeatureSettings,
 
 def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
              data_paths: dict[str, str] | None = None, device: str = "auto",
-             progress: Progress | None = None, scale: ScaleConfig | None = None) -> Path:
+             progress: Progress | None = None, runner: FeatureRunner | None = None) -> Path:
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
-    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows; with
-    `scale.ray` the rows are computed by Ray workers (`scale.stages`)."""
+    instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows.
+    `runner` computes the same files another way (`influence.ray_features`: on Ray workers)."""
     from ..devices import resolve_device
 
     device = resolve_device(device)
@@ -282,8 +282,8 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     with store.stage("influence:features", {**settings.__dict__, "tasks": list(settings.tasks)}
                      ) as stage:
         found = checkpoints(store)
-        if scale is not None and scale.enabled:
-            _scaled_features(info["model"], found, pool, val, folder, settings, scale, progress)
+        if runner is not None:
+            runner(info["model"], found, pool, val, folder, settings, progress)
         else:
             for checkpoint in found:
                 _checkpoint_features(checkpoint, info["model"], pool, val, folder, device,
@@ -393,59 +393,6 @@ def rds_split(loaded: tuple[Any, Any], split: str, prompts: list[str], responses
     return last_token_states(*loaded, prompts, responses,
                              split == "train" or settings.validation_eos, settings.batch_size,
                              settings.max_length)
-
-
-def _scaled_features(model_name: str, found: Sequence[Checkpoint], pool: pd.DataFrame,
-                     val: pd.DataFrame, folder: Path, settings: FeatureSettings,
-                     scale: ScaleConfig, progress: Progress | None) -> None:
-    """The features stage on Ray workers: per checkpoint, its train and validation rows in
-    shards (one model load per worker), assembled into the same memmaps; then RDS. Shards are
-    keyed by the settings, the checkpoint and the rows' content (`stage_key`)."""
-    from ..scale import ShardedArray, run_shards
-
-    def sharded(target: Path, stage: str, frame: pd.DataFrame) -> ShardedArray:
-        prompts, responses = frame["prompt"].tolist(), frame["response"].tolist()
-        key = stage_key({"stage": stage, "features": settings.key(),
-                         "rows": fingerprint(f"{p}\x1f{r}" for p, r in zip(prompts, responses))})
-        return ShardedArray(target.with_name(f"{target.stem}.shards-{key}"),
-                            {"prompts": prompts, "responses": responses}, FEATURE_CHUNK_ROWS)
-
-    def report(name: str) -> Progress | None:
-        return (lambda d, n, m="": progress(d, n, name)) if progress else None
-
-    for checkpoint in found:
-        target = folder / f"epoch{checkpoint.epoch}"
-        parts = {split: sharded(target / f"{split}.npy", f"{checkpoint.path}:{split}", frame)
-                 for split, frame in (("train", pool), ("val", val))
-                 if memmap_rows_done(target / f"{split}.npy", len(frame), settings.dim)
-                 < len(frame)}
-        run_shards(parts, gradient_model, (model_name, checkpoint.path, settings,
-                                           scale.worker_device),
-                   functools.partial(split_features, settings=settings), scale,
-                   report(f"epoch{checkpoint.epoch}"))
-        for split, part in parts.items():
-            memmap_compute(target / f"{split}.npy", part.n_rows, settings.dim, part.chunk_rows,
-                           part.read)
-            shutil.rmtree(part.folder)
-        write_checkpoint_info(target, checkpoint, adapter_parameters(checkpoint.path), settings)
-    parts = {split: sharded(folder / "rds" / f"{split}.npy", f"rds:{split}", frame)
-             for split, frame in (("train", pool), ("val", val))
-             if not (folder / "rds" / f"{split}.npy").exists()}
-    run_shards(parts, rds_model, (model_name, found[-1].path, settings, scale.worker_device),
-               functools.partial(rds_split, settings=settings), scale, report("rds"))
-    for split, part in parts.items():
-        write_npy(folder / "rds" / f"{split}.npy",
-                  np.concatenate([part.read(a, b) for a, b in part.shards()]))
-        shutil.rmtree(part.folder)
-
-
-def adapter_parameters(checkpoint: Path) -> int:
-    """The adapter's trainable parameter count (the gradient's length), read from the
-    safetensors header without loading the model."""
-    from safetensors import safe_open
-
-    with safe_open(str(checkpoint / "adapter_model.safetensors"), "pt") as tensors:
-        return sum(math.prod(tensors.get_slice(name).get_shape()) for name in tensors.keys())
 
 
 def current_features(store: RunStore) -> Path:

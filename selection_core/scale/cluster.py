@@ -72,7 +72,9 @@ def connect(address: str, num_cpus: int | None = None) -> Any:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      runtime_env={"py_modules": [str(PACKAGE_DIR)]})
         except ConnectionError as exc:
-            raise ConfigError(f"cannot join the Ray cluster at {address} ({exc})") from None
+            raise ConfigError(f"cannot join the Ray cluster at {address} ({exc}); a cluster with "
+                              "token authentication (Ray's default) also needs RAY_AUTH_MODE=token "
+                              "and its token here (~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
     _quiet_ray_data()
     return ray
 

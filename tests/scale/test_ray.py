@@ -23,6 +23,7 @@ from selection_core.data.loaders import fingerprint
 from selection_core.features.embed import embed_texts, resume_chunk_rows
 from selection_core.influence import pipeline as influence
 from selection_core.scale import ScaleConfig
+from selection_core.influence.ray_features import ray_features
 from selection_core.select.bids import select_on_matrix
 from selection_core.store import RunStore, read_npy
 
@@ -125,10 +126,10 @@ def test_gradient_features_matrix_and_bids_equal_the_single_process(
         warmed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(influence, "FEATURE_CHUNK_ROWS", 8)  # 3 training shards, 1 validation
     runs = {}
-    for name, scale in (("one", None), ("ray", TWO_WORKERS)):
+    for name, runner in (("one", None), ("ray", ray_features(TWO_WORKERS))):
         shutil.copytree(warmed, tmp_path / name)
         store = RunStore(tmp_path / name, create=False)
-        folder = influence.features(store, SETTINGS, device="cpu", scale=scale)
+        folder = influence.features(store, SETTINGS, device="cpu", runner=runner)
         runs[name] = (store, folder, influence.matrix(store))
     (one, one_folder, A1), (ray_store, ray_folder, A2) = runs["one"], runs["ray"]
     assert ray_folder.name == one_folder.name
