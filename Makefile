@@ -33,3 +33,4 @@ benchmarks: install
 	$(PY) benchmarks/bench_million.py --compare-placement --compare-rows 5000
 	$(PY) benchmarks/bench_lm_memory.py
 	$(PY) benchmarks/gpu_check.py
+	$(PY) benchmarks/bench_ray.py

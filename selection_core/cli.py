@@ -27,6 +27,7 @@ from .devices import check_device
 from .errors import ConfigError, SelectionError
 from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
 from .sandbox import UNSAFE_ENV
+from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--cache-dir", default=None,
                        help="embedding cache (default $SELECTION_CORE_CACHE or "
                             "~/.cache/selection_core)")
+    add_config_arguments(embed, ScaleConfig)  # issue 14: --ray, --workers, --gpus-per-worker
 
     sweep = commands.add_parser("sweep", help="cluster at several k and measure each")
     sweep.add_argument("--run", required=True)
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--scorer-model", default=None)
     score.add_argument("--batch-size", type=_positive_int, default=8)
     score.add_argument("--device", default="auto")
+    add_config_arguments(score, ScaleConfig)
 
     prepare = commands.add_parser(
         "prepare", help="everything the app shows: load, embed, sweep k, UMAP, quality scores")
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="generation cap; gold answers are cut at it too before scoring "
                               f"(default {MAX_NEW_TOKENS}, as the reference implementation)")
     iterate.add_argument("--out", required=True, help="output .jsonl (the final selection)")
+    add_config_arguments(iterate, LoRAConfig, ["processes"])  # issue 14 §5: DDP training
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
@@ -309,7 +313,8 @@ def _cmd_embed(args: argparse.Namespace) -> None:
                          max_length=args.max_length, batch_size=args.batch_size,
                          device=args.device)
     vectors = pipeline.embed(store, config, cache_dir=args.cache_dir,
-                             progress=_progress(store, "embed", "embedding"))
+                             progress=_progress(store, "embed", "embedding"),
+                             scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
     info = store.stage_info("embed") or {}
     print(f"embeddings: {vectors.shape[0]}×{vectors.shape[1]} in {info.get('embed_seconds')} s "
           f"({info.get('rows_per_second')} rows/s) → {store.path(pipeline.EMBEDDINGS)}")
@@ -367,7 +372,8 @@ def _cmd_score(args: argparse.Namespace) -> None:
     check_device(args.device)
     config = ScorerConfig(name=args.scorer, model=args.scorer_model, batch_size=args.batch_size,
                           device=args.device)
-    scores = pipeline.quality(store, config, progress=_progress(store, "quality", "scoring"))
+    scores = pipeline.quality(store, config, progress=_progress(store, "quality", "scoring"),
+                              scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
     print(f"{args.scorer} scores for {len(scores)} rows: mean {scores.mean():.3f}, "
           f"min {scores.min():.3f}, max {scores.max():.3f}")
 
@@ -408,7 +414,8 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--k must be between 1 and the pool size ({len(pool)}), got {args.k}")
     lora = round_lora(args.lora_r, epochs=args.epochs, max_steps=args.max_steps,
                       learning_rate=args.lr, batch_size=args.batch_size,
-                      max_length=args.max_length, seed=args.round_seed, device=args.device)
+                      max_length=args.max_length, seed=args.round_seed, device=args.device,
+                      processes=args.processes)
     config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
         "budget": pipeline.parse_budget(args.budget, len(pool)), "model": args.model,
         "continue_training": not args.from_base})

@@ -230,7 +230,8 @@ class LoRAConfig(HashedConfig):
     chat_template: bool | None = None  # None: the tokenizer's template when it has one
     device: str = field(default="auto", metadata=speed_only())
     dtype: str | None = field(default=None, metadata=speed_only())
-    processes: int = field(default=1, metadata=speed_only())  # >1: DDP, one per GPU (torchrun)
+    processes: int = param(1, positive=True, hash=False,
+                           help="training processes: >1 trains with DDP, one per GPU (torchrun)")
 
 
 # --------------------------------------------------------------------------- iterative kMQ

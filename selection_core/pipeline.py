@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, 
 from .errors import ConfigError, MissingStageError, StaleStageError
 from .features.embed import embed_texts, embedding_cache_key
 from .features.vectors import import_vectors
-from .quality.scorers import make_scorer
+from .quality.scorers import loaded_scorer, make_scorer, score_shard
+from .scale import ScaleConfig, ShardedArray, run_shards
 from .select.kmq import select_static
 from .progress import Progress, fan_out
 from .runner import Stage, StageContext
@@ -113,8 +114,9 @@ def pool_fingerprint(pool: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- embeddings
 def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = None,
-          progress: Progress | None = None) -> np.ndarray:
-    """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy."""
+          progress: Progress | None = None, scale: ScaleConfig | None = None) -> np.ndarray:
+    """Embed the pool (cached by content + model + text field + pooling) into embeddings.npy;
+    on Ray workers with `scale.ray`."""
     with store.lock("embed"):
         pool = load_run_pool(store)
         pool_key = run_pool_fingerprint(store)
@@ -123,7 +125,8 @@ def embed(store: RunStore, config: EmbedConfig, cache_dir: str | Path | None = N
         key = embedding_cache_key(config, content)
         with store.stage("embed", config.to_dict(), config.config_hash()) as info:
             started = time.perf_counter()
-            vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress)
+            vectors = embed_texts(texts, config, content, cache_dir=cache_dir, progress=progress,
+                                  scale=scale)
             seconds = time.perf_counter() - started
             write_npy(store.path(EMBEDDINGS), vectors)
             info.update(key=key, rows=len(vectors), dim=int(vectors.shape[1]),
@@ -281,6 +284,12 @@ def _run_quality(ctx: StageContext, config: ScorerConfig, progress: Progress) ->
     scorer = make_scorer(config)
     prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
     chunk = len(pool) if config.name == "heuristic" else 512
+    scale: ScaleConfig | None = ctx.resources.get("scale")
+    if scale is not None:  # the same chunk files, computed on Ray workers
+        run_shards({"quality": ShardedArray(ctx.folder / "chunks",
+                                            {"prompts": prompts, "responses": responses}, chunk)},
+                   loaded_scorer, (replace(config, device=scale.worker_device),), score_shard,
+                   scale, progress)
     scores = chunked_compute(ctx.folder / "chunks", len(pool), chunk,
                              lambda a, b: scorer.score(prompts[a:b], responses[a:b]), progress)
     if not np.isfinite(scores).all():
@@ -298,9 +307,12 @@ def has_quality(store: RunStore, config: ScorerConfig) -> bool:
     return runner.finished(store, QUALITY, config) is not None
 
 
-def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None) -> np.ndarray:
-    """Quality scores for every pool row (one stage key per scorer config and pool content)."""
-    return read_npy(runner.run(store, QUALITY, config, progress) / "scores.npy")
+def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = None,
+            scale: ScaleConfig | None = None) -> np.ndarray:
+    """Quality scores for every pool row (one stage key per scorer config and pool content;
+    on Ray workers with `scale.ray`: speed only, the same chunks and key)."""
+    resources = {"scale": scale} if scale is not None and scale.enabled else None
+    return read_npy(runner.run(store, QUALITY, config, progress, resources) / "scores.npy")
 
 
 # --------------------------------------------------------------------------- selection

@@ -222,22 +222,27 @@ def chunked_compute(cache_dir: str | os.PathLike, n_rows: int, chunk_rows: int,
     done = 0
     for start in range(0, n_rows, chunk_rows):
         stop = min(start + chunk_rows, n_rows)
-        chunk_file = cache_dir / f"chunk_{start:09d}_{stop:09d}.npy"
-        part = _cached_rows(chunk_file, stop - start)
+        part_file = chunk_file(cache_dir, start, stop)
+        part = _cached_rows(part_file, stop - start)
         if part is None:
             part = np.asarray(compute(start, stop))
             if len(part) != stop - start:
                 raise RuntimeError(f"chunk {start}:{stop} returned {len(part)} rows")
-            write_npy(chunk_file, part)
+            write_npy(part_file, part)
         parts.append(part)
         done = stop
         if progress:
             progress(done, n_rows)
     array = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
     write_npy(final, array)
-    for chunk_file in cache_dir.glob("chunk_*.npy"):
-        chunk_file.unlink()
+    for part_file in cache_dir.glob("chunk_*.npy"):
+        part_file.unlink()
     return array
+
+
+def chunk_file(cache_dir: str | os.PathLike, start: int, stop: int) -> Path:
+    """Where `chunked_compute` keeps rows [start, stop) (the Ray path writes its shards there)."""
+    return Path(cache_dir) / f"chunk_{start:09d}_{stop:09d}.npy"
 
 
 def _cached_rows(path: Path, n_rows: int) -> np.ndarray | None:
@@ -266,11 +271,7 @@ def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: i
     """
     path = Path(path)
     marker = path.with_name(path.name + ".progress.json")
-    done = 0
-    if path.exists() and marker.exists():
-        state = read_json(marker)
-        if state.get("shape") == [n_rows, dim] and state.get("dtype") == dtype:
-            done = int(state["rows_done"])
+    done = memmap_rows_done(path, n_rows, dim, dtype)
     if done == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n_rows, dim)).flush()
@@ -286,6 +287,18 @@ def memmap_compute(path: str | os.PathLike, n_rows: int, dim: int, chunk_rows: i
         write_json(marker, {"shape": [n_rows, dim], "dtype": dtype, "rows_done": 0})
     del array
     return read_npy(path, mmap=True)
+
+
+def memmap_rows_done(path: str | os.PathLike, n_rows: int, dim: int,
+                     dtype: str = "float32") -> int:
+    """How many leading rows of `memmap_compute`'s array at `path` are final (0: none)."""
+    path = Path(path)
+    marker = path.with_name(path.name + ".progress.json")
+    if path.exists() and marker.exists():
+        state = read_json(marker)
+        if state.get("shape") == [n_rows, dim] and state.get("dtype") == dtype:
+            return int(state["rows_done"])
+    return 0
 
 
 def default_cache_dir() -> Path:

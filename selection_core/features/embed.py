@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 from ..config import DEFAULT_EMBEDDING_MODEL, EmbedConfig
 from ..devices import resolve_device
 from ..errors import InputError
+from ..scale import ScaleConfig, ShardedArray, run_shards
 from ..store import chunked_compute, default_cache_dir, write_json
 
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2", "default"}
@@ -89,6 +91,10 @@ class TextEmbedder:
                                                   self.batch_size)
         return _hf_pooling_backend(location, device, self.pooling, self.max_length,
                                    self.batch_size)
+
+    def load(self) -> None:
+        """Load the model now rather than at the first `encode`."""
+        self._backend  # noqa: B018 (the cached property loads it)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -182,15 +188,21 @@ def embedding_cache_key(config: EmbedConfig, content_fingerprint: str) -> str:
 def embed_texts(texts: Sequence[str], config: EmbedConfig, content_fingerprint: str,
                 cache_dir: str | os.PathLike | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                embedder: TextEmbedder | None = None) -> np.ndarray:
+                embedder: TextEmbedder | None = None,
+                scale: ScaleConfig | None = None) -> np.ndarray:
     """Embed with an on-disk cache keyed by content + model + text field + pooling.
 
     Work is saved per chunk of rows (`resume_chunk_rows`: a 20th of the pool), so an
     interrupted run resumes where it stopped and a second run on the same content costs only a
-    file read.
+    file read. With `scale.ray` Ray workers compute the missing chunks first.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_dir = root / "embeddings" / embedding_cache_key(config, content_fingerprint)
+    if scale is not None and scale.enabled:
+        run_shards({"embed": ShardedArray(key_dir, {"texts": texts},
+                                          resume_chunk_rows(len(texts)))},
+                   loaded_embedder, (replace(config, device=scale.worker_device),),
+                   encode_shard, scale, progress)
     embedder = embedder or TextEmbedder.from_config(config)
 
     def compute(start: int, stop: int) -> np.ndarray:
@@ -200,6 +212,17 @@ def embed_texts(texts: Sequence[str], config: EmbedConfig, content_fingerprint: 
                               progress)
     _write_key_info(key_dir, config, content_fingerprint, len(texts))
     return vectors
+
+
+def loaded_embedder(config: EmbedConfig) -> TextEmbedder:
+    """An embedder with its model loaded now (a Ray worker loads it once, at start)."""
+    embedder = TextEmbedder.from_config(config)
+    embedder.load()
+    return embedder
+
+
+def encode_shard(embedder: TextEmbedder, part: str, texts: list[str]) -> np.ndarray:
+    return embedder.encode(texts)
 
 
 def _write_key_info(key_dir: Path, config: EmbedConfig, content_fingerprint: str,

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 
 from .. import pipeline
+from ..config import LoRAConfig
 from ..config_args import add_config_arguments, config_kwargs
 from ..errors import ConfigError
 from ..progress import Progress, tqdm_progress
+from ..scale import ScaleConfig
 from ..store import RunStore, write_text
 from . import PROGRESS
 
@@ -51,6 +53,7 @@ def add_influence_parser(subcommands: Any) -> None:
     warm.add_argument("--max-length", type=int, default=None)
     warm.add_argument("--seed", type=int, default=None)
     warm.add_argument("--device", default="auto")
+    add_config_arguments(warm, LoRAConfig, ["processes"])  # issue 14 §5: DDP training
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -58,6 +61,7 @@ def add_influence_parser(subcommands: Any) -> None:
                        help="comma-separated evaluation tasks for the validation set")
     add_config_arguments(feats, _feature_settings(), FEATURE_FLAGS,
                          enforce_choices=("preconditioner", "rds_model"))
+    add_config_arguments(feats, ScaleConfig)  # issue 14: --ray, --workers, --gpus-per-worker
 
     mat = stages.add_parser("matrix", help="attribution matrix → DIR/attribution.npy")
     mat.add_argument("--run", required=True)
@@ -124,7 +128,7 @@ def _warmup(args: argparse.Namespace) -> None:
         args.preset, fraction=args.fraction, batch_size=args.batch_size,
         effective_batch=args.effective_batch, epochs=args.epochs, max_steps=args.max_steps,
         r=args.lora_r, alpha=args.lora_alpha, learning_rate=args.lr, max_length=args.max_length,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, processes=args.processes)
     print(describe_warmup(args.preset, fraction, lora), flush=True)
     store = RunStore(args.run)
     if args.data:
@@ -135,13 +139,16 @@ def _warmup(args: argparse.Namespace) -> None:
 
 
 def _features(args: argparse.Namespace) -> None:
+    from .ray_features import ray_features
     from .pipeline import FeatureSettings, features
 
     store = RunStore(args.run, create=False)
     settings = FeatureSettings(**config_kwargs(FeatureSettings, args) | {
         "tasks": tuple(t.strip() for t in args.tasks.split(",") if t.strip())})
+    scale = ScaleConfig(**config_kwargs(ScaleConfig, args))
     folder = features(store, settings, device=settings.device,
-                      progress=_bar("features", store))
+                      progress=_bar("features", store),
+                      feature_runner=ray_features(scale) if scale.enabled else None)
     print(f"features → {folder}")
 
 

@@ -22,10 +22,10 @@ variants stay as named options (`preconditioner="adam"`, `validation_eos=True`,
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -253,6 +253,12 @@ class FeatureSettings(HashedConfig):
                       "data_paths": tuple(tuple(pair) for pair in stored["data_paths"])})
 
 
+# what computes the features files instead of this process: (model, checkpoints, pool,
+# validation, folder, settings, progress)
+FeatureRunner = Callable[[str, Sequence["Checkpoint"], pd.DataFrame, pd.DataFrame, Path,
+                          FeatureSettings, Progress | None], None]
+
+
 def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple[Any, Any]:
     from peft import PeftModel
 
@@ -305,10 +311,14 @@ def _run_features(ctx: StageContext, settings: FeatureSettings,
     pool = pipeline.load_run_pool(ctx.store)
     val = _validation_set(ctx, settings, device)
     found = checkpoints(ctx.store)
-    for checkpoint in found:
-        _checkpoint_features(checkpoint, info["model"], pool, val, ctx.folder, device, settings,
-                             progress)
-    _rds_features(info["model"], found[-1], pool, val, ctx.folder, device, settings)
+    feature_runner: FeatureRunner | None = ctx.resources.get("feature_runner")
+    if feature_runner is not None:
+        feature_runner(info["model"], found, pool, val, ctx.folder, settings, progress)
+    else:
+        for checkpoint in found:
+            _checkpoint_features(checkpoint, info["model"], pool, val, ctx.folder, device,
+                                 settings, progress)
+        _rds_features(info["model"], found[-1], pool, val, ctx.folder, device, settings)
     return {"rows": len(pool), "validation": len(val), "checkpoints": len(found)}
 
 
@@ -321,12 +331,16 @@ FEATURES_HINT = "run `python -m selection_core influence features --run DIR`"
 
 def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
              data_paths: dict[str, str] | None = None, device: str = "auto",
-             progress: Progress | None = None) -> Path:
+             progress: Progress | None = None,
+             feature_runner: FeatureRunner | None = None) -> Path:
     """The features stage on the run's latest warmup (`data_paths`: local validation files per
-    task; `device` where the model runs); returns the features' folder."""
+    task; `device` where the model runs; `feature_runner` computes the same files another way,
+    e.g. `influence.ray_features` on Ray workers: speed only, the same key); returns the
+    features' folder."""
     settings = replace(settings, device=device,
                        data_paths=tuple(sorted((data_paths or {}).items())) or settings.data_paths)
-    return runner.run(store, FEATURES, settings, progress)
+    resources = {"feature_runner": feature_runner} if feature_runner is not None else None
+    return runner.run(store, FEATURES, settings, progress, resources)
 
 
 def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataFrame,
@@ -334,30 +348,61 @@ def _checkpoint_features(checkpoint: Checkpoint, model_name: str, pool: pd.DataF
                          progress: Progress) -> None:
     """One checkpoint's train (Adam-preconditioned) and validation (plain) features; a function
     of its own so the model is freed before the next checkpoint loads."""
-    from .gradients import PerExampleGradients, RademacherProjector, adam_state, \
-        gradient_features
-
-    model, tokenizer = _load_for_gradients(model_name, checkpoint.path, device)
-    hooks = PerExampleGradients(model)
-    names, dim_in = hooks.names, hooks.dim
-    hooks.close()
-    projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
-    state = adam_state(checkpoint.path, names, device)
+    loaded = gradient_model(model_name, checkpoint.path, settings, device)
     target = folder / f"epoch{checkpoint.epoch}"
-    for split, frame, moments, eos in (("train", pool, state, True),
-                                       ("val", val, None, settings.validation_eos)):
+    for split, frame in (("train", pool), ("val", val)):
         prompts, responses = frame["prompt"].tolist(), frame["response"].tolist()
 
-        def compute(start: int, stop: int, moments=moments, eos=eos) -> np.ndarray:
-            return gradient_features(model, tokenizer, prompts[start:stop], responses[start:stop],
-                                     projector, moments, settings.preconditioner, eos,
-                                     settings.batch_size, settings.max_length)
+        def compute(start: int, stop: int, split: str = split) -> np.ndarray:
+            return split_features(loaded, split, prompts[start:stop], responses[start:stop],
+                                  settings)
 
         name = f"epoch{checkpoint.epoch}-{split}"
         memmap_compute(target / f"{split}.npy", len(frame), settings.dim, FEATURE_CHUNK_ROWS,
                        compute, lambda d, n, m="", name=name: progress(d, n, name))
+    write_checkpoint_info(target, checkpoint, loaded.parameters, settings)
+
+
+class GradientModel(NamedTuple):
+    """What one checkpoint's features need loaded: its model, the projection, its moments."""
+
+    model: Any
+    tokenizer: Any
+    projector: Any
+    state: Any
+    parameters: int
+
+
+def gradient_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
+                   device: str) -> GradientModel:
+    """Load one checkpoint for its features (in this process or once per Ray worker)."""
+    from .gradients import PerExampleGradients, RademacherProjector, adam_state
+
+    model, tokenizer = _load_for_gradients(model_name, checkpoint, device)
+    hooks = PerExampleGradients(model)
+    names, dim_in = hooks.names, hooks.dim
+    hooks.close()
+    projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
+    return GradientModel(model, tokenizer, projector, adam_state(checkpoint, names, device),
+                         dim_in)
+
+
+def split_features(loaded: GradientModel, split: str, prompts: list[str], responses: list[str],
+                   settings: FeatureSettings) -> np.ndarray:
+    """Training rows: Adam-preconditioned, with EOS; validation rows: plain, EOS as set."""
+    from .gradients import gradient_features
+
+    train = split == "train"
+    return gradient_features(loaded.model, loaded.tokenizer, prompts, responses,
+                             loaded.projector, loaded.state if train else None,
+                             settings.preconditioner, train or settings.validation_eos,
+                             settings.batch_size, settings.max_length)
+
+
+def write_checkpoint_info(target: Path, checkpoint: Checkpoint, parameters: int,
+                          settings: FeatureSettings) -> None:
     write_json(target / "info.json", {"epoch": checkpoint.epoch, "mean_lr": checkpoint.mean_lr,
-                                      "parameters": dim_in, "dim": settings.dim})
+                                      "parameters": parameters, "dim": settings.dim})
 
 
 def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
@@ -366,25 +411,34 @@ def _rds_features(model_name: str, checkpoint: Checkpoint, pool: pd.DataFrame,
     """RDS: the final-layer state at the last real token of each sequence, tokenised as for the
     gradients (training rows with EOS, validation as `validation_eos` says), from "the same model
     that computes gradient features" — the final warmup checkpoint — or the base model."""
-    from ..lm.loading import load_causal_lm
-    from ..train.lora import load_trained
-    from .gradients import last_token_states
-
-    missing = [(target, frame, eos) for target, frame, eos in (
-        (folder / "rds" / "train.npy", pool, True),
-        (folder / "rds" / "val.npy", val, settings.validation_eos)) if not target.exists()]
+    missing = [(split, frame) for split, frame in (("train", pool), ("val", val))
+               if not (folder / "rds" / f"{split}.npy").exists()]
     if not missing:  # resumed after both were written: load no model
         return
+    loaded = rds_model(model_name, checkpoint.path, settings, device)
+    for split, frame in missing:
+        write_npy(folder / "rds" / f"{split}.npy",
+                  rds_split(loaded, split, frame["prompt"].tolist(), frame["response"].tolist(),
+                            settings))
+
+
+def rds_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
+              device: str) -> tuple[Any, Any]:
+    from ..lm.loading import load_causal_lm
+    from ..train.lora import load_trained
+
     if settings.rds_model == "warmup":
-        model, tokenizer = load_trained(model_name, checkpoint.path, device=device,
-                                        dtype="float32", merge=False)
-    else:
-        model, tokenizer = load_causal_lm(model_name, device=device, dtype="float32",
-                                          cache=False)
-    for target, frame, eos in missing:
-        write_npy(target, last_token_states(model, tokenizer, frame["prompt"].tolist(),
-                                            frame["response"].tolist(), eos,
-                                            settings.batch_size, settings.max_length))
+        return load_trained(model_name, checkpoint, device=device, dtype="float32", merge=False)
+    return load_causal_lm(model_name, device=device, dtype="float32", cache=False)
+
+
+def rds_split(loaded: tuple[Any, Any], split: str, prompts: list[str], responses: list[str],
+              settings: FeatureSettings) -> np.ndarray:
+    from .gradients import last_token_states
+
+    return last_token_states(*loaded, prompts, responses,
+                             split == "train" or settings.validation_eos, settings.batch_size,
+                             settings.max_length)
 
 
 def current_features(store: RunStore) -> Path:

@@ -173,6 +173,19 @@ class RewardModelScorer(_ModelScorer):
         return scores
 
 
+def loaded_scorer(config: ScorerConfig) -> QualityScorer:
+    """A scorer with its model loaded now (a Ray worker loads it once, at start): scoring no rows
+    loads the model into the in-process cache the later calls read."""
+    scorer = make_scorer(config)
+    scorer.score([], [])
+    return scorer
+
+
+def score_shard(scorer: QualityScorer, part: str, prompts: list[str],
+                responses: list[str]) -> np.ndarray:
+    return scorer.score(prompts, responses)
+
+
 def make_scorer(config: ScorerConfig) -> QualityScorer:
     if config.name == "heuristic":
         return HeuristicScorer()
