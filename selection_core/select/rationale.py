@@ -1,0 +1,233 @@
+"""Why each row was selected (issue 16): checkable per-row fields for the kMQ family, computed
+from the method's own numbers — its per-cluster budgets, its quality order, its sampler.
+
+Fields (`RATIONALE_COLUMNS`): `cluster`, `cluster_size` (the cluster's rows in the pool),
+`cluster_budget` (the rows the cluster contributes; they sum to the budget), `quality`,
+`quality_rank` (1 = best in its cluster in the pool; ties to the lower row), `p_select` (the row's
+inclusion probability under the method), `p_select_kind` ("exact" for a closed form, "estimated"
+for repeated seeded draws), `p_select_draws` (how many; 0 when exact) and `why` (one sentence
+from those fields). Iterative kMQ adds `round`, `round_weight` (the cluster's weight when that
+round drew) and `round_budget` (the rows the cluster gave that round).
+
+Exact forms: random b/N; kmeans-random b_j/n_j; kmeans-closest, quality-top and kMQ-top are
+deterministic (1 for a chosen row, 0 otherwise); b_j = n_j gives 1 and b_j = 1 gives the
+softmax itself. kMQ's softmax sampling without replacement has no closed form for 1 < b_j < n_j:
+there the same sampler (`gumbel_top_k` on the same logits) is run `draws` times on its own seed
+stream (a child of the selection's seed, never the selection's own draws) and p is the share of
+draws that include the row (standard error ≤ 0.5/√draws).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..apportion import allocate_budget
+from ..config import SelectionConfig
+from .kmq import gumbel_top_k
+
+RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",
+                     "p_select", "p_select_kind", "p_select_draws", "why"]
+DEFAULT_DRAWS = 1000
+CLUSTER_METHODS = ("kmq", "kmeans-random", "kmeans-closest")
+
+
+def quality_ranks(labels: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Each row's rank by quality inside its cluster: 1 = best; equal quality → lower row first
+    (kMQ-top's own order)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    order = np.lexsort((np.arange(len(labels)), -np.asarray(quality, dtype=np.float64), labels))
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    within = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = within + 1
+    return ranks
+
+
+def estimate_inclusion(logits: np.ndarray, n: int, draws: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """P(row in the sample) for n draws without replacement ∝ exp(logits), estimated from
+    `draws` runs of `gumbel_top_k` — the sampler kMQ selects with."""
+    counts = np.zeros(len(logits))
+    for _ in range(draws):
+        counts[gumbel_top_k(logits, n, rng)] += 1
+    return counts / draws
+
+
+def explanation_rng(seed: int) -> np.random.Generator:
+    """The estimate's own stream: the first child of the selection's seed sequence, so it never
+    replays the draws that made the selection."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
+def _softmax_inclusion(quality: np.ndarray, members: np.ndarray, n: int, tau: float,
+                       draws: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(p per member, exact?) for kMQ's softmax sampling of n of `members`."""
+    if n >= len(members):
+        return np.ones(len(members)), True
+    logits = (quality[members] - quality[members].max()) / tau
+    if n == 1:
+        weights = np.exp(logits)
+        return weights / weights.sum(), True
+    return estimate_inclusion(logits, n, draws, rng), False
+
+
+def static_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                     selected: np.ndarray, draws: int = DEFAULT_DRAWS
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pool row's (p_select, exact?, per-cluster budget b_j) under the static method."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = len(labels), int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k)
+    budget = config.budget
+    if config.method in CLUSTER_METHODS:
+        budgets = allocate_budget(sizes, budget)
+    else:  # global methods: what each cluster ended up contributing
+        budgets = np.bincount(labels[selected], minlength=k)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[selected] = True
+    exact = np.ones(n, dtype=bool)
+    if config.method == "random":
+        p = np.full(n, budget / n)
+    elif config.method == "kmeans-random":
+        p = budgets[labels] / sizes[labels]
+    elif config.method == "kmq" and not config.top:
+        p = np.zeros(n)
+        rng = explanation_rng(config.sample_seed)
+        for j in np.flatnonzero(budgets):
+            members = np.flatnonzero(labels == j)
+            p[members], exact[members] = _softmax_inclusion(
+                np.asarray(quality, dtype=np.float64), members, int(budgets[j]),
+                config.sample_tau, draws, rng)
+    else:  # kmeans-closest, quality-top, kMQ-top: deterministic
+        p = chosen.astype(np.float64)
+    return p, exact, budgets
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _probability_text(p: float, exact: bool, draws: int) -> str:
+    return f"probability {p:.3g}" if exact else \
+        f"probability ≈{p:.3g} (estimated from {draws} seeded draws)"
+
+
+def static_rationale(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                     distances: np.ndarray, selected: np.ndarray, rows: np.ndarray | None = None,
+                     draws: int = DEFAULT_DRAWS) -> pd.DataFrame:
+    """The rationale of `rows` (default: the selected rows, in that order) under the static
+    selection `selected` made by `config`; rows not selected get the same fields and a `why`
+    that says what the method's computation gave them instead."""
+    labels = np.asarray(labels, dtype=np.int64)
+    quality = np.asarray(quality, dtype=np.float64)
+    selected = np.asarray(selected, dtype=np.int64)
+    rows = selected if rows is None else np.asarray(rows, dtype=np.int64)
+    p, exact, budgets = static_inclusion(config, labels, quality, selected, draws)
+    sizes = np.bincount(labels, minlength=len(budgets))
+    ranks = quality_ranks(labels, quality)
+    chosen = np.zeros(len(labels), dtype=bool)
+    chosen[selected] = True
+    frame = pd.DataFrame({
+        "cluster": labels[rows], "cluster_size": sizes[labels[rows]],
+        "cluster_budget": budgets[labels[rows]], "quality": quality[rows],
+        "quality_rank": ranks[rows], "p_select": p[rows],
+        "p_select_kind": np.where(exact[rows], "exact", "estimated"),
+        "p_select_draws": np.where(exact[rows], 0, draws)})
+    distance_ranks = quality_ranks(labels, -np.asarray(distances, dtype=np.float64)) \
+        if config.method == "kmeans-closest" else None
+    pool_ranks = quality_ranks(np.zeros(len(labels), dtype=np.int64), quality) \
+        if config.method == "quality-top" else None
+    frame["why"] = [
+        _static_why(config, r, len(labels), bool(chosen[row]),
+                    None if distance_ranks is None else int(distance_ranks[row]),
+                    None if pool_ranks is None else int(pool_ranks[row]))
+        for row, r in zip(rows, frame.itertuples(), strict=True)]
+    return frame[RATIONALE_COLUMNS]
+
+
+def _cluster_text(r: tuple, n_rows: int, budget: int, method: str) -> str:
+    share = f"cluster {r.cluster} ({r.cluster_size / n_rows:.1%} of the pool, {r.cluster_size} rows)"
+    if method in CLUSTER_METHODS:
+        return f"{share} gets {r.cluster_budget} of {budget} rows"
+    return f"{share} ended with {r.cluster_budget} of the {budget} rows"
+
+
+def _static_why(config: SelectionConfig, r: tuple, n_rows: int, chosen: bool,
+                distance_rank: int | None, pool_rank: int | None) -> str:
+    method, budget = config.method, config.budget
+    rank = f"this row ranks {_ordinal(r.quality_rank)} of {r.cluster_size} by quality ({r.quality:.3g})"
+    probability = _probability_text(r.p_select, r.p_select_kind == "exact", r.p_select_draws)
+    verb = "" if chosen else "not selected: "
+    if method == "kmq" and config.top:
+        how = f"the cluster's {r.cluster_budget} best are taken, {probability}"
+    elif method == "kmq":
+        how = f"drawn ∝ exp(quality/{config.sample_tau:g}) without replacement, {probability}"
+    elif method == "kmeans-random":
+        how = f"drawn uniformly within the cluster, {probability} ({r.cluster_budget}/{r.cluster_size})"
+    elif method == "kmeans-closest":
+        how = (f"it is the {_ordinal(distance_rank)} nearest its centroid and the "
+               f"{r.cluster_budget} nearest are taken, {probability}")
+    elif method == "random":
+        how = f"drawn uniformly from the whole pool, {probability} ({budget}/{n_rows})"
+    else:
+        how = (f"it ranks {_ordinal(pool_rank)} of {n_rows} in the pool by quality and the "
+               f"{budget} best are taken, {probability}")
+    return f"{verb}{_cluster_text(r, n_rows, budget, method)}; {rank}; {how}"
+
+
+def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
+                        added: Sequence[np.ndarray], weights: Sequence[np.ndarray],
+                        sample_tau: float, seed: int, draws: int = DEFAULT_DRAWS) -> pd.DataFrame:
+    """The rationale of an iterative kMQ selection, one row per selected row in the order the
+    rounds added them: the static fields plus `round`, `round_weight` and `round_budget`.
+
+    `cluster_budget` is the cluster's total over the rounds. `p_select` is the probability that
+    the row's round drew it, given the rows selected before that round and the cluster's budget
+    in it: the round samples b_j of the cluster's remaining rows ∝ exp(quality/τ) without
+    replacement (METHODS §1.4, the law of `draw_round`), exact when b_j is 1 or all remaining
+    rows, else estimated with `gumbel_top_k` on the explanation's own seed stream."""
+    labels = np.asarray(labels, dtype=np.int64)
+    quality = np.asarray(quality, dtype=np.float64)
+    k = len(weights[0]) if len(weights) else int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k)
+    ranks = quality_ranks(labels, quality)
+    rng = explanation_rng(seed)
+    available = np.ones(len(labels), dtype=bool)
+    parts = []
+    for number, (rows, w) in enumerate(zip(added, weights, strict=True), start=1):
+        rows = np.asarray(rows, dtype=np.int64)
+        round_budget = np.bincount(labels[rows], minlength=k)
+        p = np.zeros(len(labels))
+        exact = np.ones(len(labels), dtype=bool)
+        for j in np.flatnonzero(round_budget):
+            members = np.flatnonzero(available & (labels == j))
+            p[members], exact[members] = _softmax_inclusion(
+                quality, members, int(round_budget[j]), sample_tau, draws, rng)
+        parts.append(pd.DataFrame({
+            "row": rows, "round": number, "round_weight": np.asarray(w)[labels[rows]],
+            "round_budget": round_budget[labels[rows]], "p_select": p[rows],
+            "p_select_kind": np.where(exact[rows], "exact", "estimated"),
+            "p_select_draws": np.where(exact[rows], 0, draws)}))
+        available[rows] = False
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["row", "round", "round_weight", "round_budget", "p_select", "p_select_kind",
+                 "p_select_draws"])
+    rows = frame["row"].to_numpy(dtype=np.int64)
+    totals = np.bincount(labels[rows], minlength=k)
+    frame = frame.assign(cluster=labels[rows], cluster_size=sizes[labels[rows]],
+                         cluster_budget=totals[labels[rows]], quality=quality[rows],
+                         quality_rank=ranks[rows])
+    n_rows, budget = len(labels), len(rows)
+    frame["why"] = [
+        f"round {r.round}: cluster {r.cluster} ({r.cluster_size / n_rows:.1%} of the pool, weight "
+        f"{r.round_weight:.3f}) gets {r.round_budget} of the round's rows ({r.cluster_budget} of "
+        f"{budget} over all rounds); this row ranks {_ordinal(r.quality_rank)} of "
+        f"{r.cluster_size} by quality ({r.quality:.3g}); drawn ∝ exp(quality/{sample_tau:g}) "
+        f"among the cluster's remaining rows, "
+        f"{_probability_text(r.p_select, r.p_select_kind == 'exact', r.p_select_draws)}"
+        for r in frame.itertuples()]
+    return frame[[*RATIONALE_COLUMNS[:-1], "round", "round_weight", "round_budget", "why"]]
