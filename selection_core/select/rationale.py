@@ -27,6 +27,22 @@ from ..apportion import allocate_budget
 from ..config import SelectionConfig
 from .kmq import gumbel_top_k
 
+METHOD_DESCRIPTIONS = {
+    "kmq": "k-means + quality: budget ∝ cluster size, softmax(quality/τ) sampling in each cluster",
+    "kmeans-random": "budget ∝ cluster size, uniform sampling in each cluster",
+    "kmeans-closest": "budget ∝ cluster size, the rows nearest each centroid",
+    "random": "uniform over the whole pool",
+    "quality-top": "the highest-quality rows overall (no diversity)",
+    "iterative": "iterative kMQ: each round's budget ∝ cluster weight × remaining rows, "
+                 "quality-weighted sampling inside clusters, weights moved by how well the "
+                 "model trained so far does on each cluster",
+    "bids": "BIDS: column-normalised influence, greedy pick of the row with the largest "
+            "normalised influence minus the selection's running average on some instance",
+    "task-max": "LESS: the rows whose best task-mean influence is highest",
+    "instance-max": "the rows whose largest single-instance influence is highest",
+    "instance-max-norm": "instance-max on the column-normalised matrix (BIDS's ablation)",
+    "sum": "the rows whose influence summed over all validation instances is highest",
+}
 RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",
                      "p_select", "p_select_kind", "p_select_draws", "why"]
 DEFAULT_DRAWS = 1000
@@ -231,3 +247,58 @@ def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
         f"{_probability_text(r.p_select, r.p_select_kind == 'exact', r.p_select_draws)}"
         for r in frame.itertuples()]
     return frame[[*RATIONALE_COLUMNS[:-1], "round", "round_weight", "round_budget", "why"]]
+
+
+# --------------------------------------------------------------------------- summaries
+def cluster_budget_table(rationale: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+    """Per contributing cluster: its rows in the pool and its share of them, the rows it gives
+    the selection and their share of the budget — what a size-proportional budget looks like
+    (or, for global methods and iterative weights, how far the picks stray from it)."""
+    per_cluster = rationale.groupby("cluster", sort=True).agg(
+        pool_rows=("cluster_size", "first"), budget=("cluster_budget", "first"))
+    table = per_cluster.reset_index()
+    table["pool_share"] = table["pool_rows"] / n_rows
+    table["budget_share"] = table["budget"] / table["budget"].sum()
+    return table[["cluster", "pool_rows", "pool_share", "budget", "budget_share"]]
+
+
+def task_budget_table(explained: pd.DataFrame) -> pd.DataFrame:
+    """Per task an influence selection's picks were made for (`explain_on_matrix`): how many,
+    their share, and the first and median pick (order) that served it."""
+    served = explained.dropna(subset=["task"])
+    table = served.groupby("task", sort=False)["order"].agg(
+        picks="count", first_pick="min", median_pick="median").reset_index()
+    table["share"] = table["picks"] / len(explained)
+    return table[["task", "picks", "share", "first_pick", "median_pick"]]
+
+
+def tasks_served_over_order(explained: pd.DataFrame) -> pd.DataFrame:
+    """Long table (order, task, picks so far) of how many picks each task has received after
+    each pick: where a task lags, BIDS's running average lets its instances win next."""
+    served = explained.dropna(subset=["task"])
+    tasks = list(dict.fromkeys(served["task"]))
+    counts = pd.crosstab(explained["order"], explained["task"]).reindex(
+        columns=tasks, fill_value=0).cumsum()
+    return counts.reset_index().melt(id_vars="order", var_name="task", value_name="picks")
+
+
+def example_positions(rationale: pd.DataFrame, n: int = 5) -> np.ndarray:
+    """Positions (in the selection) of n rows that show the method at work: for the kMQ family
+    the best-ranked selected row of each of the n largest-budget clusters, for influence
+    selections the first pick of each task then the earliest picks."""
+    positions = pd.Series(np.arange(len(rationale)))
+    if "cluster_budget" in rationale.columns:
+        ranked = pd.DataFrame({"position": positions, "cluster": rationale["cluster"].to_numpy(),
+                               "budget": rationale["cluster_budget"].to_numpy(),
+                               "rank": rationale["quality_rank"].to_numpy()}).sort_values(
+            ["budget", "rank", "position"], ascending=[False, True, True], kind="stable")
+        chosen = ranked.drop_duplicates("cluster")["position"].tolist()
+    elif "task" in rationale.columns:
+        tasks = rationale["task"].reset_index(drop=True)
+        chosen = positions[tasks.notna()].groupby(tasks[tasks.notna()], sort=False).first() \
+            .sort_values().tolist()
+    else:
+        chosen = []
+    taken = set(chosen)
+    rest = [i for i in range(len(rationale)) if i not in taken]
+    return np.asarray((chosen + rest)[:n], dtype=np.int64)

@@ -190,3 +190,53 @@ def test_influence_select_explain_writes_jsonl_in_selection_order(matrix, tmp_pa
     assert [r["order"] for r in records] == list(range(1, 13))
     assert set(records[0]) == {"row", "order", "val_index", "task", "utility", "why"}
     assert records[0]["why"].startswith("pick 1 of 12: on validation instance ")
+
+
+# --------------------------------------------------------------------------- the report
+def test_report_section_says_how_the_subset_was_chosen(pool, matrix) -> None:
+    from selection_core.report import NamedSelection, how_chosen_section, render_report
+
+    labels, quality, distances = pool
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(240)],
+                          "prompt": [f"prompt {i}" for i in range(240)],
+                          "response": [f"response {i}" for i in range(240)]})
+    config = SelectionConfig(method="kmq", budget=40, k=5, sample_seed=1)
+    rows = select_static(config, labels, quality, distances)
+    why = static_rationale(config, labels, quality, distances, rows, draws=20)
+    kmq = how_chosen_section(frame, NamedSelection("kmq run", rows, config.to_dict(), why))
+    assert kmq.title == "How the subset was chosen — kmq run"
+    assert kmq.text.startswith("Method: kmq — k-means + quality") and "budget=40" in kmq.text
+    (_, budgets), (_, examples) = kmq.tables
+    assert budgets["budget"].sum() == 40 and len(budgets) == 5
+    assert budgets["budget"].tolist() == np.bincount(labels[rows]).tolist()
+    by_row = why.set_index(pd.Index(rows))
+    shown = [int(i[1:]) for i in examples["id"]]
+    assert len(examples) == 5 and examples["why"].tolist() == by_row.loc[shown, "why"].tolist()
+    assert by_row.loc[shown, "cluster"].nunique() == 5  # one example per cluster
+    assert by_row.loc[shown, "cluster_budget"].is_monotonic_decreasing  # largest budget first
+    A, tasks = matrix
+    explained = explain_on_matrix(A, tasks, "bids", 20)
+    bids = how_chosen_section(frame, NamedSelection("bids file", explained["row"].to_numpy(),
+                                                    {"file": "why.jsonl"}, explained))
+    (_, per_task), (_, examples) = bids.tables
+    assert per_task["picks"].sum() == 20 and set(per_task["task"]) <= set(tasks)
+    assert examples["why"].str.startswith("pick ").all()
+    html = render_report("r", [kmq, bids])
+    assert "How the subset was chosen — kmq run" in html and "Picks per task" in html
+
+
+def test_tasks_served_counts_every_pick_once(matrix) -> None:
+    from selection_core.select.rationale import task_budget_table, tasks_served_over_order
+    from selection_core.viz.rationale import tasks_served
+
+    A, tasks = matrix
+    explained = explain_on_matrix(A, tasks, "bids", 30)
+    served = tasks_served_over_order(explained)
+    last = served[served["order"] == 30].set_index("task")["picks"]
+    assert last.sum() == 30
+    assert last.to_dict() == explained["task"].value_counts().to_dict()
+    table = task_budget_table(explained).set_index("task")
+    assert table["picks"].to_dict() == last.to_dict()
+    assert (table["first_pick"] == [explained.loc[explained["task"] == t, "order"].min()
+                                    for t in table.index]).all()
+    assert len(tasks_served(served).data) == len(last)
