@@ -14,7 +14,8 @@ deterministic (1 for a chosen row, 0 otherwise); b_j = n_j gives 1 and b_j = 1 g
 softmax itself. kMQ's softmax sampling without replacement has no closed form for 1 < b_j < n_j:
 there the same sampler (`gumbel_top_k` on the same logits) is run `draws` times on its own seed
 stream (a child of the selection's seed, never the selection's own draws) and p is the share of
-draws that include the row (standard error ≤ 0.5/√draws).
+draws that include the row (standard error ≤ 0.5/√draws; 1000 draws up to 100k pool rows, fewer
+above, `default_draws`).
 """
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ METHOD_DESCRIPTIONS = {
 RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",
                      "p_select", "p_select_kind", "p_select_draws", "why"]
 DEFAULT_DRAWS = 1000
+DRAW_ROWS = 10**8  # pool rows × draws the estimate spends at most, above MIN_DRAWS
+MIN_DRAWS = 100
+
+
+def default_draws(n_rows: int) -> int:
+    """DEFAULT_DRAWS up to 100k rows, then fewer (never under MIN_DRAWS) so the estimate's cost,
+    about draws × N·log N, stays bounded on a million-row pool (`p_select_draws` says how many
+    were made: the standard error is at most 0.5/√draws)."""
+    return max(MIN_DRAWS, min(DEFAULT_DRAWS, DRAW_ROWS // max(n_rows, 1)))
 CLUSTER_METHODS = ("kmq", "kmeans-random", "kmeans-closest")
 
 
@@ -91,11 +101,13 @@ def _softmax_inclusion(quality: np.ndarray, members: np.ndarray, n: int, tau: fl
 
 
 def static_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
-                     selected: np.ndarray, draws: int = DEFAULT_DRAWS
+                     selected: np.ndarray, draws: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pool row's (p_select, exact?, per-cluster budget b_j) under the static method."""
+    """Every pool row's (p_select, exact?, per-cluster budget b_j) under the static method
+    (`draws`: default `default_draws(N)`)."""
     labels = np.asarray(labels, dtype=np.int64)
     n, k = len(labels), int(labels.max()) + 1
+    draws = default_draws(n) if draws is None else draws
     sizes = np.bincount(labels, minlength=k)
     budget = config.budget
     if config.method in CLUSTER_METHODS:
@@ -134,7 +146,7 @@ def _probability_text(p: float, exact: bool, draws: int) -> str:
 
 def static_rationale(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
                      distances: np.ndarray, selected: np.ndarray, rows: np.ndarray | None = None,
-                     draws: int = DEFAULT_DRAWS) -> pd.DataFrame:
+                     draws: int | None = None) -> pd.DataFrame:
     """The rationale of `rows` (default: the selected rows, in that order) under the static
     selection `selected` made by `config`; rows not selected get the same fields and a `why`
     that says what the method's computation gave them instead."""
@@ -142,6 +154,7 @@ def static_rationale(config: SelectionConfig, labels: np.ndarray, quality: np.nd
     quality = np.asarray(quality, dtype=np.float64)
     selected = np.asarray(selected, dtype=np.int64)
     rows = selected if rows is None else np.asarray(rows, dtype=np.int64)
+    draws = default_draws(len(labels)) if draws is None else draws
     p, exact, budgets = static_inclusion(config, labels, quality, selected, draws)
     sizes = np.bincount(labels, minlength=len(budgets))
     ranks = quality_ranks(labels, quality)
@@ -197,7 +210,7 @@ def _static_why(config: SelectionConfig, r: tuple, n_rows: int, chosen: bool,
 
 def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
                         added: Sequence[np.ndarray], weights: Sequence[np.ndarray],
-                        sample_tau: float, seed: int, draws: int = DEFAULT_DRAWS) -> pd.DataFrame:
+                        sample_tau: float, seed: int, draws: int | None = None) -> pd.DataFrame:
     """The rationale of an iterative kMQ selection, one row per selected row in the order the
     rounds added them: the static fields plus `round`, `round_weight` and `round_budget`.
 
@@ -208,6 +221,7 @@ def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
     rows, else estimated with `gumbel_top_k` on the explanation's own seed stream."""
     labels = np.asarray(labels, dtype=np.int64)
     quality = np.asarray(quality, dtype=np.float64)
+    draws = default_draws(len(labels)) if draws is None else draws
     k = len(weights[0]) if len(weights) else int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=k)
     ranks = quality_ranks(labels, quality)

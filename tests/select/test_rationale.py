@@ -240,3 +240,10 @@ def test_tasks_served_counts_every_pick_once(matrix) -> None:
     assert (table["first_pick"] == [explained.loc[explained["task"] == t, "order"].min()
                                     for t in table.index]).all()
     assert len(tasks_served(served).data) == len(last)
+
+
+def test_the_estimate_costs_a_bounded_number_of_draws_at_scale() -> None:
+    from selection_core.select.rationale import default_draws
+
+    assert [default_draws(n) for n in (3000, 100_000, 200_000, 1_000_000, 10**8)] == \
+        [1000, 1000, 500, 100, 100]
