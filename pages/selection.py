@@ -169,9 +169,11 @@ with map_col:
                            "prompt": pool["prompt"].iloc[selection.rows].to_numpy(),
                            "cluster": why["cluster"].to_numpy(),
                            "quality": why["quality"].to_numpy()})
-    map_event = st.plotly_chart(cluster_map(points, "cluster", title="The selected rows "
-                                                                     "(click one)", height=380),
-                                key="why_map", on_select="rerun", selection_mode="points")
+    selected_map = cluster_map(points, "cluster", title="The selected rows (click one)",
+                               height=380)
+    selected_map.update_layout(dragmode="pan")  # lasso mode would turn clicks into no selection
+    map_event = st.plotly_chart(selected_map, key="why_map", on_select="rerun",
+                                selection_mode="points")
 table = why.assign(id=pool["id"].iloc[selection.rows].to_numpy(),
                    prompt=pool["prompt"].iloc[selection.rows].to_numpy())
 table_event = st.dataframe(
@@ -180,11 +182,12 @@ table_event = st.dataframe(
     selection_mode="single-row", column_config={
         "p_select": st.column_config.NumberColumn(format="%.3f"),
         "why": st.column_config.TextColumn(width="large")})
-clicked = [*selected_row_positions(map_event), *table_event.selection.rows]
-click_key = (explained, tuple(clicked))
-if clicked and st.session_state.get("why_last_click") != click_key:
-    st.session_state.why_last_click = click_key
-    st.session_state.why_row = int(clicked[-1])
+for source, clicked in (("map", selected_row_positions(map_event)),
+                        ("table", table_event.selection.rows)):  # the one that changed wins
+    click_key = (explained, tuple(clicked))
+    if clicked and st.session_state.get(f"why_last_{source}") != click_key:
+        st.session_state.why_row = int(clicked[-1])
+    st.session_state[f"why_last_{source}"] = click_key
 if st.session_state.get("why_row", 0) >= len(selection.rows):
     st.session_state.why_row = 0
 position = st.selectbox("Row", range(len(selection.rows)), key="why_row",
