@@ -412,8 +412,8 @@ def _influence_why(method: str, r: tuple, budget: int, n_rows: int) -> str:
     if method == "bids":
         return (f"{pick}: on validation instance {r.val_index} ({r.task}) its normalised "
                 f"influence minus the average over the rows picked before it is {r.utility:.4g}, "
-                f"the largest utility of any remaining row (the least-served instance it helps "
-                f"most)")
+                f"the largest utility of any remaining row (a low average marks an instance the "
+                f"picks so far serve little)")
     if method == "task-max":
         return (f"{pick}: its mean influence on {r.task} ({r.utility:.4g}) is its best task's "
                 f"mean, and it ranks {r.order} of {n_rows} by that score")
