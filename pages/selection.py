@@ -22,16 +22,17 @@ METHOD_HELP = {method: METHOD_DESCRIPTIONS[method] for method in
 
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def rationale_of(run_dir: str, token: str, config: dict, selected: np.ndarray,
-                 rows: np.ndarray | None = None) -> pd.DataFrame:
-    """`static_rationale` of a selection made here (its own k and scorer), for its rows or for
-    `rows` — also rows it did not select, to show what its computation gave them."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def pool_rationale(run_dir: str, token: str, config: dict, selected: np.ndarray) -> pd.DataFrame:
+    """`static_rationale` of every pool row under a selection made here (its own k and scorer),
+    computed once per selection: its rows' rationale, and for a comparison what its computation
+    gave the rows it did not select."""
     fields = {k: v for k, v in config.items() if k in SelectionConfig.__dataclass_fields__}
     selection = SelectionConfig(**fields)
     labels, distances = ui.load_labels(run_dir, token, selection.k)
     scores = ui.load_quality(run_dir, token, selection.scorer, config.get("scorer_model"))
-    return static_rationale(selection, labels, scores, distances, selected, rows)
+    return static_rationale(selection, labels, scores, distances, selected,
+                            rows=np.arange(len(labels)))
 
 
 ui.require_app_frame()
@@ -97,8 +98,8 @@ if submitted:
         rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
         name = describe_selection(config.to_dict())
         settings = {**config.to_dict(), "scorer_model": scorer_config.model}
-        made[name] = NamedSelection(name, rows, settings,
-                                    rationale_of(view.run_dir, view.token, settings, rows))
+        rationale = pool_rationale(view.run_dir, view.token, settings, rows).iloc[rows]
+        made[name] = NamedSelection(name, rows, settings, rationale.reset_index(drop=True))
         st.session_state.compare = list(made)[-4:]  # the new selection joins the comparison
     except SelectionError as exc:
         ui.show_error(exc)
@@ -207,7 +208,8 @@ if len(names) > 1:
         mine, theirs = made[this], made[other]
         only = ~np.isin(mine.rows, theirs.rows)
         rows = mine.rows[only]
-        other_view = rationale_of(view.run_dir, view.token, theirs.config, theirs.rows, rows)
+        other_view = pool_rationale(view.run_dir, view.token, theirs.config,
+                                    theirs.rows).iloc[rows]
         st.markdown(f"**{only.sum()} rows in {this}, not in {other}**")
         st.dataframe(pd.DataFrame({
             "id": pool["id"].iloc[rows].to_numpy(), "prompt": pool["prompt"].iloc[rows].to_numpy(),

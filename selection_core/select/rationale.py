@@ -49,6 +49,7 @@ RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "qu
 DEFAULT_DRAWS = 1000
 DRAW_ROWS = 10**8  # pool rows × draws the estimate spends at most, above MIN_DRAWS
 MIN_DRAWS = 100
+ESTIMATE_CELLS = 2**16  # Gumbel keys drawn at once by `estimate_inclusion`
 
 
 def default_draws(n_rows: int) -> int:
@@ -75,10 +76,19 @@ def quality_ranks(labels: np.ndarray, quality: np.ndarray) -> np.ndarray:
 def estimate_inclusion(logits: np.ndarray, n: int, draws: int,
                        rng: np.random.Generator) -> np.ndarray:
     """P(row in the sample) for n draws without replacement ∝ exp(logits), estimated from
-    `draws` runs of `gumbel_top_k` — the sampler kMQ selects with."""
+    `draws` runs of `gumbel_top_k` — the sampler kMQ selects with.
+
+    The runs are made in blocks of ≈ESTIMATE_CELLS keys: one `rng.gumbel((block, len))` fills
+    the block row by row as `block` successive calls would, and a stable row-wise argsort takes
+    each row's top n, so the draws are exactly those of `gumbel_top_k` called `draws` times on
+    `rng` (tested) — without a Python call per draw, which kept the app's script thread (and
+    the GIL) busy for seconds at k = 64."""
     counts = np.zeros(len(logits))
-    for _ in range(draws):
-        counts[gumbel_top_k(logits, n, rng)] += 1
+    block = max(1, min(draws, ESTIMATE_CELLS // max(len(logits), 1)))
+    for start in range(0, draws, block):
+        keys = logits + rng.gumbel(size=(min(block, draws - start), len(logits)))
+        top = np.argsort(-keys, axis=1, kind="stable")[:, :n]
+        counts += np.bincount(top.ravel(), minlength=len(logits))
     return counts / draws
 
 

@@ -247,3 +247,18 @@ def test_the_estimate_costs_a_bounded_number_of_draws_at_scale() -> None:
 
     assert [default_draws(n) for n in (3000, 100_000, 200_000, 1_000_000, 10**8)] == \
         [1000, 1000, 500, 100, 100]
+
+
+def test_the_estimate_replays_the_selections_sampler_exactly() -> None:
+    """Blocked draws are `gumbel_top_k`'s, call for call: same generator, same samples."""
+    from selection_core.select.kmq import gumbel_top_k
+    from selection_core.select.rationale import ESTIMATE_CELLS
+
+    logits = np.random.default_rng(3).normal(size=700)
+    draws = 3 * (ESTIMATE_CELLS // 700) + 5  # several blocks and a partial one
+    rng = np.random.default_rng(9)
+    counts = np.zeros(700)
+    for _ in range(draws):
+        counts[gumbel_top_k(logits, 40, rng)] += 1
+    np.testing.assert_array_equal(estimate_inclusion(logits, 40, draws, np.random.default_rng(9)),
+                                  counts / draws)
