@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,6 +329,22 @@ def export_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 
 def show_error(exc: SelectionError) -> None:
     st.error(str(exc), icon="⚠️")
+
+
+def rationale_panel(row: pd.Series, why: Mapping[str, object], title: str | None = None) -> None:
+    """One selected row's rationale (issue 16): the sentence, the numbers behind it, and the
+    prompt and response it is about."""
+    with st.container(border=True):
+        st.markdown(f"**{title or row['id']}**")
+        st.markdown(str(why["why"]))
+        numbers = {k: v for k, v in why.items() if k != "why" and not pd.isna(v)}
+        st.caption(" · ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                              for k, v in numbers.items()))
+        prompt_col, response_col = st.columns(2)
+        prompt_col.markdown("Prompt")
+        prompt_col.text(str(row["prompt"]))
+        response_col.markdown("Response")
+        response_col.text(str(row["response"]))
 
 
 def file_stem(text: str) -> str:

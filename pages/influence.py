@@ -23,10 +23,13 @@ from selection_core.influence import pipeline as influence_pipeline
 from selection_core.influence.attribution import load_attribution
 from selection_core.influence.pipeline import rds_scores_for_run
 from selection_core.select.baselines import top_rows
-from selection_core.select.bids import INFLUENCE_METHODS, normalise_columns, select_on_matrix
+from selection_core.select.bids import INFLUENCE_METHODS, explain_on_matrix, \
+    normalise_columns, select_on_matrix
+from selection_core.select.rationale import tasks_served_over_order
 from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
+from selection_core.viz.rationale import tasks_served
 
 DEFAULT_METHODS = ("bids", "task-max", "random")
 METHOD_HELP = {
@@ -116,6 +119,14 @@ def ranking(files: MatrixFiles, method: str, seed: int, rds_run: str | None) -> 
         raise InputError(f"the RDS features cover {len(scores)} rows but the matrix has "
                          f"{len(A)}: they were computed on another pool", path=rds_run)
     return top_rows(scores, len(scores))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def explanation(files: MatrixFiles, method: str, budget: int, seed: int) -> pd.DataFrame:
+    """Why each of the first `budget` rows was picked (`explain_on_matrix`; for BIDS what the
+    greedy recorded at each pick)."""
+    A, tasks = load_matrix(files)
+    return explain_on_matrix(A, tasks, method, budget, seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -365,6 +376,49 @@ with table_col:
     st.dataframe(composition, hide_index=True)
 if "overlap" in figures:
     overlap_col.plotly_chart(figures["overlap"], key="overlap")
+
+# ----------------------------------------------------------------------------- why these rows
+st.subheader("Why these rows")
+explainable = [m for m in methods if m != "rds"]  # RDS ranks by features, not by A
+if explainable:
+    explained_method = st.selectbox("Selection to explain", explainable, key="influence_explain",
+                                     help="\n".join(f"- **{m}**: {METHOD_HELP[m]}"
+                                                     for m in explainable))
+    why = explanation(source.files, explained_method, budget,
+                      seed if explained_method == "random" else 0)
+    served_col, picks_col = st.columns(2, gap="large")
+    with served_col:
+        if why["task"].notna().any():
+            st.plotly_chart(tasks_served(tasks_served_over_order(why),
+                                         title=f"Tasks served over {explained_method}'s "
+                                               "selection order"), key="tasks_served")
+            if explained_method == "bids":
+                st.caption("Each pick serves the instance where the row's normalised influence "
+                           "most exceeds the average of the rows picked so far: a task that "
+                           "falls behind has the lowest averages, so its line climbs next.")
+        else:
+            st.caption(f"{explained_method} picks rows without reference to a task or "
+                       "instance: no task is served by a pick.")
+    with picks_col:
+        picks = st.dataframe(why[["order", "row", "task", "val_index", "utility", "why"]],
+                             hide_index=True, height=330, key="influence_why_table",
+                             on_select="rerun", selection_mode="single-row",
+                             column_config={"why": st.column_config.TextColumn(width="large")})
+    clicked = (explained_method, tuple(picks.selection.rows))
+    if picks.selection.rows and st.session_state.get("influence_why_click") != clicked:
+        st.session_state.influence_why_click = clicked
+        st.session_state.influence_why_row = int(picks.selection.rows[-1])
+    if st.session_state.get("influence_why_row", 0) >= len(why):
+        st.session_state.influence_why_row = 0
+    position = st.selectbox("Pick", range(len(why)), key="influence_why_row",
+                            format_func=lambda i: f"pick {i + 1}: row {why['row'].iloc[i]}",
+                            help="Click a row of the table, or choose here.")
+    record = why.iloc[position]
+    if pool is not None:
+        ui.rationale_panel(pool.iloc[int(record["row"])], record.to_dict(),
+                           title=f"{pool['id'].iloc[int(record['row'])]} — pick {position + 1}")
+    else:
+        st.markdown(str(record["why"]))
 
 # ----------------------------------------------------------------------------- export
 st.subheader("Export")

@@ -1,6 +1,8 @@
 """Selection: run kMQ and the baselines, compare selections side by side, download them."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
@@ -9,17 +11,29 @@ from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, w
 from selection_core.errors import SelectionError
 from selection_core.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
-from selection_core.viz.figures import overlap_heatmap, quality_distribution, \
-    selection_composition
+from selection_core.select.rationale import METHOD_DESCRIPTIONS, cluster_budget_table, \
+    static_rationale
+from selection_core.viz.figures import cluster_map, overlap_heatmap, quality_distribution, \
+    selected_row_positions, selection_composition
+from selection_core.viz.rationale import budget_vs_pool_share
 
+METHOD_HELP = {method: METHOD_DESCRIPTIONS[method] for method in
+               ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top")}
 SCORE_JOB = "score"
-METHOD_HELP = {
-    "kmq": "k-means + quality: budget ∝ cluster size, softmax(quality/τ) sampling in each cluster",
-    "kmeans-random": "budget ∝ cluster size, uniform sampling in each cluster",
-    "kmeans-closest": "budget ∝ cluster size, the rows nearest each centroid",
-    "random": "uniform over the whole pool",
-    "quality-top": "the highest-quality rows overall (no diversity)",
-}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def pool_rationale(run_dir: str, token: str, config: dict, selected: np.ndarray) -> pd.DataFrame:
+    """`static_rationale` of every pool row under a selection made here (its own k and scorer),
+    computed once per selection: its rows' rationale, and for a comparison what its computation
+    gave the rows it did not select."""
+    fields = {k: v for k, v in config.items() if k in SelectionConfig.__dataclass_fields__}
+    selection = SelectionConfig(**fields)
+    labels, distances = ui.load_labels(run_dir, token, selection.k)
+    scores = ui.load_quality(run_dir, token, selection.scorer, config.get("scorer_model"))
+    return static_rationale(selection, labels, scores, distances, selected,
+                            rows=np.arange(len(labels)))
+
 
 ui.require_app_frame()
 st.title("Selection")
@@ -83,8 +97,9 @@ if submitted:
                                  sample_tau=float(tau), sample_seed=int(seed), scorer=scorer)
         rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
         name = describe_selection(config.to_dict())
-        made[name] = NamedSelection(name, rows, {**config.to_dict(),
-                                                 "scorer_model": scorer_config.model})
+        settings = {**config.to_dict(), "scorer_model": scorer_config.model}
+        rationale = pool_rationale(view.run_dir, view.token, settings, rows).iloc[rows]
+        made[name] = NamedSelection(name, rows, settings, rationale.reset_index(drop=True))
         st.session_state.compare = list(made)[-4:]  # the new selection joins the comparison
     except SelectionError as exc:
         ui.show_error(exc)
@@ -135,11 +150,81 @@ if len(chosen) > 1:
     overlap_col, _ = st.columns(2, gap="large")
     overlap_col.plotly_chart(overlap_heatmap(jaccard_matrix(chosen)), key="overlap")
 
+# ----------------------------------------------------------------------------- why these rows
+st.subheader("Why these rows")
+explained = st.selectbox("Selection to explain", names, key="explain_selection")
+selection = made[explained]
+why = selection.rationale
+budget_col, map_col = st.columns(2, gap="large")
+with budget_col:
+    st.plotly_chart(budget_vs_pool_share(cluster_budget_table(why, n_rows),
+                                         title="What drove the picks: budget by cluster vs "
+                                               "pool share"), key="budget_share")
+    st.caption(METHOD_HELP[selection.config["method"]] + ". Equal bars: a budget proportional "
+               "to cluster size; a gap: the method moved rows between clusters.")
+with map_col:
+    coords, _ = ui.load_coords(view.run_dir, view.token)
+    picked = coords[selection.rows]
+    points = pd.DataFrame({"x": picked[:, 0], "y": picked[:, 1],
+                           "id": pool["id"].iloc[selection.rows].to_numpy(),
+                           "prompt": pool["prompt"].iloc[selection.rows].to_numpy(),
+                           "cluster": why["cluster"].to_numpy(),
+                           "quality": why["quality"].to_numpy()})
+    selected_map = cluster_map(points, "cluster", title="The selected rows (click one)",
+                               height=380)
+    selected_map.update_layout(dragmode="pan")  # lasso mode would turn clicks into no selection
+    map_event = st.plotly_chart(selected_map, key="why_map", on_select="rerun",
+                                selection_mode="points")
+table = why.assign(id=pool["id"].iloc[selection.rows].to_numpy(),
+                   prompt=pool["prompt"].iloc[selection.rows].to_numpy())
+table_event = st.dataframe(
+    table[["id", "cluster", "cluster_budget", "quality_rank", "p_select", "why", "prompt"]],
+    hide_index=True, height=240, key="why_table", on_select="rerun",
+    selection_mode="single-row", column_config={
+        "p_select": st.column_config.NumberColumn(format="%.3f"),
+        "why": st.column_config.TextColumn(width="large")})
+for source, clicked in (("map", selected_row_positions(map_event)),
+                        ("table", table_event.selection.rows)):  # the one that changed wins
+    click_key = (explained, tuple(clicked))
+    if clicked and st.session_state.get(f"why_last_{source}") != click_key:
+        st.session_state.why_row = int(clicked[-1])
+    st.session_state[f"why_last_{source}"] = click_key
+if st.session_state.get("why_row", 0) >= len(selection.rows):
+    st.session_state.why_row = 0
+position = st.selectbox("Row", range(len(selection.rows)), key="why_row",
+                        format_func=lambda i: f"{table['id'].iloc[i]} — cluster "
+                                              f"{why['cluster'].iloc[i]}",
+                        help="Click a point on the map or a row of the table, or choose here.")
+ui.rationale_panel(pool.iloc[selection.rows[position]], why.iloc[position].to_dict())
+
+if len(names) > 1:
+    st.subheader("Rows one selection chose and the other did not")
+    first_col, second_col = st.columns(2)
+    first = first_col.selectbox("Selection A", names, index=0, key="diff_a")
+    second = second_col.selectbox("Selection B", names, index=1, key="diff_b")
+    for this, other in ((first, second), (second, first)):
+        if this == other:
+            break
+        mine, theirs = made[this], made[other]
+        only = ~np.isin(mine.rows, theirs.rows)
+        rows = mine.rows[only]
+        other_view = pool_rationale(view.run_dir, view.token, theirs.config,
+                                    theirs.rows).iloc[rows]
+        st.markdown(f"**{only.sum()} rows in {this}, not in {other}**")
+        st.dataframe(pd.DataFrame({
+            "id": pool["id"].iloc[rows].to_numpy(), "prompt": pool["prompt"].iloc[rows].to_numpy(),
+            f"why {this}": mine.rationale["why"].to_numpy()[only],
+            f"why not {other}": other_view["why"].to_numpy()}), hide_index=True, height=220,
+            key=f"only_{this}", column_config={f"why {this}": st.column_config.TextColumn(
+                width="large"), f"why not {other}": st.column_config.TextColumn(width="large")})
+
 st.subheader("Download")
 for i, name in enumerate(names):
     config = made[name].config
     scores = ui.load_quality(view.run_dir, view.token, config["scorer"], config["scorer_model"])
-    selected = pipeline.selected_frame(pool, made[name].rows, labels, scores)
+    own_labels, _ = ui.load_labels(view.run_dir, view.token, config["k"])
+    selected = pipeline.selected_frame(pool, made[name].rows, own_labels, scores,
+                                       made[name].rationale)
     stem = ui.file_stem(name.replace(" · ", "_"))
     cols = st.columns([4, 1, 1])
     cols[0].markdown(f"**{name}** — {len(selected)} rows")

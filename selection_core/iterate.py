@@ -392,7 +392,8 @@ class IterativeKMQ:
 
     def selected_frame(self, pool: pd.DataFrame) -> pd.DataFrame:
         """The selection in the `select` export shape, plus the round that added each row."""
-        return _selected_frame(pool, self.rounds_, self.labels_, self.quality_)
+        return _selected_frame(pool, self.rounds_, self.labels_, self.quality_,
+                               self.config.sample_tau, self.config.seed)
 
 
 def _run_iterative(ctx: StageContext, run: IterativeRun, progress: Progress) -> dict[str, Any]:
@@ -461,11 +462,16 @@ ITERATE_JOB_STAGE = runner.register(Stage("iterate", IterateJob, _run_iterate_jo
 
 
 def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: np.ndarray,
-                    quality: np.ndarray) -> pd.DataFrame:
+                    quality: np.ndarray, sample_tau: float, seed: int) -> pd.DataFrame:
+    """The rows in the order the rounds added them, with their rationale (issue 16: the round,
+    the cluster's weight then, `select.rationale.iterative_rationale`)."""
+    from .select.rationale import iterative_rationale
+
     rows = np.concatenate([r.added for r in rounds]).astype(np.int64)
-    frame = pipeline.selected_frame(pool, rows, labels, quality)
-    frame["round"] = np.concatenate([np.full(len(r.added), r.number) for r in rounds])
-    return frame
+    rationale = iterative_rationale(labels, quality, [r.added for r in rounds],
+                                    [r.clusters["weight"].to_numpy() for r in rounds],
+                                    sample_tau, seed)
+    return pipeline.selected_frame(pool, rows, labels, quality, rationale)
 
 
 def _labels_and_quality(store: RunStore, kmeans: KMeansConfig, quality: str,
@@ -488,7 +494,8 @@ def selection_frame(store: RunStore, folder: Path) -> pd.DataFrame:
     config = run_config(folder)
     labels, quality = _labels_and_quality(store, KMeansConfig(**config["kmeans"]),
                                           config["quality"], config["quality_model"])
-    return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality)
+    return _selected_frame(pipeline.load_run_pool(store), load_rounds(folder), labels, quality,
+                           config["sample_tau"], config["round_seed"])
 
 
 CLUSTER_COLUMNS = ["round", "cluster", "weight", "n_selected", "n_scored", "mean_score",

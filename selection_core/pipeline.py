@@ -345,24 +345,32 @@ def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
 
 
 def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
-                   scores: np.ndarray) -> pd.DataFrame:
-    """The selected pool rows with their `cluster` and `quality` (the JSONL/CSV export shape)."""
+                   scores: np.ndarray, rationale: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The selected pool rows with their `cluster` and `quality` (the JSONL/CSV export shape),
+    and the rationale's fields when given (`select.rationale`, one row per selected row)."""
     selected = pool.iloc[rows].copy()
     selected["cluster"] = labels[rows]
     selected["quality"] = scores[rows]
+    if rationale is not None:
+        for column in rationale.columns.drop(["row", "cluster", "quality"], errors="ignore"):
+            selected[column] = rationale[column].to_numpy()
     return selected
 
 
 def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
            scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
     """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
-    their `cluster` and `quality`."""
+    their `cluster`, `quality` and rationale (`select.rationale.static_rationale`)."""
+    from .select.rationale import static_rationale
+
     rows, clustering, scores = select_rows(store, config, kmeans, scorer)
-    selected = selected_frame(load_run_pool(store), rows, clustering.labels, scores)
+    rationale = static_rationale(config, clustering.labels, scores, clustering.distances, rows)
+    selected = selected_frame(load_run_pool(store), rows, clustering.labels, scores, rationale)
     if out is not None:
         write_jsonl(out, selected.to_dict(orient="records"))
     name = f"{config.method}-{config.config_hash()}"
-    write_csv(store.path("selections", f"{name}.csv"), selected[["id", "cluster", "quality"]])
+    write_csv(store.path("selections", f"{name}.csv"),
+              selected[["id", *rationale.columns]])
     store.set_stage(f"select:{name}", status="done", config=config.to_dict(),
                     kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows))
     return selected

@@ -112,11 +112,26 @@ def _file_name(name: str) -> str:
 
 @dataclass
 class NamedSelection:
-    """A selection as the app and reports see it: row positions and the config behind them."""
+    """A selection as the app and reports see it: row positions, the config behind them and,
+    when the method recorded one, each row's rationale (`select.rationale`; for an influence
+    selection, `select.bids.explain_on_matrix`), one row per selected row in `rows`' order."""
 
     name: str
     rows: np.ndarray
     config: dict[str, Any]
+    rationale: pd.DataFrame | None = None
+
+
+RATIONALE_FIELDS = ("cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",
+                    "p_select", "p_select_kind", "p_select_draws", "round", "round_weight",
+                    "round_budget", "order", "val_index", "task", "utility", "why")
+
+
+def _rationale_of(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The rationale fields a file of selected rows carries (None when it has no `why`)."""
+    if "why" not in frame.columns:
+        return None
+    return frame[[c for c in RATIONALE_FIELDS if c in frame.columns]].reset_index(drop=True)
 
 
 def describe_selection(config: Mapping[str, Any]) -> str:
@@ -142,9 +157,10 @@ def stored_selections(store: RunStore, pool: pd.DataFrame) -> dict[str, NamedSel
         path = store.path("selections", f"{stage.removeprefix('select:')}.csv")
         if stage.startswith("select:") and info.get("status") == "done" and path.exists():
             config = {**info["config"], "scorer_model": (info.get("scorer") or {}).get("model")}
-            ids = pd.read_csv(path, usecols=["id"], dtype={"id": str})["id"]
+            frame = pd.read_csv(path, dtype={"id": str})
             found[path.stem] = NamedSelection(describe_selection(config),
-                                              _row_positions(pool, ids, path), config)
+                                              _row_positions(pool, frame["id"], path), config,
+                                              _rationale_of(frame))
     return found
 
 
@@ -153,8 +169,12 @@ def selection_from_file(path: str | Path, pool: pd.DataFrame) -> NamedSelection:
     --out` writes (.jsonl, .jsonl.gz) or a CSV."""
     path = Path(path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
+        records = list(read_jsonl(path))
+        if records and "id" not in records[0][1] and "row" in records[0][1]:
+            return _explained_influence_selection(path, records, len(pool))
         ids = pd.Series([str(require(record, "id", (str, int), path, number))
-                         for number, record in read_jsonl(path)], dtype=str)
+                         for number, record in records], dtype=str)
+        frame = pd.DataFrame([record for _, record in records])
     elif path.suffix == ".csv":
         frame = pd.read_csv(path, dtype={"id": str})
         if "id" not in frame.columns:
@@ -164,7 +184,23 @@ def selection_from_file(path: str | Path, pool: pd.DataFrame) -> NamedSelection:
         raise InputError("a selection file is .jsonl, .jsonl.gz or .csv with an id per row",
                          path=str(path))
     return NamedSelection(path.name.split(".")[0], _row_positions(pool, ids, path),
-                          {"file": str(path)})
+                          {"file": str(path)}, _rationale_of(frame))
+
+
+def _explained_influence_selection(path: Path, records: list[tuple[int, dict[str, Any]]],
+                                   n_rows: int) -> NamedSelection:
+    """An `influence select --explain` file: pool row positions in selection order, each with
+    what picked it."""
+    rows = []
+    for number, record in records:
+        row = require(record, "row", int, path, number)
+        if not 0 <= row < n_rows:
+            raise InputError(f"row {row} is outside the run's pool of {n_rows} rows",
+                             path=str(path), line=number, field="row")
+        rows.append(row)
+    frame = pd.DataFrame([record for _, record in records])
+    return NamedSelection(path.name.split(".")[0], np.asarray(rows, dtype=np.int64),
+                          {"file": str(path)}, _rationale_of(frame))
 
 
 def _row_positions(pool: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
@@ -223,6 +259,53 @@ def selection_sections(pool: pd.DataFrame, labels: np.ndarray, quality: np.ndarr
     return sections
 
 
+def how_chosen_section(pool: pd.DataFrame, selection: NamedSelection,
+                       examples: int = 5) -> ReportSection:
+    """"How the subset was chosen" (issue 16): the method and its parameters, the budget per
+    cluster (kMQ family) or per task (influence selections), and `examples` rows with their
+    rationale — the numbers the method computed, as recorded with the selection."""
+    from .select.rationale import METHOD_DESCRIPTIONS, cluster_budget_table, example_positions, \
+        task_budget_table, tasks_served_over_order
+    from .viz.rationale import budget_vs_pool_share, tasks_served
+
+    config = selection.config
+    method = config.get("method") or ("iterative" if selection.rationale is not None and
+                                      "round" in selection.rationale.columns else None)
+    parameters = ", ".join(f"{key}={value}" for key, value in config.items()
+                           if value is not None and key != "method")
+    text = (f"Method: {method} — {METHOD_DESCRIPTIONS.get(method, '')}. " if method else
+            "Method: not recorded with this file. ") + f"Parameters: {parameters}."
+    section = ReportSection(f"How the subset was chosen — {selection.name}", text)
+    why = selection.rationale
+    if why is None:
+        section.text += (" This selection carries no per-row rationale (a file of ids, or saved "
+                         "before rationales were recorded): run `select` again to record one.")
+        return section
+    if "cluster_budget" in why.columns:
+        table = cluster_budget_table(why, len(pool))
+        section.tables.append((f"Budget per cluster: {len(table)} clusters contribute "
+                               f"{int(table['budget'].sum())} rows", table))
+        section.figures.append((f"budget_by_cluster_{_file_name(selection.name)}",
+                                budget_vs_pool_share(table)))
+    elif "task" in why.columns and why["task"].notna().any():
+        section.tables.append(("Picks per task", task_budget_table(why)))
+        section.figures.append((f"tasks_served_{_file_name(selection.name)}",
+                                tasks_served(tasks_served_over_order(why))))
+    picked = example_positions(why, examples)
+    rows = selection.rows[picked]
+    sample = pd.DataFrame({"id": pool["id"].iloc[rows].to_numpy(),
+                           "prompt": [_clip(t) for t in pool["prompt"].iloc[rows]],
+                           "response": [_clip(t) for t in pool["response"].iloc[rows]],
+                           "why": why["why"].iloc[picked].to_numpy()})
+    section.tables.append((f"{len(sample)} example rows and why each was chosen", sample))
+    return section
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
                selections: Sequence[NamedSelection], umap_config: UMAPConfig = UMAPConfig(),
                title: str | None = None) -> tuple[str, dict[str, go.Figure]]:
@@ -262,6 +345,7 @@ def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
         figures=[("cluster_map", cluster_map(frame, "cluster", title="Clusters")),
                  ("cluster_sizes", cluster_bars(labels, scores))]))
     sections.extend(selection_sections(pool, labels, scores, selections))
+    sections.extend(how_chosen_section(pool, selection) for selection in selections)
     embed = store.stage_info("embed") or {}
     metadata = {"run directory": store.root, "rows": len(pool),
                 "embedding model": (embed.get("config") or {}).get("model", "?"),

@@ -73,6 +73,9 @@ def add_influence_parser(subcommands: Any) -> None:
     sel.add_argument("--budget", required=True, help="rows (e.g. 1500) or a share (e.g. 15%%)")
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
+    sel.add_argument("--explain", default=None, metavar="FILE.jsonl",
+                     help="also write why each row was picked, in selection order: row, order, "
+                          "val_index, task, utility, why (for BIDS recorded inside the greedy)")
 
 
 # the features command's flags, made from FeatureSettings' declarations
@@ -169,6 +172,16 @@ def _select(args: argparse.Namespace) -> None:
         raise ConfigError(f"unknown method '{args.method}'; use {', '.join(INFLUENCE_METHODS)}")
     A, tasks = load_attribution(args.matrix, args.val_tasks)
     budget = pipeline.parse_budget(args.budget, A.shape[0])
-    rows = select_on_matrix(A, tasks, args.method, budget, seed=args.seed)
+    if args.explain:
+        from ..select.bids import explain_on_matrix
+        from ..store import write_jsonl
+
+        explained = explain_on_matrix(A, tasks, args.method, budget, seed=args.seed)
+        rows = explained["row"].to_numpy()
+        write_jsonl(args.explain, explained.astype(object).where(explained.notna(), None)
+                    .to_dict(orient="records"))
+    else:
+        rows = select_on_matrix(A, tasks, args.method, budget, seed=args.seed)
     write_text(args.out, "".join(f"{int(r)}\n" for r in np.asarray(rows)))
-    print(f"{args.method}: {len(rows)} of {A.shape[0]} rows → {args.out}")
+    print(f"{args.method}: {len(rows)} of {A.shape[0]} rows → {args.out}"
+          + (f" (why each: {args.explain})" if args.explain else ""))

@@ -15,6 +15,8 @@ family; reading A and its task names from files is `influence.attribution`.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -156,8 +158,25 @@ class _Normalised:
         return self.A_hat[rows, columns]
 
 
+class BidsPicks(NamedTuple):
+    """What the BIDS greedy decided at each pick, recorded as it picked (issue 16): the row, the
+    column j (validation instance) whose Â_ij − c_j gave the maximum utility — the lowest such
+    column when several tie on (utility, Â_ij) — and that utility."""
+
+    rows: np.ndarray  # int64, selection order
+    columns: np.ndarray  # int64
+    utilities: np.ndarray  # float64, Â_ij − c_j at the moment of the pick
+
+
 def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndarray:
-    """BIDS (METHODS §2.2), exact fast greedy: rows in selection order, int64.
+    """BIDS (METHODS §2.2), exact fast greedy: rows in selection order, int64 (`bids_greedy`'s
+    rows)."""
+    return bids_greedy(A, budget, normalised).rows
+
+
+def bids_greedy(A: np.ndarray, budget: int, normalised: bool = False) -> BidsPicks:
+    """BIDS (METHODS §2.2), exact fast greedy: the picks in selection order with the column and
+    utility that decided each one.
 
     Why the per-column candidate is enough: let (i*, j*) be the pair with the largest key
     (Â_ij − c_j, Â_ij, −i) over unselected rows. Column j*'s candidate r is its first unselected
@@ -182,9 +201,10 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
         if not A_hat.all_finite():
             raise InputError("the attribution matrix has non-finite values")
     n, m = A_hat.shape
-    selected_rows = np.empty(budget, dtype=np.int64)
+    picks = BidsPicks(np.empty(budget, dtype=np.int64), np.empty(budget, dtype=np.int64),
+                      np.empty(budget))
     if budget == 0:
-        return selected_rows
+        return picks
     order = _column_orders(A_hat, budget)
     pointer = np.zeros(m, dtype=np.int64)
     top_row = order[:, 0].astype(np.int64)
@@ -198,7 +218,9 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
         if len(tied) > 1:
             tied = tied[top_value[tied] == top_value[tied].max()]
         row = int(top_row[tied].min())
-        selected_rows[step] = row
+        picks.rows[step] = row
+        picks.columns[step] = tied[top_row[tied] == row].min()
+        picks.utilities[step] = utility[picks.columns[step]]
         selected[row] = True
         total += A_hat.rows(row)
         c = total / (step + 1)
@@ -211,7 +233,7 @@ def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndar
             top_row[stale] = order[stale, pointer[stale]]
             stale = stale[selected[top_row[stale]]]
         top_value[moved] = A_hat.values(top_row[moved], moved)
-    return selected_rows
+    return picks
 
 
 def _column_orders(A_hat: ColumnZScores | _Normalised, depth: int) -> np.ndarray:
@@ -328,3 +350,79 @@ def select_on_matrix(A: np.ndarray, tasks: np.ndarray, method: str, budget: int,
     if method == "random":
         return random_rows(len(A), budget, seed)
     raise ConfigError(f"unknown method '{method}'; use one of {', '.join(INFLUENCE_METHODS)}")
+
+
+# --------------------------------------------------------------------------- explanations
+EXPLAIN_COLUMNS = ["row", "order", "val_index", "task", "utility", "why"]
+
+
+def explain_on_matrix(A: np.ndarray, tasks: np.ndarray, method: str, budget: int,
+                      seed: int = 0) -> pd.DataFrame:
+    """The rows `select_on_matrix` chooses, in selection order, each with what chose it
+    (issue 16): `row`, `order` (1-based), `val_index`, `task`, `utility` and `why`.
+
+    What the fields mean per method:
+    - bids: val_index is the validation instance j whose Â_ij − c_j was the maximum utility when
+      the row was picked (recorded inside the greedy, `bids_greedy`), utility that value;
+    - task-max: task is the task of the row's highest mean influence and utility that mean (the
+      row's score); val_index is empty — the score is a task mean, no single instance;
+    - instance-max / instance-max-norm: val_index is the instance of the row's largest A_ij (Â_ij
+      for -norm; the lowest column on ties), utility that value (the row's score);
+    - sum: utility is Σ_j A_ij (the score), val_index and task are empty: no instance or task
+      decides a sum;
+    - random: every field but row and order is empty; each row had probability budget/N.
+    """
+    names, codes = task_index(tasks, _real_matrix(A).shape[1])
+    val_index = task = utility = None
+    if method == "bids":
+        picks = bids_greedy(A, budget)
+        rows, val_index, utility = picks.rows, picks.columns, picks.utilities
+    elif method in ("task-max", "instance-max", "instance-max-norm", "sum"):
+        if method == "task-max":
+            means = np.stack([A[:, codes == t].mean(axis=1, dtype=np.float64)
+                              for t in range(len(names))], axis=1)
+            scores = means.max(axis=1)
+        elif method == "sum":
+            scores = sum_scores(A)
+        else:
+            values = _real_matrix(A) if method == "instance-max" else normalise_columns(A)
+            scores = instance_max_scores(values)
+        rows = top_rows(scores, budget)
+        utility = scores[rows]
+        if method == "task-max":
+            task = names[means[rows].argmax(axis=1)]
+        elif method != "sum":
+            val_index = values[rows].argmax(axis=1)
+    else:
+        rows = select_on_matrix(A, tasks, method, budget, seed)
+    if val_index is not None:
+        task = names[codes[val_index]]
+    frame = pd.DataFrame({
+        "row": rows, "order": np.arange(1, len(rows) + 1),
+        "val_index": pd.array([None] * len(rows) if val_index is None else val_index,
+                              dtype="Int64"),
+        "task": pd.array([None] * len(rows) if task is None else task, dtype="string"),
+        "utility": np.full(len(rows), np.nan) if utility is None else utility})
+    frame["why"] = [_influence_why(method, r, budget, len(A)) for r in frame.itertuples()]
+    return frame[EXPLAIN_COLUMNS]
+
+
+def _influence_why(method: str, r: tuple, budget: int, n_rows: int) -> str:
+    pick = f"pick {r.order} of {budget}"
+    if method == "bids":
+        return (f"{pick}: on validation instance {r.val_index} ({r.task}) its normalised "
+                f"influence minus the average over the rows picked before it is {r.utility:.4g}, "
+                f"the largest utility of any remaining row (a low average marks an instance the "
+                f"picks so far serve little)")
+    if method == "task-max":
+        return (f"{pick}: its mean influence on {r.task} ({r.utility:.4g}) is its best task's "
+                f"mean, and it ranks {r.order} of {n_rows} by that score")
+    if method in ("instance-max", "instance-max-norm"):
+        kind = "normalised influence" if method.endswith("norm") else "influence"
+        return (f"{pick}: its largest {kind} ({r.utility:.4g}) is on validation instance "
+                f"{r.val_index} ({r.task}); it ranks {r.order} of {n_rows} by that score")
+    if method == "sum":
+        return (f"{pick}: its influence summed over all validation instances ({r.utility:.4g}) "
+                f"ranks {r.order} of {n_rows}")
+    return (f"{pick}: drawn uniformly at random (a seeded permutation's prefix), probability "
+            f"{budget}/{n_rows} = {budget / n_rows:.3g}")

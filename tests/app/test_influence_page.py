@@ -71,7 +71,8 @@ def test_charts_follow_methods_budget_and_views(runs: dict[str, Path]) -> None:
     at = open_influence(runs["with"])
     assert source_radio(at).value == "This run"
     assert any(m.value == f"{N:,}" for m in at.metric)
-    assert len(at.get("plotly_chart")) == 4  # THI, AID heatmap, AID per instance, overlap
+    assert len(at.get("plotly_chart")) == 5  # THI, AID heatmap, AID per instance, overlap,
+    # tasks served over BIDS's selection order
     thi = figure(at, "Task with the highest influence (task level, Â)")
     assert [t["name"] for t in thi["data"]] == ["bids", "task-max", "random"]
     composition = at.dataframe[0].value
@@ -88,7 +89,7 @@ def test_charts_follow_methods_budget_and_views(runs: dict[str, Path]) -> None:
     assert len(figure(at, "Task with the highest influence")["data"]) == 2
     at.multiselect[0].set_value(["bids"]).run()
     assert len(figure(at, "Task with the highest influence")["data"]) == 1
-    assert len(at.get("plotly_chart")) == 3  # no overlap for a single method
+    assert len(at.get("plotly_chart")) == 4  # no overlap for a single method
 
     at.segmented_control[0].set_value("instance").run()
     at.segmented_control[1].set_value("raw A").run()
@@ -98,6 +99,26 @@ def test_charts_follow_methods_budget_and_views(runs: dict[str, Path]) -> None:
     at.radio[1].set_value("rows").run()  # budget as a count
     at.slider[0].set_value(7).run()
     assert at.dataframe[0].value["bids"].sum() == 7
+
+
+def test_a_picks_rationale_is_what_the_greedy_recorded(runs: dict[str, Path]) -> None:
+    """Issue 16: the BIDS rationale shown for a pick is the greedy's own record (instance,
+    task, utility), with the row's prompt; the tasks-served chart has a line per task."""
+    from selection_core.select.bids import explain_on_matrix
+
+    at = open_influence(runs["with"])
+    assert at.selectbox(key="influence_explain").value == "bids"
+    served = figure(at, "Tasks served over bids's selection order")
+    assert len(served["data"]) == len(set(TASKS))  # one line per task
+    at.selectbox(key="influence_why_row").set_value(4).run()
+    assert_clean(at)
+    A = np.load(runs["with"] / "attribution.npy")
+    expected = explain_on_matrix(A, np.array(TASKS), "bids", 20).iloc[4]
+    texts = [m.value for m in at.markdown]
+    assert expected["why"] in texts
+    row = int(expected["row"])
+    assert f"prompt {row}" in [t.value for t in at.text]
+    assert any(f"val_index: {expected['val_index']}" in c.value for c in at.caption)
 
 
 def test_exports_offer_indices_rows_and_figures(runs: dict[str, Path]) -> None:
@@ -182,5 +203,5 @@ def test_a_non_finite_upload_is_named_not_raised(runs: dict[str, Path]) -> None:
     at.file_uploader[0].set_value(("A.npy", good.getvalue(), "application/octet-stream"))
     at.run()
     assert_clean(at)
-    assert not at.error and len(at.get("plotly_chart")) == 4
+    assert not at.error and len(at.get("plotly_chart")) == 5
     assert "Selected rows (JSONL)" in [b.label for b in at.get("download_button")]  # same pool

@@ -142,6 +142,36 @@ def test_selection_page_runs_compares_and_offers_downloads(prepared_workspace: P
     assert len(downloads) == 4  # JSONL and CSV for each selection
 
 
+def test_selection_page_opens_a_rows_rationale_and_compares_rows(prepared_workspace: Path
+                                                                  ) -> None:
+    """Issue 16: choosing a selected row (map click, table row or the Row box) opens its
+    rationale with its prompt and response; two selections list the rows only one chose, each
+    with why it was chosen and what the other's computation gave it."""
+    at = open_page("selection")
+    at.button[0].click().run()  # kMQ, 300 rows
+    at.selectbox[0].set_value("kmeans-closest")
+    at.button[0].click().run()
+    assert_clean(at)
+    made = next(iter(at.session_state["selections"].values()))
+    kmq = next(s for s in made.values() if s.config["method"] == "kmq")
+    assert at.selectbox(key="explain_selection").value == kmq.name
+    at.selectbox(key="why_row").set_value(7).run()
+    assert_clean(at)
+    pool = pipeline.load_run_pool(workspace.demo_run())
+    row = pool.iloc[kmq.rows[7]]
+    texts = [m.value for m in at.markdown]
+    assert f"**{row['id']}**" in texts and kmq.rationale["why"].iloc[7] in texts
+    assert row["prompt"] in [t.value for t in at.text]
+    assert "estimated from 1000 seeded draws" in kmq.rationale["why"].iloc[7] \
+        or kmq.rationale["p_select_kind"].iloc[7] == "exact"
+    only = [d.value for d in at.dataframe if any(c.startswith("why not ") for c in d.value)]
+    assert len(only) == 2 and all(len(frame) > 0 for frame in only)
+    kmq_only, closest_only = only
+    assert kmq_only.iloc[:, 3].str.startswith("not selected: ").all()  # kmeans-closest's view
+    assert closest_only.iloc[:, 3].str.startswith("not selected: ").all()  # kMQ's view
+    assert closest_only.iloc[:, 2].str.contains("nearest its centroid").all()
+
+
 def test_selection_without_a_scorer_model_explains_what_is_missing(prepared_workspace: Path
                                                                    ) -> None:
     at = open_page("selection")
@@ -214,6 +244,8 @@ def test_cli_report_is_the_report_page_without_a_browser(prepared_workspace: Pat
         assert sorted(archive.namelist()) == sorted(f"{name}.png" for name in page["figures"])
         assert all(archive.read(name)[:8] == b"\x89PNG\r\n\x1a\n" for name in archive.namelist())
     assert "overlap" in page["figures"] and "composition_by_cluster" in page["figures"]
+    assert html.count("How the subset was chosen — ") == 2 * 2  # table of contents + section
+    assert "Budget per cluster: " in html and "5 example rows and why each was chosen" in html
 
     one = tmp_path / "one.html"  # a selection given as `select --out`'s JSONL
     assert main(["report", "--run", str(store.root), "--selections",
