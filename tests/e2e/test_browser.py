@@ -425,7 +425,7 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
 
         slider = page.get_by_role("slider")
         slider.focus()
-        k_before = int(caption.split("k=")[1].split(":")[0])  # the app's sweep is 10, 20, 40
+        k_before = int(caption.split("k=")[1].split(":")[0])  # app_run sweeps 10, 20, 40
         k_after = 20 if k_before != 20 else 40
         k_started = time.time()
         slider.press("ArrowRight" if k_after > k_before else "ArrowLeft")  # one swept k
