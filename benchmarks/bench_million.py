@@ -9,7 +9,7 @@ its peak RSS (the kernel's high-water mark, reset before each stage through /pro
   sweep     the k sweep over `--ks` (exact silhouette on 10,000 rows, simplified on all)
   cluster   k-means at `--k`; NMI against the generating clusters
   kmq       kMQ at 10 % of the pool
-  map       UMAP fitted on `UMAP_FIT_ROWS` rows, every other row placed by its neighbours
+  map       UMAP fitted on `UMAPConfig.fit_rows` rows, every other row placed by its neighbours
 
 `--compare-placement` then places `--compare-rows` of the other rows both ways — UMAP's
 `transform` and the nearest-neighbour placement — and prints rows/s for each and how faithful
@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selection_core import pipeline  # noqa: E402
 from selection_core.cluster import FaissKMeans, sweep_k  # noqa: E402
-from selection_core.cluster.projection import UMAP_FIT_ROWS, fit_map_sample  # noqa: E402
+from selection_core.cluster.projection import fit_map_sample  # noqa: E402
 from selection_core.config import SweepConfig, UMAPConfig  # noqa: E402
 from selection_core.select.kmq import kmq_select  # noqa: E402
-from selection_core.store import RunStore  # noqa: E402
+from selection_core.store import RunStore, write_npy  # noqa: E402
 
 CHUNK = 65_536
 
@@ -72,6 +72,27 @@ def make_pool(folder: Path, n: int, dim: int, clusters: int, seed: int = 0
                 for i, t in zip(range(start, min(n, start + CHUNK)), truth[start:start + CHUNK])))
     return data, vectors, truth
 
+
+def app_run(store: RunStore, n: int, dim: int = 32, clusters: int = 50,
+            ks: tuple[int, ...] = (10, 20, 40), seed: int = 0) -> RunStore:
+    """A run the app opens as prepared, on a `make_pool` pool of n rows: the pool ingested, the
+    vectors imported, a real k sweep (10 k-means iterations) and heuristic scores. Its map is
+    the PCA placement (`pipeline.quick_map`) filed where the app reads the UMAP map: UMAP at
+    this size costs minutes (the `map` stage above measures it), and what the app's browser
+    test and figures exercise is a map of n points, not how UMAP placed them."""
+    from selection_core.config import ScorerConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data, vectors, _ = make_pool(Path(tmp), n, dim, clusters, seed)
+        pipeline.ingest(store, [str(data)])
+        pipeline.embed_vectors(store, vectors)
+    pipeline.sweep(store, SweepConfig(ks=ks, niter=10, nredo=1, sample_size=2_000))
+    pipeline.quality(store, ScorerConfig())
+    config = UMAPConfig()
+    with store.stage("umap", {**config.to_dict(), "placement": "pca (synthetic app run)"},
+                     config.config_hash()):
+        write_npy(pipeline.umap_path(store, config), pipeline.quick_map(store))
+    return store
 
 def peak_rss_mib() -> float:
     """The process's peak RSS since the last reset (VmHWM), else since it started."""
@@ -130,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--niter", type=int, default=20)
     parser.add_argument("--nredo", type=int, default=1)
     parser.add_argument("--silhouette-sample", type=int, default=SweepConfig.sample_size)
-    parser.add_argument("--fit-rows", type=int, default=UMAP_FIT_ROWS)
+    parser.add_argument("--fit-rows", type=int, default=UMAPConfig.fit_rows)
     parser.add_argument("--neighbors", type=int, default=UMAPConfig.n_neighbors)
     parser.add_argument("--compare-placement", action="store_true")
     parser.add_argument("--compare-rows", type=int, default=20_000)
@@ -173,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         quality = np.random.default_rng(1).normal(size=args.n)
         chosen = stages.run("kmq", lambda: kmq_select(model.labels_, quality, args.n // 10))
         assert len(chosen) == args.n // 10
-        umap_config = UMAPConfig(n_neighbors=args.neighbors)
+        umap_config = UMAPConfig(n_neighbors=args.neighbors, fit_rows=args.fit_rows)
 
         split: dict[str, float] = {}
 
         def map_stage():
             started = time.perf_counter()
-            fitted = fit_map_sample(X, umap_config, args.fit_rows,
+            fitted = fit_map_sample(X, umap_config,
                                     transformable=args.compare_placement)
             split["fit_seconds"] = round(time.perf_counter() - started, 2)
             started = time.perf_counter()

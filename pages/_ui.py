@@ -15,11 +15,13 @@ import pandas as pd
 import streamlit as st
 
 from selection_core import __version__, jobs, pipeline, workspace
-from selection_core.cluster.terms import TermCounts, distinctive_terms, term_counts
+from selection_core.cluster.terms import TermCounts, cluster_overview, distinctive_terms, \
+    term_counts
 from selection_core.config import KMeansConfig, ScorerConfig, UMAPConfig
 from selection_core.errors import MissingStageError, SelectionError
 from selection_core.report import NamedSelection
 from selection_core.store import RunStore
+from selection_core.viz.map_view import MapWindow, density_grid, draw_priority
 
 PREPARE_JOB = "prepare"
 READY_STAGES = ("embed", "sweep", "umap", "quality:heuristic")
@@ -237,8 +239,10 @@ def sidebar() -> None:
 
 
 # --------------------------------------------------------------------------- cached loaders
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def load_pool(run_dir: str, token: str) -> pd.DataFrame:
+    """The run's pool, one shared frame (cache_data would copy a million-row frame on every
+    call, seconds per rerun): read it, never write into it."""
     return pipeline.load_run_pool(RunStore(run_dir))
 
 
@@ -269,15 +273,50 @@ def load_quality(run_dir: str, token: str, scorer: str = "heuristic",
     return pipeline.quality(RunStore(run_dir), ScorerConfig(name=scorer, model=model))
 
 
+TERM_ROWS = 100_000  # clusters' distinctive terms are counted on at most this many rows
+
+
+def term_rows(n: int) -> np.ndarray:
+    """The rows whose words are counted: all of a small pool, a seeded sample of a large one
+    (counting words and bigrams of a million prompts takes minutes; the top terms of a cluster
+    show as well in a sample)."""
+    return np.arange(n) if n <= TERM_ROWS else \
+        np.sort(np.random.default_rng(0).choice(n, TERM_ROWS, replace=False))
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_term_counts(run_dir: str, token: str) -> TermCounts:
-    return term_counts(pipeline.load_run_pool(RunStore(run_dir))["prompt"].tolist())
+    prompts = load_pool(run_dir, token)["prompt"]
+    return term_counts(prompts.iloc[term_rows(len(prompts))].tolist())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def load_terms(run_dir: str, token: str, k: int) -> list[list[str]]:
     labels, _ = load_labels(run_dir, token, k)
-    return distinctive_terms(load_term_counts(run_dir, token), labels)
+    terms = distinctive_terms(load_term_counts(run_dir, token), labels[term_rows(len(labels))])
+    return terms + [[] for _ in range(k - len(terms))]  # a cluster the sample missed
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_overview(run_dir: str, token: str, k: int) -> pd.DataFrame:
+    """One row per cluster at k (`cluster_overview`), largest first."""
+    labels, _ = load_labels(run_dir, token, k)
+    overview = cluster_overview(load_pool(run_dir, token)["prompt"], labels,
+                                load_quality(run_dir, token), load_terms(run_dir, token, k))
+    return overview.sort_values("size", ascending=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def load_draw_priority(run_dir: str, token: str, n: int) -> np.ndarray:
+    return draw_priority(n)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_density(run_dir: str, token: str, window: MapWindow | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    coords, _ = load_coords(run_dir, token)
+    window = window or MapWindow.around(coords)
+    return density_grid(coords[window.contains(coords)], window)
 
 
 @dataclass
@@ -319,6 +358,37 @@ def selections(store: RunStore) -> dict[str, NamedSelection]:
     """The selections made in this session for the current run, by name."""
     per_run = st.session_state.setdefault("selections", {})
     return per_run.setdefault(str(store.root), {})
+
+
+PAGE_ROWS = 100  # rows of a large table sent to the browser at once
+
+
+def paged_table(frame: pd.DataFrame, key: str, height: int = 300,
+                search: tuple[str, ...] = ("id", "prompt", "response"), **dataframe_args) -> None:
+    """`frame` one page at a time, searched here (case-insensitive text in the `search`
+    columns): the browser gets PAGE_ROWS rows, never a million-row frame."""
+    search_col, page_col, count_col = st.columns([3, 1, 2], vertical_alignment="bottom")
+    query = search_col.text_input("Search these rows", key=f"{key}_search",
+                                  placeholder="text in " + ", ".join(
+                                      c for c in search if c in frame.columns))
+    shown = frame
+    if query:
+        mask = np.zeros(len(frame), dtype=bool)
+        for column in (c for c in search if c in frame.columns):
+            mask |= frame[column].astype(str).str.contains(query, case=False,
+                                                           regex=False).to_numpy()
+        shown = frame[mask]
+    pages = max(1, -(-len(shown) // PAGE_ROWS))
+    if st.session_state.get(f"{key}_page", 1) > pages:  # fewer pages after a new search
+        st.session_state[f"{key}_page"] = pages
+    page = int(page_col.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages,
+                                     step=1, key=f"{key}_page"))
+    start = (page - 1) * PAGE_ROWS
+    stop = min(start + PAGE_ROWS, len(shown))
+    count_col.caption(f"rows {start + 1 if len(shown) else 0:,}–{stop:,} of {len(shown):,}"
+                      + (f" ({len(shown):,} of {len(frame):,} rows match “{query}”)"
+                         if query else ""))
+    st.dataframe(shown.iloc[start:stop], hide_index=True, height=height, **dataframe_args)
 
 
 def export_bytes(frame: pd.DataFrame, fmt: str) -> bytes:

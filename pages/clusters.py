@@ -1,14 +1,14 @@
 """Clusters: the UMAP map, choosing k with silhouette and elbow curves, what each cluster holds."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
-from selection_core.cluster.terms import cluster_overview
 from selection_core.errors import SelectionError
-from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure, \
-    selected_row_positions
+from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure
+from selection_core.viz.map_view import MapWindow, selected_rows, visible_rows
 
 ui.require_app_frame()
 st.title("Clusters")
@@ -53,42 +53,63 @@ coords, map_kind = ui.load_coords(run_dir, token)
 made = ui.selections(store)
 
 # ----------------------------------------------------------------------------- the map
+# A large pool: the browser draws at most MAP_POINTS rows of the current window over the density
+# of all of them; zooming in (server-side, to a box or lasso) narrows the window until every
+# row in it is drawn. Selections are resolved on every row's coordinates (`selected_rows`).
+windows = st.session_state.setdefault("map_window", {})
+window = windows.get(run_dir)
 with map_col:
     colour_options = ["cluster", "source", "quality"] + (["selected"] if made else [])
     colour = st.segmented_control("Colour by", colour_options, default="cluster",
                                   key="colour_by") or "cluster"
-    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "id": pool["id"],
-                          "prompt": pool["prompt"], "cluster": labels,
-                          "source": pool["source"], "quality": quality})
+    rows, held = visible_rows(coords, window, ui.load_draw_priority(run_dir, token, len(coords)))
+    frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "row": rows,
+                          "id": pool["id"].to_numpy()[rows],
+                          "prompt": pool["prompt"].to_numpy()[rows], "cluster": labels[rows],
+                          "source": pool["source"].to_numpy()[rows], "quality": quality[rows]})
     if colour == "selected":
         chosen = st.selectbox("Selection", list(made), index=len(made) - 1)
-        frame["selected"] = False
-        frame.loc[made[chosen].rows, "selected"] = True
-    figure = cluster_map(frame, colour, title=None, height=600)
+        flags = np.zeros(len(pool), dtype=bool)
+        flags[made[chosen].rows] = True
+        frame["selected"] = flags[rows]
+    sampled = held > len(rows)
+    figure = cluster_map(frame, colour, title=None, height=600,
+                         density=ui.load_density(run_dir, token, window) if sampled else None)
+    figure.update_layout(uirevision=str(window))  # the browser keeps its own zoom across k
     event = st.plotly_chart(figure, key="cluster_map", on_select="rerun",
                             selection_mode=("lasso", "box", "points"))
     placement = "UMAP map" if map_kind == "umap" else \
         "Quick map (PCA of the embeddings; the UMAP map replaces it when ready)"
-    legend = any(trace.showlegend is not False for trace in figure.data)
-    st.caption(f"{placement} · {len(pool)} prompts · k={k}: {labels.max() + 1} clusters · drag a "
-               "lasso or a box to read the chosen prompts"
+    legend = any(getattr(trace, "showlegend", None) is not False and trace.type == "scattergl"
+                 for trace in figure.data)
+    shown = (f" · showing a random {len(rows):,} of the {held:,} rows in view over their density "
+             "(grey); zoom in to a box to see every row" if sampled else "")
+    st.caption(f"{placement} · {len(pool):,} prompts · k={k}: {labels.max() + 1} clusters{shown}"
+               " · drag a lasso or a box to read the chosen prompts"
                + ("; click a legend entry to hide a group." if legend else "."))
 
-lassoed = selected_row_positions(event)
-if lassoed:
-    st.subheader(f"{len(lassoed)} rows chosen on the map")
+lassoed = selected_rows(coords, event, window)
+with map_col:
+    zoom_in, zoom_out = st.columns(2)
+    if len(lassoed) and zoom_in.button("Zoom to the chosen area", icon=":material/zoom_in:"):
+        windows[run_dir] = MapWindow.around(coords[lassoed])
+        st.rerun()
+    if window is not None and zoom_out.button("Show the whole map", icon=":material/zoom_out:"):
+        windows.pop(run_dir, None)
+        st.rerun()
+if len(lassoed):
+    st.subheader(f"{len(lassoed):,} rows chosen on the map")
     chosen_rows = pool.iloc[lassoed].assign(cluster=labels[lassoed], quality=quality[lassoed])
-    st.dataframe(chosen_rows[["id", "cluster", "source", "quality", "prompt", "response"]],
-                 hide_index=True, height=260)
-    st.download_button("Download these rows (JSONL)", ui.export_bytes(chosen_rows, "jsonl"),
+    columns = ["id", "cluster", "source", "quality", "prompt", "response"]
+    ui.paged_table(chosen_rows[columns], key="map_rows", height=260)
+    st.download_button(f"Download these {len(lassoed):,} rows (JSONL)",
+                       lambda: ui.export_bytes(chosen_rows[columns], "jsonl"),
                        file_name=f"map-selection-{len(lassoed)}.jsonl",
                        mime="application/jsonl", on_click="ignore")
 
 # ----------------------------------------------------------------------------- cluster table
 st.subheader(f"The {labels.max() + 1} clusters")
-terms = ui.load_terms(run_dir, token, k)
-overview = cluster_overview(pool["prompt"].tolist(), labels, quality, terms)
-overview = overview.sort_values("size", ascending=False)
+overview = ui.load_overview(run_dir, token, k)
 table_col, bars_col = st.columns([3, 2], gap="large")
 with table_col:
     st.dataframe(overview, hide_index=True, height=360, column_config={
@@ -101,11 +122,12 @@ with bars_col:
     st.plotly_chart(cluster_bars(labels, quality, title="Cluster sizes (colour: mean quality)"),
                     key="cluster_bars")
 
-names = {int(r.cluster): f"cluster {r.cluster} — {r.size} rows — {r.terms}"
+names = {int(r.cluster): f"cluster {r.cluster} — {r.size:,} rows — {r.terms}"
          for r in overview.itertuples()}
 picked = st.selectbox("Inspect a cluster", list(names), format_func=names.get, key="inspect")
-members = pool[labels == picked].assign(quality=quality[labels == picked])
-st.dataframe(members.sort_values("quality", ascending=False)[
-    ["id", "source", "quality", "prompt", "response"]], hide_index=True, height=300)
-st.download_button(f"Download cluster {picked} (CSV)", ui.export_bytes(members, "csv"),
+inside = np.flatnonzero(labels == picked)
+members = pool.iloc[inside].assign(quality=quality[inside]).sort_values("quality",
+                                                                         ascending=False)
+ui.paged_table(members[["id", "source", "quality", "prompt", "response"]], key="members")
+st.download_button(f"Download cluster {picked} (CSV)", lambda: ui.export_bytes(members, "csv"),
                    file_name=f"cluster-{picked}-k{k}.csv", mime="text/csv", on_click="ignore")

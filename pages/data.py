@@ -104,11 +104,4 @@ left, right = st.columns([1, 2], gap="large")
 left.plotly_chart(source_counts(pool["source"]), key="sources")
 right.plotly_chart(length_histograms(pool), key="lengths")
 
-query = st.text_input("Search prompts and responses", placeholder="e.g. capital, python, km")
-shown = pool
-if query:
-    mask = (pool["prompt"].str.contains(query, case=False, regex=False)
-            | pool["response"].str.contains(query, case=False, regex=False))
-    shown = pool[mask]
-st.caption(f"{len(shown):,} of {len(pool):,} rows")
-st.dataframe(shown, hide_index=True, height=420)
+ui.paged_table(pool, key="pool_rows", height=420, search=("prompt", "response"))

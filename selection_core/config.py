@@ -173,6 +173,12 @@ class UMAPConfig(HashedConfig):
     min_dist: float = 0.5
     metric: str = "cosine"
     seed: int = 0
+    # Million-row pools (cluster/projection.py): UMAP fits a seeded sample, the rest is placed.
+    fit_rows: int = param(20_000, help="UMAP fits on at most this many rows (a seeded sample); "
+                                       "every other row is placed by its sampled neighbours",
+                          low=4)
+    placement_neighbors: int = param(10, help="sampled neighbours whose 2-D positions place a "
+                                              "row not in the fitted sample", low=1)
 
 
 @dataclass(frozen=True)

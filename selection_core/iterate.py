@@ -91,15 +91,17 @@ class LoRARoundModel:
 
     def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
               previous: Path | None, seed: int) -> None:
+        from .lm.loading import release_memory
         from .train.lora import LoRATrainer, load_trained
 
         config = dataclasses.replace(self.lora, seed=seed)
         self._model = self._tokenizer = None  # free the last round's model before training
-        trainer = LoRATrainer(self.name, config).fit(
+        release_memory()
+        adapter = LoRATrainer(self.name, config).fit(
             list(prompts), list(responses), out_dir,
-            init_adapter=previous / "adapter" if previous is not None else None)
-        self._model, self._tokenizer = load_trained(self.name, trainer.adapter_dir_,
-                                                    device=self.device)
+            init_adapter=previous / "adapter" if previous is not None else None).adapter_dir_
+        release_memory()  # the trainer and its model, before the trained model is loaded
+        self._model, self._tokenizer = load_trained(self.name, adapter, device=self.device)
 
     def _loaded(self) -> tuple[Any, Any]:
         if self._model is None:

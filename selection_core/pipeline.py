@@ -165,8 +165,10 @@ def embedding_key(store: RunStore) -> str:
 
 
 def load_embeddings(store: RunStore) -> np.ndarray:
+    """The run's embeddings as a read-only memmap: a million-row pool is read page by page by
+    the chunked k-means / sweep / map, never copied whole (1.5 GB at 1M × 384 float32)."""
     key = embedding_key(store)
-    vectors = read_npy(store.path(EMBEDDINGS))
+    vectors = read_npy(store.path(EMBEDDINGS), mmap=True)
     rows = (store.stage_info("embed") or {}).get("rows")
     if rows is not None and len(vectors) != rows:
         raise StaleStageError(f"{store.path(EMBEDDINGS)} holds {len(vectors)} rows, not the "

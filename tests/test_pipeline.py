@@ -35,6 +35,14 @@ def test_clusters_recover_demo_skills(demo_run: RunStore) -> None:
     assert score > 0.7
 
 
+def test_embeddings_load_as_a_read_only_memmap(demo_run: RunStore) -> None:
+    """A million-row pool's embeddings are read page by page, never copied whole; read-only, so
+    no caller can write into the stored file."""
+    vectors = pipeline.load_embeddings(demo_run)
+    assert isinstance(vectors, np.memmap) and not vectors.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        vectors[0, 0] = 0.0
+
 def test_sweep_caches_every_k_and_umap_is_cached(demo_run: RunStore) -> None:
     result = pipeline.sweep(demo_run, SweepConfig(ks=(4, 8), niter=20, nredo=1,
                                                   sample_size=1000))

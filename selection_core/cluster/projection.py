@@ -2,8 +2,8 @@
 instant PCA placement shown while UMAP is still computing.
 
 Million-row pools: UMAP's cost grows with n (its neighbour graph and layout epochs), so beyond
-`UMAP_FIT_ROWS` it is fitted on a seeded sample and every other row is placed where its nearest
-sampled neighbours (in the embedding space) lie — `neighbour_placement`, an inverse-distance
+`UMAPConfig.fit_rows` it is fitted on a seeded sample and every other row is placed where its
+nearest `UMAPConfig.placement_neighbors` sampled neighbours (in the embedding space) lie — `neighbour_placement`, an inverse-distance
 weighted mean of their 2-D positions. `placement="transform"` uses UMAP's own `transform`
 instead; benchmarks/bench_million.py measures both (speed, and whether a placed point lands among
 the fitted points of its own cluster) and the faster faithful one is the default.
@@ -21,24 +21,22 @@ from ..errors import ConfigError
 from .kmeans import as_float32_matrix, checked_vectors, float32_rows, row_chunks
 
 _EXACT_NEIGHBOURS_BELOW = 4096  # umap-learn's own threshold for exact nearest neighbours
-UMAP_FIT_ROWS = 20_000  # UMAP fits on at most this many rows; the rest are placed
-PLACEMENT_NEIGHBOURS = 10  # sampled neighbours whose 2-D positions place a row
 Placement = Literal["neighbours", "transform"]
 
 
-def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig(), fit_rows: int = UMAP_FIT_ROWS,
+def umap_2d(X: np.ndarray, config: UMAPConfig = UMAPConfig(),
             placement: Placement = "neighbours") -> np.ndarray:
     """(n, 2) float32 coordinates. Tiny inputs (< 4 rows) cannot be projected by UMAP.
 
-    Up to `fit_rows` rows UMAP fits them all; beyond, it fits a seeded sample of `fit_rows` and
-    the other rows are placed by `placement`. X may be a memmap: only the sample and one chunk
+    Up to `config.fit_rows` rows UMAP fits them all; beyond, it fits a seeded sample of that
+    many and the other rows are placed by `placement`. X may be a memmap: only the sample and one chunk
     of rows at a time are held as float32."""
     X = checked_vectors(X)
     if len(X) < 4:
         raise ConfigError(f"UMAP needs at least 4 rows, got {len(X)}")
     if placement not in ("neighbours", "transform"):
         raise ConfigError(f"unknown placement '{placement}'; use neighbours or transform")
-    fitted = fit_map_sample(X, config, fit_rows, transformable=placement == "transform")
+    fitted = fit_map_sample(X, config, transformable=placement == "transform")
     if len(fitted.rows) == len(X):
         return fitted.coords
     coords = np.empty((len(X), 2), dtype=np.float32)
@@ -58,6 +56,7 @@ class MapSample:
     coords: np.ndarray
     reducer: Any
     unit: bool
+    placement_neighbors: int
 
     def rest_rows(self, n: int) -> np.ndarray:
         rest = np.ones(n, dtype=bool)
@@ -67,7 +66,8 @@ class MapSample:
     def place(self, X: np.ndarray, rows: np.ndarray, placement: Placement) -> np.ndarray:
         """(len(rows), 2): rows of X placed on the fitted map, chunk by chunk."""
         if placement == "neighbours":
-            return neighbour_placement(self.sample, self.coords, X, rows, self.unit)
+            return neighbour_placement(self.sample, self.coords, X, rows, self.unit,
+                                       self.placement_neighbors)
         placed = np.empty((len(rows), 2), dtype=np.float32)
         for start, stop in row_chunks(len(rows)):
             placed[start:stop] = self.reducer.transform(float32_rows(X, rows[start:stop],
@@ -76,15 +76,16 @@ class MapSample:
 
 
 def fit_map_sample(X: np.ndarray, config: UMAPConfig = UMAPConfig(),
-                   fit_rows: int = UMAP_FIT_ROWS, transformable: bool = False) -> MapSample:
-    """UMAP fitted on every row of X up to `fit_rows`, else on a seeded sample of `fit_rows`."""
-    n = len(X)
+                   transformable: bool = False) -> MapSample:
+    """UMAP fitted on every row of X up to `config.fit_rows`, else on a seeded sample of that
+    many."""
+    n, fit_rows = len(X), config.fit_rows
     unit = config.metric == "cosine"  # same neighbours as cosine on unit vectors, and far faster
     rows = np.arange(n) if n <= fit_rows else \
         np.sort(np.random.default_rng(config.seed).choice(n, size=fit_rows, replace=False))
     sample = float32_rows(X, slice(0, n) if n <= fit_rows else rows, unit)
     reducer, coords = _fit_umap(sample, config, precompute=not transformable)
-    return MapSample(rows, sample, coords, reducer, unit)
+    return MapSample(rows, sample, coords, reducer, unit, config.placement_neighbors)
 
 
 def _fit_umap(X: np.ndarray, config: UMAPConfig,
@@ -113,7 +114,7 @@ def _fit_umap(X: np.ndarray, config: UMAPConfig,
 
 def neighbour_placement(sample: np.ndarray, sample_coords: np.ndarray, X: np.ndarray,
                         rows: np.ndarray, unit: bool = False,
-                        n_neighbors: int = PLACEMENT_NEIGHBOURS) -> np.ndarray:
+                        n_neighbors: int = UMAPConfig.placement_neighbors) -> np.ndarray:
     """(len(rows), 2): each row of X at the inverse-distance weighted mean of the 2-D positions
     of its `n_neighbors` nearest sample rows (float32 `sample`, normalised where `unit`).
 

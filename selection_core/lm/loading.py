@@ -15,8 +15,10 @@ so a changed file is converted again and an unchanged one never is.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
+import gc
 import hashlib
 import logging
 import re
@@ -169,6 +171,19 @@ def packaged_model_file(name: str) -> Path | None:
 def clear_model_cache() -> None:
     """Drop the in-process (model, tokenizer) cache, e.g. to free GPU memory."""
     _load_cached.cache_clear()
+
+
+def release_memory() -> None:
+    """Free models that are no longer referenced now, not at the next garbage collection: a
+    trainer and its model sit in reference cycles, so without a collection a loop's next model
+    is loaded beside the last one. Then hand freed heap back to the system (glibc keeps it)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the allocator keeps what it keeps
+        pass
 
 
 # --------------------------------------------------------------------------- loading

@@ -2,8 +2,9 @@
 
 The same figure object serves the app (st.plotly_chart), the HTML report and PNG export, and the
 tests (which inspect its traces). Maps use WebGL (Scattergl) so tens of thousands of points stay
-smooth; every point carries its row id in `customdata[0]` and its row position in `customdata[1]`,
-so a lasso selection in the browser maps back to pool rows.
+smooth; every point carries its pool row position as `customdata` (and its id in the hover
+text), so a click maps back to pool rows; box and lasso selections are resolved on every row's
+coordinates by `viz.map_view.selected_rows`.
 """
 from __future__ import annotations
 
@@ -90,12 +91,21 @@ def _plot_width(fig: go.Figure, width: int = FULL_WIDTH) -> float:
 
 # --------------------------------------------------------------------------- the cluster map
 def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
-                marker_size: float | None = None, height: int = 620) -> go.Figure:
+                marker_size: float | None = None, height: int = 620,
+                density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> go.Figure:
     """UMAP scatter coloured by `color` (a categorical, boolean or numeric column of `frame`).
 
     `frame` needs x, y, id and prompt; cluster / source / quality columns are shown on hover when
-    present. Categorical colours get one legend entry each (click to hide); numbers get a colour
-    bar; a boolean column (e.g. `selected`) greys out the False points and draws True on top.
+    present; an optional `row` column holds each point's pool row position (default: its
+    position in `frame`), carried as the point's `customdata`, so a click maps back to the pool.
+    Categorical colours get one legend entry each (click to hide); numbers get a colour bar; a
+    boolean column (e.g. `selected`) greys out the False points and draws True on top.
+    `density` (`map_view.density_grid`: x centres, y centres, counts) is drawn underneath: where
+    a large pool's rows lie when only a subset of them is drawn.
+
+    Every number array (coordinates, row positions, colours, the density grid) is a NumPy array
+    of the narrowest fitting type, which plotly serialises as a base64 typed array, not a JSON
+    list: a 40,000-point map is a few MB, most of it the hover texts.
     """
     required = {"x", "y", "id", "prompt", color}
     missing = required - set(frame.columns)
@@ -104,20 +114,28 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
     n = len(frame)
     size = marker_size or (6 if n < 2_000 else 4 if n < 20_000 else 2.5)
     hover_cols = [c for c in ("cluster", "source", "quality") if c in frame.columns]
-    positions = np.arange(n)
+    rows = frame["row"].to_numpy(dtype=np.int32) if "row" in frame.columns else \
+        np.arange(n, dtype=np.int32)
+    xs, ys = frame["x"].to_numpy(dtype=np.float32), frame["y"].to_numpy(dtype=np.float32)
+    preview = 180 if n < 5_000 else 100  # hover texts are the one part sent as JSON strings
+    hover = np.array([f"<b>{html.escape(str(row_id))}</b>" for row_id in frame["id"]], dtype=object)
+    for column in hover_cols:
+        hover = hover + f"<br>{column}: " + _hover_values(frame[column]).astype(object)
+    hover = hover + "<br>" + np.array([_preview(p, limit=preview) for p in frame["prompt"]],
+                                      dtype=object)
     fig = go.Figure()
+    if density is not None:
+        x_centres, y_centres, counts = density
+        fig.add_trace(go.Heatmap(x=x_centres, y=y_centres, z=counts, name="density",
+                                 colorscale=[[0, "#f1f3f5"], [1, "#7b8794"]], showscale=False,
+                                 hovertemplate="%{z:.0f} rows here<extra></extra>",
+                                 zsmooth=False))
 
     def trace(mask: np.ndarray, name: str, marker: dict, showlegend: bool = True) -> go.Scattergl:
-        part = frame.loc[mask]
-        extra = "".join(f"<br>{c}: %{{customdata[{i + 3}]}}" for i, c in enumerate(hover_cols))
-        custom = np.column_stack([part["id"].astype(str), positions[mask],
-                                  [_preview(p) for p in part["prompt"]],
-                                  *[_hover_values(part[c]) for c in hover_cols]])
         return go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=name, marker=marker,
-            customdata=custom, showlegend=showlegend,
-            hovertemplate=f"<b>%{{customdata[0]}}</b>{extra}<br>%{{customdata[2]}}<extra>{name}"
-                          "</extra>")
+            x=xs[mask], y=ys[mask], mode="markers", name=name, marker=marker,
+            customdata=rows[mask], hovertext=hover[mask].tolist(), showlegend=showlegend,
+            hovertemplate=f"%{{hovertext}}<extra>{html.escape(name)}</extra>")
 
     values = frame[color]
     if pd.api.types.is_bool_dtype(values):
@@ -125,10 +143,10 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
         fig.add_trace(trace(~flags, f"not {color}", dict(size=size, color=MUTED, opacity=0.5)))
         fig.add_trace(trace(flags, color, dict(size=size + 1, color=ACCENT, opacity=0.9)))
     elif pd.api.types.is_numeric_dtype(values) and not _is_label_column(color, values):
-        numbers = values.to_numpy(dtype=float)
         fig.add_trace(trace(np.ones(n, dtype=bool), color, dict(
-            size=size, color=numbers, colorscale="Viridis", opacity=0.85, showscale=True,
-            colorbar=dict(title=color, thickness=14)), showlegend=False))
+            size=size, color=values.to_numpy(dtype=np.float32), colorscale="Viridis",
+            opacity=0.85, showscale=True, colorbar=dict(title=color, thickness=14)),
+            showlegend=False))
     else:
         categories = _sorted_categories(values)
         if len(categories) <= len(PALETTE):  # one legend entry per category: click to hide
@@ -138,15 +156,18 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
                                     str(category), dict(size=size, color=color_for(i),
                                                         opacity=0.8)))
         else:  # colours repeat, a legend would mislead: one WebGL trace, the id on hover
-            index = {category: i for i, category in enumerate(categories)}
-            colours = [color_for(index[v]) for v in values]
-            fig.add_trace(trace(np.ones(n, dtype=bool), color, dict(size=size, color=colours,
-                                                                    opacity=0.8),
-                                showlegend=False))
-        if color == "cluster":  # print the ids of the largest clusters at their centres
+            index = pd.Series(np.arange(len(categories)) % len(PALETTE), index=categories)
+            steps = [[(i + edge) / len(PALETTE), c] for i, c in enumerate(PALETTE)
+                     for edge in (0, 1)]  # one flat band per palette colour
+            fig.add_trace(trace(np.ones(n, dtype=bool), color, dict(
+                size=size, color=values.map(index).to_numpy(dtype=np.uint8), cmin=-0.5,
+                cmax=len(PALETTE) - 0.5, colorscale=steps,
+                opacity=0.8, showscale=False), showlegend=False))
+        if color == "cluster" and n:  # print the ids of the largest clusters at their centres
             largest = values.value_counts().index[:MAP_LABELS]
             centres = frame[values.isin(largest)].groupby(color)[["x", "y"]].median()
-            fig.add_trace(go.Scatter(x=centres["x"], y=centres["y"], mode="text",
+            fig.add_trace(go.Scatter(x=centres["x"].to_numpy(dtype=np.float32),
+                                     y=centres["y"].to_numpy(dtype=np.float32), mode="text",
                                      text=[str(c) for c in centres.index], hoverinfo="skip",
                                      textfont=dict(size=12, color="#1f2933"), showlegend=False,
                                      name="cluster ids"))
@@ -173,23 +194,6 @@ def _hover_values(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_float_dtype(column):
         return np.array([f"{v:.3f}" for v in column])
     return column.astype(str).to_numpy()
-
-
-def selected_row_positions(selection_event: Mapping | None) -> list[int]:
-    """Row positions picked by a lasso/box/click in a `cluster_map`, from the browser's event.
-
-    Accepts Streamlit's `on_select` payload (``{"selection": {"points": [...]}}``) or plotly's
-    own (``{"points": [...]}``); each point's customdata[1] is its row position.
-    """
-    if not selection_event:
-        return []
-    points = selection_event.get("selection", selection_event).get("points", []) or []
-    positions = set()
-    for point in points:
-        custom = point.get("customdata")
-        if custom is not None and len(custom) > 1:
-            positions.add(int(float(custom[1])))
-    return sorted(positions)
 
 
 # --------------------------------------------------------------------------- choosing k

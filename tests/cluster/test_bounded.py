@@ -12,7 +12,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from selection_core.cluster import FaissKMeans, sweep_k, umap_2d
 from selection_core.cluster import kmeans as kmeans_module
-from selection_core.config import SweepConfig, UMAPConfig
+from selection_core.config import SweepConfig, UMAPConfig, widget
 
 
 def blobs(n: int, centers: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,12 +85,27 @@ def test_umap_fits_a_sample_and_places_the_rest_among_their_cluster() -> None:
     """(`placement="transform"`, UMAP's own, is measured against this one by
     benchmarks/bench_million.py --compare-placement: its numba compile costs ~15 s here.)"""
     X, truth = blobs(3000, 5, 16, seed=1)
-    config = UMAPConfig(n_neighbors=15, min_dist=0.1)
+    config = UMAPConfig(n_neighbors=15, min_dist=0.1, fit_rows=600)
     fitted_rows = np.sort(np.random.default_rng(config.seed).choice(len(X), 600, replace=False))
-    coords = umap_2d(X, config, fit_rows=600)
+    coords = umap_2d(X, config)
     assert coords.shape == (3000, 2) and np.isfinite(coords).all()
     # a placed row's nearest fitted point on the map belongs to the row's own cluster
     placed = np.setdiff1d(np.arange(len(X)), fitted_rows)
     fitted = coords[fitted_rows]
     nearest = ((coords[placed, None, :] - fitted[None]) ** 2).sum(-1).argmin(axis=1)
     assert (truth[fitted_rows][nearest] == truth[placed]).mean() > 0.98
+
+
+def test_the_map_sample_and_its_placement_neighbours_are_umap_config_fields() -> None:
+    """Both change the map, so both are UMAPConfig fields (in its hash, with CLI/widget help)."""
+    assert widget(UMAPConfig, "fit_rows").help and widget(UMAPConfig, "placement_neighbors").help
+    assert UMAPConfig(fit_rows=300).config_hash() != UMAPConfig().config_hash()
+    assert UMAPConfig(placement_neighbors=1).config_hash() != UMAPConfig().config_hash()
+    X, _ = blobs(900, 3, 8, seed=2)
+    config = UMAPConfig(n_neighbors=10, fit_rows=300, placement_neighbors=1)
+    fitted_rows = np.sort(np.random.default_rng(config.seed).choice(len(X), 300, replace=False))
+    coords = umap_2d(X, config)
+    placed = np.setdiff1d(np.arange(len(X)), fitted_rows)
+    # one neighbour: every placed row sits exactly on a fitted row
+    gaps = np.abs(coords[placed, None, :] - coords[fitted_rows][None]).sum(-1).min(axis=1)
+    assert np.all(gaps < 1e-5)

@@ -6,6 +6,8 @@
 - Fresh servers whose very first request is a deep link, one per page: each gets the real
   navigation and the app's sidebar. Viewers see no developer tools; the operator's switch brings
   them back.
+- A large synthetic pool (LARGE_MAP_ROWS, 100,000 by default): the map is a capped sample over
+  a density layer sent as typed arrays; k changes; a box lists and downloads every row inside.
 Screenshots go to test-output/e2e/. Any `stException` element fails.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from selection_core import __version__
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "test-output" / "e2e"
 DEMO_N = 800
+LARGE_MAP_ROWS = int(os.environ.get("LARGE_MAP_ROWS", "100000"))
 PAGES = {"data": "Data", "": "Clusters", "selection": "Selection",  # the default page is /
          "iterative": "Iterative refinement", "influence": "Influence", "report": "Report",
          "results": "Results"}
@@ -336,3 +340,138 @@ def test_the_operator_gets_the_developer_tools_back(browser, fresh_servers) -> N
     assert {"Rerun", "Clear cache"} <= set(menu_items(page))
     assert page.get_by_test_id("stAppDeployButton").count() == 1
     page.context.close()
+
+
+# --------------------------------------------------------------------------- a large pool
+AXES = """() => {
+    const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+    const box = plot.querySelector('.nsewdrag').getBoundingClientRect();
+    const points = plot._fullData.filter(t => t.type === 'scattergl');
+    return {box: [box.left, box.top, box.width, box.height],
+            x: [xa.p2d(0), xa.p2d(box.width)], y: [ya.p2d(box.height), ya.p2d(0)],
+            drawn: points.reduce((n, t) => n + t.x.length, 0),
+            typed: plot.data.filter(t => t.type !== 'scatter').every(
+                t => ['x', 'y', 'customdata', 'z'].every(key => !(key in t) || (
+                    typeof t[key].bdata === 'string' && ['f4', 'i4'].includes(t[key].dtype))))};
+}"""
+
+
+def bench_million():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_million",
+                                                  REPO / "benchmarks" / "bench_million.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(workspace, run): the synthetic run sits where the app's default run is, so it opens
+    first (and, being prepared, starts no job)."""
+    from selection_core.store import RunStore
+
+    workspace = tmp_path_factory.mktemp("large") / "workspace"
+    run = workspace / "runs" / f"demo-n{LARGE_MAP_ROWS}-s0"
+    bench_million().app_run(RunStore(run), LARGE_MAP_ROWS)
+    return workspace, run
+
+
+def browser_memory(page) -> dict:
+    session = page.context.new_cdp_session(page)
+    session.send("Performance.enable")
+    metrics = session.send("Performance.getMetrics")["metrics"]
+    values = {m["name"]: m["value"] for m in metrics}
+    return {"js_heap_used_mib": round(values.get("JSHeapUsedSize", 0) / 2**20),
+            "js_heap_total_mib": round(values.get("JSHeapTotalSize", 0) / 2**20)}
+
+
+def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
+        browser, large_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """The Clusters page on a large pool (issue 15 §4): the map renders from binary typed arrays
+    as a capped random subset over a density layer, k changes, and a box drawn on the map lists
+    and downloads every row inside it — resolved on the server over all rows, including those
+    the browser never drew. The pool is bench_million's generator (`app_run`): LARGE_MAP_ROWS
+    rows, 100,000 by default (CI has 2 cores); it prints the time to the first map, the k change
+    time and the browser's memory."""
+    from selection_core import pipeline
+    from selection_core.store import RunStore
+    from selection_core.viz.map_view import MAP_POINTS
+
+    workspace, run = large_run
+    coords = np.load(pipeline.umap_path(RunStore(run)), allow_pickle=False)
+    ids = pipeline.load_run_pool(RunStore(run))["id"].to_numpy()
+    server = Server(workspace, workspace.parent / "streamlit.log", demo_n=LARGE_MAP_ROWS)
+    try:
+        server.wait_listening()
+        page = new_page(browser)
+        started = time.time()
+        page.goto(server.url)
+        page.get_by_text("drag a lasso").wait_for(timeout=300_000)
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=60_000)
+        first_map = time.time() - started
+        page.wait_for_function(f"({AXES})().drawn > 0", timeout=60_000)
+        axes = page.evaluate(f"({AXES})()")
+        assert axes["typed"]  # coordinates, rows, density arrived as base64 typed arrays
+        assert axes["drawn"] == min(MAP_POINTS, LARGE_MAP_ROWS)
+        caption = page.get_by_text("drag a lasso").inner_text()
+        assert f"{LARGE_MAP_ROWS:,} prompts" in caption and f"random {MAP_POINTS:,} of the {LARGE_MAP_ROWS:,}" \
+            in caption
+        memory = browser_memory(page)
+        no_exceptions(page)
+        page.screenshot(path=str(SHOTS / "20-large-map.png"))
+
+        slider = page.get_by_role("slider")
+        slider.focus()
+        k_before = int(caption.split("k=")[1].split(":")[0])  # app_run sweeps 10, 20, 40
+        k_after = 20 if k_before != 20 else 40
+        k_started = time.time()
+        slider.press("ArrowRight" if k_after > k_before else "ArrowLeft")  # one swept k
+        page.get_by_text(f"k={k_after}: {k_after} clusters").wait_for(timeout=60_000)
+        page.get_by_text(f"The {k_after} clusters").wait_for(timeout=60_000)
+        k_change = time.time() - k_started
+        no_exceptions(page)
+
+        page.locator('[data-testid="stPlotlyChart"]').first.hover()
+        page.locator('.modebar-btn[data-title="Box Select"]').first.click()
+        page.wait_for_timeout(500)
+        axes = page.evaluate(f"({AXES})()")  # the map as redrawn at the new k
+        left, top, width, height = axes["box"]
+        x0, y0, x1, y1 = left + 0.45 * width, top + 0.40 * height, left + 0.60 * width, \
+            top + 0.55 * height
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+        page.mouse.move(x1, y1, steps=5)
+        page.mouse.up()
+        drawn_box = page.evaluate("""() => {
+            const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            const box = (plot._fullLayout.selections || [])[0];
+            return box ? [box.x0, box.x1, box.y0, box.y1] : null; }""")
+        page.get_by_text("rows chosen on the map").wait_for(timeout=60_000)
+        # the rows the box holds, from every row's coordinates (the browser drew a subset)
+        bx, by = sorted(drawn_box[:2]), sorted(drawn_box[2:])
+        inside = (coords[:, 0] >= bx[0]) & (coords[:, 0] <= bx[1]) & \
+            (coords[:, 1] >= by[0]) & (coords[:, 1] <= by[1])
+        heading = page.get_by_text("rows chosen on the map").inner_text()
+        chosen = int(heading.split(" rows")[0].replace(",", ""))
+        assert chosen == inside.sum() > axes["drawn"] * inside.mean()  # more than were drawn
+        page.get_by_text(f"of {chosen:,}").first.wait_for(timeout=30_000)  # the paged table
+        no_exceptions(page)
+        page.screenshot(path=str(SHOTS / "21-large-map-box.png"), full_page=True)
+        with page.expect_download(timeout=60_000) as download_info:
+            page.get_by_role("button", name=f"Download these {chosen:,} rows").click()
+        target = tmp_path / "box.jsonl"
+        download_info.value.save_as(target)
+        rows = [json.loads(line) for line in target.read_text().splitlines()]
+        assert len(rows) == chosen
+        assert {row["id"] for row in rows} == set(ids[inside])
+        assert {"id", "cluster", "quality", "prompt", "response"} <= set(rows[0])
+        print(f"\nlarge map ({LARGE_MAP_ROWS:,} rows, load {os.getloadavg()[0]:.1f}): first map after "
+              f"{first_map:.1f} s, k change {k_change:.1f} s, browser {memory}, box: {chosen:,} "
+              f"rows ({MAP_POINTS:,} drawn of {LARGE_MAP_ROWS:,})")
+        page.context.close()
+    finally:
+        server.stop()

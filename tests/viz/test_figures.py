@@ -8,7 +8,8 @@ import pytest
 from selection_core.select.compare import jaccard_matrix
 from selection_core.viz.figures import FULL_WIDTH, MAP_LABELS, MAX_BARS, MAX_GROUPS, SHORT_NAME, \
     cluster_bars, cluster_map, k_sweep_figure, overlap_heatmap, quality_distribution, \
-    selected_row_positions, selection_composition, short_names
+    selection_composition, short_names
+from selection_core.viz.map_view import selected_rows
 
 GLYPH = 0.6  # this test's own estimate of an average glyph's width, as a share of the font size
 
@@ -34,12 +35,12 @@ def test_map_by_cluster_has_one_webgl_trace_per_cluster_with_ids(frame: pd.DataF
     assert [t.name for t in points] == ["cluster 0", "cluster 1", "cluster 2"]
     labels = next(t for t in fig.data if t.mode == "text")
     assert list(labels.text) == ["0", "1", "2"]  # cluster ids printed at their centres
-    ids = sorted(str(c[0]) for t in points for c in t.customdata)
-    assert ids == sorted(frame["id"])
-    for trace in points:  # customdata[1] is the row position, consistent with the id
-        for custom in trace.customdata:
-            assert frame["id"].iloc[int(custom[1])] == custom[0]
-    hover = fig.data[0].customdata[0][2]
+    rows = sorted(int(c) for t in points for c in t.customdata)
+    assert rows == list(range(len(frame)))
+    for trace in points:  # customdata is the row position, consistent with the id on hover
+        for row, text in zip(trace.customdata, trace.hovertext):
+            assert text.startswith(f"<b>{frame['id'].iloc[int(row)]}</b>")
+    hover = fig.data[0].hovertext[0]
     assert "&lt;b&gt;" in hover and "<br>" in hover  # escaped and wrapped preview
 
 
@@ -63,15 +64,16 @@ def test_map_rejects_missing_columns(frame: pd.DataFrame) -> None:
         cluster_map(frame.drop(columns="prompt"), "cluster")
 
 
-def test_lasso_event_maps_back_to_rows(frame: pd.DataFrame) -> None:
+def test_clicked_points_map_back_to_rows(frame: pd.DataFrame) -> None:
     fig = cluster_map(frame, "cluster")
-    picked = [{"customdata": list(fig.data[1].customdata[i])} for i in range(2)]
+    coords = frame[["x", "y"]].to_numpy()
+    picked = [{"customdata": int(fig.data[1].customdata[i])} for i in range(2)]
     picked.append({"x": 0.1, "y": 0.2})  # a point of the text trace carries no row
-    event = {"selection": {"points": picked, "point_indices": [0, 1]}}
-    rows = selected_row_positions(event)
-    assert rows == sorted(int(p["customdata"][1]) for p in picked[:2])
-    assert selected_row_positions(None) == []
-    assert selected_row_positions({"points": picked}) == rows
+    event = {"selection": {"points": picked, "point_indices": [0, 1], "box": [], "lasso": []}}
+    rows = selected_rows(coords, event)
+    assert list(rows) == sorted(p["customdata"] for p in picked[:2])
+    assert len(selected_rows(coords, None)) == 0
+    assert list(selected_rows(coords, {"points": picked})) == list(rows)
 
 
 def test_k_sweep_marks_recommended_and_knee() -> None:
@@ -223,5 +225,5 @@ def test_map_at_large_k_is_one_trace_with_the_largest_clusters_labelled() -> Non
     assert len(text.text) == MAP_LABELS
     largest = frame["cluster"].value_counts().index[:MAP_LABELS]
     assert set(text.text) == {str(c) for c in largest}
-    assert all(frame["id"].iloc[int(c[1])] == c[0] for c in points[0].customdata[:50])
-    assert "cluster: %{customdata[3]}" in points[0].hovertemplate  # the id on hover
+    assert all(text.startswith(f"<b>{frame['id'].iloc[int(row)]}</b><br>cluster: ")
+               for row, text in zip(points[0].customdata[:50], points[0].hovertext[:50]))
