@@ -14,7 +14,8 @@ from selection_core.select.compare import jaccard_matrix, selection_summary
 from selection_core.select.rationale import METHOD_DESCRIPTIONS, cluster_budget_table, \
     static_rationale
 from selection_core.viz.figures import cluster_map, overlap_heatmap, quality_distribution, \
-    selected_row_positions, selection_composition
+    selection_composition
+from selection_core.viz.map_view import selected_rows
 from selection_core.viz.rationale import budget_vs_pool_share
 
 METHOD_HELP = {method: METHOD_DESCRIPTIONS[method] for method in
@@ -183,7 +184,7 @@ table_event = st.dataframe(
     selection_mode="single-row", column_config={
         "p_select": st.column_config.NumberColumn(format="%.3f"),
         "why": st.column_config.TextColumn(width="large")})
-for source, clicked in (("map", selected_row_positions(map_event)),
+for source, clicked in (("map", selected_rows(picked, map_event).tolist()),
                         ("table", table_event.selection.rows)):  # the one that changed wins
     click_key = (explained, tuple(clicked))
     if clicked and st.session_state.get(f"why_last_{source}") != click_key:
