@@ -37,10 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selection_core import pipeline  # noqa: E402
+from selection_core import pipeline, runner  # noqa: E402
 from selection_core.cluster import FaissKMeans, sweep_k  # noqa: E402
 from selection_core.cluster.projection import fit_map_sample  # noqa: E402
 from selection_core.config import SweepConfig, UMAPConfig  # noqa: E402
+from selection_core.runner import Stage, StageContext  # noqa: E402
 from selection_core.select.kmq import kmq_select  # noqa: E402
 from selection_core.store import RunStore, write_npy  # noqa: E402
 
@@ -88,11 +89,16 @@ def app_run(store: RunStore, n: int, dim: int = 32, clusters: int = 50,
         pipeline.embed_vectors(store, vectors)
     pipeline.sweep(store, SweepConfig(ks=ks, niter=10, nredo=1, sample_size=2_000))
     pipeline.quality(store, ScorerConfig())
-    config = UMAPConfig()
-    with store.stage("umap", {**config.to_dict(), "placement": "pca (synthetic app run)"},
-                     config.config_hash()):
-        write_npy(pipeline.umap_path(store, config), pipeline.quick_map(store))
+    # the umap stage's key (same name, config and inputs) computed with the PCA placement
+    runner.run(store, Stage("umap", UMAPConfig, _pca_placement, pipeline.UMAP.inputs),
+               UMAPConfig())
     return store
+
+
+def _pca_placement(ctx: StageContext, config: UMAPConfig, progress: object) -> dict[str, str]:
+    write_npy(ctx.folder / "coords.npy", pipeline.quick_map(ctx.store))
+    return {"placement": "pca (synthetic app run)"}
+
 
 def peak_rss_mib() -> float:
     """The process's peak RSS since the last reset (VmHWM), else since it started."""

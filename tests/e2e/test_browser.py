@@ -401,7 +401,7 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
     from selection_core.viz.map_view import MAP_POINTS
 
     workspace, run = large_run
-    coords = np.load(pipeline.umap_path(RunStore(run)), allow_pickle=False)
+    coords = pipeline.projection(RunStore(run, create=False))  # the map the app shows
     ids = pipeline.load_run_pool(RunStore(run))["id"].to_numpy()
     server = Server(workspace, workspace.parent / "streamlit.log", demo_n=LARGE_MAP_ROWS)
     try:
