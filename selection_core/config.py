@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -57,6 +58,25 @@ def widget(config_type: type, name: str) -> Widget:
     spec = {f.name: f for f in dataclasses.fields(config_type)}[name]
     low = spec.metadata.get("low")
     return Widget(spec.default, low, spec.metadata.get("choices"), spec.metadata.get("help", ""))
+
+
+def value_problem(config_type: type, name: str, value: Any) -> str | None:
+    """Why `value` breaks field `name`'s declared bounds or choices, or None: the one check the
+    CLI flags and the experiment TOML both apply."""
+    meta = {f.name: f for f in dataclasses.fields(config_type)}[name].metadata
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            return f"must be one of {', '.join(map(str, choices))}, got {value!r}"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # nan passes every range check
+        return f"must be a finite number, got {value}"
+    if meta.get("positive") and value <= 0:
+        return f"must be positive, got {value}"
+    low = meta.get("low")
+    if low is not None and value < low:
+        return f"must be at least {low:g}, got {value}"
+    return None
 
 
 def field_default(config_type: type, name: str) -> Any:
@@ -219,23 +239,28 @@ class LoRAConfig(HashedConfig):
     """LoRA SFT hyper-parameters (the trainer is `train.lora.LoRATrainer`; declared here, free of
     torch, so the CLI can show its defaults without loading torch)."""
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None  # None: q/k/v/o projections, else all linear
-    epochs: int = 1
-    max_steps: int | None = None  # stop early (CPU demos); None: all epochs
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    lr_scheduler: Literal["linear", "cosine"] = "linear"  # decay after the linear warm-up
-    batch_size: int = 8
-    grad_accumulation: int = 1
-    max_length: int = 512
-    seed: int = 0
-    chat_template: bool | None = None  # None: the tokenizer's template when it has one
-    device: str = field(default="auto", metadata=speed_only())
-    dtype: str | None = field(default=None, metadata=speed_only())
+    r: int = param(8, help="LoRA rank", positive=True)
+    alpha: int = param(16, help="LoRA scaling alpha", positive=True)
+    dropout: float = param(0.05, help="LoRA dropout", low=0)
+    target_modules: tuple[str, ...] | None = param(
+        None, help="adapted modules; None: q/k/v/o projections, else all linear layers")
+    epochs: int = param(1, help="epochs over the training rows", low=1)
+    max_steps: int | None = param(None, help="stop after this many optimizer steps (CPU demos); "
+                                             "None: all epochs", low=1)
+    learning_rate: float = param(2e-4, help="peak learning rate", positive=True, flag="--lr")
+    weight_decay: float = param(0.0, help="AdamW weight decay", low=0)
+    warmup_ratio: float = param(0.03, help="share of the steps with a linear learning-rate "
+                                           "warm-up", low=0)
+    lr_scheduler: Literal["linear", "cosine"] = param(
+        "linear", help="decay after the warm-up", choices=("linear", "cosine"))
+    batch_size: int = param(8, help="examples per forward pass", low=1)
+    grad_accumulation: int = param(1, help="forward passes per optimizer step", low=1)
+    max_length: int = param(512, help="tokens per example (prompt + response)", low=1)
+    seed: int = param(0, help="the training's seed (data order, adapter initialisation)")
+    chat_template: bool | None = param(None, help="None: the tokenizer's template when it has "
+                                                  "one")
+    device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
+    dtype: str | None = param(None, help="weights' dtype (None: the model's own)", hash=False)
     processes: int = param(1, positive=True, hash=False,
                            help="training processes: >1 trains with DDP, one per GPU (torchrun)")
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .config import value_problem
 
-def _number(kind: type, low: float | None, positive: bool) -> Callable[[str], Any]:
-    """An argparse type: a whole or finite number within the field's bounds."""
+
+def _number(kind: type, config_type: type, name: str) -> Callable[[str], Any]:
+    """An argparse type: a whole or finite number within the field's declared bounds."""
 
     def parse(text: str) -> Any:
         try:
@@ -22,12 +23,9 @@ def _number(kind: type, low: float | None, positive: bool) -> Callable[[str], An
         except ValueError:
             what = "a whole number" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
-        if kind is float and not math.isfinite(value):  # nan would pass every range check
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        if low is not None and value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        problem = value_problem(config_type, name, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     return parse
@@ -49,13 +47,15 @@ def _kind(spec: dataclasses.Field) -> type:
 def add_config_arguments(parser: argparse.ArgumentParser, config_type: type,
                          names: Iterable[str] | None = None, required: Iterable[str] = (),
                          flags: Mapping[str, str] | None = None,
-                         enforce_choices: Iterable[str] = ()) -> None:
+                         enforce_choices: Iterable[str] = (),
+                         preset: str | None = None) -> None:
     """One flag per field of `config_type` (or of `names`), derived from its declaration.
 
     `flags` renames a field's flag for this command (e.g. a second `--seed` elsewhere); `required`
     fields get no default. Booleans that default to False become switches. Choices are listed in
     the help; argparse refuses other values only for `enforce_choices` (elsewhere the config or
-    the command refuses them with its own message)."""
+    the command refuses them with its own message). With `preset` (its description), every flag
+    defaults to None, "the preset's value": the command fills what is not given from it."""
     required, enforce_choices = set(required), set(enforce_choices)
     for spec in _fields(config_type, names):
         meta = spec.metadata
@@ -71,12 +71,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type,
         if not (meta.get("choices") and spec.name in enforce_choices):
             kwargs["metavar"] = flag.lstrip("-").upper().replace("-", "_")
         if kind in (int, float):
-            kwargs["type"] = _number(kind, meta.get("low"), meta.get("positive", False))
+            kwargs["type"] = _number(kind, config_type, spec.name)
         if meta.get("choices") and spec.name in enforce_choices:
             kwargs["choices"] = meta["choices"]
         elif meta.get("choices"):
             kwargs["help"] = f"{help_text}: {', '.join(map(str, meta['choices']))}"
-        if spec.name in required or spec.default is dataclasses.MISSING:
+        if preset is not None:
+            kwargs["default"] = None
+            kwargs["help"] = f"{kwargs['help']} (default: {preset})".lstrip()
+        elif spec.name in required or spec.default is dataclasses.MISSING:
             kwargs["required"] = True
         else:
             kwargs["default"] = spec.default

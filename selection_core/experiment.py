@@ -38,7 +38,8 @@ import pandas as pd
 
 from . import pipeline, runner
 from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, HashedConfig, \
-    IterativeConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed
+    IterativeConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed, \
+    value_problem
 from .data.loaders import fingerprint, local_fingerprint
 from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
@@ -107,6 +108,15 @@ _SECTIONS = {
     "iterative": {"rounds", "scorer", "scorer_model", "weight_tau", "eval_per_round",
                   "max_new_tokens"},
 }
+# Keys whose values the method configs' declarations check (bounds, choices): section → key →
+# (config type, field).
+_DECLARED: dict[str, dict[str, tuple[type, str]]] = {
+    "train": {f.name: (LoRAConfig, f.name) for f in dataclasses.fields(LoRAConfig)},
+    "selection": {"sample_tau": (SelectionConfig, "sample_tau"),
+                  "scorer": (SelectionConfig, "scorer")},
+    "iterative": {name: (IterativeConfig, name) for name in
+                  ("rounds", "scorer", "weight_tau", "eval_per_round")},
+}
 # Keys renamed in issue 13 (`tau` said two things), still read under their old names.
 _OLD_KEYS = {"selection": {"tau": "sample_tau"}, "iterative": {"tau": "weight_tau"}}
 ITERATIVE_METHOD = "iterative-kmq"
@@ -135,6 +145,10 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
                     raise InputError(f"unknown key in [{key}]; expected one of "
                                      f"{', '.join(sorted(_SECTIONS[key]))}", path=str(path),
                                      field=f"{key}.{inner}")
+                if inner in _DECLARED.get(key, {}):
+                    problem = value_problem(*_DECLARED[key][inner], item)
+                    if problem:
+                        raise InputError(problem, path=str(path), field=f"{key}.{inner}")
                 if key == "train":
                     lora[inner] = item
                 else:

@@ -28,7 +28,8 @@ def add_influence_parser(subcommands: Any) -> None:
 
     warm = stages.add_parser(
         "warmup", help="LoRA warmup on a random share of the pool (a preset: less or bids)",
-        description="Every value not given comes from the preset; the command prints them all.")
+        description="Every value not given comes from the preset; the command prints them all. "
+                    "Giving --lora-r alone sets alpha to 4 × r (LESS).")
     warm.add_argument("--run", required=True)
     warm.add_argument("--model", required=True, help="causal LM: HF name, folder, .gguf, "
                                                      "llama2.c .bin, or an alias")
@@ -40,20 +41,12 @@ def add_influence_parser(subcommands: Any) -> None:
                            "Both: LoRA r 128, alpha 512, dropout 0.1 on q/k/v/o, lr 2e-5, max "
                            "length 2048 (default: %(default)s)")
     warm.add_argument("--fraction", type=float, default=None, help="share of the pool")
-    warm.add_argument("--epochs", type=int, default=None)
-    warm.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    warm.add_argument("--lora-r", type=int, default=None)
-    warm.add_argument("--lora-alpha", type=int, default=None,
-                      help="default: the preset's, or 4 × r when --lora-r is given (LESS)")
-    warm.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    warm.add_argument("--batch-size", type=int, default=None,
-                      help="examples per forward pass; accumulation keeps the effective batch")
     warm.add_argument("--effective-batch", type=int, default=None,
-                      help="examples per optimizer step")
-    warm.add_argument("--max-length", type=int, default=None)
-    warm.add_argument("--seed", type=int, default=None)
-    warm.add_argument("--device", default="auto")
-    add_config_arguments(warm, LoRAConfig, ["processes"])  # issue 14 §5: DDP training
+                      help="examples per optimizer step (accumulation keeps it when only "
+                           "--batch-size is given)")
+    add_config_arguments(warm, LoRAConfig, WARMUP_LORA_FLAGS,
+                         flags={"r": "--lora-r", "alpha": "--lora-alpha"},
+                         preset="the preset's value")
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -69,15 +62,16 @@ def add_influence_parser(subcommands: Any) -> None:
     sel = stages.add_parser("select", help="select rows from an attribution matrix file")
     sel.add_argument("--matrix", required=True, help="A.npy (N × M)")
     sel.add_argument("--val-tasks", required=True, help="one task name per column")
-    sel.add_argument("--method", required=True)
-    sel.add_argument("--budget", required=True, help="rows (e.g. 1500) or a share (e.g. 15%%)")
-    sel.add_argument("--seed", type=int, default=0)
+    add_config_arguments(sel, _select_config())
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
     sel.add_argument("--explain", default=None, metavar="FILE.jsonl",
                      help="also write why each row was picked, in selection order: row, order, "
                           "val_index, task, utility, why (for BIDS recorded inside the greedy)")
 
 
+# the warmup command's LoRA flags (preset overrides), made from LoRAConfig's declarations
+WARMUP_LORA_FLAGS = ("epochs", "max_steps", "r", "alpha", "learning_rate", "batch_size",
+                     "max_length", "seed", "device", "processes")
 # the features command's flags, made from FeatureSettings' declarations
 FEATURE_FLAGS = ("dim", "val_per_task", "val_max_new_tokens", "preconditioner", "validation_eos",
                  "rds_model", "batch_size", "max_length", "seed", "device")
@@ -87,6 +81,12 @@ def _feature_settings() -> type:
     from .pipeline import FeatureSettings
 
     return FeatureSettings
+
+
+def _select_config() -> type:
+    from ..select.bids import InfluenceSelectConfig
+
+    return InfluenceSelectConfig
 
 
 def _tasks() -> tuple[str, ...]:
@@ -127,11 +127,10 @@ def run_influence(args: argparse.Namespace) -> None:
 def _warmup(args: argparse.Namespace) -> None:
     from .pipeline import describe_warmup, warmup, warmup_settings
 
-    fraction, lora = warmup_settings(
-        args.preset, fraction=args.fraction, batch_size=args.batch_size,
-        effective_batch=args.effective_batch, epochs=args.epochs, max_steps=args.max_steps,
-        r=args.lora_r, alpha=args.lora_alpha, learning_rate=args.lr, max_length=args.max_length,
-        seed=args.seed, device=args.device, processes=args.processes)
+    lora = config_kwargs(LoRAConfig, args)
+    fraction, lora = warmup_settings(args.preset, fraction=args.fraction,
+                                     batch_size=lora.pop("batch_size"),
+                                     effective_batch=args.effective_batch, **lora)
     print(describe_warmup(args.preset, fraction, lora), flush=True)
     store = RunStore(args.run)
     if args.data:
@@ -165,23 +164,21 @@ def _matrix(args: argparse.Namespace) -> None:
 
 
 def _select(args: argparse.Namespace) -> None:
-    from ..select.bids import INFLUENCE_METHODS, select_on_matrix
+    from ..select.bids import InfluenceSelectConfig, explain_on_matrix, select_on_matrix
     from .attribution import load_attribution
 
-    if args.method not in INFLUENCE_METHODS:
-        raise ConfigError(f"unknown method '{args.method}'; use {', '.join(INFLUENCE_METHODS)}")
+    config = InfluenceSelectConfig(**config_kwargs(InfluenceSelectConfig, args))
     A, tasks = load_attribution(args.matrix, args.val_tasks)
-    budget = pipeline.parse_budget(args.budget, A.shape[0])
+    budget = pipeline.parse_budget(config.budget, A.shape[0])
     if args.explain:
-        from ..select.bids import explain_on_matrix
         from ..store import write_jsonl
 
-        explained = explain_on_matrix(A, tasks, args.method, budget, seed=args.seed)
+        explained = explain_on_matrix(A, tasks, config.method, budget, seed=config.seed)
         rows = explained["row"].to_numpy()
         write_jsonl(args.explain, explained.astype(object).where(explained.notna(), None)
                     .to_dict(orient="records"))
     else:
-        rows = select_on_matrix(A, tasks, args.method, budget, seed=args.seed)
+        rows = select_on_matrix(A, tasks, config.method, budget, seed=config.seed)
     write_text(args.out, "".join(f"{int(r)}\n" for r in np.asarray(rows)))
-    print(f"{args.method}: {len(rows)} of {A.shape[0]} rows → {args.out}"
+    print(f"{config.method}: {len(rows)} of {A.shape[0]} rows → {args.out}"
           + (f" (why each: {args.explain})" if args.explain else ""))

@@ -15,15 +15,33 @@ family; reading A and its task names from files is `influence.attribution`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from ..config import HashedConfig, param
 from ..errors import ConfigError, InputError
 from .baselines import check_budget, random_rows, top_rows
 
 INFLUENCE_METHODS = ("bids", "task-max", "instance-max", "instance-max-norm", "sum", "random")
+
+
+@dataclass(frozen=True)
+class InfluenceSelectConfig(HashedConfig):
+    """The influence selection stage: a method on an attribution matrix (METHODS §2.3–2.4);
+    `influence select`'s flags are made from these declarations."""
+
+    method: str = param(help="selection method", choices=INFLUENCE_METHODS)
+    budget: str = param(help="rows (e.g. 1500) or a share of the pool ending in a percent sign")
+    seed: int = param(0, help="seed of the random baseline (the other methods are "
+                              "deterministic)")
+
+    def __post_init__(self) -> None:
+        if self.method not in INFLUENCE_METHODS:
+            raise ConfigError(f"unknown method '{self.method}'; use "
+                              f"{', '.join(INFLUENCE_METHODS)}")
 
 _CHUNK_ROWS = 4096  # rows per block where a full-matrix temporary would double peak memory
 

@@ -66,6 +66,13 @@ def write_config(tmp_path: Path, text: str) -> Path:
     ("\n[eval]\nbenchmarks = [\"squad\"]\n", "eval.benchmarks", "unknown benchmark 'squad'"),
     ("\n[nope]\nx = 1\n", "nope", "unknown section"),
     ("\n[iterative]\nround = 2\n", "iterative.round", "unknown key in [iterative]"),
+    # values are checked by the configs' declarations (the bounds the CLI flags apply)
+    ("\n[train]\nlearning_rate = -0.1\n", "train.learning_rate", "must be positive"),
+    ("\n[train]\nepochs = 0\n", "train.epochs", "must be at least 1"),
+    ("\n[train]\nlr_scheduler = \"step\"\n", "train.lr_scheduler", "must be one of linear"),
+    ("\n[selection]\ntau = 0\n", "selection.sample_tau", "must be positive"),
+    ("\n[iterative]\nweight_tau = nan\n", "iterative.weight_tau", "must be a finite number"),
+    ("\n[iterative]\nrounds = 0\n", "iterative.rounds", "must be at least 1"),
 ])
 def test_config_errors_name_file_and_key(tmp_path: Path, change: str, field: str,
                                          message: str) -> None:
