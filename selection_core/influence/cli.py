@@ -14,7 +14,6 @@ import numpy as np
 from .. import pipeline
 from ..config import LoRAConfig
 from ..config_args import add_config_arguments, config_kwargs
-from ..errors import ConfigError
 from ..progress import Progress, tqdm_progress
 from ..scale import ScaleConfig
 from ..store import RunStore, write_text

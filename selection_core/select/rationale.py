@@ -26,7 +26,6 @@ import pandas as pd
 
 from ..apportion import allocate_budget
 from ..config import SelectionConfig
-from .kmq import gumbel_top_k
 
 METHOD_DESCRIPTIONS = {
     "kmq": "k-means + quality: budget ∝ cluster size, softmax(quality/τ) sampling in each cluster",
@@ -134,11 +133,11 @@ def static_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.nd
     elif config.method == "kmq" and not config.top:
         p = np.zeros(n)
         rng = explanation_rng(config.sample_seed)
+        quality = np.asarray(quality, dtype=np.float64)  # once, not per cluster
         for j in np.flatnonzero(budgets):
             members = np.flatnonzero(labels == j)
             p[members], exact[members] = _softmax_inclusion(
-                np.asarray(quality, dtype=np.float64), members, int(budgets[j]),
-                config.sample_tau, draws, rng)
+                quality, members, int(budgets[j]), config.sample_tau, draws, rng)
     else:  # kmeans-closest, quality-top, kMQ-top: deterministic
         p = chosen.astype(np.float64)
     return p, exact, budgets
