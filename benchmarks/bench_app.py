@@ -12,8 +12,15 @@
      whole preparation is done, which is when the page used to show anything. Goal: < 30 s.
    - warm: a new server process (Streamlit's caches empty) on the prepared workspace.
    The machine's load average is printed beside each figure: timings on a shared machine vary.
+3. `--large N` (issue 15 §4): a synthetic N-row run (`bench_million.app_run`: vectors imported,
+   k swept over 10/20/40, heuristic scores, PCA map; built once, kept with `--large-root DIR`),
+   the Clusters page in Chromium: time to the first map, then `--k-changes` moves of the k
+   slider among the swept values, each timed from the key press until the caption, the map and
+   the cluster table show the new k. Goal: under 2 s. Baseline, same run: the first map (what
+   reopening the page costs). Also the browser's JS heap.
 
     python benchmarks/bench_app.py [--n 3000] [--cold 1] [--warm 2] [--skip-k-change]
+    python benchmarks/bench_app.py --large 1000000 [--large-root DIR] [--k-changes 6]
 """
 from __future__ import annotations
 
@@ -198,7 +205,15 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=1, help="cold starts to measure")
     parser.add_argument("--warm", type=int, default=2, help="warm starts after each cold one")
     parser.add_argument("--skip-k-change", action="store_true")
+    parser.add_argument("--large", type=int, default=None, metavar="N",
+                        help="measure the k change in the browser on an N-row synthetic run")
+    parser.add_argument("--large-root", type=Path, default=None,
+                        help="where the large run is built, or reused when it is there")
+    parser.add_argument("--k-changes", type=int, default=6)
     args = parser.parse_args()
+    if args.large:
+        large_k_change(args.large, args.large_root, args.k_changes)
+        return
     if not args.skip_k_change:
         k_change_benchmark(args.n)
     browser_first_start(args.n, args.cold, args.warm)
@@ -230,6 +245,71 @@ def k_change_benchmark(n: int) -> None:
               f"{np.median(fresh):.3f} s, max {max(fresh):.3f} s")
         print(f"baseline, nothing cached (k-means + UMAP): {cold:.2f} s → cached path "
               f"×{cold / np.median(warm):.0f} faster\n")
+
+
+def large_k_change(n: int, root: Path | None, changes: int) -> None:
+    """The Clusters page on an n-row run: first map, then `changes` moves of the k slider."""
+    from playwright.sync_api import sync_playwright
+
+    from selection_core.store import RunStore
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_million import app_run
+
+    root = root or Path(tempfile.mkdtemp(prefix="bench-app-large-"))
+    run = root / "workspace" / "runs" / f"demo-n{n}-s0"
+    if not (run / "manifest.json").exists():
+        started = time.perf_counter()
+        app_run(RunStore(run), n)
+        print(f"built the {n:,}-row run in {time.perf_counter() - started:.0f} s ({run})")
+    server = AppServer(root, n)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            before = load()
+            started = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{server.port}")
+            caption = page.get_by_text("drag a lasso")
+            caption.wait_for(timeout=600_000)
+            page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=600_000)
+            first_map = time.perf_counter() - started
+            print(f"first map after {first_map:.1f} s — {before}")
+            slider = page.get_by_role("slider")
+            k = int(caption.inner_text().split("k=")[1].split(":")[0])
+            options = sorted(int(k) for k in pipeline.load_sweep(RunStore(run))[0]["k"])
+            seconds, step = [], 1
+            for _ in range(changes):
+                index = options.index(k)
+                if not 0 <= index + step < len(options):
+                    step = -step
+                target = options[index + step]
+                slider.focus()
+                before = load()
+                started = time.perf_counter()
+                slider.press("ArrowRight" if step > 0 else "ArrowLeft")
+                page.get_by_text(f"k={target}: {target} clusters").wait_for(timeout=120_000)
+                page.get_by_text(f"The {target} clusters").wait_for(timeout=120_000)
+                page.wait_for_function(
+                    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                    timeout=120_000, polling=50)  # the rerun has finished (no 'Running…')
+                seconds.append(time.perf_counter() - started)
+                print(f"  k {k} → {target}: {seconds[-1]:.2f} s — {before}")
+                k = target
+            session = page.context.new_cdp_session(page)
+            session.send("Performance.enable")
+            metrics = {m["name"]: m["value"] for m in
+                       session.send("Performance.getMetrics")["metrics"]}
+            browser.close()
+    finally:
+        server.stop()
+    print(f"k change on {n:,} rows over {changes} moves: median {np.median(seconds):.2f} s, max "
+          f"{max(seconds):.2f} s (goal < 2 s); baseline, the first map: {first_map:.1f} s "
+          f"(×{first_map / np.median(seconds):.1f}); JS heap "
+          f"{metrics.get('JSHeapUsedSize', 0) / 2**20:.0f} / "
+          f"{metrics.get('JSHeapTotalSize', 0) / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,18 @@ def run_tree(code: Path, run: Path, args: argparse.Namespace) -> dict:
     if status:
         raise SystemExit(f"iterate failed with the code in {code}:\n{stderr[-3000:]}")
     scores = []
-    for path in sorted(copy.glob("iterative/*/round-*/generations.jsonl")):
+    rounds = sorted(copy.rglob("round-*/generations.jsonl"),  # wherever the tree files rounds
+                    key=lambda path: path.parent.name)
+    for path in rounds:
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         scores += [[row["gold_score"], row["generated_score"]] for row in rows]
+    selected = [json.loads(line)["id"] for line in
+                (copy.parent / "iterative.jsonl").read_text().splitlines()]
     shutil.rmtree(copy.parent)
+    if not scores:
+        raise SystemExit(f"no round's generations.jsonl under the run iterated by {code}")
     return {"code": str(code), "peak_rss_mib": round(usage.ru_maxrss / 1024),
-            "seconds": round(seconds, 1), "scores": scores}
+            "seconds": round(seconds, 1), "scores": scores, "selected": selected}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         delta = np.abs(first - scores).max() if first.shape == scores.shape else float("nan")
         print(f"  peak RSS {results[0]['peak_rss_mib']} → {other['peak_rss_mib']} MiB "
               f"(×{results[0]['peak_rss_mib'] / other['peak_rss_mib']:.2f}); scores allclose: "
-              f"{same} (max |Δ| {delta:.2e})")
+              f"{same} (max |Δ| {delta:.2e}); same selection: "
+              f"{other['selected'] == results[0]['selected']} ({len(other['selected'])} rows)")
     return 0
 
 

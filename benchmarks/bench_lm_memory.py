@@ -36,7 +36,7 @@ def score(path: str, model_name: str, n: int, batch_size: int, max_length: int) 
     from selection_core.lm.loading import load_causal_lm
 
     if path == "full":  # the pre-issue-15 computation: whole logits tensor
-        formatting._decoder_and_head = lambda model: None
+        formatting._output_head = lambda model: None
     model, tokenizer = load_causal_lm(model_name, device="cpu", cache=False)
     prompts, responses = rows(n)
     started = time.perf_counter()

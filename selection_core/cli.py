@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="generation cap; gold answers are cut at it too before scoring "
                               f"(default {MAX_NEW_TOKENS}, as the reference implementation)")
     iterate.add_argument("--out", required=True, help="output .jsonl (the final selection)")
-    add_config_arguments(iterate, LoRAConfig, ["processes"])  # issue 14 §5: DDP training
+    add_config_arguments(iterate, LoRAConfig, ["processes", "activation_checkpointing"],
+                         enforce_choices=["activation_checkpointing"])
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
@@ -415,7 +416,8 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     lora = round_lora(args.lora_r, epochs=args.epochs, max_steps=args.max_steps,
                       learning_rate=args.lr, batch_size=args.batch_size,
                       max_length=args.max_length, seed=args.round_seed, device=args.device,
-                      processes=args.processes)
+                      processes=args.processes,
+                      activation_checkpointing=args.activation_checkpointing)
     config = IterativeConfig(**config_kwargs(IterativeConfig, args) | {
         "budget": pipeline.parse_budget(args.budget, len(pool)), "model": args.model,
         "continue_training": not args.from_base})

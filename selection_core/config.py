@@ -263,6 +263,11 @@ class LoRAConfig(HashedConfig):
     dtype: str | None = param(None, help="weights' dtype (None: the model's own)", hash=False)
     processes: int = param(1, positive=True, hash=False,
                            help="training processes: >1 trains with DDP, one per GPU (torchrun)")
+    activation_checkpointing: Literal["auto", "on", "off"] = param(
+        "auto", hash=False, choices=("auto", "on", "off"),
+        help="recompute each layer's activations in the backward instead of keeping them (the "
+             "same numbers, a fraction of the memory, about a third more compute); auto: on "
+             "when training on CPU")
 
 
 # --------------------------------------------------------------------------- iterative kMQ

@@ -45,7 +45,7 @@ def add_influence_parser(subcommands: Any) -> None:
                            "--batch-size is given)")
     add_config_arguments(warm, LoRAConfig, WARMUP_LORA_FLAGS,
                          flags={"r": "--lora-r", "alpha": "--lora-alpha"},
-                         preset="the preset's value")
+                         preset="the preset's value", enforce_choices=("activation_checkpointing",))
 
     feats = stages.add_parser("features", help="projected per-example gradients (+ RDS)")
     feats.add_argument("--run", required=True)
@@ -70,7 +70,7 @@ def add_influence_parser(subcommands: Any) -> None:
 
 # the warmup command's LoRA flags (preset overrides), made from LoRAConfig's declarations
 WARMUP_LORA_FLAGS = ("epochs", "max_steps", "r", "alpha", "learning_rate", "batch_size",
-                     "max_length", "seed", "device", "processes")
+                     "max_length", "seed", "device", "processes", "activation_checkpointing")
 # the features command's flags, made from FeatureSettings' declarations
 FEATURE_FLAGS = ("dim", "val_per_task", "val_max_new_tokens", "preconditioner", "validation_eos",
                  "rds_model", "batch_size", "max_length", "seed", "device")

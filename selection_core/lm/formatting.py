@@ -6,6 +6,7 @@ selection would not describe what the trained model learns from.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
 from ..progress import Progress
@@ -183,7 +185,7 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
         batch = collate([encoded[index] for index in batch_indices], pad_token_id)
         targets = batch["labels"][:, 1:].to(device)
         scored_positions = targets != IGNORE_INDEX  # only these need a float32 log-softmax
-        token_nll = _scored_token_nll(model, batch["input_ids"].to(device),
+        token_nll = scored_token_nll(model, batch["input_ids"].to(device),
                                       batch["attention_mask"].to(device), scored_positions,
                                       targets[scored_positions])
         rows = scored_positions.nonzero()[:, 0]
@@ -201,42 +203,56 @@ LOGIT_CHUNK_POSITIONS = 512  # positions whose vocabulary logits exist at once (
 _SCALED_LOGITS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier")
 
 
-def _scored_token_nll(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      scored: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """−log p(target) at each scored position (those `scored[:, :-1]` marks), float32.
+def scored_token_nll(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     scored: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−log p(target) at each scored position (those `scored[:, :-1]` marks), float32; the one
+    loss of LM scoring (no grad) and LoRA training and gradient features (with grad).
 
-    Bounded memory (issue 15 §5): the decoder's hidden states are taken, and the output head
-    turns `LOGIT_CHUNK_POSITIONS` of the scored positions at a time into float32 logits, so no
-    batch × length × vocabulary tensor is ever held (8 × 512 × 49K fp32 is 800 MB, and the
-    log-softmax made two more). Models whose head output is rescaled after the projection
-    (soft-capping, logit scales) or that expose no decoder take the full forward as before."""
-    decoder = _decoder_and_head(model)
-    if decoder is None:
+    Bounded memory (issue 15 §5): the model runs through its own forward (so PEFT and DDP
+    wrappers see the call) with `logits_to_keep=1` and hands back its final hidden states; the
+    output head turns `LOGIT_CHUNK_POSITIONS` scored positions at a time into float32 logits.
+    With grad, each chunk is checkpointed: its logits are recomputed in the backward instead of
+    kept, so no batch × length × vocabulary tensor (8 × 512 × 49K fp32 is 800 MB, and the
+    log-softmax and its gradient as much again) is ever held. Models whose head output is
+    rescaled after the projection (soft-capping, logit scales), or whose forward takes no
+    `logits_to_keep`, take the full logits as before."""
+    head = _output_head(model)
+    if head is None:
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
         return F.cross_entropy(logits[:, :-1][scored].float(), targets, reduction="none")
-    body, head = decoder
-    hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1,
+                   output_hidden_states=True).hidden_states[-1]
     hidden = hidden[:, :-1][scored]
-    return torch.cat([F.cross_entropy(head(hidden[start:start + LOGIT_CHUNK_POSITIONS]).float(),
-                                      targets[start:start + LOGIT_CHUNK_POSITIONS],
-                                      reduction="none")
-                      for start in range(0, len(hidden), LOGIT_CHUNK_POSITIONS)]) \
-        if len(hidden) else hidden.new_zeros(0, dtype=torch.float32)
+    checkpointed = torch.is_grad_enabled() and hidden.requires_grad
+    parts = []
+    for start in range(0, len(hidden), LOGIT_CHUNK_POSITIONS):
+        chunk = (head, hidden[start:start + LOGIT_CHUNK_POSITIONS],
+                 targets[start:start + LOGIT_CHUNK_POSITIONS])
+        parts.append(checkpoint(_head_nll, *chunk, use_reentrant=False, preserve_rng_state=False)
+                     if checkpointed else _head_nll(*chunk))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
 
 
-def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
-    """(the model without its output head, the head), where logits are exactly head(hidden)."""
-    config = getattr(model, "config", None)
+def _head_nll(head: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(hidden).float(), targets, reduction="none")
+
+
+def _output_head(model: Any) -> Any | None:
+    """The head of `model` (unwrapped from DDP and PEFT) when its logits are exactly
+    head(final hidden state) and its forward can skip them (`logits_to_keep`); else None."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    config = getattr(base, "config", None)
     if config is None or any(getattr(config, name, None) not in (None, 1, 1.0)
                              for name in _SCALED_LOGITS):
         return None
+    if "logits_to_keep" not in inspect.signature(base.forward).parameters:
+        return None
     try:
-        body, head = model.get_decoder(), model.get_output_embeddings()
+        return base.get_output_embeddings()
     except (AttributeError, NotImplementedError):
         return None
-    if body is None or head is None or body is model:
-        return None
-    return body, head
 
 
 def mean_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],

@@ -150,7 +150,10 @@ def build_trainer(owner: Any, model: Any, examples: list[dict[str, list[int]]],
         logging_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=use_cpu, ddp_backend="gloo" if use_cpu and distributed else None,
         ddp_find_unused_parameters=False, remove_unused_columns=False,
-        average_tokens_across_devices=False, dataloader_num_workers=0)
+        average_tokens_across_devices=False, dataloader_num_workers=0,
+        activation_checkpointing=config.activation_checkpointing == "on"
+        or (config.activation_checkpointing == "auto" and use_cpu),
+        activation_checkpointing_kwargs={"use_reentrant": False})
     rng_state = torch.get_rng_state()  # Trainer re-seeds; dropout continues our stream instead
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 

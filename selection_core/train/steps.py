@@ -13,8 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..lm.formatting import IGNORE_INDEX
-
+from ..lm.formatting import IGNORE_INDEX, scored_token_nll
 
 
 def lr_factor(step: int, warmup: int, total: int, decay: str) -> float:
@@ -29,15 +28,14 @@ def lr_factor(step: int, warmup: int, total: int, decay: str) -> float:
 
 
 def example_losses(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean token cross-entropy over each example's response tokens (0 for none) — LESS's loss."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """Mean token cross-entropy over each example's response tokens (0 for none) — LESS's loss,
+    computed over chunks of the response positions (`scored_token_nll`: bounded memory)."""
     targets = batch["labels"][:, 1:]
-    mask = targets != IGNORE_INDEX
-    token_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-        targets.clamp(min=0).reshape(-1), reduction="none").view(targets.shape)
-    counts = mask.sum(dim=1)
-    return (token_loss * mask).sum(dim=1) / counts.clamp(min=1)
+    scored = targets != IGNORE_INDEX
+    token_nll = scored_token_nll(model, batch["input_ids"], batch["attention_mask"], scored,
+                                 targets[scored])
+    sums = token_nll.new_zeros(len(targets)).index_add(0, scored.nonzero()[:, 0], token_nll)
+    return sums / scored.sum(dim=1).clamp(min=1)
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:

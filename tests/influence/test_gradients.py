@@ -125,7 +125,9 @@ def test_parameter_grads_are_untouched_and_hooks_removed_on_close(
     hooks.close()
     assert all(bool((p.grad == 7.0).all()) for p in params)
     model.zero_grad(set_to_none=True)
-    assert not any(m._forward_hooks for m in model.modules())
+    left = [hook for m in model.modules() for hook in m._forward_hooks.values()]
+    # transformers keeps its own output-capturing hooks (installed by output_hidden_states)
+    assert not [hook for hook in left if not hook.__module__.startswith("transformers.")]
 
 
 def test_only_linear_trainables_are_accepted(lora_model: ModelAndTokenizer) -> None:

@@ -58,6 +58,9 @@ def test_head_sees_bounded_chunks_and_scores_match_the_full_forward(
         sums, counts = response_log_likelihood(model, tokenizer, PROMPTS, RESPONSES, batch_size=6)
     finally:
         hook.remove()
-    assert shapes and all(len(shape) == 2 and shape[0] <= 16 for shape in shapes), shapes
-    assert sum(shape[0] for shape in shapes) == counts.sum()
+    kept = [shape for shape in shapes if len(shape) == 3]  # the model's own forward: 1 position
+    chunks = [shape for shape in shapes if len(shape) == 2]
+    assert kept and all(shape[1] == 1 for shape in kept), shapes
+    assert chunks and all(shape[0] <= 16 for shape in chunks), shapes
+    assert sum(shape[0] for shape in chunks) == counts.sum()
     np.testing.assert_allclose(sums, full_forward_sums(model, tokenizer, 6), rtol=1e-5, atol=1e-4)

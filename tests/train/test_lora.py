@@ -192,3 +192,85 @@ def test_two_ddp_processes_train_the_adapter_of_one(tiny: str, tmp_path: Path,
     theirs = adam_state(tmp_path / "two" / "checkpoint-epoch2", names)
     assert torch.allclose(ours.exp_avg, theirs.exp_avg, atol=1e-6)
     assert torch.allclose(ours.exp_avg_sq, theirs.exp_avg_sq, rtol=1e-4, atol=1e-10)
+
+
+def full_logit_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss as it was before issue 15 §5: the whole batch × length × vocabulary logits."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    mask = targets != -100
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.clamp(min=0).reshape(-1),
+        reduction="none").view(targets.shape)
+    return (token_loss * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def test_the_training_loss_never_holds_the_full_logits_and_has_their_gradients(
+        tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 §5: the head sees at most LOGIT_CHUNK_POSITIONS positions at a time (plus the
+    one position the model's own forward keeps), forward and recomputed backward alike, and the
+    losses and the LoRA gradients are those of the full-logits loss — an example without
+    response tokens included."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selection_core.lm import formatting
+
+    monkeypatch.setattr(formatting, "LOGIT_CHUNK_POSITIONS", 5)
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
+                           LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                      target_modules=["q_proj", "v_proj"]))
+    examples = [encode_pair(tokenizer, p, r, 128) for p, r in zip(PROMPTS, RESPONSES)]
+    examples.append(encode_pair(tokenizer, "Nothing to say.", "", 128, add_eos=False))
+    batch = collate(examples, tokenizer.pad_token_id)
+    lora = [p for p in model.parameters() if p.requires_grad]
+
+    def losses_and_gradients(loss_fn) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        losses = loss_fn(model, batch)
+        return losses.detach(), list(torch.autograd.grad(losses.sum(), lora))
+
+    rows: list[int] = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda module, inputs, output: rows.append(output.shape[:-1].numel()))
+    try:
+        chunked, chunked_grads = losses_and_gradients(example_losses)
+    finally:
+        hook.remove()
+    full, full_grads = losses_and_gradients(full_logit_losses)
+    response_positions = int((batch["labels"][:, 1:] != -100).sum())
+    assert max(rows) <= max(5, len(examples)) < batch["input_ids"].numel()
+    assert sum(rows) == len(examples) + 2 * response_positions  # forward + recomputed backward
+    assert chunked[-1].item() == 0.0
+    torch.testing.assert_close(chunked, full, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(chunked_grads, full_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_activation_checkpointing_trains_the_same_adapter(tiny: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recomputing activations in the backward (the CPU default) changes memory, not numbers:
+    with LoRA dropout drawing from the RNG, both settings give the same losses and adapter."""
+    from transformers import PreTrainedModel
+
+    enabled: list[str] = []
+    enable = PreTrainedModel.activation_checkpointing_enable
+    monkeypatch.setattr(PreTrainedModel, "activation_checkpointing_enable",
+                        lambda self, *a, **k: (enabled.append(setting), enable(self, *a, **k)))
+    adapters = {}
+    for setting in ("on", "off", "auto"):
+        config = LoRAConfig(epochs=1, batch_size=2, learning_rate=2e-2, dropout=0.1,
+                            max_length=64, activation_checkpointing=setting)
+        assert config.config_hash() == LoRAConfig(epochs=1, batch_size=2, learning_rate=2e-2,
+                                                  dropout=0.1, max_length=64).config_hash()
+        trainer = LoRATrainer(tiny, config).fit(CURVE_PROMPTS, CURVE_RESPONSES, tmp_path / setting)
+        adapters[setting] = (trainer.history_,
+                             load_file(str(trainer.adapter_dir_ / "adapter_model.safetensors")))
+    assert enabled == ["on", "auto"]  # auto: on, as training runs on CPU here
+    (history_on, weights_on), (history_off, weights_off) = adapters["on"], adapters["off"]
+    assert [h["loss"] for h in history_on] == pytest.approx([h["loss"] for h in history_off],
+                                                            abs=1e-6)
+    assert weights_on.keys() == weights_off.keys()
+    for name in weights_on:
+        torch.testing.assert_close(weights_on[name], weights_off[name], rtol=1e-5, atol=1e-7)
