@@ -286,6 +286,8 @@ def large_k_change(n: int, root: Path | None, changes: int) -> None:
                 if not 0 <= index + step < len(options):
                     step = -step
                 target = options[index + step]
+                page.wait_for_timeout(1000)  # settled: the last rerun's widgets are in place
+                slider = page.get_by_role("slider")
                 slider.focus()
                 before = load()
                 started = time.perf_counter()

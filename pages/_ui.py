@@ -21,7 +21,8 @@ from selection_core.config import KMeansConfig, ScorerConfig, UMAPConfig
 from selection_core.errors import MissingStageError, SelectionError
 from selection_core.report import NamedSelection
 from selection_core.store import RunStore
-from selection_core.viz.map_view import MapWindow, density_grid, draw_priority
+from selection_core.viz.figures import MapHover, map_hover
+from selection_core.viz.map_view import MapWindow, density_grid, draw_priority, visible_rows
 
 PREPARE_JOB = "prepare"
 READY_STAGES = ("embed", "sweep", "umap", "quality:heuristic")
@@ -306,9 +307,30 @@ def load_overview(run_dir: str, token: str, k: int) -> pd.DataFrame:
     return overview.sort_values("size", ascending=False)
 
 
-@st.cache_data(show_spinner=False, max_entries=2)
-def load_draw_priority(run_dir: str, token: str, n: int) -> np.ndarray:
-    return draw_priority(n)
+@dataclass(frozen=True)
+class MapPoints:
+    """The points a map view draws and all of them that do not change with k or colour: the
+    pool rows (ascending), how many rows the view holds, their frame (x, y, row, id, prompt,
+    source, quality) and hover texts. Shared by every rerun (cache_resource): read only."""
+
+    rows: np.ndarray
+    held: int
+    frame: pd.DataFrame
+    hover: MapHover
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def load_map_points(run_dir: str, token: str, window: MapWindow | None) -> MapPoints:
+    """Built once per view: a k change only adds the cluster column and line (at 1M rows the
+    rest took most of a k change's second)."""
+    coords, _ = load_coords(run_dir, token)
+    rows, held = visible_rows(coords, window, draw_priority(len(coords)))
+    picked = load_pool(run_dir, token).iloc[rows]  # the drawn rows only, never whole columns
+    frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "row": rows,
+                          "id": picked["id"].to_numpy(), "prompt": picked["prompt"].to_numpy(),
+                          "source": picked["source"].to_numpy(),
+                          "quality": load_quality(run_dir, token)[rows]})
+    return MapPoints(rows, held, frame, map_hover(frame))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure
-from selection_core.viz.map_view import MapWindow, selected_rows, visible_rows
+from selection_core.viz.map_view import MapWindow, selected_rows
 
 ui.require_app_frame()
 st.title("Clusters")
@@ -27,7 +26,13 @@ with k_col:
     st.subheader("Choose k")
     current = ui.current_k(store, token)
     options = sorted(set(swept) | {current})
-    k = st.select_slider("Number of clusters k", options=options, value=current,
+    # The slider's state is set from the chosen k on every run, never passed as `value=`: a
+    # changed `value` would make a new widget and drop the user's next move (every other
+    # change of k was lost that way). Its callback keeps the choice in `k`, which outlives
+    # the widget when another page is shown.
+    st.session_state.k_slider = current
+    k = st.select_slider("Number of clusters k", options=options, key="k_slider",
+                         on_change=lambda: st.session_state.update(k=st.session_state.k_slider),
                          help="Every swept k is precomputed, so changing it is instant.")
     with st.expander("Try a k that was not swept"):
         custom = st.number_input("k", min_value=2, max_value=len(ui.load_pool(run_dir, token)) - 1,
@@ -62,18 +67,16 @@ with map_col:
     colour_options = ["cluster", "source", "quality"] + (["selected"] if made else [])
     colour = st.segmented_control("Colour by", colour_options, default="cluster",
                                   key="colour_by") or "cluster"
-    rows, held = visible_rows(coords, window, ui.load_draw_priority(run_dir, token, len(coords)))
-    frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "row": rows,
-                          "id": pool["id"].to_numpy()[rows],
-                          "prompt": pool["prompt"].to_numpy()[rows], "cluster": labels[rows],
-                          "source": pool["source"].to_numpy()[rows], "quality": quality[rows]})
+    points = ui.load_map_points(run_dir, token, window)
+    rows, held = points.rows, points.held
+    frame = points.frame.assign(cluster=labels[rows])  # a new frame: the cached one stays as is
     if colour == "selected":
         chosen = st.selectbox("Selection", list(made), index=len(made) - 1)
         flags = np.zeros(len(pool), dtype=bool)
         flags[made[chosen].rows] = True
         frame["selected"] = flags[rows]
     sampled = held > len(rows)
-    figure = cluster_map(frame, colour, title=None, height=600,
+    figure = cluster_map(frame, colour, title=None, height=600, hover=points.hover,
                          density=ui.load_density(run_dir, token, window) if sampled else None)
     figure.update_layout(uirevision=str(window))  # the browser keeps its own zoom across k
     event = st.plotly_chart(figure, key="cluster_map", on_select="rerun",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -90,9 +91,37 @@ def _plot_width(fig: go.Figure, width: int = FULL_WIDTH) -> float:
 
 
 # --------------------------------------------------------------------------- the cluster map
+class MapHover(NamedTuple):
+    """A map's hover texts without the cluster line, per point (object arrays: plotly takes them
+    without walking them): `title` the bold id, `body` source, quality and a prompt preview.
+    None of it changes with k, so a page builds it once per view (`map_hover`)."""
+
+    title: np.ndarray
+    body: np.ndarray
+
+
+HOVER_COLUMNS = ("source", "quality")  # shown on hover when present, besides id and cluster
+
+
+def map_hover(frame: pd.DataFrame) -> MapHover:
+    """The hover texts of `frame`'s points (needs id and prompt; source / quality when there):
+    HTML-escaped, the preview 180 characters, 100 from 5,000 points on (hover texts are the
+    one part of a map sent as JSON strings)."""
+    preview = 180 if len(frame) < 5_000 else 100
+    title = np.array([f"<b>{html.escape(str(row_id))}</b>" for row_id in frame["id"]],
+                     dtype=object)
+    body = np.full(len(frame), "", dtype=object)
+    for column in (c for c in HOVER_COLUMNS if c in frame.columns):
+        body = body + f"<br>{column}: " + _hover_values(frame[column]).astype(object)
+    body = body + "<br>" + np.array([_preview(p, limit=preview) for p in frame["prompt"]],
+                                    dtype=object)
+    return MapHover(title, body)
+
+
 def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
                 marker_size: float | None = None, height: int = 620,
-                density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> go.Figure:
+                density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                hover: MapHover | None = None) -> go.Figure:
     """UMAP scatter coloured by `color` (a categorical, boolean or numeric column of `frame`).
 
     `frame` needs x, y, id and prompt; cluster / source / quality columns are shown on hover when
@@ -101,7 +130,8 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
     Categorical colours get one legend entry each (click to hide); numbers get a colour bar; a
     boolean column (e.g. `selected`) greys out the False points and draws True on top.
     `density` (`map_view.density_grid`: x centres, y centres, counts) is drawn underneath: where
-    a large pool's rows lie when only a subset of them is drawn.
+    a large pool's rows lie when only a subset of them is drawn. `hover` is `map_hover(frame)`
+    when the caller keeps it across k (only the cluster line is added here).
 
     Every number array (coordinates, row positions, colours, the density grid) is a NumPy array
     of the narrowest fitting type, which plotly serialises as a base64 typed array, not a JSON
@@ -113,16 +143,13 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
         raise ValueError(f"cluster_map needs columns {sorted(missing)}")
     n = len(frame)
     size = marker_size or (6 if n < 2_000 else 4 if n < 20_000 else 2.5)
-    hover_cols = [c for c in ("cluster", "source", "quality") if c in frame.columns]
     rows = frame["row"].to_numpy(dtype=np.int32) if "row" in frame.columns else \
         np.arange(n, dtype=np.int32)
     xs, ys = frame["x"].to_numpy(dtype=np.float32), frame["y"].to_numpy(dtype=np.float32)
-    preview = 180 if n < 5_000 else 100  # hover texts are the one part sent as JSON strings
-    hover = np.array([f"<b>{html.escape(str(row_id))}</b>" for row_id in frame["id"]], dtype=object)
-    for column in hover_cols:
-        hover = hover + f"<br>{column}: " + _hover_values(frame[column]).astype(object)
-    hover = hover + "<br>" + np.array([_preview(p, limit=preview) for p in frame["prompt"]],
-                                      dtype=object)
+    hover = hover or map_hover(frame)
+    cluster_line = "<br>cluster: " + _hover_values(frame["cluster"]).astype(object) \
+        if "cluster" in frame.columns else ""
+    hover = hover.title + cluster_line + hover.body
     fig = go.Figure()
     if density is not None:
         x_centres, y_centres, counts = density
@@ -134,8 +161,9 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
     def trace(mask: np.ndarray, name: str, marker: dict, showlegend: bool = True) -> go.Scattergl:
         return go.Scattergl(
             x=xs[mask], y=ys[mask], mode="markers", name=name, marker=marker,
-            customdata=rows[mask], hovertext=hover[mask].tolist(), showlegend=showlegend,
-            hovertemplate=f"%{{hovertext}}<extra>{html.escape(name)}</extra>")
+            customdata=rows[mask], hovertext=hover[mask], showlegend=showlegend,
+            hovertemplate=f"%{{hovertext}}<extra>{html.escape(name) if showlegend else ''}"
+                          "</extra>")
 
     values = frame[color]
     if pd.api.types.is_bool_dtype(values):
@@ -155,14 +183,14 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
                 fig.add_trace(trace(mask, f"{color} {category}" if color == "cluster" else
                                     str(category), dict(size=size, color=color_for(i),
                                                         opacity=0.8)))
-        else:  # colours repeat, a legend would mislead: one WebGL trace, the id on hover
-            index = pd.Series(np.arange(len(categories)) % len(PALETTE), index=categories)
-            steps = [[(i + edge) / len(PALETTE), c] for i, c in enumerate(PALETTE)
-                     for edge in (0, 1)]  # one flat band per palette colour
-            fig.add_trace(trace(np.ones(n, dtype=bool), color, dict(
-                size=size, color=values.map(index).to_numpy(dtype=np.uint8), cmin=-0.5,
-                cmax=len(PALETTE) - 0.5, colorscale=steps,
-                opacity=0.8, showscale=False), showlegend=False))
+        else:  # colours repeat, a legend would mislead: one WebGL trace per palette colour
+            # (not one trace coloured through a colour scale: the browser maps every point
+            # through the scale on each redraw, ~1 s for 40,000 points in a software renderer)
+            shade = values.map(pd.Series(np.arange(len(categories)) % len(PALETTE),
+                                         index=categories)).to_numpy()
+            for i in range(len(PALETTE)):
+                fig.add_trace(trace(shade == i, f"{color} colour {i + 1}", dict(
+                    size=size, color=PALETTE[i], opacity=0.8), showlegend=False))
         if color == "cluster" and n:  # print the ids of the largest clusters at their centres
             largest = values.value_counts().index[:MAP_LABELS]
             centres = frame[values.isin(largest)].groupby(color)[["x", "y"]].median()

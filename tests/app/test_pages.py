@@ -116,6 +116,10 @@ def test_clusters_page_shows_map_curves_and_reacts_to_k(prepared_workspace: Path
     assert_clean(at)
     assert any(f"k={new_k}: {new_k} clusters" in c.value for c in at.caption)
     assert any(f"The {new_k} clusters" in h.value for h in at.subheader)
+    for again in (recommended, new_k):  # every move counts, not every other one
+        at.select_slider[0].set_value(again).run()
+        assert_clean(at)
+        assert any(f"k={again}: {again} clusters" in c.value for c in at.caption)
     at.segmented_control(key="colour_by").set_value("source").run()
     assert_clean(at)
     at.selectbox(key="inspect").set_value(1).run()

@@ -432,6 +432,13 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
         page.get_by_text(f"The {k_after} clusters").wait_for(timeout=60_000)
         k_change = time.time() - k_started
         no_exceptions(page)
+        for k in (k_before, k_after):  # and back, and again: every move counts (a widget
+            page.wait_for_timeout(500)  # re-made on each change used to drop every other one)
+            slider = page.get_by_role("slider")
+            slider.focus()
+            slider.press("ArrowRight" if k > int(slider.get_attribute("aria-valuetext"))
+                         else "ArrowLeft")
+            page.get_by_text(f"k={k}: {k} clusters").wait_for(timeout=60_000)
 
         page.locator('[data-testid="stPlotlyChart"]').first.hover()
         page.locator('.modebar-btn[data-title="Box Select"]').first.click()

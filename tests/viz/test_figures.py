@@ -6,8 +6,8 @@ import plotly.graph_objects as go
 import pytest
 
 from selection_core.select.compare import jaccard_matrix
-from selection_core.viz.figures import FULL_WIDTH, MAP_LABELS, MAX_BARS, MAX_GROUPS, SHORT_NAME, \
-    cluster_bars, cluster_map, k_sweep_figure, overlap_heatmap, quality_distribution, \
+from selection_core.viz.figures import FULL_WIDTH, MAP_LABELS, MAX_BARS, MAX_GROUPS, PALETTE, \
+    SHORT_NAME, cluster_bars, cluster_map, k_sweep_figure, overlap_heatmap, quality_distribution, \
     selection_composition, short_names
 from selection_core.viz.map_view import selected_rows
 
@@ -221,9 +221,17 @@ def test_map_at_large_k_is_one_trace_with_the_largest_clusters_labelled() -> Non
     fig = cluster_map(frame, "cluster")
     points = [t for t in fig.data if t.mode == "markers"]
     text = next(t for t in fig.data if t.mode == "text")
-    assert len(points) == 1 and len(points[0].x) == n and not points[0].showlegend
+    # one trace per palette colour (a colour scale over 512 ids is slow to redraw), no legend
+    assert len(points) == len(PALETTE) and not any(t.showlegend for t in points)
+    assert [t.marker.color for t in points] == list(PALETTE)
+    assert sorted(int(r) for t in points for r in t.customdata) == list(range(n))
+    position = {c: j for j, c in enumerate(sorted(frame["cluster"].unique()))}
+    for i, trace in enumerate(points):  # the j-th cluster is drawn in palette colour j mod 24
+        clusters = frame["cluster"].to_numpy()[np.asarray(trace.customdata)]
+        assert {position[c] % len(PALETTE) for c in clusters} == {i}
+        assert all(hover.startswith(f"<b>{frame['id'].iloc[int(row)]}</b><br>cluster: "
+                                    f"{frame['cluster'].iloc[int(row)]}<br>")
+                   for row, hover in zip(trace.customdata[:20], trace.hovertext[:20]))
     assert len(text.text) == MAP_LABELS
     largest = frame["cluster"].value_counts().index[:MAP_LABELS]
     assert set(text.text) == {str(c) for c in largest}
-    assert all(text.startswith(f"<b>{frame['id'].iloc[int(row)]}</b><br>cluster: ")
-               for row, text in zip(points[0].customdata[:50], points[0].hovertext[:50]))

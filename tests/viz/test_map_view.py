@@ -2,6 +2,7 @@
 are resolved on every row, not on the drawn subset."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -75,9 +76,9 @@ def test_a_large_map_sends_typed_arrays_not_json_number_lists() -> None:
             r"\[(?:-?[\d.eE+-]+|null)(?:,(?:-?[\d.eE+-]+|null)){50,}\]", spec)), default=0)
         assert longest == 0, f"a JSON list of {longest} numbers"
         data = json.loads(spec)["data"]
-        points = next(t for t in data if t["type"] == "scattergl")
-        assert points["x"]["dtype"] == "f4" and points["customdata"]["dtype"] == "i4"
-        rows = np.frombuffer(__import__("base64").b64decode(points["customdata"]["bdata"]),
-                             dtype=np.int32)
+        points = [t for t in data if t["type"] == "scattergl"]
+        assert all(t["x"]["dtype"] == "f4" and t["customdata"]["dtype"] == "i4" for t in points)
+        rows = np.concatenate([np.frombuffer(base64.b64decode(t["customdata"]["bdata"]),
+                                             dtype=np.int32) for t in points])
         assert np.array_equal(np.sort(rows), frame["row"].to_numpy())
         assert next(t for t in data if t["type"] == "heatmap")["z"]["dtype"] == "f4"
