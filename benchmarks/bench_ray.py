@@ -4,7 +4,7 @@ Each Ray run starts its workers (a process each: imports torch and the model, on
 streams shards; the figures split the wall time into that start-up and the steady rate after
 the first shard, since start-up is paid once per run while the steady rate is what scales.
 
-    python benchmarks/bench_ray.py [--rows 2000] [--ray local|ADDRESS] [--quick]
+    python benchmarks/bench_ray.py [--rows 2000] [--ray local|ADDRESS] [--workers 1 2] [--quick]
 
 What limits it here: the cluster's CPU cores (each worker runs torch on --cpus-per-worker
 threads, default 1) and whatever else runs on them: the load average is printed with the
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--ray", default="local", help="local, or a running cluster's address")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to measure (the steady rates are compared with the "
+                             "first)")
     parser.add_argument("--quick", action="store_true",
                         help="a few shards only: checks that the benchmark runs (CI)")
     args = parser.parse_args(argv)
@@ -59,14 +62,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"embedding {rows} demo prompts (all-MiniLM-L6-v2, CPU), {os.cpu_count()} cores here; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     results = {"single process": timed_embed(texts, config, None)}
-    for workers in (1, 2):
-        results[f"{workers} worker{'s' if workers > 1 else ''}"] = timed_embed(
-            texts, config, ScaleConfig(ray=args.ray, workers=workers))
+    names = [f"{workers} worker{'s' if workers > 1 else ''}" for workers in args.workers]
+    for name, workers in zip(names, args.workers):
+        results[name] = timed_embed(texts, config, ScaleConfig(ray=args.ray, workers=workers))
     base = results["single process"]["rows_per_s"]
-    one = results["1 worker"]["steady_rows_per_s"]
+    first = results[names[0]]["steady_rows_per_s"]
     for name, figures in results.items():
-        ratio = f", steady {figures['steady_rows_per_s'] / one:.2f}× 1 worker" \
-            if name != "single process" and one == one and one > 0 else ""
+        ratio = f", steady {figures['steady_rows_per_s'] / first:.2f}× {names[0]}" \
+            if name != "single process" and first == first and first > 0 else ""
         print(f"{name:>15}: {figures['rows_per_s']} rows/s overall "
               f"({figures['rows_per_s'] / base:.2f}× single process), "
               f"{figures['steady_rows_per_s']} rows/s after the first shard{ratio}; wall "
