@@ -266,8 +266,8 @@ class LoRAConfig(HashedConfig):
     activation_checkpointing: Literal["auto", "on", "off"] = param(
         "auto", hash=False, choices=("auto", "on", "off"),
         help="recompute each layer's activations in the backward instead of keeping them (the "
-             "same numbers, a fraction of the memory, about a third more compute); auto: on "
-             "when training on CPU")
+             "same numbers, a fraction of the memory, about a sixth more time); auto: on when "
+             "training on CPU")
 
 
 # --------------------------------------------------------------------------- iterative kMQ

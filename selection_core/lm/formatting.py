@@ -186,8 +186,8 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
         targets = batch["labels"][:, 1:].to(device)
         scored_positions = targets != IGNORE_INDEX  # only these need a float32 log-softmax
         token_nll = scored_token_nll(model, batch["input_ids"].to(device),
-                                      batch["attention_mask"].to(device), scored_positions,
-                                      targets[scored_positions])
+                                     batch["attention_mask"].to(device), scored_positions,
+                                     targets[scored_positions])
         rows = scored_positions.nonzero()[:, 0]
         batch_sums = torch.zeros(len(batch_indices), dtype=torch.float64, device=device)
         sums[batch_indices] = -batch_sums.index_add_(0, rows, token_nll.double()).cpu().numpy()

@@ -146,7 +146,7 @@ def cluster_map(frame: pd.DataFrame, color: str, title: str | None = None,
     rows = frame["row"].to_numpy(dtype=np.int32) if "row" in frame.columns else \
         np.arange(n, dtype=np.int32)
     xs, ys = frame["x"].to_numpy(dtype=np.float32), frame["y"].to_numpy(dtype=np.float32)
-    hover = hover or map_hover(frame)
+    hover = hover if hover is not None else map_hover(frame)
     cluster_line = "<br>cluster: " + _hover_values(frame["cluster"]).astype(object) \
         if "cluster" in frame.columns else ""
     hover = hover.title + cluster_line + hover.body
