@@ -4,6 +4,7 @@ current run, cached loaders, background jobs, empty states. Everything computati
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Mapping
@@ -277,12 +278,15 @@ def load_quality(run_dir: str, token: str, scorer: str = "heuristic",
 TERM_ROWS = 100_000  # clusters' distinctive terms are counted on at most this many rows
 
 
+@functools.lru_cache(maxsize=4)
 def term_rows(n: int) -> np.ndarray:
     """The rows whose words are counted: all of a small pool, a seeded sample of a large one
     (counting words and bigrams of a million prompts takes minutes; the top terms of a cluster
-    show as well in a sample)."""
-    return np.arange(n) if n <= TERM_ROWS else \
+    show as well in a sample). Drawn once per pool size (every new k reads it), read only."""
+    rows = np.arange(n) if n <= TERM_ROWS else \
         np.sort(np.random.default_rng(0).choice(n, TERM_ROWS, replace=False))
+    rows.setflags(write=False)
+    return rows
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
