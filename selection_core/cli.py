@@ -25,7 +25,8 @@ from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, Ite
 from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
-from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate, run_prompts
+from .evaluate.cli import add_compare_parser, add_evaluate_parser, add_prompts_parser, \
+    run_compare, run_evaluate, run_prompts
 from .sandbox import UNSAFE_ENV
 from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kmeans_options(iterate, seed_flag="--cluster-seed")
 
     add_evaluate_parser(commands)
+    add_compare_parser(commands)
     add_prompts_parser(commands)
     add_influence_parser(commands)
     for name in ("evaluate", "experiment"):  # the commands that execute model-written code
@@ -490,12 +492,12 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "iterate": _cmd_iterate,
-            "evaluate": run_evaluate, "prompts": run_prompts, "influence": run_influence,
+            "evaluate": run_evaluate, "compare": run_compare, "prompts": run_prompts, "influence": run_influence,
             "report": _cmd_report, "status": _cmd_status}
 
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
-_READ_ONLY_COMMANDS = ("status", "evaluate", "demo")
+_READ_ONLY_COMMANDS = ("status", "evaluate", "compare", "demo")
 
 
 def _check_output(args: argparse.Namespace) -> None:

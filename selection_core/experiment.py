@@ -538,7 +538,8 @@ class ExperimentRunner:
             self.store.write_progress("experiment", len(units), len(units), "done")
             write_json(self.store.path("steps.json"), self.steps_)
             table = results_frame(results, self.store.root)
-            write_csv(self.store.path("results.csv"), table.drop(columns="metrics"))
+            write_csv(self.store.path("results.csv"),
+                      table.drop(columns=["metrics", "per_item", "validation_ids"]))
             info.update(rows=len(table), k=inputs.kmeans.k,
                         computed=sum(step["computed"] for step in self.steps_),
                         reused=sum(not step["computed"] for step in self.steps_))
@@ -568,13 +569,16 @@ def _config_dict(config: ExperimentConfig) -> dict[str, Any]:
 
 RESULT_COLUMNS = ["model", "method", "budget", "seed", "benchmark", "group", "protocol", "score",
                   "n", "metrics"]
+# Kept in the frame for the tables' intervals, not written to results.csv: every item's verdict,
+# the items that were influence validation instances, the predictions file.
+ITEM_COLUMNS = ["per_item", "validation_ids", "predictions"]
 
 
 def results_frame(rows: list[dict[str, Any]], run_dir: Path | None = None) -> pd.DataFrame:
     """One row per (model, method, budget, seed, benchmark) with score (0–100), n, the protocol
     that produced it and the benchmark's extra metrics (a dict: per skill, per task, …)."""
-    frame = pd.DataFrame([{k: r.get(k) for k in (*RESULT_COLUMNS, "predictions")} for r in rows],
-                         columns=[*RESULT_COLUMNS, "predictions"])
+    frame = pd.DataFrame([{k: r.get(k) for k in (*RESULT_COLUMNS, *ITEM_COLUMNS)} for r in rows],
+                         columns=[*RESULT_COLUMNS, *ITEM_COLUMNS])
     if run_dir is not None:
         frame.insert(0, "run", Path(run_dir).name)
     frame["budget"] = frame["budget"].astype("Int64")
@@ -601,5 +605,5 @@ def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
         if rows:
             frames.append(results_frame(rows, Path(run_dir)))
     if not frames:
-        return pd.DataFrame(columns=["run", *RESULT_COLUMNS, "predictions"])
+        return pd.DataFrame(columns=["run", *RESULT_COLUMNS, *ITEM_COLUMNS])
     return pd.concat(frames, ignore_index=True)

@@ -10,11 +10,15 @@ which evaluation protocol produced the numbers: one table never mixes protocols.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from .evaluate.uncertainty import MACRO as UNCERTAINTY_MACRO
+from .evaluate.uncertainty import RESAMPLES, BlockIntervals, Interval, Verdicts, block_intervals, \
+    minimum_detectable_difference, verdicts
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "coding": ("humaneval", "mbpp"),
@@ -29,6 +33,8 @@ LABELS = {"humaneval": "HumanEval", "mbpp": "MBPP", "bbh": "BBH", "mmlu": "MMLU"
           "demo": "Demo"}
 MACRO = "macro avg"
 DELTA = "Δ vs random"
+HELD_OUT = "held-out"  # the test items no selection targeted (not influence validation instances)
+ALL_ITEMS = "all"
 METHOD_ORDER = ("base", "random", "kmeans-random", "kmeans-closest", "quality-top", "kmq",
                 "iterative-kmq", "task-max", "instance-max", "sum", "rds", "bids")
 
@@ -64,17 +70,44 @@ def _column_order(benchmarks: list[str]) -> list[tuple[str, str]]:
 
 @dataclass
 class BenchmarkTable:
-    """Scores per (budget, method) row and (group, benchmark) column, with macro average and Δ."""
+    """Scores per (budget, method) row and (group, benchmark) column, with macro average and Δ,
+    and — where the results kept their per-item verdicts — every cell's uncertainty."""
 
     scores: pd.DataFrame  # index (budget, method); columns MultiIndex (group, benchmark)
     best: set[tuple[int, int]]  # (row position, column position) of bold cells
-    caption: str = ""  # the protocol that produced the numbers; how seeded runs are combined
+    caption: str = ""  # the protocol, the items, how seeds and intervals are combined
+    intervals: dict[tuple[int, int], Interval] = field(default_factory=dict)  # score cells; the
+    # Δ column's cell holds the macro average's Δ vs random
+    vs_random: dict[tuple[int, str, str], Interval] = field(default_factory=dict)  # (budget,
+    # method, benchmark or "macro") → Δ vs random, paired
+    counts: dict[str, int] = field(default_factory=dict)  # items per benchmark
+    detectable: dict[str, float] = field(default_factory=dict)  # smallest detectable Δ
+    items: str = HELD_OUT
 
     def flat(self) -> pd.DataFrame:
-        """One header row (`group / benchmark`) and budget/method as columns (CSV export)."""
+        """One header row (`group / benchmark`) and budget/method as columns (CSV export), then
+        per benchmark its standard error, interval, item count and detectable difference, and
+        the Δ's interval."""
         frame = self.scores.copy()
+        names = [b for _, b in frame.columns]
         frame.columns = [b if g == "" else f"{g} / {LABELS.get(b, b)}" for g, b in frame.columns]
-        return frame.reset_index()
+        frame = frame.reset_index()
+        for c, name in enumerate(names):
+            column = {MACRO: "macro", DELTA: "delta"}.get(name, name)
+            for field_name in ("stderr", "ci_low", "ci_high"):
+                attribute = {"stderr": "stderr", "ci_low": "low", "ci_high": "high"}[field_name]
+                frame[f"{column}_{field_name}"] = [
+                    getattr(self.intervals[(r, c)], attribute) if (r, c) in self.intervals
+                    else np.nan for r in range(len(frame))]
+            if name == DELTA:
+                frame["delta_excludes_0"] = [
+                    self.intervals[(r, c)].excludes_zero if (r, c) in self.intervals else pd.NA
+                    for r in range(len(frame))]
+            elif name != MACRO:
+                frame[f"{column}_n"] = self.counts.get(name, pd.NA)
+                frame[f"{column}_detectable"] = self.detectable.get(name, np.nan)
+        frame["items"] = self.items
+        return frame
 
 
 def protocols(results: pd.DataFrame) -> list[str]:
@@ -103,10 +136,74 @@ def _caption(results: pd.DataFrame) -> str:
     return ". ".join(parts) + "."
 
 
+def _held_out_ids(results: pd.DataFrame) -> dict[str, set[str]]:
+    """Per benchmark, the item ids used as influence validation instances by any result."""
+    targeted: dict[str, set[str]] = {}
+    if "validation_ids" not in results.columns:
+        return targeted
+    for benchmark, ids in zip(results["benchmark"], results["validation_ids"], strict=True):
+        if isinstance(ids, (list, tuple, np.ndarray)):
+            targeted.setdefault(benchmark, set()).update(str(i) for i in ids)
+    return targeted
+
+
+def _verdict_blocks(results: pd.DataFrame, items: str
+                    ) -> tuple[dict[int, dict[str, dict[str, list[Verdicts]]]], dict[str, int],
+                               dict[str, int]]:
+    """budget → method → benchmark → runs' verdicts (by seed) on the table's items; the item
+    count per benchmark; how many validation items were left out per benchmark."""
+    targeted = _held_out_ids(results) if items == HELD_OUT else {}
+    blocks: dict[int, dict[str, dict[str, list[Verdicts]]]] = {}
+    counts: dict[str, int] = {}
+    left_out: dict[str, int] = {}
+    if "per_item" not in results.columns:
+        return blocks, counts, left_out
+    ordered = results.sort_values("seed", na_position="first") if "seed" in results.columns \
+        else results
+    for row in ordered.itertuples():
+        found = verdicts({"benchmark": row.benchmark, "per_item": row.per_item}) \
+            if isinstance(row.per_item, list) else None
+        if found is None:
+            continue
+        skip = targeted.get(row.benchmark, set())
+        if skip:
+            kept = [i for i in found.ids if i not in skip]
+            left_out[row.benchmark] = len(found.ids) - len(kept)
+            found = found.subset(kept)
+        counts[row.benchmark] = len(found.ids)
+        blocks.setdefault(int(row.budget), {}).setdefault(row.method, {}) \
+            .setdefault(row.benchmark, []).append(found)
+    return blocks, counts, left_out
+
+
+def _interval_caption(table: BenchmarkTable, left_out: dict[str, int]) -> str:
+    if not table.intervals:
+        return " No per-item verdicts: bare means, no intervals."
+    counts = ", ".join(f"{LABELS.get(b, b)} n={n}" for b, n in sorted(table.counts.items()))
+    which = ("held-out items only (the test items never used as influence validation "
+             "instances" + (": " + ", ".join(f"{LABELS.get(b, b)} {n} left out" for b, n in
+                                              sorted(left_out.items())) if left_out else
+                            ": none were") + ")") if table.items == HELD_OUT else "all test items"
+    detectable = ", ".join(f"{LABELS.get(b, b)} {d:.1f}" for b, d in
+                           sorted(table.detectable.items()) if np.isfinite(d))
+    return (f" Scored on {which}; items per benchmark: {counts}. ± is the standard error; "
+            f"intervals are 95 % percentile bootstrap intervals over items ({RESAMPLES:,} "
+            "resamples; BBH within subtasks, IFEval's seeds kept together, the macro average "
+            "over all benchmarks' items jointly). Δ vs random is paired over the same items, "
+            "random's seeds resampled too; * marks a Δ whose interval excludes 0. Bold: not "
+            "significantly worse than the column's best within the budget (paired, 95 %)."
+            + (f" Smallest difference each benchmark detects (paired, 80 % power, from the "
+               f"methods' observed agreement): {detectable} points." if detectable else ""))
+
+
 def benchmark_table(results: pd.DataFrame, model: str | None = None,
-                    protocol: str | None = None) -> BenchmarkTable:
+                    protocol: str | None = None, items: str = HELD_OUT) -> BenchmarkTable:
     """Pivot `experiment.load_results` rows into the Table-2 layout (one model, one protocol:
-    `protocol` picks it when the results hold several)."""
+    `protocol` picks it when the results hold several), with intervals where the rows carry
+    their per-item verdicts; `items` = "held-out" (default) leaves out every benchmark item
+    that served as an influence validation instance, "all" scores every test item."""
+    if items not in (HELD_OUT, ALL_ITEMS):
+        raise ValueError(f"items must be {HELD_OUT!r} or {ALL_ITEMS!r}, got {items!r}")
     if model is not None:
         results = results[results["model"] == model]
     if protocol is not None:
@@ -122,35 +219,85 @@ def benchmark_table(results: pd.DataFrame, model: str | None = None,
     columns = _column_order(list(pivot.columns))
     pivot = pivot[[b for _, b in columns]]
     pivot.columns = pd.MultiIndex.from_tuples(columns)
+    blocks, counts, left_out = _verdict_blocks(frame, items)
+    computed = {budget: block_intervals(block) for budget, block in blocks.items()}
+    for budget, block in computed.items():
+        for (method, column), interval in block.scores.items():
+            if column != UNCERTAINTY_MACRO:
+                pivot.loc[(budget, method), (_group_of(column), column)] = interval.value
     pivot[("", MACRO)] = pivot.mean(axis=1, skipna=False)
     random_macro = pivot[("", MACRO)].xs("random", level="method") \
         if "random" in pivot.index.get_level_values("method") else pd.Series(dtype=float)
     pivot[("", DELTA)] = [pivot.loc[(b, m), ("", MACRO)] - random_macro[b]
-                          if b in random_macro.index and b != 0 else np.nan
+                          if b in random_macro.index and b != 0 and m != "random" else np.nan
                           for b, m in pivot.index]
     order = sorted(pivot.index, key=lambda bm: (bm[0], *_method_key(bm[1])))
     pivot = pivot.loc[order]
+    table = BenchmarkTable(pivot, set(), counts=counts, items=items)
+    _fill_intervals(table, computed)
+    table.best = _bold_cells(pivot, computed)
+    table.detectable = {benchmark: minimum_detectable_difference(
+        [run for block in blocks.values() for runs in block.values()
+         for run in runs.get(benchmark, [])]) for benchmark in counts}
+    table.caption = _caption(results) + _interval_caption(table, left_out)
+    return table
+
+
+def _fill_intervals(table: BenchmarkTable, computed: dict[int, BlockIntervals]) -> None:
+    columns = list(table.scores.columns)
+    for r, (budget, method) in enumerate(table.scores.index):
+        block = computed.get(budget)
+        if block is None:
+            continue
+        for c, (_, name) in enumerate(columns):
+            key = (method, UNCERTAINTY_MACRO if name == MACRO else name)
+            if name == DELTA:
+                delta = block.vs_random.get((method, UNCERTAINTY_MACRO))
+                if delta is not None and method != "random" and budget != 0:
+                    table.intervals[(r, c)] = delta
+            elif key in block.scores:
+                table.intervals[(r, c)] = block.scores[key]
+        for (m, column), delta in block.vs_random.items():
+            if m == method and m != "random":
+                table.vs_random[(budget, method, column)] = delta
+
+
+def _bold_cells(pivot: pd.DataFrame, computed: dict[int, BlockIntervals]) -> set[tuple[int, int]]:
+    """Per budget and column, the cells not significantly worse than the best (their paired
+    interval to the best reaches 0); the best alone where no verdicts were kept."""
     best = set()
     positions = {key: i for i, key in enumerate(pivot.index)}
     for budget_value in pivot.index.get_level_values("budget").unique():
         rows = [positions[key] for key in pivot.index if key[0] == budget_value]
-        block = pivot.iloc[rows]
         if len(rows) < 2:
             continue
-        for c, column in enumerate(pivot.columns):
-            if column == ("", DELTA):
+        block = computed.get(budget_value)
+        for c, (_, name) in enumerate(pivot.columns):
+            if name == DELTA:
                 continue
-            values = block[column]
-            if values.notna().any():
+            key_name = UNCERTAINTY_MACRO if name == MACRO else name
+            values = pivot.iloc[rows][(pivot.columns[c])]
+            if block is not None and all((pivot.index[r][1], key_name) in block.vs_best
+                                         for r in rows):
+                best |= {(r, c) for r in rows
+                         if block.vs_best[(pivot.index[r][1], key_name)].high >= 0}
+            elif values.notna().any():
                 top = values.max()
                 best |= {(r, c) for r, v in zip(rows, values, strict=True) if v == top}
-    return BenchmarkTable(pivot, best, _caption(results))
+    return best
 
 
-def _cell(value: float, bold: bool, fmt: str, signed: bool = False) -> str:
+def _cell(value: float, bold: bool, fmt: str, signed: bool = False,
+          interval: Interval | None = None) -> str:
     if pd.isna(value):
         return "–"
     text = f"{value:+.1f}" if signed else f"{value:.1f}"
+    if interval is not None and np.isfinite(interval.stderr):
+        if signed:
+            star = "*" if interval.excludes_zero else ""
+            text += f" [{interval.low:+.1f}, {interval.high:+.1f}]{star}"
+        else:
+            text += {"tex": f" $\\pm$ {interval.stderr:.1f}"}.get(fmt, f" ± {interval.stderr:.1f}")
     if bold:
         return {"md": f"**{text}**", "tex": f"\\textbf{{{text}}}",
                 "html": f"<b>{text}</b>"}[fmt]
@@ -161,10 +308,23 @@ def _rows(table: BenchmarkTable, fmt: str) -> list[list[str]]:
     rows = []
     for r, ((budget, method), values) in enumerate(table.scores.iterrows()):
         label_budget = "—" if budget == 0 else str(budget)
-        cells = [_cell(v, (r, c) in table.best, fmt, signed=table.scores.columns[c] == ("", DELTA))
+        cells = [_cell(v, (r, c) in table.best, fmt, signed=table.scores.columns[c] == ("", DELTA),
+                       interval=table.intervals.get((r, c)))
                  for c, v in enumerate(values)]
         rows.append([label_budget, method, *cells])
     return rows
+
+
+def _footer(table: BenchmarkTable) -> list[list[str]]:
+    """The item count and the smallest detectable difference under each benchmark column."""
+    if not table.counts:
+        return []
+    names = [b for _, b in table.scores.columns]
+    count = [str(table.counts.get(b, "")) if b not in (MACRO, DELTA) else
+             (str(sum(table.counts.values())) if b == MACRO else "") for b in names]
+    detectable = [f"{table.detectable[b]:.1f}" if np.isfinite(table.detectable.get(b, np.nan))
+                  else "" for b in names]
+    return [["", "items (n)", *count], ["", "detectable Δ (80 % power)", *detectable]]
 
 
 def to_markdown(table: BenchmarkTable) -> str:
@@ -172,7 +332,7 @@ def to_markdown(table: BenchmarkTable) -> str:
         LABELS.get(b, b) if g in ("", "demo") else f"{g}: {LABELS.get(b, b)}"
         for g, b in table.scores.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(table, "md")]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(table, "md") + _footer(table)]
     return "\n".join(lines) + f"\n\n*{table.caption}*\n"
 
 
@@ -190,17 +350,20 @@ def _group_spans(columns: list[tuple[str, str]]) -> list[tuple[str, int]]:
 def to_latex(table: BenchmarkTable) -> str:
     columns = list(table.scores.columns)
     spans = _group_spans(columns)
-    escape = str.maketrans({"&": r"\&", "%": r"\%", "_": r"\_", "Δ": r"$\Delta$"})
+    escape = str.maketrans({"&": r"\&", "%": r"\%", "_": r"\_", "Δ": r"$\Delta$",
+                            "±": r"$\pm$"})
     top = " & ".join(["", ""] + [f"\\multicolumn{{{n}}}{{c}}{{{g.title()}}}" if g else
                                  " & ".join([""] * n) for g, n in spans])
     second = " & ".join(["Budget", "Method"] + [LABELS.get(b, b).translate(escape)
                                                 for _, b in columns])
     body = [" & ".join(row).translate(str.maketrans({"_": r"\_"})) + r" \\"
             for row in _rows(table, "tex")]
+    footer = [" & ".join(row).translate(escape) + r" \\" for row in _footer(table)]
     note = rf"\multicolumn{{{len(columns) + 2}}}{{l}}{{\footnotesize " + \
         table.caption.translate(escape) + r"} \\"
     return "\n".join([r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule",
-                      top + r" \\", second + r" \\", r"\midrule", *body, r"\bottomrule",
+                      top + r" \\", second + r" \\", r"\midrule", *body,
+                      *([r"\midrule", *footer] if footer else []), r"\bottomrule",
                       note, r"\end{tabular}"]) + "\n"
 
 
@@ -213,11 +376,14 @@ def to_html(table: BenchmarkTable) -> str:
     second = "".join(f"<th>{html.escape(LABELS.get(b, b))}</th>" for _, b in columns)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                    for row in _rows(table, "html"))
+    footer = "".join("<tr class=\"footer\">" + "".join(f"<td><i>{html.escape(c)}</i></td>"
+                                                       for c in row) + "</tr>"
+                     for row in _footer(table))
     return ('<table class="results">'
             f'<caption style="caption-side:bottom">{html.escape(table.caption)}</caption>'
             '<thead><tr><th rowspan="2">budget</th>'
             f'<th rowspan="2">method</th>{top}</tr><tr>{second}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+            f"<tbody>{body}{footer}</tbody></table>")
 
 
 def balance_figure(results: pd.DataFrame, budget: int | None = None,

@@ -11,12 +11,13 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import ConfigError
-from ..store import write_json
+from ..errors import ConfigError, InputError
+from ..store import read_json, write_json
 from .predictions import read_predictions
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .registry import BENCHMARKS, get_benchmark
 from .runner import load_items
+from .uncertainty import RESAMPLES, Verdicts, compare, verdicts
 
 
 def add_evaluate_parser(subcommands: Any) -> None:
@@ -52,6 +53,57 @@ def run_evaluate(args: argparse.Namespace) -> None:
         write_json(args.out, result.to_dict())
         summary["out"] = str(args.out)
     print(json.dumps(summary, sort_keys=True))
+
+
+def add_compare_parser(subcommands: Any) -> None:
+    """Add the `compare` subcommand to an argparse subparsers object."""
+    parser = subcommands.add_parser(
+        "compare", help="the paired difference of two evaluations of one benchmark",
+        description="Compare two `evaluate --out` files of the same benchmark and items: prints "
+                    "one JSON object with both scores, delta = b − a in points, its 95 % "
+                    "paired bootstrap interval over items and a paired permutation p-value.")
+    parser.add_argument("a", help="the first `evaluate --out` JSON (the reference)")
+    parser.add_argument("b", help="the second `evaluate --out` JSON")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES,
+                        help=f"bootstrap resamples (default {RESAMPLES})")
+    parser.add_argument("--seed", type=int, default=0, help="resampling seed (default 0)")
+
+
+def _stored_verdicts(path: str) -> Verdicts:
+    """The per-item verdicts of an `evaluate --out` file, or one line saying what is missing."""
+    try:
+        result = read_json(path)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it ({exc.strerror})", path=path) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a JSON result ({exc})", path=path) from None
+    if not isinstance(result, dict) or "benchmark" not in result:
+        raise InputError("not an `evaluate --out` result (no benchmark)", path=path)
+    found = verdicts(result)
+    if found is None:
+        raise InputError("no per-item verdicts (write it with `evaluate --out`)", path=path,
+                         field="per_item")
+    return found
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    """Print {benchmark, n, a, b, delta, ci_low, ci_high, p_value} as one JSON line."""
+    if args.resamples < 100:
+        raise ConfigError(f"--resamples must be at least 100, got {args.resamples}")
+    a, b = _stored_verdicts(args.a), _stored_verdicts(args.b)
+    if a.benchmark != b.benchmark:
+        raise InputError(f"{args.a} is {a.benchmark}, {args.b} is {b.benchmark}: compare two "
+                         "results of the same benchmark")
+    if set(a.ids) != set(b.ids) or len(a.ids) != len(b.ids):
+        raise InputError(f"{args.a} and {args.b} scored different {a.benchmark} items "
+                         f"({len(a.ids)} and {len(b.ids)}; {len(set(a.ids) ^ set(b.ids))} not "
+                         "in both): a paired comparison needs the same items")
+    found = compare(a, b.subset(a.ids), resamples=args.resamples, seed=args.seed)
+    print(json.dumps({"benchmark": found.benchmark, "n": found.n, "a": found.a, "b": found.b,
+                      "delta": found.delta.value, "ci_low": found.delta.low,
+                      "ci_high": found.delta.high, "p_value": found.p_value}))
 
 
 def add_prompts_parser(subcommands: Any) -> None:

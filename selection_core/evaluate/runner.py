@@ -64,9 +64,12 @@ def median_run(runs: Sequence[tuple[EvalResult, dict[str, str]]], seeds: Sequenc
                for name in result.metrics}
     metrics.update({f"seed{seed}_score": run.score for seed, (run, _) in zip(seeds, runs,
                                                                                strict=True)})
+    # every seed's verdict on each item, so an interval resamples an item's runs together
+    per_item = [{**row, "seeds_correct": [bool(run.per_item[index]["correct"]) for run, _ in runs]}
+                for index, row in enumerate(result.per_item)]
     return EvalResult(result.benchmark, result.group, result.n,
                       statistics.median(run.score for run, _ in runs), metrics,
-                      result.per_item), completions
+                      per_item), completions
 
 
 def protocol_label(protocol: Protocol, max_new_tokens: int | None = None) -> str:

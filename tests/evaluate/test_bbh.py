@@ -62,13 +62,14 @@ def test_options_by_letter_or_text(completion: str, target: str, correct: bool) 
     assert is_correct(extract_answer(completion), target, BOOKS) is correct
 
 
-def test_score_is_the_mean_over_tasks(items: list[EvalItem]) -> None:
+def test_score_is_the_mean_over_items_with_the_task_mean_beside(items: list[EvalItem]) -> None:
     first = [item for item in items if item.meta["task"] == "boolean_expressions"][:3]
     second = [item for item in items if item.meta["task"] == "navigate"][:1]
     completions = {item.id: item.gold for item in first}
     completions[second[0].id] = "So the answer is nothing."
     result = BBH().evaluate(first + second, completions)
-    assert result.score == 50.0 and result.metrics["micro"] == 75.0  # (100 + 0) / 2 vs 3 / 4
+    assert result.score == 75.0 and result.metrics["task_mean"] == 50.0  # 3 / 4 vs (100 + 0) / 2
+    assert [row["task"] for row in result.per_item] == ["boolean_expressions"] * 3 + ["navigate"]
 
 
 def test_three_shot_chain_of_thought_prompts(items: list[EvalItem], shared_data: Path) -> None:
