@@ -9,8 +9,8 @@ import streamlit as st
 from pages import _ui as ui
 from selection_core import jobs, workspace
 from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
-from selection_core.results import balance_figure, benchmark_table, protocols, to_html, \
-    to_latex, to_markdown
+from selection_core.results import ALL_ITEMS, HELD_OUT, balance_figure, benchmark_table, \
+    delta_forest_figure, protocols, to_html, to_latex, to_markdown
 from selection_core.store import RunStore
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
@@ -83,12 +83,19 @@ protocol = st.selectbox("Evaluation protocol", found,
     if len(found) > 1 else None
 if protocol is not None:
     results = results[results["protocol"] == protocol]
-table = benchmark_table(results, model)
+items = st.radio("Items", [HELD_OUT, ALL_ITEMS], horizontal=True,
+                 format_func={HELD_OUT: "held-out (never an influence validation instance)",
+                              ALL_ITEMS: "all test items"}.get,
+                 help="Influence selection targets its validation instances; scoring a "
+                      "selection on them would reward it for having seen the test.")
+table = benchmark_table(results, model, items=items)
 st.subheader(f"{model}: score per benchmark (0–100)")
 st.html(TABLE_CSS + to_html(table))
-st.caption("Best value per column within a budget in bold; macro avg = mean over the "
-           "benchmarks; Δ vs random = macro avg minus random selection's at the same budget; "
-           "budget — is the untuned base model.")
+st.caption("Each score ± its standard error; bold = not significantly worse than the column's "
+           "best within a budget (paired, 95 %); macro avg = mean over the benchmarks; Δ vs "
+           "random = macro avg minus random selection's at the same budget, with its 95 % "
+           "interval (* = excludes 0); budget — is the untuned base model. The table's caption "
+           "gives the items per benchmark and the smallest difference each can detect.")
 stem = ui.file_stem(f"results-{model}")
 cols = st.columns(3)
 cols[0].download_button("CSV", ui.export_bytes(table.flat(), "csv"), file_name=f"{stem}.csv",
@@ -102,7 +109,13 @@ budgets = sorted(int(b) for b in results["budget"].dropna().unique())
 if budgets:
     budget = st.select_slider("Budget for the balance chart", budgets, value=budgets[-1]) \
         if len(budgets) > 1 else budgets[0]
-    st.plotly_chart(balance_figure(results[results["model"] == model], budget), key="balance")
+    st.plotly_chart(balance_figure(results[results["model"] == model], budget, table=table),
+                    key="balance")
+    if any(b == budget for b, _, _ in table.vs_random):
+        st.plotly_chart(delta_forest_figure(table, budget), key="forest")
+    else:
+        st.caption("No Δ vs random at this budget (no random baseline, or no per-item "
+                   "verdicts to pair).")
 
 st.subheader("Predictions")
 shown = results[results["model"] == model]

@@ -387,9 +387,11 @@ def to_html(table: BenchmarkTable) -> str:
 
 
 def balance_figure(results: pd.DataFrame, budget: int | None = None,
-                   title: str | None = "Balance across benchmarks") -> go.Figure:
+                   title: str | None = "Balance across benchmarks",
+                   table: BenchmarkTable | None = None) -> go.Figure:
     """Radar chart: one closed line per method over the benchmarks (at one budget), so a method
-    that trades one capability for another shows as a lopsided shape."""
+    that trades one capability for another shows as a lopsided shape. With the `table`, its
+    scores (on its items) are drawn, each with its 95 % interval as a shaded band."""
     from .viz.figures import FONT, TEMPLATE, color_for
 
     frame = results.copy()
@@ -399,18 +401,74 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
         budget = budgets[-1] if budgets else 0
     frame = frame[(frame["budget"] == budget) | (frame["method"] == "base")]
     benchmarks = [b for _, b in _column_order(list(frame["benchmark"].unique()))]
+    labels = [LABELS.get(b, b) for b in benchmarks]
     fig = go.Figure()
     methods = sorted(frame["method"].unique(), key=_method_key)
     for i, method in enumerate(methods):
         scores = frame[frame["method"] == method].groupby("benchmark")["score"].mean()
         values = [float(scores.get(b, np.nan)) for b in benchmarks]
-        labels = [LABELS.get(b, b) for b in benchmarks]
+        band = None
+        if table is not None:
+            values, band = _table_row(table, 0 if method == "base" else budget, method,
+                                      benchmarks, values)
+        if band is not None:
+            low, high = band
+            fig.add_trace(go.Scatterpolar(
+                r=high + high[:1] + low[::-1] + low[-1:], theta=labels + labels[:1] +
+                labels[::-1] + labels[-1:], fill="toself", mode="lines", line=dict(width=0),
+                fillcolor=color_for(i), opacity=0.18, hoverinfo="skip", showlegend=False,
+                legendgroup=method, name=f"{method} 95 % interval"))
         fig.add_trace(go.Scatterpolar(r=values + values[:1], theta=labels + labels[:1],
-                                      name=method, mode="lines+markers",
+                                      name=method, mode="lines+markers", legendgroup=method,
                                       line=dict(color=color_for(i), width=2.5)))
     fig.update_layout(template=TEMPLATE, font=FONT, height=460,
                       title=dict(text=f"{title} (budget {budget})" if title else None, x=0.01),
                       polar=dict(radialaxis=dict(range=[0, 100], ticksuffix="")))
+    return fig
+
+
+def _table_row(table: BenchmarkTable, budget: int, method: str, benchmarks: list[str],
+               fallback: list[float]) -> tuple[list[float], tuple[list[float], list[float]] | None]:
+    """A table row's scores over `benchmarks` and, when every cell has one, its interval."""
+    if (budget, method) not in table.scores.index:
+        return fallback, None
+    r = list(table.scores.index).index((budget, method))
+    columns = [name for _, name in table.scores.columns]
+    cells = [table.intervals.get((r, columns.index(b))) for b in benchmarks]
+    values = [float(table.scores.iloc[r][(_group_of(b), b)]) for b in benchmarks]
+    if any(cell is None or not np.isfinite(cell.low) for cell in cells):
+        return values, None
+    return values, ([cell.low for cell in cells], [cell.high for cell in cells])
+
+
+def delta_forest_figure(table: BenchmarkTable, budget: int,
+                        title: str | None = "Δ vs random, with 95 % intervals") -> go.Figure:
+    """Forest plot: each method's paired difference to random selection at one budget, per
+    benchmark and for the macro average, with its interval; a line at 0 (no difference)."""
+    from .viz.figures import FONT, TEMPLATE, color_for
+
+    columns = [b for _, b in table.scores.columns if b not in (MACRO, DELTA)] + \
+        [UNCERTAINTY_MACRO]
+    methods = sorted({m for b, m, _ in table.vs_random if b == budget}, key=_method_key)
+    fig = go.Figure()
+    for i, method in enumerate(methods):
+        cells = [(c, table.vs_random.get((budget, method, c))) for c in columns]
+        cells = [(c, cell) for c, cell in cells if cell is not None]
+        fig.add_trace(go.Scatter(
+            x=[cell.value for _, cell in cells],
+            y=[MACRO if c == UNCERTAINTY_MACRO else LABELS.get(c, c) for c, _ in cells],
+            mode="markers", name=method, marker=dict(color=color_for(i), size=9),
+            error_x=dict(type="data", symmetric=False,
+                         array=[cell.high - cell.value for _, cell in cells],
+                         arrayminus=[cell.value - cell.low for _, cell in cells]),
+            customdata=[[cell.low, cell.high, cell.n] for _, cell in cells],
+            hovertemplate="%{y}: Δ %{x:+.1f} [%{customdata[0]:+.1f}, %{customdata[1]:+.1f}], "
+                          "n=%{customdata[2]}<extra>" + method + "</extra>"))
+    fig.add_vline(x=0, line=dict(color="#888", dash="dash"))
+    fig.update_layout(template=TEMPLATE, font=FONT, height=160 + 40 * len(columns),
+                      scattermode="group", xaxis_title="points (method − random)",
+                      yaxis=dict(autorange="reversed"),
+                      title=dict(text=f"{title} (budget {budget})" if title else None, x=0.01))
     return fig
 
 

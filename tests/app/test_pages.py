@@ -327,6 +327,13 @@ def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path:
     assert_clean(at)
     html = "".join(h.proto.body for h in at.get("html"))
     assert "<table" in html and "kmq" in html and "macro avg" in html
+    assert " ± " in html and "items (n)" in html and "held-out items only" in html
+    figures = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any("vs random, with 95 % intervals" in spec for spec in figures)  # forest plot
+    assert any("95 % interval" in spec and "toself" in spec for spec in figures)  # bands
+    at.radio[0].set_value("all").run()
+    assert_clean(at)
+    assert "all test items" in "".join(h.proto.body for h in at.get("html"))
     labels = [b.label for b in at.get("download_button")]
     assert labels[:3] == ["CSV", "Markdown", "LaTeX"]
     assert any(df.value.shape[0] == 6 for df in at.dataframe)  # a predictions table

@@ -8,14 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from selection_core.cli import main
 from selection_core.errors import InputError
 from selection_core.experiment import PAPER_LORA, load_experiment_config, load_results
-from selection_core.results import balance_figure, benchmark_table, sub_scores, to_html, \
-    to_latex, to_markdown
+from selection_core.results import balance_figure, benchmark_table, delta_forest_figure, \
+    sub_scores, to_html, to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -218,3 +219,68 @@ def test_tables_name_their_protocol_and_average_random_seeds() -> None:
         benchmark_table(mixed)
     assert "Protocol: cpu-demo — fast CPU demo, NOT the papers' protocol" in \
         to_markdown(benchmark_table(mixed, protocol="cpu-demo"))
+
+
+def verdict_results() -> pd.DataFrame:
+    """Two benchmarks with per-item verdicts: random over 2 seeds, kmq clearly better on GSM8K,
+    quality-top a hair below kmq; GSM8K's items 0-9 were influence validation instances."""
+    rng = np.random.default_rng(0)
+    rates = {("random", 0): (0.30, 0.5), ("random", 1): (0.32, 0.5), ("kmq", None): (0.75, 0.5),
+             ("quality-top", None): (0.72, 0.48)}
+    rows = []
+    tasks = [f"t{i % 3}" for i in range(60)]
+    for (method, seed), (gsm, bbh) in rates.items():
+        for bench, n, rate in (("gsm8k", 100, gsm), ("bbh", 60, bbh)):
+            flags = rng.random(n) < rate
+            per_item = [{"id": str(i), "correct": bool(f), **({"task": tasks[i]} if bench == "bbh"
+                                                              else {})}
+                        for i, f in enumerate(flags)]
+            rows.append({"run": "r", "model": "m", "method": method, "budget": 100, "seed": seed,
+                         "benchmark": bench, "group": "", "protocol": "papers",
+                         "score": 100 * flags.mean(), "n": n, "metrics": {}, "per_item": per_item,
+                         "validation_ids": [str(i) for i in range(10)] if bench == "gsm8k"
+                         else []})
+    return pd.DataFrame(rows)
+
+
+def test_tables_carry_intervals_paired_deltas_and_score_held_out_items() -> None:
+    results = verdict_results()
+    table = benchmark_table(results)
+    rows, columns = list(table.scores.index), [b for _, b in table.scores.columns]
+    kmq, random_row, top = rows.index((100, "kmq")), rows.index((100, "random")), \
+        rows.index((100, "quality-top"))
+    gsm = columns.index("gsm8k")
+    held_out = [row for row in results.itertuples() if row.method == "kmq"
+                and row.benchmark == "gsm8k"][0].per_item[10:]
+    assert table.counts == {"gsm8k": 90, "bbh": 60} and table.items == "held-out"
+    assert table.scores.iloc[kmq, gsm] == pytest.approx(
+        100 * np.mean([r["correct"] for r in held_out]))
+    cell = table.intervals[(kmq, gsm)]
+    assert cell.low < cell.value < cell.high and 3 < cell.stderr < 6
+    delta = table.intervals[(kmq, columns.index("Δ vs random"))]
+    assert delta.value == pytest.approx(table.scores.iloc[kmq][("", "macro avg")]
+                                        - table.scores.iloc[random_row][("", "macro avg")])
+    assert table.vs_random[(100, "kmq", "gsm8k")].excludes_zero
+    assert (kmq, gsm) in table.best and (top, gsm) in table.best  # within noise of the best
+    assert (random_row, gsm) not in table.best
+    markdown = to_markdown(table)
+    assert f"**{table.scores.iloc[kmq, gsm]:.1f} ± {cell.stderr:.1f}**" in markdown
+    assert f"[{delta.low:+.1f}, {delta.high:+.1f}]" in markdown
+    assert "GSM8K n=90" in markdown and "held-out items only" in markdown
+    assert "GSM8K 10 left out" in markdown and "|  | items (n) | 60 | 90 | 150 |" in markdown
+    assert "detectable Δ (80 % power)" in markdown and "standard error" in markdown
+    assert r"$\pm$" in to_latex(table) and "± " in to_html(table)
+    flat = table.flat()
+    for name in ("gsm8k_stderr", "gsm8k_ci_low", "gsm8k_ci_high", "gsm8k_n",
+                 "gsm8k_detectable", "macro_ci_low", "delta_ci_low", "delta_ci_high",
+                 "delta_excludes_0"):
+        assert name in flat.columns, name
+    assert (flat["gsm8k_n"] == 90).all() and np.isfinite(flat["gsm8k_detectable"]).all()
+    everything = benchmark_table(results, items="all")
+    assert everything.counts["gsm8k"] == 100 and "all test items" in everything.caption
+    forest = delta_forest_figure(table, 100)
+    assert {trace.name for trace in forest.data} == {"kmq", "quality-top"}
+    assert list(forest.data[0].y) == ["BBH", "GSM8K", "macro avg"] or \
+        list(forest.data[0].y) == ["GSM8K", "BBH", "macro avg"]
+    balance = balance_figure(results, 100, table=table)
+    assert sum(trace.fill == "toself" for trace in balance.data) == 3  # one band per method
