@@ -467,6 +467,7 @@ class ExperimentRunner:
         """The unit's results: stored ones read, missing ones computed (the model is loaded
         only when one is missing)."""
         from .evaluate.runner import protocol_label, run_benchmark
+        from .evaluate.splits import held_out_fields
 
         config = self.config
         rows, model, tokenizer = [], None, None
@@ -475,7 +476,7 @@ class ExperimentRunner:
             self._note("result", unit.name, computed=not target.exists(),
                        benchmark=entry["benchmark"])
             if target.exists():
-                rows.append(read_json(target))
+                rows.append(with_held_out(read_json(target), config.eval_data))
                 continue
             if model is None:
                 model, tokenizer = self._load_model(adapter)
@@ -484,12 +485,15 @@ class ExperimentRunner:
             result, completions = run_benchmark(
                 benchmark, items, model, tokenizer, spec, batch_size=config.eval_batch_size,
                 max_new_tokens=config.max_new_tokens,
-                progress=self.store.progress_callback(f"eval-{unit.name}"))
+                progress=self.store.progress_callback(f"eval-{unit.name}"),
+                use_chat_template=config.lora.chat_template)
             summary = {"model": config.model, "method": unit.method, "budget": unit.budget,
                        "seed": unit.seed, "benchmark": benchmark.name, "group": benchmark.group,
                        "protocol": protocol_label(self.protocol, config.max_new_tokens),
                        "score": result.score, "n": result.n, "metrics": result.metrics,
                        "seconds": round(time.time() - started, 1)}
+            summary.update(held_out_fields({"benchmark": benchmark.name,
+                                            "per_item": result.per_item}, config.eval_data))
             outcomes = {str(row.get("id")): {k: v for k, v in row.items() if k != "id"}
                         for row in result.per_item}
             write_jsonl(target.with_suffix(".predictions.jsonl"),
@@ -586,6 +590,15 @@ def results_frame(rows: list[dict[str, Any]], run_dir: Path | None = None) -> pd
     return frame
 
 
+def with_held_out(result: dict[str, Any], eval_data: dict[str, str]) -> dict[str, Any]:
+    """A stored result, with its held-out fields computed when it predates them."""
+    from .evaluate.splits import held_out_fields
+
+    if "validation_ids" in result:
+        return result
+    return {**result, **held_out_fields(result, eval_data)}
+
+
 def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
     """The results of the given experiment run directories under their current config (its
     `plan.json`; results of earlier configs stay on disk but are not shown), read from the
@@ -596,11 +609,13 @@ def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
         plan = Path(run_dir) / "plan.json"
         if not plan.exists():
             continue
+        config = Path(run_dir) / "experiment.json"
+        eval_data = (read_json(config).get("eval_data") or {}) if config.exists() else {}
         rows = []
         for entry in read_json(plan)["entries"]:
             path = Path(run_dir) / entry["result"]
             if path.exists():
-                rows.append({**read_json(path),
+                rows.append({**with_held_out(read_json(path), eval_data),
                              "predictions": str(path.with_suffix(".predictions.jsonl"))})
         if rows:
             frames.append(results_frame(rows, Path(run_dir)))

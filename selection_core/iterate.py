@@ -113,7 +113,7 @@ class LoRARoundModel:
 
         model, tokenizer = self._loaded()
         return generate(model, tokenizer, list(prompts), max_new_tokens=self.max_new_tokens,
-                        batch_size=self.batch_size)
+                        batch_size=self.batch_size, use_chat_template=self.lora.chat_template)
 
     def truncate(self, texts: Sequence[str]) -> list[str]:
         from .lm.formatting import truncate_tokens
@@ -130,7 +130,8 @@ class LoRARoundModel:
         with torch.no_grad():
             return mean_log_likelihood(model, tokenizer, list(prompts), list(responses),
                                        batch_size=self.batch_size,
-                                       max_length=self.lora.max_length)
+                                       max_length=self.lora.max_length,
+                                       use_chat_template=self.lora.chat_template)
 
 
 # --------------------------------------------------------------------------- scoring generations

@@ -255,10 +255,23 @@ class BaseBenchmark(abc.ABC):
         items = subsample(items, limit, seed)
         return self.with_shots(items, shots, data_path) if shots else items
 
+    def load_validation(self, data_path: str | Path | None = None) -> list[EvalItem] | None:
+        """The items of the benchmark's validation split, or None where it has none (then
+        influence selection draws its validation instances from test, as BIDS A.2 says)."""
+        return None
+
     def with_shots(self, items: list[EvalItem], shots: int,
                    data_path: str | Path | None) -> list[EvalItem]:
         """The items as `shots`-shot prompts; benchmarks without few-shot examples refuse."""
         raise ConfigError(f"{self.name} has no few-shot examples; use shots = 0")
+
+    def local_path(self, data_path: str | Path | None) -> Path | None:
+        """The local copy the benchmark reads (given, or the default one), None for a hub
+        name."""
+        if data_path is None:
+            return default_data_dir() / self.default_path
+        path = Path(data_path).expanduser()
+        return path if path.exists() or not is_hub_name(str(data_path)) else None
 
     def _load_all(self, data_path: str | Path | None) -> list[EvalItem]:
         if data_path is None:

@@ -17,6 +17,7 @@ from .predictions import read_predictions
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .registry import BENCHMARKS, get_benchmark
 from .runner import load_items
+from .splits import held_out_fields
 from .uncertainty import RESAMPLES, Verdicts, compare, verdicts
 
 
@@ -48,9 +49,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
     completions = read_predictions(args.predictions, benchmark, items,
                                    allow_missing=args.allow_missing)
     result = benchmark.evaluate(items, completions)
-    summary = result.to_dict(include_items=False)
+    # beside the all-items score: the score on the items no influence selection targets
+    extra = held_out_fields({"benchmark": benchmark.name, "per_item": result.per_item},
+                            {benchmark.name: args.data} if args.data else {})
+    summary = {**result.to_dict(include_items=False), **extra}
+    summary.pop("validation_ids", None)
+    summary["validation_items"] = len(extra.get("validation_ids", []))
     if args.out:
-        write_json(args.out, result.to_dict())
+        write_json(args.out, {**result.to_dict(), **extra})
         summary["out"] = str(args.out)
     print(json.dumps(summary, sort_keys=True))
 

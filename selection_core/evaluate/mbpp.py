@@ -19,6 +19,7 @@ from .base import EvalItem, load_hub_rows, read_jsonl, require
 from .code_runner import CodeBenchmark
 
 TEST_SPLIT_IDS = range(11, 511)  # task_ids 11-510: the standard test split of the full MBPP file
+VALIDATION_SPLIT_IDS = range(511, 601)  # task_ids 511-600: its validation split
 INSTRUCTION = ("You are an expert Python programmer, and here is your task:\n{text}\nYour code "
                "should pass these tests:\n{tests}")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
@@ -37,6 +38,19 @@ class MBPP(CodeBenchmark):
         wanted = {str(task_id) for task_id in TEST_SPLIT_IDS}
         test_split = [item for item in items if item.id in wanted]
         return test_split or items
+
+    def load_validation(self, data_path: str | Path | None = None) -> list[EvalItem] | None:
+        """Task ids 511-600 of the full file (the hub's `validation` split); None for a file
+        without them."""
+        path = self.local_path(data_path)
+        if path is None:
+            return [self._item(record, str(data_path), None)
+                    for record in load_hub_rows(str(data_path), split="validation")]
+        if not path.is_file():
+            return None
+        wanted = {str(task_id) for task_id in VALIDATION_SPLIT_IDS}
+        items = [self._item(record, path, line) for line, record in read_jsonl(path)]
+        return [item for item in items if item.id in wanted] or None
 
     def read_hub(self, name: str) -> list[EvalItem]:
         """The hub's `test` split is already the standard one (`full` config fields or

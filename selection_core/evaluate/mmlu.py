@@ -97,9 +97,24 @@ class MMLU(BaseBenchmark):
                                             answer))
         return items
 
+    def load_validation(self, data_path: str | Path | None = None) -> list[EvalItem] | None:
+        """The `val/` folder beside the test folder (`<subject>_val.csv`), or the hub's
+        `validation` split; None where neither is there."""
+        path = self.local_path(data_path)
+        if path is None:
+            return [dataclasses.replace(item, id=f"val-{item.id}")
+                    for item in self._hub_items(str(data_path), "validation")]
+        folder = (path if path.is_dir() else path.parent).parent / "val"
+        if not any(folder.glob("*.csv")):
+            return None
+        return [dataclasses.replace(item, id=f"val-{item.id}") for item in self.read_local(folder)]
+
     def read_hub(self, name: str) -> list[EvalItem]:
         """The `all` config of `cais/mmlu` (question, subject, choices, answer index)."""
-        rows = load_hub_rows(name, "all", split="test")
+        return self._hub_items(name, "test")
+
+    def _hub_items(self, name: str, split: str) -> list[EvalItem]:
+        rows = load_hub_rows(name, "all", split=split)
         return [self._item(index, row["subject"], row["question"], list(row["choices"]),
                            int(row["answer"])) for index, row in enumerate(rows)]
 
@@ -158,7 +173,8 @@ def _answer_index(text: str, path: Path, line: int) -> int:
 
 def score_mmlu_loglik(model: Any, tokenizer: Any, items: Sequence[EvalItem],
                       batch_size: int = 8, max_length: int | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> EvalResult:
+                      progress: Callable[[int, int], None] | None = None,
+                      use_chat_template: bool | None = None) -> EvalResult:
     """Each item's prediction is the letter with the highest summed log-probability as the
     response to its prompt (formatted as `format_prompt` does for this tokenizer; after a raw
     few-shot prompt the letter follows a space, " B", as in its examples). A prompt longer than
@@ -175,12 +191,13 @@ def score_mmlu_loglik(model: Any, tokenizer: Any, items: Sequence[EvalItem],
     if all(len(ids) == 1 for row in token_ids for ids in row):
         log_likelihoods = _next_token_log_probs(
             model, tokenizer, [item.model_input() for item in items],
-            [[ids[0] for ids in row] for row in token_ids], batch_size, max_length, progress)
+            [[ids[0] for ids in row] for row in token_ids], batch_size, max_length, progress,
+            use_chat_template)
     else:
         sums, _ = response_log_likelihood(
             model, tokenizer, [item.model_input() for item in items for _ in LETTERS],
             [r for row in responses for r in row], batch_size=batch_size,
-            max_length=max_length, progress=progress)
+            max_length=max_length, progress=progress, use_chat_template=use_chat_template)
         log_likelihoods = sums.reshape(len(items), len(LETTERS))
     rows = []
     for item, scores in zip(items, log_likelihoods, strict=True):
@@ -192,14 +209,16 @@ def score_mmlu_loglik(model: Any, tokenizer: Any, items: Sequence[EvalItem],
 
 def _next_token_log_probs(model: Any, tokenizer: Any, prompts: Sequence[Any],
                           token_ids: Sequence[Sequence[int]], batch_size: int, max_length: int,
-                          progress: Callable[[int, int], None] | None) -> np.ndarray:
+                          progress: Callable[[int, int], None] | None,
+                          use_chat_template: bool | None = None) -> np.ndarray:
     """log P(token | formatted prompt) for each prompt's `token_ids`, right-padded batches."""
     import torch
 
     from ..lm.formatting import encode_prompt
     from ..train.generate import pad_batch
 
-    encoded = [encode_prompt(tokenizer, prompt, max_length - 1) for prompt in prompts]
+    encoded = [encode_prompt(tokenizer, prompt, max_length - 1, use_chat_template)
+               for prompt in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     result = np.zeros((len(prompts), len(token_ids[0])), dtype=np.float64)

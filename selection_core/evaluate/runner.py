@@ -25,13 +25,16 @@ def load_items(benchmark: Benchmark, spec: BenchmarkSpec, data_path: str | Path 
 
 def run_benchmark(benchmark: Benchmark, items: Sequence[EvalItem], model: Any, tokenizer: Any,
                   spec: BenchmarkSpec, batch_size: int = 8, max_new_tokens: int | None = None,
-                  progress: Progress | None = None) -> tuple[EvalResult, dict[str, str]]:
+                  progress: Progress | None = None, use_chat_template: bool | None = None
+                  ) -> tuple[EvalResult, dict[str, str]]:
     """The result and the completions it judged.
 
     MMLU is scored by the letters' log-likelihood (no generation). Otherwise each item is
     generated for once per seed (greedy: one run); with several sampled runs the result is the
     run with the median score, and every metric is its median over the runs (BIDS A.2: "the
     median result of three random seeds"), with each run's score kept as `seed<s>_score`.
+    `use_chat_template` is the format the model was trained on (`LoRAConfig.chat_template`): a
+    model is evaluated in the format it was tuned in.
     """
     from ..train.generate import generate  # torch, only when a model runs
 
@@ -40,14 +43,14 @@ def run_benchmark(benchmark: Benchmark, items: Sequence[EvalItem], model: Any, t
         from .mmlu import score_mmlu_loglik
 
         result = score_mmlu_loglik(model, tokenizer, items, batch_size=batch_size,
-                                   progress=progress)
+                                   progress=progress, use_chat_template=use_chat_template)
         return result, {row["id"]: row["extracted"] for row in result.per_item}
     runs = []
     for seed in spec.seeds:
         texts = generate(model, tokenizer, [item.model_input() for item in items],
                          max_new_tokens=max_new_tokens or spec.max_new_tokens,
                          batch_size=batch_size, stop=spec.stop, temperature=spec.temperature,
-                         seed=seed, progress=progress)
+                         seed=seed, progress=progress, use_chat_template=use_chat_template)
         completions = {item.id: text for item, text in zip(items, texts, strict=True)}
         runs.append((benchmark.evaluate(items, completions), completions))
     return median_run(runs, spec.seeds)

@@ -349,3 +349,19 @@ def block_intervals(block: Mapping[str, Mapping[str, Sequence[Verdicts]]],
                 for i, m in enumerate(methods) for j, c in enumerate(columns)}
 
     return BlockIntervals(cells(0), cells(2) if random_row is not None else {}, cells(1))
+
+
+def held_out(result: Mapping, targeted: Sequence[str]) -> dict[str, object]:
+    """What a result reports beside its all-items score: the validation instances among its
+    items, and its score and item count without them (the benchmark's own score rule)."""
+    found = verdicts(result)
+    skip = set(targeted)
+    if found is None:
+        return {"validation_ids": sorted(skip)}
+    kept = found.subset([item for item in found.ids if item not in skip])
+    score = float("nan")
+    if kept.ids:
+        samples, layout = _strata_samples([kept])
+        score = float(_benchmark_score([s[:, None, :] for s in samples], layout)[0, 0])
+    return {"validation_ids": [item for item in found.ids if item in skip],
+            "held_out_n": len(kept.ids), "held_out_score": score}

@@ -73,7 +73,7 @@ WARMUP_LORA_FLAGS = ("epochs", "max_steps", "r", "alpha", "learning_rate", "batc
                      "max_length", "seed", "device", "processes", "activation_checkpointing")
 # the features command's flags, made from FeatureSettings' declarations
 FEATURE_FLAGS = ("dim", "val_per_task", "val_max_new_tokens", "preconditioner", "validation_eos",
-                 "rds_model", "batch_size", "max_length", "seed", "device")
+                 "rds_model", "validation_split", "batch_size", "max_length", "seed", "device")
 
 
 def _feature_settings() -> type:

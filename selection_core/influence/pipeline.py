@@ -37,7 +37,9 @@ from ..progress import Progress
 from ..runner import Stage, StageContext
 from ..store import RunStore, atomic_path, memmap_compute, read_json, read_npy, write_json, \
     write_jsonl, write_npy, write_text
-from .validation import VALIDATION_TASKS, build_validation_set
+from ..evaluate.splits import SPLIT_RULES, VALIDATION_PER_TASK, VALIDATION_SEED, \
+    VALIDATION_TASKS
+from .validation import build_validation_set
 
 FEATURE_CHUNK_ROWS = 256
 
@@ -222,9 +224,10 @@ class FeatureSettings(HashedConfig):
     so any change recomputes."""
 
     dim: int = param(8192, help="projection dimension (LESS: 8192)", low=1)
-    val_per_task: int = param(50, help="validation instances per task (BIDS: 50)", low=1)
+    val_per_task: int = param(VALIDATION_PER_TASK, help="validation instances per task (BIDS: 50)",
+                              low=1)
     tasks: tuple[str, ...] = VALIDATION_TASKS
-    seed: int = param(0, help="projection and validation sample")
+    seed: int = param(VALIDATION_SEED, help="projection and validation sample")
     preconditioner: Literal["less", "adam"] = param(
         "less", help="less: m / sqrt(v + eps), LESS's code; adam: m / (sqrt(v) + eps)",
         choices=("less", "adam"))
@@ -239,6 +242,10 @@ class FeatureSettings(HashedConfig):
                                               "reference responses (IFEval), by the warmed-up "
                                               "model", low=1)
     data_paths: tuple[tuple[str, str], ...] = ()  # (task, local file) for validation data
+    validation_split: Literal["papers", "test"] = param(
+        "papers", help="papers: validation instances from a task's validation split where it "
+                       "has one (BIDS A.2: MMLU, MBPP), else from test; test: always from test",
+        choices=SPLIT_RULES)
     device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
 
     def __post_init__(self) -> None:
@@ -288,10 +295,11 @@ def _validation_set(ctx: StageContext, settings: FeatureSettings, device: str) -
         model, tokenizer = load_trained(info["model"], checkpoints(ctx.store)[-1].path,
                                         device=device)
         return generate(model, tokenizer, prompts, max_new_tokens=settings.val_max_new_tokens,
-                        batch_size=settings.batch_size)
+                        batch_size=settings.batch_size,
+                        use_chat_template=info["lora"].get("chat_template"))
 
     frame = build_validation_set(settings.tasks, settings.val_per_task, settings.seed,
-                                 dict(settings.data_paths), respond)
+                                 dict(settings.data_paths), respond, settings.validation_split)
     write_jsonl(path, frame.to_dict(orient="records"))
     return frame
 
@@ -371,6 +379,7 @@ class GradientModel(NamedTuple):
     projector: Any
     state: Any
     parameters: int
+    chat_template: bool | None  # the format the warmup trained in (its LoRAConfig's)
 
 
 def gradient_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
@@ -383,8 +392,10 @@ def gradient_model(model_name: str, checkpoint: Path, settings: FeatureSettings,
     names, dim_in = hooks.names, hooks.dim
     hooks.close()
     projector = RademacherProjector(dim_in, settings.dim, settings.seed, device=device)
+    state = checkpoint / "state.json"
+    trained = read_json(state).get("config", {}).get("chat_template") if state.exists() else None
     return GradientModel(model, tokenizer, projector, adam_state(checkpoint, names, device),
-                         dim_in)
+                         dim_in, trained)
 
 
 def split_features(loaded: GradientModel, split: str, prompts: list[str], responses: list[str],
@@ -396,7 +407,7 @@ def split_features(loaded: GradientModel, split: str, prompts: list[str], respon
     return gradient_features(loaded.model, loaded.tokenizer, prompts, responses,
                              loaded.projector, loaded.state if train else None,
                              settings.preconditioner, train or settings.validation_eos,
-                             settings.batch_size, settings.max_length)
+                             settings.batch_size, settings.max_length, loaded.chat_template)
 
 
 def write_checkpoint_info(target: Path, checkpoint: Checkpoint, parameters: int,

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 import pandas as pd
 
 from ..errors import ConfigError
+from ..evaluate.splits import VALIDATION_TASKS, validation_items
 
-VALIDATION_TASKS = ("humaneval", "mbpp", "bbh", "mmlu", "gsm-plus", "math", "ifeval")
 Respond = Callable[[list[str]], list[str]]
 
 
@@ -26,16 +26,16 @@ def _render(task: str, gold_response: str) -> str:
 
 def build_validation_set(tasks: Sequence[str] = VALIDATION_TASKS, per_task: int = 50,
                          seed: int = 0, data_paths: Mapping[str, str] | None = None,
-                         respond: Respond | None = None) -> pd.DataFrame:
-    """Rows: id ("<task>/<item id>"), task, prompt, response, generated — `per_task` per task,
-    drawn with `seed` (stratified over a task's parts, e.g. BBH's 27 subtasks)."""
-    from ..evaluate import get_benchmark
-
+                         respond: Respond | None = None,
+                         split_rule: str = "papers") -> pd.DataFrame:
+    """Rows: id ("<task>/<item id>"), task, split, prompt, response, generated — `per_task`
+    per task, drawn with `seed` (`validation_items`)."""
     if per_task < 1:
         raise ConfigError(f"per_task must be ≥ 1, got {per_task}")
     rows = []
     for task in tasks:
-        items = get_benchmark(task).load((data_paths or {}).get(task), limit=per_task, seed=seed)
+        items, split = validation_items(task, per_task, seed, (data_paths or {}).get(task),
+                                        split_rule)
         if len(items) < per_task:
             raise ConfigError(f"{task} has only {len(items)} items, fewer than {per_task} per task")
         missing = [item for item in items if not item.gold_response]
@@ -48,7 +48,8 @@ def build_validation_set(tasks: Sequence[str] = VALIDATION_TASKS, per_task: int 
                                strict=True))
         for item in items:
             generated = item.id in answers
-            rows.append({"id": f"{task}/{item.id}", "task": task, "prompt": item.prompt,
+            rows.append({"id": f"{task}/{item.id}", "task": task, "split": split,
+                         "prompt": item.prompt,
                          "response": answers[item.id] if generated
                          else _render(task, item.gold_response), "generated": generated})
     return pd.DataFrame(rows)

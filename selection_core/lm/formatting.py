@@ -157,7 +157,9 @@ def collate(examples: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict
 @torch.no_grad()
 def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],
                             responses: Sequence[str], batch_size: int = 8, max_length: int = 512,
-                            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                            progress: Progress | None = None,
+                            use_chat_template: bool | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Per example: summed log-probability of the response tokens given the prompt, and their count.
 
     The response's own tokens are scored (no EOS), so an empty response has count 0 and sum 0.
@@ -168,7 +170,8 @@ def response_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     prefix = special_prefix(tokenizer)
-    encoded = [_encode(tokenizer, format_prompt(tokenizer, prompt), response, max_length,
+    encoded = [_encode(tokenizer, format_prompt(tokenizer, prompt, use_chat_template), response,
+                       max_length,
                        add_eos=False, prefix=prefix)
                for prompt, response in zip(prompts, responses, strict=True)]
     counts = np.array([sum(label != IGNORE_INDEX for label in example["labels"][1:])
@@ -257,7 +260,8 @@ def _output_head(model: Any) -> Any | None:
 
 def mean_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],
                         responses: Sequence[str], batch_size: int = 8, max_length: int = 512,
-                        progress: Progress | None = None) -> np.ndarray:
+                        progress: Progress | None = None,
+                        use_chat_template: bool | None = None) -> np.ndarray:
     """Per example: mean log-probability per response token (= −log perplexity), float64.
 
     An empty response has no tokens to judge; it gets −log(vocabulary size), the score of a model
@@ -266,6 +270,6 @@ def mean_log_likelihood(model: Any, tokenizer: Any, prompts: Sequence[Prompt],
     """
     total, count = response_log_likelihood(model, tokenizer, prompts, responses,
                                            batch_size=batch_size, max_length=max_length,
-                                           progress=progress)
+                                           progress=progress, use_chat_template=use_chat_template)
     floor = -math.log(len(tokenizer))
     return np.where(count > 0, total / np.maximum(count, 1), floor).astype(np.float64)

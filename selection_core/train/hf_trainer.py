@@ -27,6 +27,7 @@ from .steps import (
     example_losses,
     load_optimizer_state,
     lr_factor,
+    warmup_steps,
 )
 
 
@@ -61,7 +62,7 @@ class ResponseLossTrainer(Trainer):
         """`lr_factor` from the run's first step on (a resumed run continues the schedule)."""
         if self.lr_scheduler is None:
             lora, first, total = self.lora_config, self.first_step, self.total_steps
-            warmup = int(lora.warmup_ratio * total)
+            warmup = warmup_steps(lora.warmup_ratio, total)
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer or self.optimizer,
                 lambda s: lr_factor(s + first, warmup, total, lora.lr_scheduler))

@@ -1,12 +1,14 @@
 """The parts of one LoRA SFT step, pure torch: the loss, the schedule, the batch order and its
 split over processes, and the AdamW moments as safetensors (the format LESS's gradient features
-read, influence/gradients.py). Kept apart from the Trainer glue so they load without transformers.
+read, influence/gradients.py). Kept apart from the Trainer glue (transformers is imported only
+for its schedule).
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,26 @@ from safetensors.torch import load_file, save_file
 from ..lm.formatting import IGNORE_INDEX, scored_token_nll
 
 
+def warmup_steps(ratio: float, total: int) -> int:
+    """Warm-up steps as transformers counts them (`TrainingArguments.get_warmup_steps`):
+    ceil(ratio × steps)."""
+    return math.ceil(ratio * total)
+
+
 def lr_factor(step: int, warmup: int, total: int, decay: str) -> float:
-    """The learning-rate multiplier at `step`: linear warm-up, then linear or cosine decay to 0
-    (transformers' get_linear/cosine_schedule_with_warmup, which LESS and BIDS train with)."""
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    if decay == "cosine":
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
-    return max(0.0, 1.0 - progress)
+    """The learning-rate multiplier at `step`: transformers' own schedule of that name
+    (`get_scheduler`, which LESS and BIDS train with: 0 at step 0, linear warm-up, then linear
+    or cosine decay to 0)."""
+    return _schedule(decay, warmup, total)(step)
+
+
+@functools.lru_cache(maxsize=32)
+def _schedule(decay: str, warmup: int, total: int) -> Callable[[int], float]:
+    from transformers import get_scheduler
+
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return get_scheduler(decay, probe, num_warmup_steps=warmup,
+                         num_training_steps=total).lr_lambdas[0]
 
 
 def example_losses(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -183,3 +183,29 @@ def test_compare_prints_the_paired_difference_and_refuses_mismatches(tmp_path, c
         assert main(["compare", *pair]) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_evaluate_reports_all_items_and_the_held_out_ones(shared_data, tmp_path, capsys) -> None:
+    """GSM-Plus has no validation split: its 50 BIDS validation instances are test items, and the
+    evaluation reports the score on the other items beside the all-items score."""
+    import json
+
+    from selection_core.cli import main
+    from selection_core.evaluate import get_benchmark
+
+    items = get_benchmark("gsm-plus").load()
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("".join(json.dumps({"id": int(item.id), "completion":
+                                               f"The answer is {item.gold}" if i % 2 else "no"})
+                                   + "\n" for i, item in enumerate(items)))
+    out = tmp_path / "out.json"
+    assert main(["evaluate", "--benchmark", "gsm-plus", "--predictions", str(predictions),
+                 "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["validation_items"] == 50 and summary["held_out_n"] == len(items) - 50
+    stored = json.loads(out.read_text())
+    skip = set(stored["validation_ids"])
+    kept = [row["correct"] for row in stored["per_item"] if row["id"] not in skip]
+    assert stored["held_out_score"] == pytest.approx(100 * sum(kept) / len(kept))
+    assert summary["score"] == pytest.approx(
+        100 * sum(row["correct"] for row in stored["per_item"]) / len(items))

@@ -112,26 +112,36 @@ def test_lr_factor_decays_as_transformers_schedules(decay: str) -> None:
         get_linear_schedule_with_warmup
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     reference = build(optimizer, warmup, total).lr_lambdas[0]
-    for step in range(warmup, total + 1):
+    for step in range(total + 1):
         assert lr_factor(step, warmup, total, decay) == pytest.approx(reference(step), abs=1e-12)
-    assert [lr_factor(s, warmup, total, decay) for s in range(warmup)] == \
-        pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert [lr_factor(s, warmup, total, decay) for s in range(warmup + 1)] == \
+        pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])  # factor 0 at step 0, as transformers'
 
 
-# Per-step (loss, lr) of this run by the hand-written loop this trainer replaced (commit d1da454,
-# before Trainer): the curve must stay that loop's. Stored numbers rather than a copy of the old
-# loop, which would be dead code beside its replacement. The run covers dropout (Trainer must not
-# re-seed it), a partial last accumulation group, warm-up, cosine decay and weight decay.
-HAND_WRITTEN_LOOP = [(5.582685708999634, 0.02), (5.415664434432983, 0.02),
-                     (5.4542741775512695, 0.018090169943749474),
-                     (5.331317901611328, 0.013090169943749475),
-                     (5.396541357040405, 0.006909830056250526),
-                     (5.35608983039856, 0.0019098300562505265)]
+def test_warm_up_steps_are_counted_as_transformers_counts_them() -> None:
+    from transformers import TrainingArguments
+
+    from selection_core.train.steps import warmup_steps
+
+    assert warmup_steps(0.03, 1692) == 51  # ceil(50.76): a re-implementation had 50
+    for ratio, total in ((0.03, 1692), (0.2, 6), (0.1, 10), (0.0, 5)):
+        arguments = TrainingArguments(output_dir="unused", warmup_steps=ratio, report_to=[])  # < 1: a ratio
+        assert warmup_steps(ratio, total) == arguments.get_warmup_steps(total)
+
+
+# Per-step (loss, lr) of this run, recorded when the schedule became transformers' own
+# (`get_scheduler`, issue 24: factor 0 at step 0, ceil(0.2 × 6) = 2 warm-up steps); the losses of
+# the first step are the hand-written loop's this trainer replaced (commit d1da454), the rest
+# follow the new schedule. The run covers dropout (Trainer must not re-seed it), a partial last
+# accumulation group, warm-up, cosine decay and weight decay.
+RECORDED_CURVE = [(5.582685947418213, 0.0), (5.494211435317993, 0.01),
+                     (5.529090404510498, 0.02), (5.343348979949951, 0.017071067811865476),
+                     (5.392608165740967, 0.01), (5.36530876159668, 0.0029289321881345253)]
 CURVE_PROMPTS = ["Say yes.", "Say no.", "Count to three.", "Name a colour.", "Add 2 and 2."]
 CURVE_RESPONSES = ["yes", "no", "one two three", "blue", "four"]
 
 
-def test_the_loss_curve_is_the_hand_written_loops(tiny: str, tmp_path: Path) -> None:
+def test_the_loss_curve_is_the_recorded_one(tiny: str, tmp_path: Path) -> None:
     config = LoRAConfig(epochs=2, batch_size=2, grad_accumulation=2, learning_rate=2e-2,
                         warmup_ratio=0.2, lr_scheduler="cosine", weight_decay=0.01, dropout=0.1,
                         max_length=64)
@@ -139,10 +149,10 @@ def test_the_loss_curve_is_the_hand_written_loops(tiny: str, tmp_path: Path) -> 
                                             tmp_path).history_
     assert [(h["step"], h["epoch"]) for h in history] == \
         [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]
-    assert [h["lr"] for h in history] == pytest.approx([lr for _, lr in HAND_WRITTEN_LOOP],
+    assert [h["lr"] for h in history] == pytest.approx([lr for _, lr in RECORDED_CURVE],
                                                        rel=1e-12)
     # bit-identical on the machine that recorded it; the tolerance allows other CPUs' kernels
-    assert [h["loss"] for h in history] == pytest.approx([loss for loss, _ in HAND_WRITTEN_LOOP],
+    assert [h["loss"] for h in history] == pytest.approx([loss for loss, _ in RECORDED_CURVE],
                                                          abs=1e-4)
 
 
