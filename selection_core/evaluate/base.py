@@ -43,14 +43,17 @@ class EvalItem:
     gold_response: str | None
     meta: dict[str, Any] = field(default_factory=dict)
     shots: tuple[tuple[str, str], ...] = ()  # few-shot (user, assistant) turns before `prompt`
+    prefill: str = ""  # the start of the answer, written for the model (MBPP's "```python\ndef")
 
     def model_input(self) -> Prompt:
-        """What a model is given: the prompt alone, or the few-shot turns and then the prompt."""
-        if not self.shots:
+        """What a model is given: the prompt alone, or the few-shot turns and then the prompt;
+        with a prefill, a last assistant turn the model continues."""
+        if not self.shots and not self.prefill:
             return self.prompt
         turns = [{"role": role, "content": text} for user, assistant in self.shots
                  for role, text in (("user", user), ("assistant", assistant))]
-        return [*turns, {"role": "user", "content": self.prompt}]
+        answer = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
+        return [*turns, {"role": "user", "content": self.prompt}, *answer]
 
 
 @dataclass

@@ -146,6 +146,7 @@ def run_prompts(args: argparse.Namespace) -> None:
     for item in items:
         print(f"===== {args.benchmark} {item.id} · protocol {protocol.name}: {spec.shots} shots, "
               f"max {spec.max_new_tokens} new tokens, {decoding}, stop {list(spec.stop)} =====")
+        print(f"----- follows: {spec.source or 'this project (no reference harness)'} -----")
         print(format_prompt(tokenizer, item.model_input()))
 
 

@@ -1,8 +1,11 @@
 """MBPP (crowd-sourced Python problems, the standard 500-task test split), scored by pass@1.
 
-Prompt: the task and all its test asserts, in the words of the original paper (Austin et al.
-2021) as lm-evaluation-harness's `mbpp_instruct` writes them: the task text alone does not say the
-function's name or argument order, which the asserts rely on. The program is the code, then
+Prompt: the UltraInteract/Eurus kit's (Coding/mbpp/evaluate_mbpp.py `make_conv`): the function's
+signature from the reference code, the task text (cut before a " https://www." link) and its first
+test assert as a `>>>` line, and the answer prefilled with "```python\ndef" after the chat
+template's generation prompt; the kit's stops end the code (`papers` protocol). One difference,
+named: the kit's `lstrip("def ")` also strips a name's leading d/e/f letters ("fib" → "ib"); we
+remove the "def " prefix only. The program is the prefill and the completion's code, then
 `test_setup_code` (it uses classes the solution defines), then every assert of `test_list`.
 """
 from __future__ import annotations
@@ -20,6 +23,10 @@ from .code_runner import CodeBenchmark
 
 TEST_SPLIT_IDS = range(11, 511)  # task_ids 11-510: the standard test split of the full MBPP file
 VALIDATION_SPLIT_IDS = range(511, 601)  # task_ids 511-600: its validation split
+KIT_INSTRUCTION = ("Write Python code to solve the task.\nWrite a Python function `{signature}` to "
+                   "solve the following problem: Present code in ```python```\n{description}\n"
+                   ">>> {test}\n")
+KIT_PREFILL = "```python\ndef"
 INSTRUCTION = ("You are an expert Python programmer, and here is your task:\n{text}\nYour code "
                "should pass these tests:\n{tests}")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
@@ -68,10 +75,14 @@ class MBPP(CodeBenchmark):
             raise InputError("expected a non-empty list of assert strings", path=str(path),
                              line=line, field="test_list")
         setup = record.get("test_setup_code") or ""
-        return EvalItem(id=str(task_id), prompt=INSTRUCTION.format(text=text, tests="\n".join(tests)),
+        prompt = KIT_INSTRUCTION.format(signature=kit_signature(code),
+                                        description=text.split(" https://www.")[0],
+                                        test=tests[0])
+        return EvalItem(id=str(task_id), prompt=prompt,
                         gold={"tests": tests, "setup": setup,
                               "function": _tested_function(tests[0])},
-                        gold_response=f"```python\n{code}\n```", meta={})
+                        gold_response=f"```python\n{code}\n```", meta={},
+                        prefill=KIT_PREFILL)
 
     def extract(self, item: EvalItem, completion: str) -> str:
         return extract_code(completion, item.gold["function"])
@@ -79,6 +90,14 @@ class MBPP(CodeBenchmark):
     def build_program(self, item: EvalItem, code: str) -> dict[str, str]:
         tests = "\n".join(item.gold["tests"])
         return {"solution.py": code, "tests.py": f"{item.gold['setup']}\n\n{tests}\n"}
+
+
+def kit_signature(code: str) -> str:
+    """The kit's `make_signature`: the reference code's first `def` line without "def ", spaces
+    and the colon, commas followed by one space ("f(a, b=2)")."""
+    line = next((line for line in code.split("\n") if line.strip().startswith("def ")), "")
+    return line.strip().removeprefix("def ").replace(" ", "").rstrip(":").strip() \
+        .replace(",", ", ")
 
 
 def _tested_function(test: str) -> str | None:

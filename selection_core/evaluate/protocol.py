@@ -13,6 +13,7 @@ protocol recomputes that benchmark's results and nothing else.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,6 +26,8 @@ from .base import DEFAULT_STOP, lookup
 # a question of its own is not scored on it; BBH stops at the next "Q:" for the same reason.
 MATH_STOP = "\n###\nProblem: "
 BBH_STOP = "\nQ:"
+# the kit's MBPP STOP_WORDS (less its per-item "\n\nprint(<function>" stop)
+MBPP_STOP = ("\nassert", "assert", "\ndef ")
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,14 @@ class BenchmarkSpec(HashedConfig):
     stop: tuple[str, ...] = DEFAULT_STOP
     temperature: float = 0.0  # 0: greedy
     seeds: tuple[int, ...] = (0,)  # sampled runs (temperature > 0); the median score is reported
+    # how an answer is judged: the generation, by the benchmark's judge; or (MMLU) the letter
+    # with the highest log-likelihood, without generating
+    scoring: str = "generate"
     source: str = field(default="", metadata={"hash": False})  # where the settings come from
 
     def __post_init__(self) -> None:
-        if self.shots < 0 or self.max_new_tokens < 1 or self.temperature < 0 or not self.seeds:
+        if self.shots < 0 or self.max_new_tokens < 1 or self.temperature < 0 or not self.seeds \
+                or self.scoring not in SCORING_RULES:
             raise ConfigError(f"bad benchmark protocol {self}")
 
 
@@ -56,6 +63,12 @@ class Protocol:
 
 
 _KIT = "UltraInteract/Eurus evaluation kit (OpenBMB/Eurus eval/)"
+SCORING_RULES = ("generate", "letter-loglik")
+# The kit's MMLU (mmlu/evaluate_mmlu.py): Hendrycks' 5-shot prompt from the dev split, sent raw,
+# one greedy token (vLLM max_tokens=1, temperature 0), stripped and compared with the letter.
+_KIT_MMLU = BenchmarkSpec(shots=5, max_new_tokens=1,
+                          source=f"{_KIT}, mmlu/evaluate_mmlu.py: Hendrycks' 5-shot prompt from the "
+                                 "dev split, one greedy token compared with the letter")
 _MATH = BenchmarkSpec(max_new_tokens=1024, stop=(MATH_STOP, *DEFAULT_STOP),
                       source=f"{_KIT}, Math/*/evaluate_*_cot.py: zero-shot, greedy, 1024 tokens")
 PAPERS = Protocol(
@@ -64,13 +77,12 @@ PAPERS = Protocol(
                 "3 seeds; BBH 3-shot CoT; MMLU 5-shot",
     specs=MappingProxyType({
         "humaneval": BenchmarkSpec(max_new_tokens=1024, source=f"{_KIT}, Coding/human_eval"),
-        "mbpp": BenchmarkSpec(max_new_tokens=512, source="prompt with all three test asserts "
-                              "(Austin et al. 2021; lm-eval mbpp_instruct); 512 tokens as the kit"),
+        "mbpp": BenchmarkSpec(max_new_tokens=512, stop=(*MBPP_STOP, *DEFAULT_STOP),
+                              source=f"{_KIT}, Coding/mbpp/evaluate_mbpp.py: signature + first "
+                                     "test, code prefill, the kit's stops, 512 tokens"),
         "bbh": BenchmarkSpec(shots=3, max_new_tokens=2048, stop=(BBH_STOP, *DEFAULT_STOP),
                              source=f"{_KIT}, Reasoning/bbh: 3-shot CoT as chat turns"),
-        "mmlu": BenchmarkSpec(shots=5, max_new_tokens=1,
-                              source=f"{_KIT}, mmlu/evaluate_mmlu.py (Hendrycks' 5-shot prompt from "
-                                     "the dev split); scored by the letters' log-likelihood"),
+        "mmlu": _KIT_MMLU,
         "gsm8k": _MATH, "gsm-plus": _MATH, "math": _MATH,
         "ifeval": BenchmarkSpec(max_new_tokens=1024, temperature=0.7, seeds=(0, 1, 2),
                                 source=f"BIDS A.2; {_KIT}, Ins-Following/if_eval"),
@@ -83,14 +95,22 @@ CPU_DEMO = Protocol(
     specs=MappingProxyType({
         "humaneval": BenchmarkSpec(max_new_tokens=384), "mbpp": BenchmarkSpec(max_new_tokens=384),
         "bbh": BenchmarkSpec(max_new_tokens=256, stop=(BBH_STOP, *DEFAULT_STOP)),
-        "mmlu": BenchmarkSpec(max_new_tokens=1),
+        "mmlu": BenchmarkSpec(max_new_tokens=1, scoring="letter-loglik"),
         "gsm8k": BenchmarkSpec(max_new_tokens=256, stop=(MATH_STOP, *DEFAULT_STOP)),
         "gsm-plus": BenchmarkSpec(max_new_tokens=256, stop=(MATH_STOP, *DEFAULT_STOP)),
         "math": BenchmarkSpec(max_new_tokens=384, stop=(MATH_STOP, *DEFAULT_STOP)),
         "ifeval": BenchmarkSpec(max_new_tokens=384),
         "demo": BenchmarkSpec(max_new_tokens=256),
     }))
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (PAPERS, CPU_DEMO)}
+PAPERS_MMLU_LOGLIK = Protocol(
+    name="papers-mmlu-loglik",
+    description=PAPERS.description.replace("MMLU 5-shot", "MMLU 5-shot by the letters' "
+                                           "log-likelihood (not the kit's greedy token)"),
+    specs=MappingProxyType({**PAPERS.specs, "mmlu": dataclasses.replace(
+        _KIT_MMLU, scoring="letter-loglik",
+        source=f"{_KIT}, mmlu/evaluate_mmlu.py's prompt; scored by the letter with the highest "
+               "log-likelihood (Hendrycks et al.'s original rule; the kit's is commented out)")}))
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (PAPERS, PAPERS_MMLU_LOGLIK, CPU_DEMO)}
 DEFAULT_PROTOCOL = PAPERS.name
 
 

@@ -29,7 +29,8 @@ def run_benchmark(benchmark: Benchmark, items: Sequence[EvalItem], model: Any, t
                   ) -> tuple[EvalResult, dict[str, str]]:
     """The result and the completions it judged.
 
-    MMLU is scored by the letters' log-likelihood (no generation). Otherwise each item is
+    Under `scoring="letter-loglik"` (MMLU) the letter with the highest log-likelihood is the
+    answer (no generation). Otherwise each item is
     generated for once per seed (greedy: one run); with several sampled runs the result is the
     run with the median score, and every metric is its median over the runs (BIDS A.2: "the
     median result of three random seeds"), with each run's score kept as `seed<s>_score`.
@@ -39,7 +40,7 @@ def run_benchmark(benchmark: Benchmark, items: Sequence[EvalItem], model: Any, t
     from ..train.generate import generate  # torch, only when a model runs
 
     items = list(items)
-    if benchmark.name == "mmlu":
+    if spec.scoring == "letter-loglik":
         from .mmlu import score_mmlu_loglik
 
         result = score_mmlu_loglik(model, tokenizer, items, batch_size=batch_size,
@@ -51,7 +52,9 @@ def run_benchmark(benchmark: Benchmark, items: Sequence[EvalItem], model: Any, t
                          max_new_tokens=max_new_tokens or spec.max_new_tokens,
                          batch_size=batch_size, stop=spec.stop, temperature=spec.temperature,
                          seed=seed, progress=progress, use_chat_template=use_chat_template)
-        completions = {item.id: text for item, text in zip(items, texts, strict=True)}
+        # a prefilled answer is judged whole: the prefill, then what the model wrote after it
+        completions = {item.id: item.prefill + text for item, text in zip(items, texts,
+                                                                          strict=True)}
         runs.append((benchmark.evaluate(items, completions), completions))
     return median_run(runs, spec.seeds)
 

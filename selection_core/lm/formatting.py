@@ -35,18 +35,24 @@ def format_prompt(tokenizer: Any, prompt: Prompt, use_chat_template: bool | None
 
     `use_chat_template=None` uses the tokenizer's chat template when it has one (instruct
     models), else the Alpaca-style plain template (base models), applied turn by turn to a chat.
+    A chat ending with an assistant turn is a prefill: its text follows the generation prompt,
+    as the UltraInteract kit appends it (MBPP's "```python\ndef").
     """
     if isinstance(prompt, RawText):
         return str(prompt)
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    prefill = ""
+    if messages and messages[-1]["role"] == "assistant":
+        prefill, messages = messages[-1]["content"], messages[:-1]
     if use_chat_template is None:
         use_chat_template = has_chat_template(tokenizer)
     if not use_chat_template:
         return "".join(PLAIN_TEMPLATE.format(prompt=m["content"]) if m["role"] == "user"
-                       else f"{m['content']}\n\n" for m in messages)
+                       else f"{m['content']}\n\n" for m in messages) + prefill
     if not has_chat_template(tokenizer):
         raise ConfigError("use_chat_template=True but this tokenizer has no chat template")
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                         tokenize=False) + prefill
 
 
 def special_prefix(tokenizer: Any) -> list[int]:

@@ -10,5 +10,6 @@ class RawText(str):
 
 
 # One user turn (text), text sent as it is (RawText), or chat turns ending with a user turn
-# (few-shot examples as earlier user/assistant turns, as the reference harnesses send them).
+# (few-shot examples as earlier user/assistant turns, as the reference harnesses send them) — or
+# with an assistant turn whose text the answer continues (a prefill).
 Prompt = str | Sequence[Mapping[str, str]]

@@ -24,11 +24,12 @@ def _by_id(items: list[EvalItem], task_id: str) -> EvalItem:
 def test_loads_the_standard_test_split(items: list[EvalItem]) -> None:
     assert [item.id for item in items] == [str(task_id) for task_id in range(11, 511)]
     first = items[0]
-    assert first.prompt == (  # Austin et al.'s wording as lm-eval's mbpp_instruct, all 3 asserts
-        "You are an expert Python programmer, and here is your task:\nWrite a python function to "
-        "remove first and last occurrence of a given character from the string.\nYour code "
-        'should pass these tests:\nassert remove_Occ("hello","l") == "heo"\n'
-        'assert remove_Occ("abcda","a") == "bcd"\nassert remove_Occ("PHP","P") == "H"')
+    assert first.prompt == (  # the kit's make_conv: signature, task text, first test
+        "Write Python code to solve the task.\nWrite a Python function `remove_Occ(s, ch)` to "
+        "solve the following problem: Present code in ```python```\nWrite a python function to "
+        "remove first and last occurrence of a given character from the string.\n"
+        '>>> assert remove_Occ("hello","l") == "heo"\n')
+    assert first.prefill == "```python\ndef"  # the kit appends it after the generation prompt
     assert first.gold["function"] == "remove_Occ"
     assert _by_id(items, "126").gold["function"] == "sum"  # it shadows the builtin
 
@@ -79,3 +80,15 @@ def test_infinite_loop_is_a_timeout_and_a_shell_call_does_nothing(items: list[Ev
     assert [row["status"] for row in result.per_item] == ["timeout", "passed"]
     assert not target.exists()
     assert time.monotonic() - started < 5
+
+
+def test_the_kit_signature_and_a_prefilled_completion_is_judged_whole(
+        items: list[EvalItem]) -> None:
+    from selection_core.evaluate.mbpp import kit_signature
+
+    assert kit_signature("import re\ndef fib( n ,memo = {} ):\n  pass") == "fib(n, memo={})"
+    item = items[0]
+    code = item.gold_response.removeprefix("```python\n").removesuffix("\n```")
+    # what generation returns after the prefill, stopped at the kit's "\nassert"
+    continuation = code.split("def", 1)[1] + "\n"
+    assert MBPP().score_item(item, item.prefill + continuation)["correct"]

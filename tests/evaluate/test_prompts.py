@@ -50,3 +50,17 @@ def test_prompts_command_errors(capsys: pytest.CaptureFixture[str]) -> None:
     except SystemExit as exc:
         code = exc.code
     assert code == 2 and "'fast'" in capsys.readouterr().err
+
+
+def test_a_prefill_follows_the_generation_prompt(shared_data: Path, tmp_path: Path) -> None:
+    """The kit appends MBPP's "```python\\ndef" after apply_chat_template(add_generation_prompt)."""
+    _, tokenizer = load_causal_lm(str(build_tiny_causal_lm(tmp_path / "tiny")), device="cpu",
+                                  cache=False)
+    tokenizer.chat_template = TEMPLATE
+    from selection_core.evaluate.mbpp import MBPP
+
+    item = MBPP().load(limit=1)[0]
+    assert format_prompt(tokenizer, item.model_input()) == \
+        f"<|user|>{item.prompt}<|end|><|assistant|>```python\ndef"
+    assert format_prompt(tokenizer, item.model_input(), use_chat_template=False) == \
+        f"### Instruction:\n{item.prompt}\n\n### Response:\n```python\ndef"

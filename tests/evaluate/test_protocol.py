@@ -82,3 +82,35 @@ def test_runner_samples_once_per_seed_and_reports_the_median(monkeypatch) -> Non
     greedy, _ = run_benchmark(DemoBenchmark(), items, None, None, PAPERS.spec("demo"),
                               max_new_tokens=7)
     assert calls[-1]["temperature"] == 0 and calls[-1]["max_new_tokens"] == 7
+
+
+def test_mmlu_follows_the_kit_one_greedy_token_and_names_the_log_likelihood_variant(
+        tmp_path) -> None:
+    """papers: the kit's rule (evaluate_mmlu.py: max_tokens=1, temperature 0, the stripped token
+    compared with the letter); `papers-mmlu-loglik` names the letters' log-likelihood."""
+    from selection_core.evaluate.mmlu import MMLU
+    from selection_core.evaluate.runner import load_items, run_benchmark
+    from selection_core.lm.loading import load_causal_lm
+    from selection_core.lm.tiny import build_tiny_causal_lm
+
+    assert PAPERS.spec("mmlu").scoring == "generate" and PAPERS.spec("mmlu").max_new_tokens == 1
+    variant = get_protocol("papers-mmlu-loglik")
+    assert variant.spec("mmlu").scoring == "letter-loglik" and \
+        variant.spec("mmlu").shots == PAPERS.spec("mmlu").shots
+    assert variant.spec("gsm8k") == PAPERS.spec("gsm8k")
+    assert variant.spec("mmlu").config_hash() != PAPERS.spec("mmlu").config_hash()
+    header = "question,choice0,choice1,choice2,choice3,answer\n"
+    for split, count in (("test", 3), ("dev", 5)):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / f"anatomy_{split}.csv").write_text(header + "".join(
+            f"{split} question {i}?,w,x,y,z,{i % 4}\n" for i in range(count)))
+    model, tokenizer = load_causal_lm(str(build_tiny_causal_lm(tmp_path / "lm", seed=0)),
+                                      device="cpu")
+    items = load_items(MMLU(), PAPERS.spec("mmlu"), tmp_path / "test")
+    kit, completions = run_benchmark(MMLU(), items, model, tokenizer, PAPERS.spec("mmlu"))
+    for item, row in zip(items, kit.per_item, strict=True):  # one token, judged as the kit does
+        token = completions[item.id]
+        assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) <= 1
+        assert row["correct"] == (token.strip() == item.gold) and "log_likelihoods" not in row
+    loglik, _ = run_benchmark(MMLU(), items, model, tokenizer, variant.spec("mmlu"))
+    assert all(len(row["log_likelihoods"]) == 4 for row in loglik.per_item)
