@@ -9,8 +9,8 @@ import streamlit as st
 from pages import _ui as ui
 from selection_core import jobs, workspace
 from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
-from selection_core.results import ALL_ITEMS, HELD_OUT, balance_figure, benchmark_table, \
-    delta_forest_figure, protocols, to_html, to_latex, to_markdown
+from selection_core.results import ALL_ITEMS, HELD_OUT, BenchmarkTable, balance_figure, \
+    benchmark_table, delta_forest_figure, protocols, to_html, to_latex, to_markdown
 from selection_core.store import RunStore
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
@@ -21,6 +21,30 @@ table.results th, table.results td {padding: 4px 8px; border-bottom: 1px solid #
 table.results th {background: #f0f3f7;}
 table.results td:nth-child(-n+2) {text-align: left;}
 </style>"""
+
+
+def _stamp(run_dirs: list[Path]) -> tuple[int, ...]:
+    """Changes whenever a result or a plan of these runs is written (a running experiment)."""
+    return tuple(max([path.stat().st_mtime_ns for path in [run / "plan.json",
+                                                           *run.glob("results/*/*.json")]
+                      if path.exists()], default=0) for run in run_dirs)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load(run_dirs: tuple[str, ...], stamp: tuple[int, ...]) -> pd.DataFrame:
+    """Every result with its per-item verdicts, read once (shared, never modified)."""
+    return load_results(list(run_dirs))
+
+
+@st.cache_data(max_entries=16, show_spinner="Bootstrapping the intervals…")
+def _table(run_dirs: tuple[str, ...], stamp: tuple[int, ...], model: str, protocol: str | None,
+           items: str) -> BenchmarkTable:
+    """The table is a bootstrap over every item: computed once per results and view."""
+    results = _load(run_dirs, stamp)
+    if protocol is not None:
+        results = results[results["protocol"] == protocol]
+    return benchmark_table(results, model, items=items)
+
 
 ui.require_app_frame()
 st.title("Results")
@@ -70,7 +94,8 @@ if extra.strip():
         run_dirs.append(Path(extra))
     else:
         st.warning(f"{extra} is not an experiment directory (no experiment.json).")
-results = load_results(run_dirs)
+key, stamp = tuple(str(run) for run in run_dirs), _stamp([Path(run) for run in run_dirs])
+results = _load(key, stamp)
 if results.empty:
     st.info("These experiments have no results yet (still running?).")
     st.stop()
@@ -88,7 +113,7 @@ items = st.radio("Items", [HELD_OUT, ALL_ITEMS], horizontal=True,
                               ALL_ITEMS: "all test items"}.get,
                  help="Influence selection targets its validation instances; scoring a "
                       "selection on them would reward it for having seen the test.")
-table = benchmark_table(results, model, items=items)
+table = _table(key, stamp, model, protocol, items)
 st.subheader(f"{model}: score per benchmark (0–100)")
 st.html(TABLE_CSS + to_html(table))
 st.caption("Each score ± its standard error; bold = not significantly worse than the column's "
