@@ -10,7 +10,9 @@ from pages import _ui as ui
 from selection_core import jobs, workspace
 from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
 from selection_core.results import ALL_ITEMS, HELD_OUT, BenchmarkTable, balance_figure, \
-    benchmark_table, delta_forest_figure, protocols, to_html, to_latex, to_markdown
+    benchmark_table, delta_forest_figure, display_frame, protocols, to_html, to_latex, \
+    to_markdown
+from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
@@ -122,7 +124,7 @@ st.caption("Each score ± its standard error; bold = not significantly worse tha
            "interval (* = excludes 0); budget — is the untuned base model. The table's caption "
            "gives the items per benchmark and the smallest difference each can detect.")
 stem = ui.file_stem(f"results-{model}")
-cols = st.columns(3)
+cols = st.columns(4)
 cols[0].download_button("CSV", ui.export_bytes(table.flat(), "csv"), file_name=f"{stem}.csv",
                         mime="text/csv", on_click="ignore")
 cols[1].download_button("Markdown", to_markdown(table), file_name=f"{stem}.md",
@@ -131,16 +133,27 @@ cols[2].download_button("LaTeX", to_latex(table), file_name=f"{stem}.tex",
                         mime="application/x-tex", on_click="ignore")
 
 budgets = sorted(int(b) for b in results["budget"].dropna().unique())
+figures = []
 if budgets:
     budget = st.select_slider("Budget for the balance chart", budgets, value=budgets[-1]) \
         if len(budgets) > 1 else budgets[0]
-    st.plotly_chart(balance_figure(results[results["model"] == model], budget, table=table),
-                    key="balance")
+    figures.append(("balance", balance_figure(results[results["model"] == model], budget,
+                                              table=table)))
     if any(b == budget for b, _, _ in table.vs_random):
-        st.plotly_chart(delta_forest_figure(table, budget), key="forest")
+        figures.append(("delta_vs_random", delta_forest_figure(table, budget)))
     else:
         st.caption("No Δ vs random at this budget (no random baseline, or no per-item "
                    "verdicts to pair).")
+    for name, figure in figures:
+        st.plotly_chart(figure, key=name)
+report = render_report(f"Results — {model}", [ReportSection(
+    "Score per benchmark (0–100)", f"◆ = not significantly worse than the column's best "
+                                   f"within a budget (paired, 95 %). {table.caption}",
+    tables=[("Budget × method", display_frame(table))], figures=figures)],
+    {"experiments": ", ".join(Path(run).name for run in run_dirs), "model": model,
+     "items": items})
+cols[3].download_button("HTML report", report.encode("utf-8"), file_name=f"{stem}.html",
+                        mime="text/html", on_click="ignore")
 
 st.subheader("Predictions")
 shown = results[results["model"] == model]

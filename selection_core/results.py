@@ -35,6 +35,7 @@ MACRO = "macro avg"
 DELTA = "Δ vs random"
 HELD_OUT = "held-out"  # the test items no selection targeted (not influence validation instances)
 ALL_ITEMS = "all"
+PLAIN_BOLD = "◆"  # bold in text-only exports: not significantly worse than the column's best
 METHOD_ORDER = ("base", "random", "kmeans-random", "kmeans-closest", "quality-top", "kmq",
                 "iterative-kmq", "task-max", "instance-max", "sum", "rds", "bids")
 
@@ -300,7 +301,7 @@ def _cell(value: float, bold: bool, fmt: str, signed: bool = False,
             text += {"tex": f" $\\pm$ {interval.stderr:.1f}"}.get(fmt, f" ± {interval.stderr:.1f}")
     if bold:
         return {"md": f"**{text}**", "tex": f"\\textbf{{{text}}}",
-                "html": f"<b>{text}</b>"}[fmt]
+                "html": f"<b>{text}</b>", "plain": f"{text} {PLAIN_BOLD}"}[fmt]
     return text
 
 
@@ -325,6 +326,13 @@ def _footer(table: BenchmarkTable) -> list[list[str]]:
     detectable = [f"{table.detectable[b]:.1f}" if np.isfinite(table.detectable.get(b, np.nan))
                   else "" for b in names]
     return [["", "items (n)", *count], ["", "detectable Δ (80 % power)", *detectable]]
+
+
+def display_frame(table: BenchmarkTable) -> pd.DataFrame:
+    """The table as text cells (a report's table, which escapes markup): bold cells end with
+    ◆, the footer rows give each benchmark's items and detectable difference."""
+    header = ["budget", "method"] + [LABELS.get(b, b) for _, b in table.scores.columns]
+    return pd.DataFrame(_rows(table, "plain") + _footer(table), columns=header)
 
 
 def to_markdown(table: BenchmarkTable) -> str:

@@ -335,7 +335,7 @@ def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path:
     assert_clean(at)
     assert "all test items" in "".join(h.proto.body for h in at.get("html"))
     labels = [b.label for b in at.get("download_button")]
-    assert labels[:3] == ["CSV", "Markdown", "LaTeX"]
+    assert labels[:4] == ["CSV", "Markdown", "LaTeX", "HTML report"]
     assert any(df.value.shape[0] == 6 for df in at.dataframe)  # a predictions table
 
 

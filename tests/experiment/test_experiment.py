@@ -16,7 +16,7 @@ from selection_core.cli import main
 from selection_core.errors import InputError
 from selection_core.experiment import PAPER_LORA, load_experiment_config, load_results
 from selection_core.results import balance_figure, benchmark_table, delta_forest_figure, \
-    sub_scores, to_html, to_latex, to_markdown
+    display_frame, sub_scores, to_html, to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,6 +276,9 @@ def test_tables_carry_intervals_paired_deltas_and_score_held_out_items() -> None
                  "delta_excludes_0"):
         assert name in flat.columns, name
     assert (flat["gsm8k_n"] == 90).all() and np.isfinite(flat["gsm8k_detectable"]).all()
+    shown = display_frame(table)  # the HTML report's text table
+    assert shown.iloc[kmq]["GSM8K"] == f"{table.scores.iloc[kmq, gsm]:.1f} ± {cell.stderr:.1f} ◆"
+    assert list(shown["method"])[-2:] == ["items (n)", "detectable Δ (80 % power)"]
     everything = benchmark_table(results, items="all")
     assert everything.counts["gsm8k"] == 100 and "all test items" in everything.caption
     forest = delta_forest_figure(table, 100)
