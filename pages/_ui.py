@@ -47,27 +47,31 @@ command line: `python -m selection_core --help`."""
 _frame = threading.local()
 
 
+PAGES = [("pages/data.py", "Data", ":material/table_view:"),
+         ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),  # the default: /
+         ("pages/selection.py", "Selection", ":material/checklist:"),
+         ("pages/iterative.py", "Iterative refinement", ":material/autorenew:"),
+         ("pages/influence.py", "Influence", ":material/hub:"),
+         ("pages/report.py", "Report", ":material/description:"),
+         ("pages/results.py", "Results", ":material/leaderboard:")]
+DEFAULT_PAGE = "pages/clusters.py"
+
+
 def run_app() -> None:
     """The frame around every page (app.py's body): navigation, title and menu, sidebar —
-    behind the login gate: a visitor who is not logged in gets the login page alone."""
+    behind the login gate: a visitor who is not logged in gets the login page alone, at every
+    page's address (a deep link opens its page once logged in)."""
     if auth.gate() is None:
-        login = st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/lock:")],
-                              position="hidden")
+        login = st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/lock:",
+                                       url_path=Path(path).stem, default=path == DEFAULT_PAGE)
+                               for path, _, _ in PAGES], position="hidden")
         st.set_page_config(page_title=f"Log in · {APP_NAME}",
                            page_icon=str(assets_path("favicon.png")),
                            menu_items={"About": ABOUT, "Get help": None, "Report a bug": None})
         login.run()
         return
-    page = st.navigation([
-        st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
-        st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:",
-                default=True),
-        st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),
-        st.Page("pages/iterative.py", title="Iterative refinement", icon=":material/autorenew:"),
-        st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
-        st.Page("pages/report.py", title="Report", icon=":material/description:"),
-        st.Page("pages/results.py", title="Results", icon=":material/leaderboard:"),
-    ])
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
+                          for path, title, icon in PAGES])
     st.set_page_config(page_title=f"{page.title} · {APP_NAME} {__version__}",
                        page_icon=str(assets_path("favicon.png")), layout="wide",
                        menu_items={"About": ABOUT, "Get help": None, "Report a bug": None})
