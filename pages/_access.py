@@ -114,7 +114,7 @@ def gate() -> Role | None:
     oidc = oidc_configured()
     if not access.login_required(address(), tokens(), oidc):
         return _grant(Role.OPERATOR)
-    if oidc and st.user.is_logged_in:
+    if oidc and st.user.get("is_logged_in", False):
         return _grant(access.oidc_role(st.user.get("email"), operators()))
     given = st.query_params.get("token")
     if given is not None:
@@ -145,7 +145,7 @@ def login_page() -> None:
 def logout() -> None:
     """on_click of the sidebar's Log out."""
     st.session_state.pop(ROLE_KEY, None)
-    if oidc_configured() and st.user.is_logged_in:
+    if oidc_configured() and st.user.get("is_logged_in", False):
         st.logout()
 
 

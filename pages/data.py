@@ -59,8 +59,8 @@ def choose_pool() -> None:
             inputs: list[str] = []
             if kind == "Upload a file":
                 uploaded = st.file_uploader(
-                    "Instruction data (.jsonl, .jsonl.gz, .json, .csv, .parquet)", type=UPLOAD_TYPES,
-                    accept_multiple_files=True)
+                    "Instruction data (.jsonl, .jsonl.gz, .json, .csv, .parquet)",
+                    type=UPLOAD_TYPES, accept_multiple_files=True)
                 try:  # the upload limit holds for what a compressed file inflates to
                     inputs = [_checked_upload(f.name, f.getvalue()) for f in uploaded or []]
                 except SelectionError as exc:

@@ -4,21 +4,19 @@ on any page, and the guarded actions refuse a viewer even when called directly â
 widget message for an absent button would reach."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import _access
-from selection_core import access, jobs, pipeline, workspace
-from selection_core.store import RunStore, write_json
+from selection_core import access, jobs
+from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 OPERATOR, VIEWER = "operator-token-for-tests", "viewer-token-for-tests"
 DEMO_N = 300
+SWEPT_K = (3, 4)  # conftest's prepared_workspace
 PAGES = ("clusters", "data", "selection", "iterative", "influence", "report", "results")
 # what only an operator gets, by page (buttons, text boxes, uploaders, radio options)
 OPERATOR_ONLY = {
@@ -33,22 +31,9 @@ OPERATOR_ONLY = {
 EVERY_PAGE_OPERATOR = {"Stop"}  # the job queue in the sidebar
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("access-workspace")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SELECTION_CORE_WORKSPACE", str(root))
-    patch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
-    store = workspace.demo_run()
-    pipeline.ingest_demo(store, n=DEMO_N)
-    pipeline.prepare(store, ks=(3, 4))
-    yield root
-    patch.undo()
-
-
 @pytest.fixture
-def tokens(prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(prepared))
+def tokens(prepared_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(prepared_workspace))
     monkeypatch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
     monkeypatch.setenv(access.OPERATOR_TOKEN_ENV, OPERATOR)
     monkeypatch.setenv(access.VIEWER_TOKEN_ENV, VIEWER)
@@ -56,16 +41,8 @@ def tokens(prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def queued_job(prepared: Path):
-    """A live job in the workspace's queue (a sleeping process holding a ticket)."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    ticket = prepared / "queue" / f"{time.time_ns():020d}-{sleeper.pid}.json"
-    write_json(ticket, {"run": str(prepared / "runs" / "x"), "name": "score",
-                        "pid": sleeper.pid, "state": "running"})
-    yield
-    sleeper.kill()
-    sleeper.wait()
-    ticket.unlink(missing_ok=True)
+def queued_job(prepared_workspace: Path, job_in_queue) -> None:
+    job_in_queue(prepared_workspace, "x", "score")
 
 
 def open_app(token: str | None, page: str = "clusters") -> AppTest:
@@ -171,10 +148,11 @@ def _crafted(run_dir: str) -> None:
             st.error(f"{name}: {type(exc).__name__}: {exc}")
 
 
-def test_the_guarded_actions_refuse_a_viewer_called_directly(tokens: None, prepared: Path
-                                                             ) -> None:
+def test_the_guarded_actions_refuse_a_viewer_called_directly(tokens: None,
+                                                             prepared_workspace: Path) -> None:
     """The crafted-request case: the absent button's action, called as its widget message
     would have it, in a viewer's session (AppTest, not a raw websocket message)."""
+    prepared = prepared_workspace
     run = prepared / "runs" / "crafted"
     at = AppTest.from_function(_crafted, args=(str(run),), default_timeout=60)
     at.query_params["token"] = VIEWER
@@ -195,3 +173,22 @@ def test_the_guarded_actions_refuse_a_viewer_called_directly(tokens: None, prepa
     assert any(e.value.startswith("path: AccessDenied: /etc/hostname: outside the data roots")
                for e in at.error)
     jobs.stop_job(RunStore(run), "prepare")
+
+
+def test_with_oidc_configured_the_login_page_offers_the_identity_provider(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit's own OIDC login, configured in secrets.toml ([auth]): a visitor gets its
+    button (no token box: none is configured) and nothing of the workspace."""
+    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(tmp_path))
+    for name in (access.OPERATOR_TOKEN_ENV, access.VIEWER_TOKEN_ENV):
+        monkeypatch.delenv(name, raising=False)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback",
+                          "cookie_secret": "c", "client_id": "i", "client_secret": "s",
+                          "server_metadata_url": "https://idp.example/.well-known/"
+                                                 "openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Log in"]
+    assert [b.label for b in at.button] == ["Log in with your identity provider"]
+    assert not at.text_input and not at.sidebar.children

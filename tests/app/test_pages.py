@@ -18,20 +18,7 @@ from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 600
-
-
-@pytest.fixture(scope="module")
-def prepared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace whose default demo run (600 rows) is prepared, as the app's job would."""
-    root = tmp_path_factory.mktemp("workspace")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SELECTION_CORE_WORKSPACE", str(root))
-    patch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
-    store = workspace.demo_run()
-    pipeline.ingest_demo(store, n=DEMO_N)
-    pipeline.prepare(store, ks=(4, 6, 8, 12))
-    yield root
-    patch.undo()
+SWEPT_K = (4, 6, 8, 12)  # conftest's prepared_workspace
 
 
 def open_page(page: str) -> AppTest:

@@ -12,15 +12,12 @@ import importlib.util
 import re
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from selection_core import access
-from selection_core.store import write_json
 
 
 def _browser_helpers():
@@ -203,17 +200,9 @@ def test_with_tokens_no_token_shows_the_login_box_and_the_right_one_the_app(
 
 
 @pytest.fixture
-def running_job(token_server: tuple[Server, Path]) -> Iterator[None]:
+def running_job(token_server: tuple[Server, Path], job_in_queue) -> None:
     """A live heavy job in the workspace's queue, so the queue and its Stop button show."""
-    _, workspace = token_server
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    ticket = workspace / "queue" / f"{time.time_ns():020d}-{sleeper.pid}.json"
-    write_json(ticket, {"run": str(workspace / "runs" / "other"), "name": "score",
-                        "pid": sleeper.pid, "state": "running"})
-    yield
-    sleeper.kill()
-    sleeper.wait()
-    ticket.unlink(missing_ok=True)
+    job_in_queue(token_server[1], "other", "score")
 
 
 ACTING = ("Open the demo pool", "Upload a file", "Local path or Hugging Face dataset", "Stop",
