@@ -188,6 +188,9 @@ def _chain_progress(run_dir: str) -> None:
     status = jobs.job_status(RunStore(run_dir), CHAIN_JOB)
     if not status.running:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     elapsed = time.time() - (status.started or time.time())
     detail = RunStore(run_dir).progress(CHAIN_JOB) or {}
     fresh = detail.get("time", 0) >= (status.started or 0)

@@ -52,6 +52,9 @@ def _job_panel(run_dir: str, rounds_seen: int) -> None:
     done = completed_rounds(found[0]) if found else 0
     if not status.running or done != rounds_seen:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     progress = run.progress(ITERATE_JOB) or {"done": 0, "total": 1, "message": "starting"}
     elapsed = time.time() - (status.started or time.time())
     st.progress(min(progress["done"] / max(progress["total"], 1), 1.0),

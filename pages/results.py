@@ -36,6 +36,9 @@ def _experiment_progress() -> None:
     status = jobs.job_status(quick_store, "experiment")
     if not status.running:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     progress = quick_store.progress("experiment")
     if progress and progress["total"]:
         st.progress(progress["done"] / progress["total"],

@@ -113,7 +113,9 @@ if submitted:
         ui.show_error(exc)
 
 score_job = jobs.job_status(store, SCORE_JOB)
-if score_job.running:
+if score_job.queued:
+    ui.queue_note()
+elif score_job.running:
     st.info(f"Scoring with {st.session_state.get('pending_scorer', 'a model')} in the background…")
     progress = store.progress(SCORE_JOB)
     if progress and progress["total"]:

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import _access
-from selection_core import access, jobs
+from selection_core import access, jobs, pipeline, workspace
 from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -192,3 +192,24 @@ def test_with_oidc_configured_the_login_page_offers_the_identity_provider(
     assert [t.value for t in at.title] == ["Log in"]
     assert [b.label for b in at.button] == ["Log in with your identity provider"]
     assert not at.text_input and not at.sidebar.children
+
+
+def test_make_view_presents_one_finished_run_read_only(prepared_workspace: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(prepared_workspace))
+    monkeypatch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
+    for name in (access.OPERATOR_TOKEN_ENV, access.VIEWER_TOKEN_ENV):
+        monkeypatch.delenv(name, raising=False)
+    unfinished = RunStore(prepared_workspace / "runs" / "unfinished")
+    pipeline.ingest_demo(unfinished, n=100)  # a second run, not prepared
+    operator = open_app(None)  # loopback, no login: the operator, who may switch runs
+    assert "Switch to" in controls(operator) and "Try a k that was not swept" in controls(operator)
+    monkeypatch.setenv(access.VIEW_RUN_ENV, str(workspace.demo_run().root))
+    presenting = open_app(None)
+    assert [c.value for c in presenting.sidebar.caption][0] == "Presenting (read only)"
+    assert not controls(presenting) & {"Switch to", "Try a k that was not swept", "Stop"}
+    assert len(presenting.get("plotly_chart")) >= 3  # the run itself, browsable
+    monkeypatch.setenv(access.VIEW_RUN_ENV, str(unfinished.root))
+    refused = open_app(None)
+    assert any("is not a finished run" in e.value for e in refused.error)
+    assert not refused.get("plotly_chart")

@@ -172,8 +172,9 @@ def test_selection_without_a_scorer_model_explains_what_is_missing(prepared_work
     assert any("needs a model" in e.value for e in at.error)
 
 
-def test_data_page_shows_the_pool_and_names_bad_lines(prepared_workspace: Path,
-                                                      tmp_path: Path) -> None:
+def test_data_page_shows_the_pool_and_names_bad_lines(prepared_workspace: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELECTION_CORE_DATA_ROOTS", str(tmp_path))  # the path box reads there
     at = open_page("data")
     assert_clean(at)
     assert any(m.value == f"{DEMO_N:,}" for m in at.metric)
