@@ -2,9 +2,9 @@
 it is shared, gives a viewer no controls that act, and reads server paths only under the data
 roots. Servers are started as in test_browser.py (its `Server` and `browser`).
 
-The crafted-request case (a widget message for a button a viewer does not have) is tested in
-tests/app/test_access_pages.py with AppTest, calling the guarded actions in a viewer's session,
-not with a raw websocket message.
+The crafted-request case is a raw websocket message (Streamlit's protobuf BackMsg) pressing a
+button a viewer does not have; tests/app/test_access_pages.py also calls the guarded actions
+directly in a viewer's session.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import importlib.util
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +245,66 @@ def test_a_viewer_sees_no_upload_path_job_or_stop_controls(
     assert set(seen[OPERATOR, "data"]) >= {"Open the demo pool", "Upload a file", "Stop"}
     assert "Run the quick demo experiment" in seen[OPERATOR, "results"]
     assert seen[VIEWER, "data"] == [] and seen[VIEWER, "results"] == []
+
+
+# --------------------------------------------------------------------------- a crafted message
+def script_run(server: Server, token: str, page: str, pressed: tuple[str, ...] = ()
+               ) -> tuple[dict[str, str], list[str]]:
+    """One script run over Streamlit's websocket, as a browser would ask for it, with the
+    buttons `pressed` (widget ids) in its widget states: the buttons the run drew (label → id)
+    and its headings."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    request = BackMsg()
+    request.rerun_script.query_string = f"token={token}"
+    request.rerun_script.page_name = page
+    for widget in pressed:
+        state = request.rerun_script.widget_states.widgets.add()
+        state.id, state.trigger_value = widget, True
+    buttons, headings = {}, []
+    with connect(f"ws://127.0.0.1:{server.port}/_stcore/stream") as socket_:
+        socket_.send(request.SerializeToString())
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(socket_.recv(timeout=90))
+            if message.WhichOneof("type") == "script_finished":
+                return buttons, headings
+            element = message.delta.new_element
+            if element.WhichOneof("type") == "button":
+                buttons[element.button.label] = element.button.id
+            elif element.WhichOneof("type") == "heading":
+                headings.append(element.heading.body)
+
+
+def test_a_crafted_widget_message_starts_no_job_for_a_viewer(
+        token_server: tuple[Server, Path]) -> None:
+    """A raw websocket message pressing "Open the demo pool" (which starts the demo's
+    preparation job) in a viewer's session: refused; the same message from an operator's
+    fresh session starts the job, so the message itself is well formed."""
+    from selection_core import jobs
+    from selection_core.store import RunStore
+
+    server, workspace = token_server
+    run = workspace / "runs" / f"demo-n{helpers.DEMO_N}-s0"
+
+    def prepare_job() -> str:
+        return jobs.job_status(RunStore(run, create=False), "prepare").state if run.exists() \
+            else "absent"
+
+    operator_buttons, _ = script_run(server, OPERATOR, "data")
+    press = operator_buttons["Open the demo pool"]
+    viewer_buttons, headings = script_run(server, VIEWER, "data", pressed=(press,))
+    assert "Data" in headings and "Open the demo pool" not in viewer_buttons
+    time.sleep(2)
+    assert prepare_job() == "absent"  # no job started
+    script_run(server, OPERATOR, "data", pressed=(press,))
+    deadline = time.time() + 30
+    while prepare_job() == "absent" and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        assert prepare_job() in ("queued", "running")
+    finally:
+        if run.exists():
+            jobs.stop_job(RunStore(run, create=False), "prepare")
