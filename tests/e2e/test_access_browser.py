@@ -245,6 +245,8 @@ def test_a_viewer_sees_no_upload_path_job_or_stop_controls(
     assert set(seen[OPERATOR, "data"]) >= {"Open the demo pool", "Upload a file", "Stop"}
     assert "Run the quick demo experiment" in seen[OPERATOR, "results"]
     assert seen[VIEWER, "data"] == [] and seen[VIEWER, "results"] == []
+    log = server.log_path.read_text()
+    assert OPERATOR not in log and VIEWER not in log  # tokens given in URLs are not logged
 
 
 # --------------------------------------------------------------------------- a crafted message
