@@ -4,6 +4,7 @@ on any page, and the guarded actions refuse a viewer even when called directly â
 widget message for an absent button would reach."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,14 @@ def test_make_view_presents_one_finished_run_read_only(prepared_workspace: Path,
     refused = open_app(None)
     assert any("is not a finished run" in e.value for e in refused.error)
     assert not refused.get("plotly_chart")
+
+
+def test_pages_act_only_through_the_guarded_actions() -> None:
+    """Starting or stopping a job and storing an upload go through pages/_access.py, whose
+    functions check the role: no page calls the core's unguarded ones."""
+    unguarded = re.compile(r"\b(jobs\.start_job|jobs\.stop_job|workspace\.upload_path)\(")
+    pages = Path(APP).parent / "pages"
+    offenders = {path.name: unguarded.findall(path.read_text(encoding="utf-8"))
+                 for path in [Path(APP), *pages.glob("*.py")] if path.name != "_access.py"}
+    assert {name: calls for name, calls in offenders.items() if calls} == {}
+    assert unguarded.findall((pages / "_access.py").read_text(encoding="utf-8"))  # it does
