@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# loopback only; HOST=0.0.0.0 shares the app (a login is then required: README, "Sharing")
+HOST ?= 127.0.0.1
 
-.PHONY: app test install benchmarks
+.PHONY: app view test install benchmarks
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)  # never re-create over a working venv
@@ -17,7 +19,13 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 app: install
-	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.port $(PORT)
+	HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py --server.port $(PORT) --server.address $(HOST)
+
+# one finished run, read only, for presenting:  make view RUN=path/to/run [HOST=0.0.0.0]
+view: install
+	@test -n "$(RUN)" || { echo "usage: make view RUN=path/to/a/finished/run" >&2; exit 2; }
+	SELECTION_CORE_VIEW_RUN="$(RUN)" HF_HUB_OFFLINE=1 $(PY) -m streamlit run app.py \
+		--server.port $(PORT) --server.address $(HOST)
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

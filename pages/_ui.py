@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages import _access as auth
 from selection_core import __version__, jobs, pipeline, workspace
 from selection_core.cluster.terms import TermCounts, cluster_overview, distinctive_terms, \
     term_counts
@@ -46,22 +47,40 @@ command line: `python -m selection_core --help`."""
 _frame = threading.local()
 
 
+PAGES = [("pages/data.py", "Data", ":material/table_view:"),
+         ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),  # the default: /
+         ("pages/selection.py", "Selection", ":material/checklist:"),
+         ("pages/iterative.py", "Iterative refinement", ":material/autorenew:"),
+         ("pages/influence.py", "Influence", ":material/hub:"),
+         ("pages/report.py", "Report", ":material/description:"),
+         ("pages/results.py", "Results", ":material/leaderboard:")]
+DEFAULT_PAGE = "pages/clusters.py"
+
+
 def run_app() -> None:
-    """The frame around every page (app.py's body): navigation, title and menu, sidebar."""
-    page = st.navigation([
-        st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
-        st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:",
-                default=True),
-        st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),
-        st.Page("pages/iterative.py", title="Iterative refinement", icon=":material/autorenew:"),
-        st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
-        st.Page("pages/report.py", title="Report", icon=":material/description:"),
-        st.Page("pages/results.py", title="Results", icon=":material/leaderboard:"),
-    ])
+    """The frame around every page (app.py's body): navigation, title and menu, sidebar —
+    behind the login gate: a visitor who is not logged in gets the login page alone, at every
+    page's address (a deep link opens its page once logged in)."""
+    if auth.gate() is None:
+        login = st.navigation([st.Page(auth.login_page, title="Log in", icon=":material/lock:",
+                                       url_path=Path(path).stem, default=path == DEFAULT_PAGE)
+                               for path, _, _ in PAGES], position="hidden")
+        st.set_page_config(page_title=f"Log in · {APP_NAME}",
+                           page_icon=str(assets_path("favicon.png")),
+                           menu_items={"About": ABOUT, "Get help": None, "Report a bug": None})
+        login.run()
+        return
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=path == DEFAULT_PAGE)
+                          for path, title, icon in PAGES])
     st.set_page_config(page_title=f"{page.title} · {APP_NAME} {__version__}",
                        page_icon=str(assets_path("favicon.png")), layout="wide",
                        menu_items={"About": ABOUT, "Get help": None, "Report a bug": None})
     sidebar()
+    presented = auth.view_run()
+    if presented is not None and not is_ready(current_store()):
+        st.error(f"{presented} is not a finished run: `make view` presents a run whose "
+                 "preparation is done (`python -m selection_core status --run …` says).")
+        st.stop()
     _frame.active = True
     try:
         page.run()
@@ -79,7 +98,11 @@ def require_app_frame() -> None:
 
 # --------------------------------------------------------------------------- the current run
 def current_store() -> RunStore:
-    """The run the pages show: chosen on the Data page or in the sidebar; the demo by default."""
+    """The run the pages show: chosen on the Data page or in the sidebar; the demo by default;
+    the presented one with `make view RUN=…`."""
+    presented = auth.view_run()
+    if presented is not None:
+        return RunStore(presented, create=False)
     if "run_dir" not in st.session_state:
         st.session_state.run_dir = str(workspace.demo_run().root)
     return RunStore(st.session_state.run_dir)
@@ -94,7 +117,7 @@ def use_run(store: RunStore, prepare: pipeline.PrepareConfig | None = None) -> N
 
 
 def start_prepare(store: RunStore, config: pipeline.PrepareConfig) -> None:
-    jobs.start_job(store, PREPARE_JOB, [jobs.link(pipeline.PREPARE.name, config)])
+    auth.start_job(store, PREPARE_JOB, [jobs.link(pipeline.PREPARE.name, config)])
 
 
 def is_demo(store: RunStore) -> bool:
@@ -141,6 +164,10 @@ def require_ready_run(first_view: bool = False) -> RunStore | None:
             _refine_panel(str(store.root), run_token(store))
             return store
         _progress_panel(str(store.root), first_view)
+    elif not auth.is_operator():  # a viewer looks at prepared runs; an operator prepares them
+        st.info(f"{store.root.name} is not prepared yet"
+                + (f" (its preparation failed: {status.message})" if status.state == "failed"
+                   else "") + ". Choose a prepared run in the sidebar.")
     elif status.state == "failed":
         st.error(f"Preparing this pool failed: {status.message}")
         with st.expander("Log"):
@@ -199,6 +226,9 @@ def _progress_panel(run_dir: str, first_view: bool) -> None:
     status = jobs.job_status(store, PREPARE_JOB)
     if not status.running or (first_view and shows_first_view(store)):
         st.rerun(scope="app")
+    if status.queued:
+        queue_note()
+        return
     st.info(f"Preparing {store.root.name}: embedding, scores, k sweep and map run once in the "
             "background and are cached. The map and the k curves appear as soon as the first "
             "results are in; the full sweep and the UMAP map follow.")
@@ -227,17 +257,48 @@ def _switch_run(runs: dict[str, Path]) -> None:
     st.session_state.switch_run = "—"
 
 
+def queue_note() -> None:
+    """A queued job's place: heavy jobs run one at a time (`jobs.heavy_slot`)."""
+    waiting = jobs.queue()
+    running = [f"{job['name']} on {Path(job['run']).name}" for job in waiting
+               if job["state"] == "running"]
+    st.info("Waiting for the running heavy job to finish"
+            + (f" ({running[0]})" if running else "") + f": {len(waiting)} in the queue, one "
+            "at a time. It starts by itself.")
+
+
+def _job_queue() -> None:
+    """The workspace's heavy jobs (running, then queued), with Stop for an operator."""
+    waiting = jobs.queue()
+    if not waiting:
+        return
+    st.caption("Background jobs (one at a time)")
+    for number, job in enumerate(waiting):
+        text, stop = st.columns([4, 1], vertical_alignment="center")
+        text.markdown(f"{'▶' if job['state'] == 'running' else f'{number}.'} {job['name']} · "
+                      f"{Path(job['run']).name}")
+        if auth.is_operator() and stop.button("Stop", key=f"stop_job_{job['pid']}",
+                                              help="End this job (finished stages are kept)"):
+            auth.stop_job(RunStore(job["run"], create=False), job["name"])
+            st.rerun()
+
+
 def sidebar() -> None:
-    """Run picker and a short description of the current run."""
+    """Run picker, a short description of the current run, the job queue, who is logged in."""
     store = current_store()
+    presenting = auth.view_run() is not None
     with st.sidebar:
-        st.caption("Current pool")
+        st.caption("Presenting (read only)" if presenting else "Current pool")
         st.markdown(f"**{store.root.name}**")
         runs = {p.name: p for p in workspace.list_runs() if p != store.root}
-        if runs:
+        if runs and not presenting:
             st.selectbox("Switch to", ["—", *runs], key="switch_run", on_change=_switch_run,
                          args=(runs,))
         st.caption(f"Run directory: `{store.root}`")
+        _job_queue()
+        if auth.shows_logout():
+            st.caption(f"Logged in as {auth.role().value}")
+            st.button("Log out", on_click=auth.logout, icon=":material/logout:")
 
 
 # --------------------------------------------------------------------------- cached loaders

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from pages import _access as auth
 from pages import _ui as ui
 from selection_core.errors import SelectionError
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure
@@ -34,11 +35,13 @@ with k_col:
     k = st.select_slider("Number of clusters k", options=options, key="k_slider",
                          on_change=lambda: st.session_state.update(k=st.session_state.k_slider),
                          help="Every swept k is precomputed, so changing it is instant.")
-    with st.expander("Try a k that was not swept"):
-        custom = st.number_input("k", min_value=2, max_value=len(ui.load_pool(run_dir, token)) - 1,
-                                 value=k, step=1)
-        if st.button("Cluster at this k"):
-            k = int(custom)
+    if auth.is_operator():  # clustering at a new k adds to the run: operators only
+        with st.expander("Try a k that was not swept"):
+            custom = st.number_input("k", min_value=2,
+                                     max_value=len(ui.load_pool(run_dir, token)) - 1,
+                                     value=k, step=1)
+            if st.button("Cluster at this k"):
+                k = int(custom)
     if k != current:  # chosen by the user: kept (otherwise k follows the recommendation)
         st.session_state.k = k
     knee_text = f"**k={knee}**" if knee else "none (the curve has no clear elbow)"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages import _access as auth
 from pages import _ui as ui
 from selection_core import jobs, pipeline, workspace
 from selection_core.errors import InputError, SelectionError
@@ -178,7 +179,7 @@ def chain_active(store: RunStore) -> bool:
 
 
 def _start_chain(store: RunStore) -> None:
-    jobs.start_job(store, CHAIN_JOB, tiny_chain())
+    auth.start_job(store, CHAIN_JOB, tiny_chain())
 
 
 @st.fragment(run_every=1.0)
@@ -187,6 +188,9 @@ def _chain_progress(run_dir: str) -> None:
     status = jobs.job_status(RunStore(run_dir), CHAIN_JOB)
     if not status.running:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     elapsed = time.time() - (status.started or time.time())
     detail = RunStore(run_dir).progress(CHAIN_JOB) or {}
     fresh = detail.get("time", 0) >= (status.started or 0)
@@ -227,9 +231,11 @@ def empty_state(store: RunStore) -> None:
                  f"{status.message}")
         with st.expander("Log"):
             st.code(status.log_tail or "(empty)")
-        if st.button("Try again", type="primary"):  # finished stages are reused
+        if auth.is_operator() and st.button("Try again", type="primary"):  # stages are reused
             _start_chain(store)
             st.rerun()
+    elif not auth.is_operator():
+        st.caption("An operator can compute it here or upload one.")
     elif st.button("Compute a small matrix here (tiny CPU model)", type="primary"):
         _start_chain(store)
         st.rerun()
@@ -240,7 +246,8 @@ def choose_source(store: RunStore) -> Source:
     """The current run's matrix, another run's, or an uploaded pair; stops the page otherwise."""
     here = has_matrix(store.root)
     others = {p.name: p for p in workspace.list_runs() if p != store.root and has_matrix(p)}
-    options = [SOURCE_RUN, *([SOURCE_OTHER] if others else []), SOURCE_UPLOAD]
+    options = [SOURCE_RUN, *([SOURCE_OTHER] if others else []),
+               *([SOURCE_UPLOAD] if auth.is_operator() else [])]
     # keyed: the choice survives the default changing (e.g. between two stages of the chain)
     choice = st.radio("Attribution matrix", options, horizontal=True, key="influence_source",
                       index=0 if here or not others or chain_active(store) else 1)
@@ -260,7 +267,11 @@ def choose_source(store: RunStore) -> Source:
         st.info("Upload both files, as written by `influence matrix` (`attribution.npy`, "
                 "`val_tasks.txt`). Row i of A is taken to be row i of the current pool.")
         st.stop()
-    stored = [workspace.upload_path(f.name, f.getvalue()) for f in (matrix, tasks)]
+    try:
+        stored = [auth.save_upload(f.name, f.getvalue()) for f in (matrix, tasks)]
+    except SelectionError as exc:  # the workspace quota
+        ui.show_error(exc)
+        st.stop()
     return Source(matrix_files(*stored), f"upload {matrix.name}", None,
                   {str(stored[0]): matrix.name, str(stored[1]): tasks.name})
 

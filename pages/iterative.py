@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages import _access as auth
 from pages import _ui as ui
 from selection_core import jobs
 from selection_core.errors import SelectionError
@@ -51,6 +52,9 @@ def _job_panel(run_dir: str, rounds_seen: int) -> None:
     done = completed_rounds(found[0]) if found else 0
     if not status.running or done != rounds_seen:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     progress = run.progress(ITERATE_JOB) or {"done": 0, "total": 1, "message": "starting"}
     elapsed = time.time() - (status.started or time.time())
     st.progress(min(progress["done"] / max(progress["total"], 1), 1.0),
@@ -68,57 +72,67 @@ elif status.state == "failed":
         st.code(status.log_tail or "(empty)")
 
 # ----------------------------------------------------------------------------- start a run
-with st.expander("Start an iterative run", expanded=not runs), \
-        st.form("iterate_form", border=False):
-    first, second, third = st.columns(3)
-    with first:
-        k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows, value=view.k))
-        budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
-                                     value=min(300, n_rows), step=50))
-        rounds = int(st.number_input("Rounds", min_value=1, max_value=10,
-                                     value=widget(IterativeConfig, "rounds").default))
-    with second:
-        model = st.selectbox("Model", list(MODELS), format_func=lambda m: f"{m} — {MODELS[m]}")
-        custom_model = st.text_input("…or another causal LM (HF name or local path)", "")
-        scorers = widget(IterativeConfig, "scorer")
-        scorer = st.selectbox("Scorer", scorers.choices, help=SCORER_HELP,
-                              index=scorers.choices.index(scorers.default))
-        reward_model = st.text_input("Reward model (for the reward scorer)", "")
-    with third:
-        weight_tau = st.number_input("Weight temperature τ", min_value=0.01, step=0.25,
-                                     value=widget(IterativeConfig, "weight_tau").default,
-                                     help="in standard deviations of S, whatever the scorer")
-        eval_per_round = int(st.number_input(
-            "Generations scored per round", min_value=1,
-            value=widget(IterativeConfig, "eval_per_round").default,
-            step=8, help=f"more when k needs them: every cluster with selected items gets "
-                         f"{IterativeConfig.min_scored_per_cluster}"))
-        max_new_tokens = int(st.number_input(
-            "Max new tokens", min_value=4, value=MAX_NEW_TOKENS, step=16,
-            help="the generation cap; gold answers are cut at it too before scoring"))
-        from_base = st.checkbox("Train each round from the base model",
-                                help="default: continue the previous round's adapter")
-    start = st.form_submit_button("Start", type="primary", disabled=status.running)
-if start:
-    chosen_model = custom_model.strip() or model
-    if budget < rounds:
-        st.error(f"The budget ({budget}) must be at least the number of rounds ({rounds}).")
-    elif scorer == "reward" and not reward_model.strip():
-        st.error("The reward scorer needs a reward model (a Hugging Face name or local path).")
-    else:
-        config = IterativeConfig(k=k, budget=budget, rounds=rounds, weight_tau=float(weight_tau),
-                                 scorer=scorer, scorer_model=reward_model.strip() or None,
-                                 eval_per_round=eval_per_round, continue_training=not from_base,
-                                 model=chosen_model)
-        job = IterateJob.create(config, KMeansConfig(k=k), round_lora(), max_new_tokens,
-                                out=str(iterative_selection_path(store, k, budget)))
-        jobs.start_job(store, ITERATE_JOB, [jobs.link(ITERATE_JOB_STAGE.name, job)])
-        st.rerun()
+def start_form() -> None:
+    """An operator's: start iterative kMQ on this pool in the background."""
+    with st.expander("Start an iterative run", expanded=not runs), \
+            st.form("iterate_form", border=False):
+        first, second, third = st.columns(3)
+        with first:
+            k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows,
+                                    value=view.k))
+            budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
+                                         value=min(300, n_rows), step=50))
+            rounds = int(st.number_input("Rounds", min_value=1, max_value=10,
+                                         value=widget(IterativeConfig, "rounds").default))
+        with second:
+            model = st.selectbox("Model", list(MODELS),
+                                 format_func=lambda m: f"{m} — {MODELS[m]}")
+            custom_model = st.text_input("…or another causal LM (HF name or local path)", "")
+            scorers = widget(IterativeConfig, "scorer")
+            scorer = st.selectbox("Scorer", scorers.choices, help=SCORER_HELP,
+                                  index=scorers.choices.index(scorers.default))
+            reward_model = st.text_input("Reward model (for the reward scorer)", "")
+        with third:
+            weight_tau = st.number_input("Weight temperature τ", min_value=0.01, step=0.25,
+                                         value=widget(IterativeConfig, "weight_tau").default,
+                                         help="in standard deviations of S, whatever the scorer")
+            eval_per_round = int(st.number_input(
+                "Generations scored per round", min_value=1,
+                value=widget(IterativeConfig, "eval_per_round").default,
+                step=8, help=f"more when k needs them: every cluster with selected items gets "
+                             f"{IterativeConfig.min_scored_per_cluster}"))
+            max_new_tokens = int(st.number_input(
+                "Max new tokens", min_value=4, value=MAX_NEW_TOKENS, step=16,
+                help="the generation cap; gold answers are cut at it too before scoring"))
+            from_base = st.checkbox("Train each round from the base model",
+                                    help="default: continue the previous round's adapter")
+        start = st.form_submit_button("Start", type="primary", disabled=status.running)
+    if start:
+        chosen_model = custom_model.strip() or model
+        if budget < rounds:
+            st.error(f"The budget ({budget}) must be at least the number of rounds ({rounds}).")
+        elif scorer == "reward" and not reward_model.strip():
+            st.error("The reward scorer needs a reward model (a Hugging Face name or local "
+                     "path).")
+        else:
+            config = IterativeConfig(k=k, budget=budget, rounds=rounds,
+                                     weight_tau=float(weight_tau), scorer=scorer,
+                                     scorer_model=reward_model.strip() or None,
+                                     eval_per_round=eval_per_round,
+                                     continue_training=not from_base, model=chosen_model)
+            job = IterateJob.create(config, KMeansConfig(k=k), round_lora(), max_new_tokens,
+                                    out=str(iterative_selection_path(store, k, budget)))
+            auth.start_job(store, ITERATE_JOB, [jobs.link(ITERATE_JOB_STAGE.name, job)])
+            st.rerun()
+
+
+if auth.is_operator():
+    start_form()
 
 if not runs:
-    st.info("No iterative run on this pool yet. Start one above, or on a GPU server run "
-            "`python -m selection_core iterate --run DIR --k K --budget B --model NAME "
-            "--out selected.jsonl` and open the same run directory here.")
+    st.info("No iterative run on this pool yet. An operator starts one above, or on a GPU "
+            "server runs `python -m selection_core iterate --run DIR --k K --budget B --model "
+            "NAME --out selected.jsonl` and opens the same run directory here.")
     st.code(f"python -m selection_core iterate --run {store.root} --k {view.k} --budget 300 "
             "--rounds 3 --model smollm2-135m-instruct --out selected.jsonl", language="bash")
     st.stop()

@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages import _access as auth
 from pages import _ui as ui
-from selection_core import jobs, workspace
+from selection_core import access, jobs, workspace
 from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
 from selection_core.results import ALL_ITEMS, HELD_OUT, BenchmarkTable, balance_figure, \
     benchmark_table, delta_forest_figure, display_frame, protocols, to_html, to_latex, \
@@ -61,6 +62,9 @@ def _experiment_progress() -> None:
     status = jobs.job_status(quick_store, "experiment")
     if not status.running:
         st.rerun(scope="app")
+    if status.queued:
+        ui.queue_note()
+        return
     progress = quick_store.progress("experiment")
     if progress and progress["total"]:
         st.progress(progress["done"] / progress["total"],
@@ -82,20 +86,27 @@ if not experiments:
         "`python -m selection_core experiment --config configs/demo_tiny_cpu.toml` (about a "
         "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, ~15 min), or a "
         "GPU config from `configs/` on a server — or start the quick one here.")
-    if not quick_job.running and st.button("Run the quick demo experiment", type="primary"):
-        jobs.start_job(quick_store, "experiment",
+    if auth.is_operator() and not quick_job.running and \
+            st.button("Run the quick demo experiment", type="primary"):
+        auth.start_job(quick_store, "experiment",
                        [jobs.link(EXPERIMENT.name, ExperimentJob(str(QUICK_CONFIG)))])
         st.rerun()
     st.stop()
 
 chosen = st.multiselect("Experiments", list(experiments), default=list(experiments)[:1])
-extra = st.text_input("…or another experiment directory", placeholder="/path/to/run")
 run_dirs = [experiments[name] for name in chosen]
+extra = st.text_input("…or another experiment directory", placeholder="/path/to/run") \
+    if auth.is_operator() else ""
 if extra.strip():
-    if workspace.is_experiment(Path(extra)):
-        run_dirs.append(Path(extra))
+    try:  # a server path: under the data roots only
+        auth.check_inputs([extra])
+    except access.AccessDenied as exc:
+        ui.show_error(exc)
     else:
-        st.warning(f"{extra} is not an experiment directory (no experiment.json).")
+        if workspace.is_experiment(Path(extra)):
+            run_dirs.append(Path(extra))
+        else:
+            st.warning(f"{extra} is not an experiment directory (no experiment.json).")
 key, stamp = tuple(str(run) for run in run_dirs), _stamp([Path(run) for run in run_dirs])
 results = _load(key, stamp)
 if results.empty:

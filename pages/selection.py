@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages import _access as auth
 from pages import _ui as ui
 from selection_core import jobs, pipeline
 from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, widget
@@ -70,14 +71,20 @@ with st.form("selection_form", border=True):
                               value=widget(SelectionConfig, "sample_tau").default,
                               help="Sampling ∝ exp(quality/τ): small τ approaches top-quality, "
                                    "large τ approaches uniform.")
-    with scorer_col:
+    with scorer_col:  # a model scorer names a server path and scores in a job: operators'
         scorers = widget(SelectionConfig, "scorer")
-        scorer = st.selectbox("Quality scorer", scorers.choices,
-                              index=scorers.choices.index(scorers.default),
-                              help="heuristic: model-free 0–10; perplexity: −log PPL of the "
-                                   "response under a causal LM; reward: a reward model's score")
-        scorer_model = st.text_input("Scorer model (perplexity / reward)", value="",
-                                     placeholder="HF name, local folder, .gguf or llama2.c .bin")
+        scorer, scorer_model = scorers.default, ""
+        if auth.is_operator():
+            scorer = st.selectbox("Quality scorer", scorers.choices,
+                                  index=scorers.choices.index(scorers.default),
+                                  help="heuristic: model-free 0–10; perplexity: −log PPL of the "
+                                       "response under a causal LM; reward: a reward model's "
+                                       "score")
+            scorer_model = st.text_input("Scorer model (perplexity / reward)", value="",
+                                         placeholder="HF name, local folder, .gguf or llama2.c "
+                                                     ".bin")
+        else:
+            st.caption(f"Quality scorer: {scorer}")
     submitted = st.form_submit_button("Run selection", type="primary")
 
 if submitted:
@@ -89,7 +96,7 @@ if submitted:
                                      "'Scorer model'")
             if not pipeline.has_quality(store, scorer_config):
                 # scoring with a language model is long work: it runs as a background job
-                jobs.start_job(store, SCORE_JOB,
+                auth.start_job(store, SCORE_JOB,
                                [jobs.link(pipeline.QUALITY.name, scorer_config)])
                 st.session_state.pending_scorer = scorer_config.model
                 raise SelectionError(f"Scoring the pool with {scorer_config.model} runs in the "
@@ -106,7 +113,9 @@ if submitted:
         ui.show_error(exc)
 
 score_job = jobs.job_status(store, SCORE_JOB)
-if score_job.running:
+if score_job.queued:
+    ui.queue_note()
+elif score_job.running:
     st.info(f"Scoring with {st.session_state.get('pending_scorer', 'a model')} in the background…")
     progress = store.progress(SCORE_JOB)
     if progress and progress["total"]:

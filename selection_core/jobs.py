@@ -7,19 +7,27 @@ is a list of (stage name, config as JSON) — a serialised config, never argv; t
 the stages in order through `runner.run`, each reusing its finished key, writes its log to
 `jobs/NAME.log`, its state and current step to `jobs/NAME.json` and its progress to
 `progress/NAME.json`. Pages only poll. The CLI is the other front end of the same runner.
+
+Every job here is heavy (embedding, scoring, training, features): at most one runs at a time
+per workspace, the others wait in its queue, first come first served (`heavy_slot`, `queue`):
+two trainings on one GPU server would only slow each other down or run out of memory.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import runner
+from . import runner, workspace
 from .errors import SelectionError
 from .store import RunStore, read_json, write_json
 
@@ -33,7 +41,7 @@ class JobStatus:
     """What a page needs to show a job: state, outcome and the end of its log."""
 
     name: str
-    state: str  # "absent", "running", "done", "failed"
+    state: str  # "absent", "queued" (waiting for the heavy-job slot), "running", "done", "failed"
     returncode: int | None
     message: str
     log_tail: str
@@ -49,7 +57,12 @@ class JobStatus:
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        """Started and not ended: running or waiting in the queue."""
+        return self.state in ("running", "queued")
+
+    @property
+    def queued(self) -> bool:
+        return self.state == "queued"
 
 
 def _job_file(store: RunStore, name: str) -> Path:
@@ -88,7 +101,7 @@ def start_job(store: RunStore, name: str, chain: Chain) -> JobStatus:
             start_new_session=True)
     info = read_json(_job_file(store, name))
     if info.get("state") == "starting":  # the job may already have written its own state
-        write_json(_job_file(store, name), {**info, "pid": process.pid, "state": "running"})
+        write_json(_job_file(store, name), {**info, "pid": process.pid, "state": "queued"})
     return job_status(store, name)
 
 
@@ -122,9 +135,9 @@ def job_status(store: RunStore, name: str) -> JobStatus:
     info: dict[str, Any] = read_json(path)
     state = info.get("state", "running")
     if state == "starting":
-        state = "running"
+        state = "queued"
     message = info.get("message", "")
-    if state == "running" and "pid" in info and not _alive(int(info["pid"])):
+    if state in ("running", "queued") and "pid" in info and not _alive(int(info["pid"])):
         state, message = "failed", "the job's process ended without reporting (killed?)"
     log_tail = ""
     log_path = _log_file(store, name)
@@ -137,6 +150,76 @@ def job_status(store: RunStore, name: str) -> JobStatus:
     chain = tuple((stage, config) for stage, config in info.get("chain", []))
     return JobStatus(name, state, info.get("returncode"), message, log_tail, info.get("started"),
                      int(info.get("step", 0)), len(chain), chain)
+
+
+def stop_job(store: RunStore, name: str) -> JobStatus:
+    """End a running or queued job (its whole process group: the job started a session) and
+    record it as failed, so the page offers to start it again rather than restarting it."""
+    status = job_status(store, name)
+    info = read_json(_job_file(store, name)) if status.running else {}
+    if "pid" in info:
+        try:
+            os.killpg(int(info["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if status.running:
+        write_json(_job_file(store, name), {**info, "state": "failed", "returncode": -15,
+                                            "message": "stopped by an operator",
+                                            "finished": time.time()})
+    return job_status(store, name)
+
+
+# --------------------------------------------------------------------------- the heavy-job queue
+def _queue_dir() -> Path:
+    folder = workspace.workspace_root() / "queue"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _tickets() -> list[tuple[Path, dict[str, Any]]]:
+    """The queue's tickets of live jobs, oldest first; those of dead ones are removed."""
+    found = []
+    for ticket in sorted(_queue_dir().glob("*.json")):
+        try:
+            info = read_json(ticket)
+        except (OSError, ValueError):  # removed or being written meanwhile
+            continue
+        if _alive(int(info["pid"])):
+            found.append((ticket, info))
+        else:
+            ticket.unlink(missing_ok=True)
+    return found
+
+
+@contextmanager
+def heavy_slot(store: RunStore, name: str, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold the workspace's one heavy-job slot: take a ticket, wait until every older live
+    ticket is gone and the slot's lock is free, run, give both back. The lock is the kernel's
+    (flock), so a killed job frees the slot; its ticket is then skipped as dead."""
+    folder = _queue_dir()
+    ticket = folder / f"{time.time_ns():020d}-{os.getpid()}.json"
+    record = {"run": str(store.root), "name": name, "pid": os.getpid(), "state": "queued"}
+    write_json(ticket, record)
+    with open(folder / "slot.lock", "a") as lock:
+        try:
+            while True:
+                if all(other.name >= ticket.name for other, _ in _tickets()):
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        pass
+                time.sleep(poll_s)
+            write_json(ticket, {**record, "state": "running"})
+            yield
+        finally:
+            ticket.unlink(missing_ok=True)
+
+
+def queue() -> list[dict[str, Any]]:
+    """The workspace's heavy jobs in order: the running one first (state "running"), then those
+    waiting ("queued"), each with its run directory and job name."""
+    return [info for _, info in _tickets()]
 
 
 def wait_for_job(store: RunStore, name: str, timeout_s: float = 600.0,
@@ -172,7 +255,7 @@ def _run(run_dir: str, name: str) -> int:
     store = RunStore(run_dir)
     path = _job_file(store, name)
     info = read_json(path)
-    info.update(pid=os.getpid(), state="running", started=info.get("started", time.time()))
+    info.update(pid=os.getpid(), state="queued", started=info.get("started", time.time()))
     write_json(path, info)
 
     def on_step(number: int) -> None:
@@ -181,7 +264,10 @@ def _run(run_dir: str, name: str) -> int:
 
     progress = fan_out(tqdm_progress(name), store.progress_callback(name))
     try:
-        run_chain(store, info["chain"], progress, on_step)
+        with heavy_slot(store, name):
+            info.update(state="running", started=time.time())
+            write_json(path, info)
+            run_chain(store, info["chain"], progress, on_step)
     except SelectionError as exc:  # a message for the page, as the CLI prints it
         print(f"error: {exc}", flush=True)
         write_json(path, {**info, "state": "failed", "returncode": 2, "message": str(exc),

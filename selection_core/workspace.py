@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from . import access
 from .data.loaders import DataSpec
 from .store import MANIFEST, RunStore, atomic_path, default_cache_dir
 
@@ -54,7 +55,8 @@ def run_for_inputs(inputs: list[str]) -> RunStore:
 
 
 def upload_path(file_name: str, content: bytes) -> Path:
-    """Save uploaded bytes under the workspace (content-addressed) and return the file path."""
+    """Save uploaded bytes under the workspace (content-addressed) and return the file path;
+    one line (`QuotaExceeded`) when they would take the workspace past its size quota."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file_name).name) or "upload.jsonl"
     if len(safe) > _MAX_NAME:  # file systems stop at 255 bytes: keep the end, where the type is
         safe = safe[-_MAX_NAME:]
@@ -62,6 +64,7 @@ def upload_path(file_name: str, content: bytes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe
     if not target.exists():
+        access.check_quota(workspace_root(), len(content), access.quota())
         with atomic_path(target) as tmp:
             tmp.write_bytes(content)
     return target

@@ -84,3 +84,29 @@ def hold_run_lock():
     for holder in holders:
         holder.kill()
         holder.wait()
+
+
+@pytest.fixture
+def job_in_queue():
+    """Put a live job into a workspace's heavy-job queue (a sleeping process holding a ticket,
+    shown as running); the processes and tickets are removed after the test."""
+    import subprocess
+    import sys
+    import time
+
+    from selection_core.store import write_json
+
+    added: list[tuple[subprocess.Popen, Path]] = []
+
+    def add(workspace: Path, run_name: str, name: str) -> None:
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        ticket = workspace / "queue" / f"{time.time_ns():020d}-{sleeper.pid}.json"
+        write_json(ticket, {"run": str(workspace / "runs" / run_name), "name": name,
+                            "pid": sleeper.pid, "state": "running"})
+        added.append((sleeper, ticket))
+
+    yield add
+    for sleeper, ticket in added:
+        sleeper.kill()
+        sleeper.wait()
+        ticket.unlink(missing_ok=True)

@@ -402,6 +402,13 @@ def _file_records(path: Path, limits: IngestLimits) -> Iterator[tuple[int, Any]]
     yield from _parquet_records(path, limits)
 
 
+def is_hub_name(spec: DataSpec) -> bool:
+    """Whether `spec` is read as a Hugging Face Hub dataset name (`org/name`): no local path of
+    that name, no file suffix, nothing that starts like a path."""
+    return (not spec.location.lower().endswith(_SUFFIXES) and spec.location.count("/") <= 1
+            and not spec.location.startswith((".", "/", "~")) and not Path(spec.location).exists())
+
+
 def iter_raw_records(spec: DataSpec, limits: IngestLimits = IngestLimits()
                      ) -> tuple[Iterator[tuple[int, Any]], str]:
     """(records with their line/row numbers, the unit those numbers count), streamed."""
@@ -415,9 +422,7 @@ def iter_raw_records(spec: DataSpec, limits: IngestLimits = IngestLimits()
             raise InputError(f"unsupported file type; use one of {', '.join(_SUFFIXES)}",
                              path=str(path))
         return _file_records(path, limits), "row" if name.endswith(".parquet") else "line"
-    looks_like_hub_name = (not name.endswith(_SUFFIXES) and spec.location.count("/") <= 1
-                           and not spec.location.startswith((".", "/", "~")))
-    if path.is_dir() or (looks_like_hub_name and not path.exists()):
+    if path.is_dir() or is_hub_name(spec):
         return _hf_records(spec), "row"
     raise InputError("no such file or directory", path=spec.location)
 

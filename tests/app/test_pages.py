@@ -18,20 +18,7 @@ from selection_core.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 600
-
-
-@pytest.fixture(scope="module")
-def prepared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace whose default demo run (600 rows) is prepared, as the app's job would."""
-    root = tmp_path_factory.mktemp("workspace")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SELECTION_CORE_WORKSPACE", str(root))
-    patch.setenv("SELECTION_CORE_DEMO_N", str(DEMO_N))
-    store = workspace.demo_run()
-    pipeline.ingest_demo(store, n=DEMO_N)
-    pipeline.prepare(store, ks=(4, 6, 8, 12))
-    yield root
-    patch.undo()
+SWEPT_K = (4, 6, 8, 12)  # conftest's prepared_workspace
 
 
 def open_page(page: str) -> AppTest:
@@ -185,8 +172,9 @@ def test_selection_without_a_scorer_model_explains_what_is_missing(prepared_work
     assert any("needs a model" in e.value for e in at.error)
 
 
-def test_data_page_shows_the_pool_and_names_bad_lines(prepared_workspace: Path,
-                                                      tmp_path: Path) -> None:
+def test_data_page_shows_the_pool_and_names_bad_lines(prepared_workspace: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELECTION_CORE_DATA_ROOTS", str(tmp_path))  # the path box reads there
     at = open_page("data")
     assert_clean(at)
     assert any(m.value == f"{DEMO_N:,}" for m in at.metric)

@@ -208,6 +208,7 @@ def test_the_data_page_previews_without_reading_the_whole_file(
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(tmp_path / "workspace"))
+    monkeypatch.setenv("SELECTION_CORE_DATA_ROOTS", str(tmp_path))  # the path box reads there
     monkeypatch.chdir(REPO)
     path = gzip_lines(tmp_path / "big.jsonl.gz", b'{"prompt": "p", "response": "r"}\n', 10)
     with gzip.open(path, "ab") as handle:  # a broken line far past the preview

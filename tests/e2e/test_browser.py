@@ -52,7 +52,7 @@ class Server:
     """`streamlit run app.py` on a free port, with its own workspace and log."""
 
     def __init__(self, workspace: Path, log: Path, demo_n: int = DEMO_N,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.log_path = log
         self.url = f"http://127.0.0.1:{self.port}"
@@ -60,7 +60,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
              "--server.headless", "true", "--server.port", str(self.port),
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", *args],
             cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "SELECTION_CORE_WORKSPACE": str(workspace),
                  "SELECTION_CORE_DEMO_N": str(demo_n), "HF_HUB_OFFLINE": "1",
