@@ -469,7 +469,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"report (k={k}, {len(selections)} selection(s), {len(figures)} figures, "
           f"{len(html) / 1e6:.1f} MB) → {args.out}")
     if args.png:
-        target = Path(args.out).with_name(f"{Path(args.out).name.split('.')[0]}-figures.zip")
+        target = _png_zip(args.out)
         with atomic_path(target) as tmp:
             tmp.write_bytes(figures_png_zip(figures))
         print(f"PNG figures → {target}")
@@ -495,13 +495,29 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
 
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
+_OUTPUT_ARGS = ("out", "explain")  # every file a command writes outside a run directory
 _READ_ONLY_COMMANDS = ("status", "evaluate", "demo")
 
 
+def _png_zip(out: str | Path) -> Path:
+    """Where `report --png` writes its figures: OUT-figures.zip beside the report."""
+    return Path(out).with_name(f"{Path(out).name.split('.')[0]}-figures.zip")
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, str]:
+    """The command's output files by flag, derived ones included (`report --png`'s zip)."""
+    outputs = {f"--{name}": str(getattr(args, name)) for name in _OUTPUT_ARGS
+               if getattr(args, name, None)}
+    if getattr(args, "png", False) and "--out" in outputs:
+        outputs["--png"] = str(_png_zip(outputs["--out"]))
+    return outputs
+
+
 def _check_output(args: argparse.Namespace) -> None:
-    """An --out that is one of the command's inputs, or inside a run directory, is refused."""
-    out = getattr(args, "out", None)
-    if not out:
+    """Every output file goes through the one guard (`store.check_output_path`): none may be
+    one of the command's inputs, lie inside a run directory, or be another output."""
+    outputs = _outputs(args)
+    if not outputs:
         return
     inputs: list[str] = []
     for name in _INPUT_ARGS:
@@ -511,7 +527,14 @@ def _check_output(args: argparse.Namespace) -> None:
     if run and Path(run, MANIFEST).exists():  # the files the run's pool was loaded from
         pool = (RunStore(run, create=False).stage_info("pool") or {}).get("config") or {}
         inputs += pool.get("inputs", [])
-    check_output_path(out, [DataSpec.parse(item).location for item in inputs])
+    locations = [DataSpec.parse(item).location for item in inputs]
+    written: dict[Path, str] = {}
+    for flag, out in outputs.items():
+        target = check_output_path(out, locations).resolve()
+        if target in written:
+            raise ConfigError(f"{flag} {out} is also the {written[target]} file; give each "
+                              "output its own path")
+        written[target] = flag
 
 
 def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:

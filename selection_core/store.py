@@ -175,7 +175,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, in one line, an output path that would destroy what the command reads: one of
     its inputs (or a file in an input folder), or any file inside a run directory (a run's
-    files are the pipeline's own). Also refuses a directory and a place that cannot be written.
+    files are the pipeline's own). Also refuses a directory and a place that cannot be written,
+    a missing folder included: the check creates nothing (a mistyped path leaves no folders).
     """
     path = Path(out).expanduser()
     target = path.resolve()
@@ -192,8 +193,10 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
     if run is not None:
         raise InputError(f"is inside the run directory {run}, whose files only the pipeline "
                          "writes; choose an output path outside it", path=str(out))
+    if not target.parent.is_dir():
+        raise InputError(f"cannot be written (the folder {target.parent} does not exist)",
+                         path=str(out))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=target.parent):
             pass
     except OSError as exc:
