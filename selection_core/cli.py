@@ -31,7 +31,7 @@ from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
-from .store import MANIFEST, RunStore, check_output_path
+from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path
 
 
 def _progress(store: RunStore, stage: str, desc: str) -> Progress:
@@ -497,6 +497,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
 _OUTPUT_ARGS = ("out", "explain")  # every file a command writes outside a run directory
 _READ_ONLY_COMMANDS = ("status", "evaluate", "demo")
+_READERS = ("report",)  # read a run, computing a missing stage only where the run can be written
 
 
 def _png_zip(out: str | Path) -> Path:
@@ -545,7 +546,10 @@ def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Non
     if not Path(run).is_dir() and args.command not in ("embed", "prepare", "experiment"):
         return contextlib.nullcontext()  # the command itself says the run is missing
     name = " ".join(filter(None, (args.command, getattr(args, "stage", None))))
-    return RunStore(run).lock(name)
+    store = RunStore(run)
+    if args.command in _READERS and not store.writable():
+        return contextlib.nullcontext()
+    return store.lock(name)
 
 
 @contextlib.contextmanager
@@ -583,6 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             COMMANDS[args.command](args)
     except SelectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE:
+            raise
+        print(f"error: {exc.filename}: cannot be written ({exc.strerror}); `{args.command}` "
+              "needed to store a result there", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished chunks are saved; run the same command again to resume",

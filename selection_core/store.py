@@ -7,6 +7,7 @@ ran with, and chunked caches that let an interrupted long computation resume.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -28,12 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, MissingStageError, RunInUseError
+from .errors import InputError, MissingStageError, ReadOnlyRunError, RunInUseError
 from .progress import Progress
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 STAGES = "stages"  # stages/<stage>/<key>/: every keyed result (runner.py)
+# what a write into a read-only place fails with (a read-only mount, no permission)
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 _HELD_LOCKS = threading.local()  # run directories this thread holds, with nesting counts
 _TRACKED_PACKAGES = ("numpy", "pandas", "torch", "faiss-cpu", "faiss-gpu", "sentence-transformers",
                      "transformers", "peft", "umap-learn", "scikit-learn")
@@ -397,8 +400,15 @@ class RunStore:
             finally:
                 held[key] -= 1
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            raise ReadOnlyRunError(f"{self.root} cannot be written ({exc.strerror}): `{command}` "
+                                   "stores its results in the run directory; run it on a "
+                                   "writable copy of the run") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -415,6 +425,17 @@ class RunStore:
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing releases the lock
+
+    def writable(self) -> bool:
+        """Whether files can be created in the run directory (a reader skips the lock if not:
+        on a read-only run there is no writer to wait for)."""
+        try:
+            with tempfile.TemporaryFile(dir=self.root):
+                return True
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            return False
 
     def _holder_message(self, fd: int) -> str:
         try:
