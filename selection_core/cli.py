@@ -300,12 +300,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_embed(args: argparse.Namespace) -> None:
     store = RunStore(args.run)
     check_device(args.device)
-    if args.data:
-        pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args))
+    if args.data:  # with --vectors: the pool only once the vectors are good (issue 29)
+        pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args),
+                               vectors=args.vectors, vectors_column=args.vectors_column)
         print(f"pool: {len(pool)} rows from {pool['source'].nunique()} source(s) → "
               f"{store.path(pipeline.POOL)}")
     if args.vectors:  # issue 15 §1: bring your own vectors
-        rows = pipeline.embed_vectors(store, args.vectors, args.vectors_column)
+        rows = len(pool) if args.data else pipeline.embed_vectors(store, args.vectors,
+                                                                  args.vectors_column)
         info = store.stage_info("embed") or {}
         print(f"embeddings: {rows}×{info.get('dim')} imported from {args.vectors} in "
               f"{info.get('embed_seconds')} s → {store.path(pipeline.EMBEDDINGS)}")
