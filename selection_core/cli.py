@@ -31,7 +31,7 @@ from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
-from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path
+from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path, shown_status
 
 
 def _progress(store: RunStore, stage: str, desc: str) -> Progress:
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
     select.add_argument("--run", required=True)
-    add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method", "k"))
+    add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method",))
     select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
     select.add_argument("--scorer-model", default=None,
                         help="HF name/path of the perplexity LM or the reward model")
@@ -484,7 +484,10 @@ def _cmd_status(args: argparse.Namespace) -> None:
         seconds = stage.get("seconds")
         timing = f" in {seconds} s" if seconds is not None else ""
         error = f" — {stage['error']}" if stage.get("error") else ""
-        print(f"{name:<28} {stage.get('status', '?')}{timing}{error}")
+        status = shown_status(stage)
+        if status == "interrupted":
+            error = f" — process {stage['pid']} was stopped; run the command again"
+        print(f"{name:<28} {status}{timing}{error}")
     print(json.dumps(manifest.get("versions", {}), sort_keys=True))
 
 

@@ -254,9 +254,9 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     """k sweep into sweep.csv (+ sweep.json with the recommendation); every k's clustering is
     cached so choosing any swept k afterwards is instant."""
     with store.stage("sweep", config.to_dict(), config.config_hash()) as info:
-        result = sweep_k(load_embeddings(store), config, progress=progress)
-        for k, model in result.models.items():
-            runner.run(store, CLUSTER, config.kmeans(k), resources={"fitted": model})
+        result = sweep_k(load_embeddings(store), config, progress=progress,
+                         fitted=lambda k, model: runner.run(store, CLUSTER, config.kmeans(k),
+                                                            resources={"fitted": model}))
         write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
@@ -337,8 +337,9 @@ def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = N
 
 
 # --------------------------------------------------------------------------- selection
-def parse_budget(text: str | int, n_rows: int) -> int:
-    """`500` rows or `10%` of the pool; a clear error when it does not fit the pool."""
+def parse_budget(text: str | int, n_rows: int, size: str = "the pool size") -> int:
+    """`500` rows or `10%` of the pool; a clear error when it does not fit the pool (`size`:
+    how the message names the row count)."""
     value = str(text).strip()
     try:
         budget = round(float(value[:-1]) / 100 * n_rows) if value.endswith("%") else int(value)
@@ -346,7 +347,8 @@ def parse_budget(text: str | int, n_rows: int) -> int:
         raise ConfigError(f"budget '{text}' is neither a count nor a finite percentage") \
             from None
     if not 1 <= budget <= n_rows:
-        raise ConfigError(f"budget {budget} must be between 1 and the pool size ({n_rows})")
+        given = f"{value} ({budget} rows)" if value.endswith("%") else str(budget)
+        raise ConfigError(f"budget {given} must be between 1 and {size} ({n_rows})")
     return budget
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -43,12 +44,51 @@ _TRACKED_PACKAGES = ("numpy", "pandas", "torch", "faiss-cpu", "faiss-gpu", "sent
 
 
 # --------------------------------------------------------------------------- atomic writes
+# A temp file or folder is named `.<name>.tmp-<pid>-<random>`: the writer's pid in the name lets a
+# later write into the same folder remove what a killed writer left (issue 29).
+_TEMP = re.compile(r"^\..*\.tmp-(\d+)-")
+_SWEPT: set[Path] = set()  # folders this process has cleaned (once each: chunk loops write often)
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of this process's temp files and folders for `path` (see `_TEMP`)."""
+    return f".{path.name}.tmp-{os.getpid()}-"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def remove_abandoned_temps(folder: Path) -> None:
+    """Remove the temp files and folders in `folder` whose writer no longer runs (kill -9);
+    once per folder and process."""
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    with contextlib.suppress(OSError):
+        for leftover in folder.iterdir():
+            found = _TEMP.match(leftover.name)
+            if found and not process_alive(int(found.group(1))):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
+    remove_abandoned_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix or path.suffix or ".tmp",
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -163,7 +203,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_abandoned_temps(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent))
     try:
         yield tmp
         if path.exists():
@@ -476,7 +517,8 @@ class RunStore:
         extra: dict[str, Any] = {}
         started = time.time()
         self.set_stage(name, status="running", config=config, config_hash=config_hash,
-                       started=now_text(), finished=None, error=None, versions=package_versions())
+                       started=now_text(), finished=None, error=None, versions=package_versions(),
+                       pid=os.getpid())
         try:
             yield extra
         except BaseException as exc:
@@ -515,6 +557,16 @@ class RunStore:
     def progress(self, name: str) -> dict[str, Any] | None:
         path = self.path("progress", f"{name}.json")
         return read_json(path) if path.exists() else None
+
+
+def shown_status(record: dict[str, Any]) -> str:
+    """A stage's recorded status, except that `running` reads `interrupted` once the process
+    that recorded it no longer runs (it was killed: nothing else ends a stage unrecorded)."""
+    status = str(record.get("status", "?"))
+    pid = record.get("pid")
+    if status == "running" and isinstance(pid, int) and not process_alive(pid):
+        return "interrupted"
+    return status
 
 
 def now_text(seconds: float | None = None) -> str:
