@@ -596,8 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in UNWRITABLE:
             raise
-        print(f"error: {exc.filename}: cannot be written ({exc.strerror}); `{args.command}` "
-              "needed to store a result there", file=sys.stderr)
+        print(f"error: {exc.filename or 'a file'}: cannot be written ({exc.strerror}); "
+              f"`{args.command}` needed to store a result there", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished chunks are saved; run the same command again to resume",
