@@ -7,7 +7,14 @@ answer, not a Markdown heading such as `#### 1. Understand the problem`; else th
 after the last "answer is" / "Answer:" on its line ("The answer is 2 apples, so 3 were eaten" is
 2; "The answer is 5 + 3 = 8" is 8, after the last "="); else the last number. An answer stated as
 none ("#### None", "**Answer:** None") has no number. Numbers compare as exact rationals after
-dropping `$`, thousands commas and `%` (18, 18.0, $18.00 agree).
+dropping `$`, thousands commas and `%` (18, 18.0, $18.00 agree); a number written with more than
+MAX_NUMBER_CHARS characters is no answer (its exact value would take seconds to build: the
+conversion is quadratic in the digits, and no benchmark's answer is near that long).
+
+Bounded work (issue 29): the benchmarks read their answer from the last ANSWER_TAIL_CHARS
+characters of a completion (`answer_tail`), as a harness reads a generation capped at its token
+limit, and every rule here runs in time linear in what it reads: a degenerate 16 MB completion
+(a run of digits, of `\\boxed{}`s) scores in well under a second.
 
 Code (HumanEval, MBPP, the demo's python skill): chat models answer in many shapes (a fenced
 block, a whole function, prose around it, or only the body continuing the prompt); the code is
@@ -21,6 +28,10 @@ import warnings
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
+# The longest generation any protocol asks for is 2,048 tokens, about 8,000 characters of text:
+# the answer is in the last 100,000 characters of any completion a model's generation produced.
+ANSWER_TAIL_CHARS = 100_000
+MAX_NUMBER_CHARS = 1_000
 _BOXED = re.compile(r"\\(?:boxed|fbox)\b")
 # A minus sign only when it cannot be a subtraction ("16-3" is 16 and 3); thousands commas inside.
 _NUMBER_PATTERN = r"(?:(?<![\w)\]])-)?\$?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?/\s?\d+)?"
@@ -34,6 +45,8 @@ ANSWER_MARKER = re.compile(r"\banswer\b[ \t*]*(?:is\b|:|=)[ \t*:]*", re.IGNORECA
 _STATED_NONE = re.compile(r"(?:####|\banswer\b[ \t*]*(?:is\b|:|=))[ \t*_`:]*(?:none|no answer|"
                           r"not enough|cannot|can't|unknown|insufficient|there is no)\b",
                           re.IGNORECASE)
+_OPENING_BRACE = re.compile(r"\s*\{")
+_BARE_BOXED = re.compile(r"\s+([^\s$]+)")
 _LATEX_FRACTION = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)",
                     re.DOTALL | re.MULTILINE)
@@ -43,23 +56,28 @@ _CODE_START = re.compile(r"^(?:from\s+\w|import\s+\w|def\s+\w|async\s+def\s+\w|c
 
 
 # --------------------------------------------------------------------------- final numbers
+def answer_tail(completion: str) -> str:
+    """The part of a completion a benchmark reads its answer from: the last
+    ANSWER_TAIL_CHARS characters (all of any capped generation), so scoring time is bounded."""
+    return completion[-ANSWER_TAIL_CHARS:]
+
+
 def boxed_answers(text: str) -> list[str]:
     """Contents of every top-level `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order;
     `\\boxed 5` (no braces) counts too."""
     answers = []
     position = 0
     while match := _BOXED.search(text, position):
-        rest = text[match.end():]
-        stripped = rest.lstrip()
-        if stripped.startswith("{"):
-            start = match.end() + len(rest) - len(stripped)
+        opening = _OPENING_BRACE.match(text, match.end())  # no copy of the rest: linear time
+        if opening:
+            start = opening.end() - 1
             end = closing_brace(text, start)
             if end is None:
                 break
             answers.append(text[start + 1:end])
             position = end + 1
         else:
-            bare = re.match(r"\s+([^\s$]+)", rest)
+            bare = _BARE_BOXED.match(text, match.end())
             if bare:
                 answers.append(bare.group(1))
             position = match.end()
@@ -70,13 +88,10 @@ def closing_brace(text: str, start: int, pair: str = "{}") -> int | None:
     """Index of the bracket closing the one at `start` (`pair`: opening and closing character),
     or None when they never balance."""
     depth = 0
-    for index in range(start, len(text)):
-        if text[index] == pair[0]:
-            depth += 1
-        elif text[index] == pair[1]:
-            depth -= 1
-            if depth == 0:
-                return index
+    for found in re.compile(f"[{re.escape(pair)}]").finditer(text, start):  # skips the rest
+        depth += 1 if found.group() == pair[0] else -1
+        if depth == 0:
+            return found.start()
     return None
 
 
@@ -88,6 +103,8 @@ def numbers(text: str) -> list[str]:
 def parse_number(text: str) -> Fraction | None:
     """An exact value for "1,000", "$18.00", "-5", "25%", "1/4"; None if it is not a number."""
     cleaned = re.sub(r"[\s$,%]", "", text).rstrip(".")
+    if len(cleaned) > MAX_NUMBER_CHARS:
+        return None
     numerator, _, denominator = cleaned.partition("/")
     try:
         value = Fraction(Decimal(numerator))
@@ -111,7 +128,9 @@ def format_number(value: Fraction) -> str:
 
 def extract_final_number(completion: str) -> str | None:
     """The answer's number (rules in the module docstring); None when the completion states an
-    answer without a number ("**Answer:** None") or holds no number at all."""
+    answer without a number ("**Answer:** None") or holds no number at all. Reads
+    `answer_tail(completion)`."""
+    completion = answer_tail(completion)
     boxed = boxed_answers(completion)
     if boxed:
         found = numbers(_LATEX_FRACTION.sub(r"\1/\2", boxed[-1]))

@@ -34,6 +34,16 @@ from .select.kmq import select_static
 from .store import RunStore, write_jsonl
 
 _SELECTION = SelectionConfig()  # the declared defaults, read once here
+
+
+def _budget(budget: Any, n_rows: int) -> int:
+    """The CLI's budget rules for the library: a count (`500`) or a share (`"10%"`) of `n_rows`;
+    a fractional count is refused with a ConfigError, never truncated."""
+    from .pipeline import parse_budget
+
+    if isinstance(budget, float | np.floating) and float(budget).is_integer():
+        budget = int(budget)
+    return parse_budget(budget, n_rows, size="the number of rows")
 _KMEANS = KMeansConfig(k=_SELECTION.k)
 _EMBED = EmbedConfig()
 
@@ -61,7 +71,7 @@ class KMQSelector:
     [2, 2, 2]
     """
 
-    def __init__(self, k: int = _SELECTION.k, budget: int = _SELECTION.budget,
+    def __init__(self, k: int = _SELECTION.k, budget: int | str = _SELECTION.budget,
                  method: str = _SELECTION.method, tau: float = _SELECTION.sample_tau,
                  top: bool = _SELECTION.top, seed: int = _SELECTION.sample_seed,
                  kmeans_seed: int = _KMEANS.seed, niter: int = _KMEANS.niter,
@@ -76,9 +86,11 @@ class KMQSelector:
         self.niter = niter
         self.nredo = nredo
 
-    def selection_config(self) -> SelectionConfig:
-        """The CLI's config for these parameters (`select --method … --k … --tau …`)."""
-        return SelectionConfig(method=self.method, budget=int(self.budget), k=int(self.k),
+    def selection_config(self, n_rows: int | None = None) -> SelectionConfig:
+        """The CLI's config for these parameters (`select --method … --k … --tau …`); a share
+        budget ("10%") needs the number of rows."""
+        budget = int(self.budget) if n_rows is None else _budget(self.budget, n_rows)
+        return SelectionConfig(method=self.method, budget=budget, k=int(self.k),
                                sample_tau=float(self.tau), top=bool(self.top),
                                sample_seed=int(self.seed))
 
@@ -91,12 +103,9 @@ class KMQSelector:
         per row, higher is better) drives kmq and quality-top; without it every row scores the
         same, so kmq draws uniformly inside each cluster."""
         X = as_float32_matrix(np.asarray(X))
-        config = self.selection_config()
+        config = self.selection_config(len(X))
         if config.method == "quality-top" and quality is None:
             raise ConfigError("quality-top needs quality: one score per row")
-        if not 1 <= config.budget <= len(X):
-            raise ConfigError(f"budget {config.budget} must be between 1 and the number of "
-                              f"rows ({len(X)})")
         scores = np.zeros(len(X)) if quality is None else _vector(quality, len(X), "quality")
         model = FaissKMeans.from_config(self.kmeans_config()).fit(X)
         self.labels_ = model.labels_
@@ -122,7 +131,7 @@ class IterativeKMQ:
     cluster: weight, mean score, rows selected, weight entropy), `work_dir_`.
     """
 
-    def __init__(self, k: int, budget: int, model: Any,
+    def __init__(self, k: int, budget: int | str, model: Any,
                  rounds: int = field_default(IterativeConfig, "rounds"),
                  weight_tau: float = field_default(IterativeConfig, "weight_tau"),
                  sample_tau: float = field_default(IterativeConfig, "sample_tau"),
@@ -145,8 +154,9 @@ class IterativeKMQ:
         self.kmeans_seed = kmeans_seed
         self.work_dir = work_dir
 
-    def iterative_config(self) -> IterativeConfig:
-        return IterativeConfig(k=int(self.k), budget=int(self.budget), rounds=int(self.rounds),
+    def iterative_config(self, n_rows: int | None = None) -> IterativeConfig:
+        budget = int(self.budget) if n_rows is None else _budget(self.budget, n_rows)
+        return IterativeConfig(k=int(self.k), budget=budget, rounds=int(self.rounds),
                                weight_tau=float(self.weight_tau),
                                sample_tau=float(self.sample_tau), scorer=self.scorer,
                                quality=self.quality, eval_per_round=int(self.eval_per_round),
@@ -163,9 +173,12 @@ class IterativeKMQ:
         if not len(prompts) == len(responses) == len(X):
             raise ConfigError(f"X, prompts and responses must have one entry per row; got "
                               f"{len(X)}, {len(prompts)} and {len(responses)}")
-        config = self.iterative_config()
+        config = self.iterative_config(len(X))
         folder = Path(self.work_dir) if self.work_dir is not None else \
             Path(tempfile.mkdtemp(prefix="selection-core-iterative-"))
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"work_dir {folder} is a file; give a folder (new or one an "
+                              "earlier fit used, to resume)")
         folder.mkdir(parents=True, exist_ok=True)
         store = RunStore(folder / "run")
         rows = [{"id": str(i), "prompt": p, "response": r}
@@ -193,7 +206,7 @@ class BIDSSelector:
     [2, 0]
     """
 
-    def __init__(self, budget: int, method: str = "bids", seed: int = 0) -> None:
+    def __init__(self, budget: int | str, method: str = "bids", seed: int = 0) -> None:
         self.budget = budget
         self.method = method
         self.seed = seed
@@ -210,10 +223,8 @@ class BIDSSelector:
         if self.method not in INFLUENCE_METHODS:
             raise ConfigError(f"unknown method '{self.method}'; use "
                               f"{', '.join(INFLUENCE_METHODS)}")
-        if not 1 <= int(self.budget) <= len(A):
-            raise ConfigError(f"budget {self.budget} must be between 1 and the number of rows "
-                              f"({len(A)})")
-        self.selected_ = np.asarray(select_on_matrix(A, tasks, self.method, int(self.budget),
+        self.selected_ = np.asarray(select_on_matrix(A, tasks, self.method,
+                                                     _budget(self.budget, len(A)),
                                                      seed=int(self.seed)))
         return self
 

@@ -32,7 +32,7 @@ from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
 from .config_args import add_config_arguments, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
-from .store import MANIFEST, RunStore, check_output_path
+from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path, shown_status
 
 
 def _progress(store: RunStore, stage: str, desc: str) -> Progress:
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
     select.add_argument("--run", required=True)
-    add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method", "k"))
+    add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method",))
     select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
     select.add_argument("--scorer-model", default=None,
                         help="HF name/path of the perplexity LM or the reward model")
@@ -302,12 +302,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_embed(args: argparse.Namespace) -> None:
     store = RunStore(args.run)
     check_device(args.device)
-    if args.data:
-        pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args))
+    if args.data:  # with --vectors: the pool only once the vectors are good (issue 29)
+        pool = pipeline.ingest(store, args.data, limit=args.limit, limits=_ingest_limits(args),
+                               vectors=args.vectors, vectors_column=args.vectors_column)
         print(f"pool: {len(pool)} rows from {pool['source'].nunique()} source(s) → "
               f"{store.path(pipeline.POOL)}")
     if args.vectors:  # issue 15 §1: bring your own vectors
-        rows = pipeline.embed_vectors(store, args.vectors, args.vectors_column)
+        rows = len(pool) if args.data else pipeline.embed_vectors(store, args.vectors,
+                                                                  args.vectors_column)
         info = store.stage_info("embed") or {}
         print(f"embeddings: {rows}×{info.get('dim')} imported from {args.vectors} in "
               f"{info.get('embed_seconds')} s → {store.path(pipeline.EMBEDDINGS)}")
@@ -471,7 +473,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"report (k={k}, {len(selections)} selection(s), {len(figures)} figures, "
           f"{len(html) / 1e6:.1f} MB) → {args.out}")
     if args.png:
-        target = Path(args.out).with_name(f"{Path(args.out).name.split('.')[0]}-figures.zip")
+        target = _png_zip(args.out)
         with atomic_path(target) as tmp:
             tmp.write_bytes(figures_png_zip(figures))
         print(f"PNG figures → {target}")
@@ -484,7 +486,10 @@ def _cmd_status(args: argparse.Namespace) -> None:
         seconds = stage.get("seconds")
         timing = f" in {seconds} s" if seconds is not None else ""
         error = f" — {stage['error']}" if stage.get("error") else ""
-        print(f"{name:<28} {stage.get('status', '?')}{timing}{error}")
+        status = shown_status(stage)
+        if status == "interrupted":
+            error = f" — process {stage['pid']} was stopped; run the command again"
+        print(f"{name:<28} {status}{timing}{error}")
     print(json.dumps(manifest.get("versions", {}), sort_keys=True))
 
 
@@ -497,13 +502,30 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
 
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
+_OUTPUT_ARGS = ("out", "explain")  # every file a command writes outside a run directory
 _READ_ONLY_COMMANDS = ("status", "evaluate", "compare", "demo")
+_READERS = ("report",)  # read a run, computing a missing stage only where the run can be written
+
+
+def _png_zip(out: str | Path) -> Path:
+    """Where `report --png` writes its figures: OUT-figures.zip beside the report."""
+    return Path(out).with_name(f"{Path(out).name.split('.')[0]}-figures.zip")
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, str]:
+    """The command's output files by flag, derived ones included (`report --png`'s zip)."""
+    outputs = {f"--{name}": str(getattr(args, name)) for name in _OUTPUT_ARGS
+               if getattr(args, name, None)}
+    if getattr(args, "png", False) and "--out" in outputs:
+        outputs["--png"] = str(_png_zip(outputs["--out"]))
+    return outputs
 
 
 def _check_output(args: argparse.Namespace) -> None:
-    """An --out that is one of the command's inputs, or inside a run directory, is refused."""
-    out = getattr(args, "out", None)
-    if not out:
+    """Every output file goes through the one guard (`store.check_output_path`): none may be
+    one of the command's inputs, lie inside a run directory, or be another output."""
+    outputs = _outputs(args)
+    if not outputs:
         return
     inputs: list[str] = []
     for name in _INPUT_ARGS:
@@ -513,7 +535,14 @@ def _check_output(args: argparse.Namespace) -> None:
     if run and Path(run, MANIFEST).exists():  # the files the run's pool was loaded from
         pool = (RunStore(run, create=False).stage_info("pool") or {}).get("config") or {}
         inputs += pool.get("inputs", [])
-    check_output_path(out, [DataSpec.parse(item).location for item in inputs])
+    locations = [DataSpec.parse(item).location for item in inputs]
+    written: dict[Path, str] = {}
+    for flag, out in outputs.items():
+        target = check_output_path(out, locations).resolve()
+        if target in written:
+            raise ConfigError(f"{flag} {out} is also the {written[target]} file; give each "
+                              "output its own path")
+        written[target] = flag
 
 
 def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
@@ -524,7 +553,10 @@ def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Non
     if not Path(run).is_dir() and args.command not in ("embed", "prepare", "experiment"):
         return contextlib.nullcontext()  # the command itself says the run is missing
     name = " ".join(filter(None, (args.command, getattr(args, "stage", None))))
-    return RunStore(run).lock(name)
+    store = RunStore(run)
+    if args.command in _READERS and not store.writable():
+        return contextlib.nullcontext()
+    return store.lock(name)
 
 
 @contextlib.contextmanager
@@ -562,6 +594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             COMMANDS[args.command](args)
     except SelectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE:
+            raise
+        print(f"error: {exc.filename or 'a file'}: cannot be written ({exc.strerror}); "
+              f"`{args.command}` needed to store a result there", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished chunks are saved; run the same command again to resume",

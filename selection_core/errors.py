@@ -43,3 +43,7 @@ class StaleStageError(MissingStageError):
 
 class RunInUseError(SelectionError):
     """Another process is writing into the same run directory."""
+
+
+class ReadOnlyRunError(SelectionError):
+    """A command that stores results in a run directory was given one it cannot write."""

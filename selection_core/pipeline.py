@@ -33,8 +33,8 @@ from .scale import ScaleConfig, ShardedArray, run_shards
 from .select.kmq import select_static
 from .progress import Progress, fan_out
 from .runner import Stage, StageContext
-from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
-    write_json, write_jsonl, write_npy
+from .store import RunStore, atomic_path, chunked_compute, now_text, read_json, read_npy, \
+    write_csv, write_json, write_jsonl, write_npy
 
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
@@ -43,18 +43,26 @@ SWEEP = "sweep.csv"
 
 # --------------------------------------------------------------------------- pool
 def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None = None,
-           limits: IngestLimits = IngestLimits()) -> pd.DataFrame:
+           limits: IngestLimits = IngestLimits(), vectors: str | Path | None = None,
+           vectors_column: str | None = None) -> pd.DataFrame:
     """Stream the inputs into the run's pool (bounded memory; see `IngestLimits`).
 
     The run's record of its pool changes only when the new pool is in place: a failed load
     leaves the previous pool and its record as they were, and notes the failure beside them.
+    With `vectors` (`embed --data … --vectors …`) the pool and its imported embeddings are one
+    change: the pool is staged beside the run's until the vectors are checked and written, so
+    a bad vectors file leaves the run's pool, embeddings and records as they were (issue 29).
     """
     config = {"inputs": [str(i) for i in inputs], "limit": limit,
               "max_rows": limits.max_rows, "max_line_bytes": limits.max_line_bytes}
     started = time.time()
     with store.lock("ingest"):
         try:
-            summary = ingest_pool(inputs, store.path(POOL), limit=limit, limits=limits)
+            with atomic_path(store.path(POOL), suffix=".parquet") as staged:
+                summary = ingest_pool(inputs, staged, limit=limit, limits=limits)
+                if vectors is not None:
+                    imported = import_vectors(vectors, store.path(EMBEDDINGS), summary.rows,
+                                              summary.fingerprint, vectors_column)
         except BaseException as exc:
             store.set_stage("pool", last_failure={"config": config, "time": now_text(),
                                                   "error": f"{type(exc).__name__}: {exc}"})
@@ -63,6 +71,9 @@ def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None 
                         finished=now_text(), seconds=round(time.time() - started, 3), error=None,
                         last_failure=None, rows=summary.rows, fingerprint=summary.fingerprint,
                         sources=summary.sources)
+        if vectors is not None:
+            _record_vectors(store, vectors, vectors_column, imported, summary.rows,
+                            summary.fingerprint, time.time() - started)
     return load_run_pool(store)
 
 
@@ -143,11 +154,19 @@ def embed_vectors(store: RunStore, source: str | Path, column: str | None = None
         pool_key = run_pool_fingerprint(store)
         rows = int((store.stage_info("pool") or {}).get("rows") or len(load_run_pool(store)))
         started = time.perf_counter()
-        key, dim = import_vectors(source, store.path(EMBEDDINGS), rows, pool_key, column)
-        with store.stage("embed", {"vectors": str(source), "column": column}, key) as info:
-            info.update(key=key, rows=rows, dim=dim, pool_fingerprint=pool_key,
-                        embed_seconds=round(time.perf_counter() - started, 3))
+        imported = import_vectors(source, store.path(EMBEDDINGS), rows, pool_key, column)
+        _record_vectors(store, source, column, imported, rows, pool_key,
+                        time.perf_counter() - started)
     return rows
+
+
+def _record_vectors(store: RunStore, source: str | Path, column: str | None,
+                    imported: tuple[str, int], rows: int, pool_key: str, seconds: float) -> None:
+    """The embed stage's record of imported vectors (`import_vectors`' key and dimension)."""
+    key, dim = imported
+    with store.stage("embed", {"vectors": str(source), "column": column}, key) as info:
+        info.update(key=key, rows=rows, dim=dim, pool_fingerprint=pool_key,
+                    embed_seconds=round(seconds, 3))
 
 
 def embedding_key(store: RunStore) -> str:
@@ -235,9 +254,9 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     """k sweep into sweep.csv (+ sweep.json with the recommendation); every k's clustering is
     cached so choosing any swept k afterwards is instant."""
     with store.stage("sweep", config.to_dict(), config.config_hash()) as info:
-        result = sweep_k(load_embeddings(store), config, progress=progress)
-        for k, model in result.models.items():
-            runner.run(store, CLUSTER, config.kmeans(k), resources={"fitted": model})
+        result = sweep_k(load_embeddings(store), config, progress=progress,
+                         fitted=lambda k, model: runner.run(store, CLUSTER, config.kmeans(k),
+                                                            resources={"fitted": model}))
         write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
@@ -318,8 +337,9 @@ def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = N
 
 
 # --------------------------------------------------------------------------- selection
-def parse_budget(text: str | int, n_rows: int) -> int:
-    """`500` rows or `10%` of the pool; a clear error when it does not fit the pool."""
+def parse_budget(text: str | int, n_rows: int, size: str = "the pool size") -> int:
+    """`500` rows or `10%` of the pool; a clear error when it does not fit the pool (`size`:
+    how the message names the row count)."""
     value = str(text).strip()
     try:
         budget = round(float(value[:-1]) / 100 * n_rows) if value.endswith("%") else int(value)
@@ -327,7 +347,8 @@ def parse_budget(text: str | int, n_rows: int) -> int:
         raise ConfigError(f"budget '{text}' is neither a count nor a finite percentage") \
             from None
     if not 1 <= budget <= n_rows:
-        raise ConfigError(f"budget {budget} must be between 1 and the pool size ({n_rows})")
+        given = f"{value} ({budget} rows)" if value.endswith("%") else str(budget)
+        raise ConfigError(f"budget {given} must be between 1 and {size} ({n_rows})")
     return budget
 
 

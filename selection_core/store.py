@@ -7,12 +7,14 @@ ran with, and chunked caches that let an interrupted long computation resume.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -28,24 +30,65 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, MissingStageError, RunInUseError
+from .errors import InputError, MissingStageError, ReadOnlyRunError, RunInUseError
 from .progress import Progress
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 STAGES = "stages"  # stages/<stage>/<key>/: every keyed result (runner.py)
+# what a write into a read-only place fails with (a read-only mount, no permission)
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 _HELD_LOCKS = threading.local()  # run directories this thread holds, with nesting counts
 _TRACKED_PACKAGES = ("numpy", "pandas", "torch", "faiss-cpu", "faiss-gpu", "sentence-transformers",
                      "transformers", "peft", "umap-learn", "scikit-learn")
 
 
 # --------------------------------------------------------------------------- atomic writes
+# A temp file or folder is named `.<name>.tmp-<pid>-<random>`: the writer's pid in the name lets a
+# later write into the same folder remove what a killed writer left (issue 29).
+_TEMP = re.compile(r"^\..*\.tmp-(\d+)-")
+_SWEPT: set[Path] = set()  # folders this process has cleaned (once each: chunk loops write often)
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of this process's temp files and folders for `path` (see `_TEMP`)."""
+    return f".{path.name}.tmp-{os.getpid()}-"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def remove_abandoned_temps(folder: Path) -> None:
+    """Remove the temp files and folders in `folder` whose writer no longer runs (kill -9);
+    once per folder and process."""
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    with contextlib.suppress(OSError):
+        for leftover in folder.iterdir():
+            found = _TEMP.match(leftover.name)
+            if found and not process_alive(int(found.group(1))):
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
+    remove_abandoned_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix or path.suffix or ".tmp",
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -160,7 +203,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_abandoned_temps(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), dir=path.parent))
     try:
         yield tmp
         if path.exists():
@@ -175,7 +219,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse, in one line, an output path that would destroy what the command reads: one of
     its inputs (or a file in an input folder), or any file inside a run directory (a run's
-    files are the pipeline's own). Also refuses a directory and a place that cannot be written.
+    files are the pipeline's own). Also refuses a directory and a place that cannot be written,
+    a missing folder included: the check creates nothing (a mistyped path leaves no folders).
     """
     path = Path(out).expanduser()
     target = path.resolve()
@@ -192,8 +237,10 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
     if run is not None:
         raise InputError(f"is inside the run directory {run}, whose files only the pipeline "
                          "writes; choose an output path outside it", path=str(out))
+    if not target.parent.is_dir():
+        raise InputError(f"cannot be written (the folder {target.parent} does not exist)",
+                         path=str(out))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=target.parent):
             pass
     except OSError as exc:
@@ -394,8 +441,15 @@ class RunStore:
             finally:
                 held[key] -= 1
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            raise ReadOnlyRunError(f"{self.root} cannot be written ({exc.strerror}): `{command}` "
+                                   "stores its results in the run directory; run it on a "
+                                   "writable copy of the run") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -412,6 +466,17 @@ class RunStore:
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing releases the lock
+
+    def writable(self) -> bool:
+        """Whether files can be created in the run directory (a reader skips the lock if not:
+        on a read-only run there is no writer to wait for)."""
+        try:
+            with tempfile.TemporaryFile(dir=self.root):
+                return True
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            return False
 
     def _holder_message(self, fd: int) -> str:
         try:
@@ -452,7 +517,8 @@ class RunStore:
         extra: dict[str, Any] = {}
         started = time.time()
         self.set_stage(name, status="running", config=config, config_hash=config_hash,
-                       started=now_text(), finished=None, error=None, versions=package_versions())
+                       started=now_text(), finished=None, error=None, versions=package_versions(),
+                       pid=os.getpid())
         try:
             yield extra
         except BaseException as exc:
@@ -491,6 +557,16 @@ class RunStore:
     def progress(self, name: str) -> dict[str, Any] | None:
         path = self.path("progress", f"{name}.json")
         return read_json(path) if path.exists() else None
+
+
+def shown_status(record: dict[str, Any]) -> str:
+    """A stage's recorded status, except that `running` reads `interrupted` once the process
+    that recorded it no longer runs (it was killed: nothing else ends a stage unrecorded)."""
+    status = str(record.get("status", "?"))
+    pid = record.get("pid")
+    if status == "running" and isinstance(pid, int) and not process_alive(pid):
+        return "interrupted"
+    return status
 
 
 def now_text(seconds: float | None = None) -> str:

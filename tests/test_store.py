@@ -160,4 +160,8 @@ def test_output_paths_that_would_destroy_inputs_are_refused(tmp_path: Path) -> N
         with pytest.raises(InputError, match=reason):
             check_output_path(out, [pool])
     assert pool.read_text() == "{}\n"
-    assert check_output_path(tmp_path / "new" / "out.jsonl", [pool]).parent.is_dir()
+    # a missing folder is refused and not created (issue 29: a mistyped path left folders)
+    with pytest.raises(InputError, match=f"the folder {tmp_path / 'new'} does not exist"):
+        check_output_path(tmp_path / "new" / "out.jsonl", [pool])
+    assert not (tmp_path / "new").exists()
+    assert check_output_path(tmp_path / "out.jsonl", [pool]) == tmp_path / "out.jsonl"

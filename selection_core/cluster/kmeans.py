@@ -11,6 +11,8 @@ sample, and every row is assigned chunk by chunk, so nothing of size N × d is c
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..config import KMeansConfig
@@ -61,6 +63,11 @@ def l2_normalise(X: np.ndarray) -> np.ndarray:
     return (X / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def _all_identical(X: np.ndarray) -> bool:
+    """Whether every row equals the first (read chunk by chunk, stopping at the first other)."""
+    return all(bool((X[start:stop] == X[0]).all()) for start, stop in row_chunks(len(X)))
+
+
 class FaissKMeans:
     """k-means with faiss; `fit` returns self with `cluster_centers_`, `labels_`, `inertia_`,
     `distances_` (each point to its centroid) and `objective_` (per-iteration training loss)."""
@@ -105,6 +112,11 @@ class FaissKMeans:
         if not 1 <= self.n_clusters <= n:
             raise ConfigError(f"k must be between 1 and the number of points ({n}), "
                               f"got {self.n_clusters}")
+        if n > 1 and _all_identical(X):
+            kind = "zero" if not np.any(X[0]) else "identical"
+            warnings.warn(f"all {n} vectors are {kind}: they tell the rows apart by nothing, so "
+                          "the clusters are arbitrary; check the embeddings (or the --vectors "
+                          "file)", stacklevel=2)
         gpus = faiss_gpu_count()
         use_gpu = gpus > 0 if self.use_gpu is None else (self.use_gpu and gpus > 0)
         kmeans = faiss.Kmeans(X.shape[1], int(self.n_clusters), niter=int(self.niter),

@@ -93,8 +93,11 @@ def recommend_k(table: pd.DataFrame) -> int:
 
 
 def sweep_k(X: np.ndarray, config: SweepConfig,
-            progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Fit k-means for every k in `config.ks` and measure each clustering."""
+            progress: Callable[[int, int], None] | None = None,
+            fitted: Callable[[int, FaissKMeans], None] | None = None) -> SweepResult:
+    """Fit k-means for every k in `config.ks` and measure each clustering; `fitted(k, model)`
+    is called as each k is fitted (the pipeline stores it then: a stopped sweep keeps its
+    finished k)."""
     X = checked_vectors(X)
     ks = sorted(set(int(k) for k in config.ks))
     if not ks or ks[0] < 2 or ks[-1] > len(X) - 1:
@@ -104,6 +107,8 @@ def sweep_k(X: np.ndarray, config: SweepConfig,
     for done, k in enumerate(ks, start=1):
         started = time.perf_counter()
         model = FaissKMeans.from_config(config.kmeans(k)).fit(X)
+        if fitted:
+            fitted(k, model)
         d1, d2 = model.two_nearest_distances(X)
         rows.append({
             "k": k,

@@ -568,14 +568,14 @@ def ingest_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, out: str | Pa
     it does not grow with the files; `limit` keeps the first rows of each input, and past a cap
     of `limits` loading stops with one line.
     """
-    from ..store import atomic_path
+    from ..store import atomic_path, temp_prefix
 
     if limit is not None and limit < 1:
         raise InputError(f"limit must be at least 1 row, got {limit}")
     specs = _specs(inputs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".ingest-", dir=out.parent) as folder:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(out), dir=out.parent) as folder:
         parts = _PartWriter(Path(folder))
         for index, spec in enumerate(specs):
             kept = 0

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..answers import answer_tail
 from ..errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, few_shot_dir, load_hub_rows
 
@@ -188,7 +189,7 @@ class BBH(BaseBenchmark):
                                     shots=turns[item.meta["task"]]) for item in items]
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
-        extracted = extract_answer(completion)
+        extracted = extract_answer(answer_tail(completion))
         return {"correct": is_correct(extracted, item.gold, item.meta.get("question", "")),
                 "extracted": extracted, "gold": item.gold, "task": item.meta["task"]}
 

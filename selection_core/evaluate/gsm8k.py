@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..answers import extract_final_number, format_number, numbers_match, parse_number
+from ..answers import answer_tail, extract_final_number, format_number, numbers_match, \
+    parse_number
 from ..errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, load_hub_rows, read_jsonl, require, \
     with_strict_score
 from .hendrycks_math import KIT_INSTRUCTION
 
 _STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")  # lm-eval gsm8k strict-match
-_STRICT_IGNORED = (",", r"\$", r"(?s).*#### ", r"\.$")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, noise in a response
 
 
@@ -34,9 +34,9 @@ def strict_match(completion: str, gold_solution: str) -> bool:
         return False
 
     def clean(text: str) -> str:
-        for pattern in _STRICT_IGNORED:
-            text = re.sub(pattern, "", text)
-        return text.lower()
+        text = text.replace(",", "").replace("$", "")
+        # lm-eval's `(?s).*#### ` without its regex, which is quadratic on a long number
+        return re.sub(r"\.$", "", text.rpartition("#### ")[2]).lower()
 
     return clean(found[0].strip()) == clean(gold_solution)
 
@@ -69,6 +69,7 @@ class GSM8K(BaseBenchmark):
                         gold_response=_CALCULATOR.sub("", answer), meta={})
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
+        completion = answer_tail(completion)
         extracted = extract_final_number(completion)
         return {"correct": numbers_match(extracted, item.gold), "extracted": extracted,
                 "gold": item.gold, "strict": strict_match(completion, item.gold_response or "")}

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..answers import ANSWER_MARKER, boxed_answers, extract_final_number, numbers_match, \
-    parse_number
+from ..answers import ANSWER_MARKER, answer_tail, boxed_answers, extract_final_number, \
+    numbers_match, parse_number
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score
 from .gsm8k import strict_match
@@ -85,6 +85,7 @@ class GSMPlus(BaseBenchmark):
                                                                   "unknown"))})
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
+        completion = answer_tail(completion)
         if parse_number(item.gold) is not None:
             extracted = extract_final_number(completion)
             correct = numbers_match(extracted, item.gold)

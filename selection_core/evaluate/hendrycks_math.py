@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..answers import boxed_answers, closing_brace
+from ..answers import MAX_NUMBER_CHARS, answer_tail, boxed_answers, closing_brace
 from ..errors import InputError, SelectionError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score
@@ -48,8 +48,9 @@ _FRAC_ARGUMENT = r"(\{[^{}]*\}|\\[A-Za-z]+|\w)"  # a braced group, a macro or on
 _SIMPLE_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
 # "65 children tickets": a number followed only by words is that number (not "2 sin", "3 pi").
-_NUMBER_THEN_WORDS = re.compile(r"(-?[\d.,]+)\s+(?:(?!(?:sin|cos|tan|log|exp|sqrt)\b)[A-Za-z]{3,}"
-                                r"\s*)+")
+# (one word per whitespace-separated run: `(?:[A-Za-z]{3,}\s*)+` backtracks exponentially)
+_WORD = r"(?!(?:sin|cos|tan|log|exp|sqrt)\b)[A-Za-z]{3,}"
+_NUMBER_THEN_WORDS = re.compile(rf"(-?[\d.,]+)\s+{_WORD}(?:\s+{_WORD})*\s*")
 
 
 def extract_answer(text: str) -> str | None:
@@ -103,13 +104,20 @@ def _strip_units(text: str) -> str:
 
 
 def _unwrap_text_commands(text: str) -> str:
-    """`\\text{(A)}` → `(A)`, `\\mathbf{v}` → `v`: the commands only style their argument."""
-    while match := _TEXT_COMMANDS.search(text):
+    """`\\text{(A)}` → `(A)`, `\\mathbf{v}` → `v`: the commands only style their argument.
+    One pass (commands nested in an argument are found after it opens); an unclosed one and
+    what follows it stay as written."""
+    dropped: list[tuple[int, int]] = []  # spans to leave out: each command and its closing brace
+    for match in _TEXT_COMMANDS.finditer(text):
         end = closing_brace(text, match.end() - 1)
         if end is None:
-            return text
-        text = text[:match.start()] + text[match.end():end] + text[end + 1:]
-    return text
+            break
+        dropped += [(match.start(), match.end()), (end, end + 1)]
+    kept, position = [], 0
+    for start, stop in sorted(dropped):
+        kept.append(text[position:start])
+        position = stop
+    return "".join(kept) + text[position:]
 
 
 def _drop_short_assignment(text: str) -> str:
@@ -160,7 +168,10 @@ def _unbracket(text: str) -> str:
 
 
 def _as_rational(text: str) -> Fraction | None:
-    """The exact value of a plain number or integer fraction in normalised form, else None."""
+    """The exact value of a plain number or integer fraction in normalised form, else None
+    (also for one too long to be an answer: `answers.MAX_NUMBER_CHARS`)."""
+    if len(text) > MAX_NUMBER_CHARS:
+        return None
     if _SIMPLE_NUMBER.fullmatch(text):
         return Fraction(text)
     match = _SIMPLE_FRACTION.fullmatch(text)
@@ -225,7 +236,7 @@ class HendrycksMath(BaseBenchmark):
                               "type": str(record.get("type", record.get("subject", "unknown")))})
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
-        extracted = extract_answer(completion)
+        extracted = extract_answer(answer_tail(completion))
         correct = extracted is not None and answers_equal(extracted, item.gold)
         strict = extracted is not None and _hendrycks().is_equiv(extracted, item.gold)
         return {"correct": correct, "extracted": extracted, "gold": item.gold,

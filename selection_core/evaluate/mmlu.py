@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..answers import answer_tail
 from ..errors import InputError
 from ..lm.prompts import RawText
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, few_shot_dir, load_hub_rows
@@ -147,7 +148,7 @@ class MMLU(BaseBenchmark):
                 for item in items]
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
-        extracted = extract_letter(completion)
+        extracted = extract_letter(answer_tail(completion))
         return {"correct": extracted == item.gold, "extracted": extracted, "gold": item.gold}
 
     def breakdown(self, items: Sequence[EvalItem], rows: Sequence[Mapping[str, Any]]

@@ -222,6 +222,7 @@ def test_cli_report_is_the_report_page_without_a_browser(prepared_workspace: Pat
     assert_clean(at)
     page = at.session_state["report"]
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()  # an output's folder must exist: the guard creates none (issue 29)
     assert main(["report", "--run", str(store.root), "--out", str(out), "--png"]) == 0
     html = out.read_text(encoding="utf-8")
 

@@ -238,3 +238,44 @@ def test_a_second_writer_on_a_run_stops_and_writes_nothing(small_run: tuple[Path
     code = main(["embed", "--data", str(other), "--run", str(run)])
     assert "is in use by `embed`" in one_line_error(capsys, code)
     assert (run / "manifest.json").read_bytes() == manifest
+
+
+# --------------------------------------------------------------------------- issue 29
+def influence_args(matrix: Path, tasks: Path, out: Path, *extra: str) -> list[str]:
+    return ["influence", "select", "--matrix", str(matrix), "--val-tasks", str(tasks),
+            "--method", "bids", "--budget", "10%", "--out", str(out), *extra]
+
+
+def test_every_output_goes_through_the_one_guard(small_run: tuple[Path, Path], tmp_path: Path,
+                                                  capsys) -> None:
+    _, run = small_run
+    matrix, tasks, out = tmp_path / "A.npy", tmp_path / "vt.txt", tmp_path / "bids.txt"
+    np.save(matrix, np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32))
+    tasks.write_text("a\nb\n")
+    saved = {path: path.read_bytes() for path in (matrix, tasks)}
+    missing = tmp_path / "nonexistent" / "dir"
+    for explain, message in ((matrix, "is an input of this command"),
+                             (tasks, "is an input of this command"),
+                             (out, "--explain " + str(out) + " is also the --out file"),
+                             (run / "why.jsonl", "is inside the run directory"),
+                             (missing / "x.jsonl", f"the folder {missing} does not exist"),
+                             (tmp_path, "is a directory")):
+        code = main(influence_args(matrix, tasks, out, "--explain", str(explain)))
+        assert message in one_line_error(capsys, code)
+        assert not out.exists() and not missing.parent.exists() and not (run / "why.jsonl").exists()
+        assert all(path.read_bytes() == data for path, data in saved.items())
+    assert main(influence_args(matrix, tasks, out, "--explain", str(tmp_path / "why.jsonl"))) == 0
+    assert len((tmp_path / "why.jsonl").read_text().splitlines()) == 2
+    for bad in (missing / "x.txt", tmp_path):  # --out: the same guard, nothing created
+        assert main(influence_args(matrix, tasks, bad)) == 2
+        assert not missing.parent.exists()
+
+
+def test_the_report_png_zip_goes_through_the_guard(small_run: tuple[Path, Path], tmp_path: Path,
+                                                   capsys) -> None:
+    _, run = small_run
+    (tmp_path / "r-figures.zip").mkdir()  # where --png would write
+    code = main(["report", "--run", str(run), "--k", "3", "--out", str(tmp_path / "r.html"),
+                 "--png"])
+    assert "r-figures.zip: is a directory" in one_line_error(capsys, code)
+    assert not (tmp_path / "r.html").exists()

@@ -100,3 +100,32 @@ def test_bad_parquet_columns(demo: Path, tmp_path: Path, capsys: pytest.CaptureF
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {path}") and message in err, err
     assert not (tmp_path / "run" / pipeline.EMBEDDINGS).exists()
+
+
+def test_a_failed_import_with_a_new_pool_changes_nothing(demo: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Issue 29 §4: `embed --data NEW --vectors BAD` on an existing run used to swap the pool in
+    (its vectors then failed), leaving `embed done` beside embeddings of the old pool."""
+    run = tmp_path / "run"
+    np.save(tmp_path / "good.npy", vectors())
+    assert embed(demo, run, tmp_path / "good.npy") == 0
+    files = {name: (run / name).read_bytes() for name in (pipeline.POOL, pipeline.EMBEDDINGS)}
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"prompt": f"p{i}", "response": f"r{i}"}) + "\n"
+                             for i in range(50)))
+    capsys.readouterr()
+    assert embed(other, run, tmp_path / "good.npy") == 2  # 120 vectors for a pool of 50
+    assert "120 vectors for a pool of 50" in capsys.readouterr().err
+    assert {name: (run / name).read_bytes() for name in files} == files
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    assert after["embed"] == stages["embed"]
+    assert {k: v for k, v in after["pool"].items() if k != "last_failure"} == \
+        {k: v for k, v in stages["pool"].items() if k != "last_failure"}
+    assert "120 vectors" in after["pool"]["last_failure"]["error"]
+    assert {p.name for p in run.iterdir() if p.name.startswith(".")} <= {".lock", ".manifest.lock"}
+    assert main(["cluster", "--run", str(run), "--k", "3"]) == 0  # the run is as it was
+    np.save(tmp_path / "fifty.npy", vectors(rows=50))
+    assert embed(other, run, tmp_path / "fifty.npy") == 0  # good vectors: both change
+    assert len(pipeline.load_run_pool(RunStore(run))) == 50
+    assert pipeline.load_embeddings(RunStore(run)).shape == (50, 6)
