@@ -191,7 +191,7 @@ class BBH(BaseBenchmark):
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
         extracted = extract_answer(answer_tail(completion))
         return {"correct": is_correct(extracted, item.gold, item.meta.get("question", "")),
-                "extracted": extracted, "gold": item.gold, "task": item.meta["task"]}
+                "extracted": extracted, "gold": item.gold, "task": item.meta.get("task", "")}
 
     def summarise(self, items: Sequence[EvalItem], rows: list[dict[str, Any]]) -> EvalResult:
         """Score = the mean over all items, the kit's aggregate (UltraInteract's BBH script);
