@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from .progress import Progress, fan_out
 from .runner import Stage, StageContext
 from .store import RunStore, chunked_compute, now_text, read_json, read_npy, write_csv, \
     write_json, write_jsonl, write_npy
+
+if TYPE_CHECKING:
+    from .clean import Exclusion
 
 POOL = "pool.parquet"
 EMBEDDINGS = "embeddings.npy"
@@ -332,18 +335,40 @@ def parse_budget(text: str | int, n_rows: int) -> int:
 
 
 def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
-                scorer: ScorerConfig) -> tuple[np.ndarray, Clustering, np.ndarray]:
-    """Row positions of one static selection, with the clustering and scores it used."""
-    n = len(load_run_pool(store))
+                scorer: ScorerConfig, keep: str = "none"
+                ) -> tuple[np.ndarray, Clustering, np.ndarray]:
+    """Row positions of one static selection, with the clustering and scores it used. Once the
+    run has a current `clean` result its flagged rows are left out (`keep` opts out:
+    duplicates, contaminated or all; `clean.exclusion`)."""
+    rows, clustering, scores, _ = _select_available(store, config, kmeans, scorer, keep)
+    return rows, clustering, scores
+
+
+def _select_available(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
+                      scorer: ScorerConfig, keep: str
+                      ) -> tuple[np.ndarray, Clustering, np.ndarray,
+                                 tuple[Exclusion, np.ndarray, np.ndarray]]:
+    """`select_rows`, and what the rationale needs: the exclusion, the available rows and the
+    chosen positions among them."""
+    from .clean import exclusion
+
+    pool = load_run_pool(store)
+    n = len(pool)
     config.check_clustering(kmeans.k)
     if not 1 <= config.k <= n:
         raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
     if not 1 <= config.budget <= n:
         raise ConfigError(f"budget {config.budget} must be between 1 and the pool size ({n})")
+    excluded = exclusion(store, pool["id"].astype(str).tolist(), keep)
+    available = np.flatnonzero(excluded.available)
+    if config.budget > len(available):
+        raise ConfigError(f"budget {config.budget} is larger than the {len(available)} rows "
+                          f"left after cleaning ({excluded.text}); lower it or pass --keep")
     clustering = cluster(store, kmeans, write_table=False)
     scores = quality(store, scorer)
-    return select_static(config, clustering.labels, scores, clustering.distances), clustering, \
-        scores
+    chosen = select_static(config, clustering.labels[available], scores[available],
+                           clustering.distances[available])
+    return available[chosen], clustering, scores, (excluded, available, chosen)
 
 
 def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
@@ -360,13 +385,18 @@ def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
 
 
 def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
-           scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
+           scorer: ScorerConfig, out: str | Path | None = None,
+           keep: str = "none") -> pd.DataFrame:
     """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
-    their `cluster`, `quality` and rationale (`select.rationale.static_rationale`)."""
+    their `cluster`, `quality` and rationale (`select.rationale.static_rationale`, computed on
+    the rows left after cleaning; each `why` ends with what was excluded and why)."""
     from .select.rationale import static_rationale
 
-    rows, clustering, scores = select_rows(store, config, kmeans, scorer)
-    rationale = static_rationale(config, clustering.labels, scores, clustering.distances, rows)
+    rows, clustering, scores, (excluded, available, chosen) = _select_available(
+        store, config, kmeans, scorer, keep)
+    rationale = static_rationale(config, clustering.labels[available], scores[available],
+                                 clustering.distances[available], chosen)
+    rationale["why"] = rationale["why"] + f"; {excluded.text}"
     selected = selected_frame(load_run_pool(store), rows, clustering.labels, scores, rationale)
     if out is not None:
         write_jsonl(out, selected.to_dict(orient="records"))
@@ -374,7 +404,9 @@ def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
     write_csv(store.path("selections", f"{name}.csv"),
               selected[["id", *rationale.columns]])
     store.set_stage(f"select:{name}", status="done", config=config.to_dict(),
-                    kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows))
+                    kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows),
+                    excluded=int(len(excluded.available) - len(available)), keep=keep,
+                    exclusion=excluded.text, decontaminated=list(excluded.benchmarks))
     return selected
 
 

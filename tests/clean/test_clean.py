@@ -1,0 +1,345 @@
+"""The clean stage (issue 26): planted duplicates and benchmark items are found, clean rows are
+left alone, the CLI writes the flag table, and selections leave flagged rows out.
+
+Measured on the planted pool (240 demo rows, 10 plants of each kind, GSM8K as the benchmark,
+all-MiniLM-L6-v2 embeddings, the default thresholds), and asserted below:
+exact 10/10, near 9/10 (one typo in a short row stays under Jaccard 0.7), semantic 10/10,
+verbatim 10/10, lightly edited 10/10, paraphrased 9/10 (the weakest rewording's cosine is
+0.843, under 0.85); clean rows flagged 3/240, all `semantic` (demo prompts from one template
+that differ only in a number, cosine > 0.95), none contaminated.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selection_core import pipeline
+from selection_core.clean import FLAG_COLUMNS, CleanConfig, NgramIndex, clean, exact_duplicates, \
+    exclusion, flag_table, near_duplicates, semantic_duplicates
+from selection_core.cli import main
+from selection_core.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig
+from selection_core.errors import ConfigError
+from selection_core.evaluate.base import DATA_DIR_ENV
+from selection_core.data.demo import generate_demo_pool
+from selection_core.store import RunStore
+
+# --------------------------------------------------------------------------- the plants
+# Hand-written rewordings of GSM8K test questions 0-9 (same numbers, same question, other
+# words): the "rephrased samples" an n-gram check misses.
+PARAPHRASES = [
+    "Every day Janet's ducks produce 16 eggs. Three of them she has for breakfast each morning, "
+    "and four go into the muffins she bakes for friends daily. The rest she sells at the "
+    "farmers' market for $2 apiece. How many dollars does she earn at the market each day?",
+    "To make one robe you need two bolts of blue fibre plus half as much white fibre. What is "
+    "the total number of bolts needed?",
+    "Josh tries his hand at house flipping: he pays $80,000 for a house and spends another "
+    "$50,000 on repairs, which raises its value by 150%. What was his profit?",
+    "Three times a week, James runs three sprints of 60 meters each. How many meters does he "
+    "run in total per week?",
+    "Wendi gives each of her chickens three cups of mixed feed a day (seeds, mealworms and "
+    "vegetables), split over three meals. She gave the flock 15 cups in the morning and 25 "
+    "cups in the afternoon. With 20 chickens in the flock, how many cups does the last meal "
+    "of the day need?",
+    "Kylar needs 16 glasses for his new flat. A glass is $5, but every second one costs only "
+    "60% of that price. What will he pay for all of them?",
+    "Seattle has 20 sheep. Charleston has four times as many as Seattle, and Toulouse twice as "
+    "many as Charleston. How many sheep do the three cities have altogether?",
+    "Carla downloads a 200 GB file at 2 GB per minute. When 40% is done, Windows restarts to "
+    "install updates, which takes 20 minutes, and she must start the download over. How long "
+    "does the whole download take?",
+    "John drives 3 hours at 60 mph, then turns back because he forgot something important at "
+    "home. He wants to be home within 4 hours, but is stuck in traffic for the first 2, drives "
+    "half an hour at 30 mph, and then goes 80 mph for the rest of the 4 hours. How far from home "
+    "is he when the 4 hours are over?",
+    "Eliza is paid $10 an hour for her first 40 hours each week, and overtime at 1.2 times that "
+    "rate. She worked 45 hours this week. What did she earn?",
+]
+
+
+@dataclass
+class Planted:
+    """A pool with planted rows: which positions are which plant, and of what."""
+
+    rows: list[dict]
+    exact: dict[int, int] = field(default_factory=dict)  # planted position → original position
+    near: dict[int, int] = field(default_factory=dict)
+    semantic: dict[int, int] = field(default_factory=dict)
+    verbatim: dict[int, str] = field(default_factory=dict)  # planted position → benchmark item id
+    edited: dict[int, str] = field(default_factory=dict)
+    paraphrased: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def planted(self) -> set[int]:
+        return {*self.exact, *self.near, *self.semantic, *self.verbatim, *self.edited,
+                *self.paraphrased}
+
+    def write(self, path: Path) -> Path:
+        path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
+        return path
+
+
+def gsm8k_questions(data: Path, n: int) -> list[tuple[str, str]]:
+    """The first `n` GSM8K test (question, answer) pairs."""
+    with open(data / "gsm8k" / "test.jsonl", encoding="utf-8") as handle:
+        records = [json.loads(line) for _, line in zip(range(n), handle, strict=False)]
+    return [(r["question"], r["answer"]) for r in records]
+
+
+def _typo(text: str, seed: int) -> str:
+    """Two neighbouring letters of one longer word swapped."""
+    words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)]
+    match = words[seed % len(words)]
+    i = match.start() + 1
+    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+
+
+def _edit_lightly(text: str, seed: int) -> str:
+    """Change one number and the spacing and casing, add a lead-in: a light edit."""
+    numbers = list(re.finditer(r"\d+", text))
+    if numbers:
+        hit = numbers[seed % len(numbers)]
+        text = f"{text[:hit.start()]}{int(hit.group()) + 1}{text[hit.end():]}"
+    return "Question: " + text.replace("  ", " ").upper()[:1] + text.replace("  ", " ")[1:]
+
+
+def planted_pool(data: Path, n_clean: int = 240, n_each: int = 10, seed: int = 0) -> Planted:
+    """`n_clean` demo rows with `n_each` exact, near and semantic duplicates of some of them
+    and `n_each` verbatim, lightly edited and paraphrased GSM8K test items appended.
+
+    Exact duplicates change only case and spacing; near duplicates swap two letters of a prompt
+    word (the demo pool's own near-duplicate noise); semantic duplicates reword the request and
+    answer it in other words."""
+    rng = np.random.default_rng(seed)
+    pool = generate_demo_pool(n_clean, seed=seed, noise_rate=0.0)
+    rows = [{"id": f"clean-{i:04d}", "prompt": r["prompt"], "response": r["response"]}
+            for i, r in enumerate(pool)]
+    long_rows = [i for i, r in enumerate(rows) if len((r["prompt"] + r["response"]).split()) >= 40]
+    sources = rng.choice(long_rows, 3 * n_each, replace=False)
+    planted = Planted(rows)
+    for j, source in enumerate(sources[:n_each]):
+        planted.exact[len(rows)] = int(source)
+        rows.append({"id": f"exact-{j}", "prompt": rows[source]["prompt"].upper() + "  ",
+                     "response": rows[source]["response"]})
+    for j, source in enumerate(sources[n_each:2 * n_each]):
+        planted.near[len(rows)] = int(source)  # the demo's own near-duplicate edit: a typo
+        rows.append({"id": f"near-{j}", "prompt": _typo(rows[source]["prompt"], j),
+                     "response": rows[source]["response"]})
+    for j, source in enumerate(sources[2 * n_each:]):
+        planted.semantic[len(rows)] = int(source)  # the request reworded, answered anew
+        rows.append({"id": f"semantic-{j}",
+                     "prompt": "Please help me with this. " + rows[source]["prompt"]
+                     .replace("Write", "Compose").replace("What", "Which"),
+                     "response": "Sure, here it is: "
+                                 + rows[source]["response"].splitlines()[-1]})
+    questions = gsm8k_questions(data, 3 * n_each + len(PARAPHRASES))
+    for j in range(n_each):
+        question, answer = questions[len(PARAPHRASES) + j]
+        planted.verbatim[len(rows)] = str(len(PARAPHRASES) + j)
+        rows.append({"id": f"verbatim-{j}", "prompt": question, "response": answer})
+    for j in range(n_each):
+        question, answer = questions[len(PARAPHRASES) + n_each + j]
+        planted.edited[len(rows)] = str(len(PARAPHRASES) + n_each + j)
+        rows.append({"id": f"edited-{j}", "prompt": _edit_lightly(question, j),
+                     "response": answer.split("####")[0].strip()})
+    for j, text in enumerate(PARAPHRASES[:n_each]):
+        planted.paraphrased[len(rows)] = str(j)
+        rows.append({"id": f"paraphrased-{j}", "prompt": text,
+                     "response": questions[j][1].split("####")[-1].strip()})
+    return planted
+
+
+GSM8K_ITEMS = 40  # the benchmark copy holds the first 40 GSM8K test items (plants use 0-29)
+
+
+@pytest.fixture(scope="module")
+def planted_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The planted pool loaded and embedded, with a benchmark data folder that holds GSM8K
+    only (every other benchmark is missing there)."""
+    root = tmp_path_factory.mktemp("planted")
+    data = root / "data"
+    (data / "gsm8k").mkdir(parents=True)
+    lines = (shared_data / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    (data / "gsm8k" / "test.jsonl").write_text("\n".join(lines[:GSM8K_ITEMS]) + "\n")
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data)
+    planted = planted_pool(shared_data)
+    store = RunStore(root / "run")
+    pipeline.ingest(store, [str(planted.write(root / "pool.jsonl"))])
+    pipeline.embed(store, EmbedConfig())
+    yield store, planted, data
+    if previous is None:
+        del os.environ[DATA_DIR_ENV]
+    else:
+        os.environ[DATA_DIR_ENV] = previous
+
+
+def _found(flags: pd.DataFrame, ids: list[str], plants: dict[int, object]) -> tuple[int, int]:
+    """(plants flagged at all, plants flagged as their own kind's partner: `of` right)."""
+    table = flags.set_index("id")
+    hit = [ids[row] for row in plants if ids[row] in table.index]
+    return len(hit), sum(str(table.loc[ids[row], "of"]) in (str(target), ids[target]
+                                                            if isinstance(target, int) else "")
+                         for row, target in plants.items() if ids[row] in table.index)
+
+
+def test_planted_duplicates_and_contamination_are_found(planted_run) -> None:
+    store, planted, _ = planted_run
+    result = clean(store, CleanConfig(benchmarks=("gsm8k",)))
+    flags = result.flags
+    ids = [row["id"] for row in planted.rows]
+    kinds = flags.set_index("id")["kind"]
+    recall = {name: _found(flags, ids, getattr(planted, name))[0]
+              for name in ("exact", "near", "semantic", "verbatim", "edited", "paraphrased")}
+    assert recall == {"exact": 10, "near": 9, "semantic": 10, "verbatim": 10, "edited": 10,
+                      "paraphrased": 9}, recall
+    # each found plant points at what it copies: the original row, or the GSM8K item's id
+    for name in ("exact", "verbatim", "edited", "paraphrased"):
+        flagged, right = _found(flags, ids, getattr(planted, name))
+        assert right == flagged, name
+    assert {kinds[ids[row]] for row in planted.exact} == {"exact"}
+    assert {kinds[ids[row]] for row in {**planted.verbatim, **planted.edited}} == \
+        {"contaminated"}
+    contaminated = flags[flags["kind"] == "contaminated"]
+    assert set(contaminated["benchmark"]) == {"gsm8k"}
+    assert (flags.loc[flags["kind"] != "contaminated", "benchmark"] == "").all()
+    clean_rows = [ids[row] for row in range(len(ids)) if row not in planted.planted]
+    false_positives = flags[flags["id"].isin(clean_rows)]
+    assert len(false_positives) <= 3 and set(false_positives["kind"]) <= {"semantic"}
+    assert result.summary["skipped"] == {}
+
+
+def test_the_stage_is_keyed_and_reused(planted_run) -> None:
+    store, _, _ = planted_run
+    first = clean(store, CleanConfig(benchmarks=("gsm8k",)))
+    again = clean(store, CleanConfig(benchmarks=("gsm8k",)))
+    looser = clean(store, CleanConfig(benchmarks=("gsm8k",), semantic_eps=0.2))
+    assert again.folder == first.folder and looser.folder != first.folder
+    assert len(looser.flags) > len(first.flags)
+    # the stored scores give any threshold's flags without running the stage again
+    relabelled = flag_table(first.scores(), first.items(), looser.config)
+    pd.testing.assert_frame_equal(relabelled, looser.flags, check_dtype=False)
+
+
+def test_cli_writes_the_flag_table_and_names_skipped_benchmarks(planted_run, tmp_path,
+                                                                capsys) -> None:
+    store, planted, data = planted_run
+    out = tmp_path / "flags.csv"
+    assert main(["clean", "--run", str(store.root), "--benchmarks", "gsm8k,mmlu",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mmlu" in printed and "skipped" in printed
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == FLAG_COLUMNS
+    body = pd.DataFrame(rows[1:], columns=FLAG_COLUMNS)
+    assert body["id"].is_unique and len(body) > 0
+    assert set(body["kind"]) <= {"exact", "near", "semantic", "contaminated"}
+    assert set(body.loc[body["kind"] == "contaminated", "benchmark"]) == {"gsm8k"}
+    verbatim = planted.rows[next(iter(planted.verbatim))]["id"]
+    assert body.set_index("id").loc[verbatim, "of"] == planted.verbatim[
+        next(iter(planted.verbatim))]
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--ngram-overlap", "2", "ngram_overlap must be in (0, 1]"),
+    ("--near-threshold", "0", "near_threshold must be in (0, 1]"),
+    ("--paraphrase-threshold", "1.5", "paraphrase_threshold is a cosine"),
+    ("--semantic-eps", "1", "semantic_eps must be in [0, 1)"),
+    ("--benchmarks", "gsm9k", "unknown benchmark 'gsm9k'"),
+])
+def test_bad_thresholds_are_one_line(tmp_path, capsys, flag: str, value: str,
+                                     message: str) -> None:
+    RunStore(tmp_path / "run")
+    assert main(["clean", "--run", str(tmp_path / "run"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_selections_leave_flagged_rows_out(planted_run) -> None:
+    store, planted, _ = planted_run
+    result = clean(store, CleanConfig(benchmarks=("gsm8k",)))
+    flagged = set(result.flags["id"])
+    config = SelectionConfig(method="quality-top", budget=200, k=4)
+    kmeans, scorer = KMeansConfig(k=4), ScorerConfig()
+    selected = pipeline.select(store, config, kmeans, scorer)
+    assert not flagged & set(selected["id"])
+    assert selected["why"].str.contains(f"{len(flagged)} of {len(planted.rows)} pool rows "
+                                        "excluded").all()
+    kept = pipeline.select(store, config, kmeans, scorer, keep="all")
+    assert flagged & set(kept["id"])
+    only_duplicates = exclusion(store, [row["id"] for row in planted.rows], keep="contaminated")
+    contaminated = set(result.flags.loc[result.flags["kind"] == "contaminated", "id"])
+    ids = np.array([row["id"] for row in planted.rows])
+    assert set(ids[only_duplicates.available]) >= contaminated
+    assert only_duplicates.benchmarks == ()
+    with pytest.raises(ConfigError, match="left after cleaning"):
+        pipeline.select(store, SelectionConfig(method="random", budget=len(ids) - 1, k=4),
+                        kmeans, scorer)
+
+
+# --------------------------------------------------------------------------- the pieces
+def test_exact_duplicates_normalise_case_spacing_and_punctuation() -> None:
+    of = exact_duplicates(["Add 2 and 3.", "add  2 and 3", "Add 2 and 4."],
+                          ["Five!", "five", "Six."])
+    assert of.tolist() == [-1, 0, -1]
+
+
+def test_near_duplicates_point_at_the_earlier_row() -> None:
+    base = " ".join(f"word{i}" for i in range(60))
+    edited = base.replace("word30", "changed")
+    other = " ".join(f"other{i}" for i in range(60))
+    of, score = near_duplicates([base, other, edited], threshold=0.7)
+    assert of.tolist() == [-1, -1, 0] and 0.7 <= score[2] < 1
+
+
+@pytest.mark.parametrize("rule,kept", [("quality", 2), ("hard", 1), ("easy", 0)])
+def test_semantic_keep_rules(rule: str, kept: int) -> None:
+    """Three near-identical vectors in one cluster: the rule decides which one survives."""
+    vectors = np.array([[1.0, 0.0], [1.0, 0.02], [1.0, 0.01], [0.0, 1.0]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1])
+    distances = np.array([0.1, 0.3, 0.2, 0.0])
+    quality = np.array([1.0, 2.0, 3.0, 0.0])
+    of, best = semantic_duplicates(vectors, labels, distances, rule, quality)
+    survivors = [row for row in range(3) if of[row] == -1]
+    assert survivors == [kept] and of[3] == -1
+    assert (best[[r for r in range(3) if r != kept]] > 0.99).all()
+
+
+def test_ngram_coverage_ignores_templates_and_matches_short_items() -> None:
+    from selection_core.clean import item_contents
+
+    prompts = [f"Solve the following math problem step by step.\nA farmer has {n} cows and buys "
+               f"{n + 3} more; how many cows does the farmer have now?" for n in range(10)]
+    contents = item_contents(prompts, max_share=1) + ["Name the capital of France please"]
+    assert contents[4] == "A farmer has 4 cows and buys 7 more; how many cows does the farmer " \
+                          "have now?"  # the template line is gone
+    index = NgramIndex(contents, ["math"] * 10 + ["geo"], n=8, min_words=5, template_share=0.01)
+    item, share = index.best_item("a farmer has 4 cows and buys 7 more, how many cows does the "
+                                  "farmer have now? 11")
+    assert item == 4 and share == 1.0
+    # a different number breaks the 8-grams around it: a share, not the whole item
+    item, share = index.best_item("A farmer has 5 cows and buys 7 more; how many cows does the "
+                                  "farmer have now?")
+    assert 0.3 < share < 1
+    assert index.best_item("Solve the following math problem step by step. Nothing else.")[0] \
+        == -1
+    assert index.best_item("Please name the capital of France please!")[0] == 10
+
+
+def test_missing_benchmark_data_is_named_as_skipped(tmp_path, monkeypatch) -> None:
+    from selection_core.clean import benchmark_fingerprint, load_benchmark_items
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    items = load_benchmark_items(["humaneval", "demo"], 0.01)
+    assert "humaneval" in items.skipped and "demo" not in items.skipped
+    assert benchmark_fingerprint("humaneval") == "missing"
+    shutil.rmtree(tmp_path)
