@@ -52,8 +52,10 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline, runner
-from .config import SCORERS, EmbedConfig, HashedConfig, KMeansConfig, ScorerConfig, param
+from .config import KEEP_CHOICES, SCORERS, EmbedConfig, HashedConfig, KMeansConfig, \
+    ScorerConfig, param
 from .errors import ConfigError, SelectionError
+from .pipeline import Exclusion
 from .progress import Progress
 from .runner import Stage, StageContext
 from .store import RunStore, read_json, write_csv, write_npy, write_json
@@ -61,7 +63,6 @@ from .store import RunStore, read_json, write_csv, write_npy, write_json
 KINDS = ("contaminated", "exact", "near", "semantic")  # strongest first
 DUPLICATE_KINDS = ("exact", "near", "semantic")
 KEEP_RULES = ("quality", "hard", "easy", "random")
-KEEP_CHOICES = ("none", "duplicates", "contaminated", "all")  # what selections keep anyway
 FLAG_COLUMNS = ["id", "kind", "of", "benchmark", "similarity"]
 FLAGS = "flags.csv"
 SCORES = "scores.parquet"  # every row's best similarity per test (the sliders read it)
@@ -565,32 +566,22 @@ def excluded_flags(flags: pd.DataFrame, keep: str) -> pd.DataFrame:
     return flags
 
 
-@dataclass(frozen=True)
-class Exclusion:
-    """What a selection leaves out: a mask of available pool rows and one sentence saying how
-    many rows were excluded and why (the rationale and the results tables show it)."""
-
-    available: np.ndarray
-    text: str
-    benchmarks: tuple[str, ...]  # decontaminated against (empty: not decontaminated)
-
-
 def exclusion(store: RunStore, ids: Sequence[str], keep: str = "none") -> Exclusion:
-    """The rows a selection on the run's pool may use: without a current clean result, all
-    (and the text says the pool was not cleaned)."""
-    available = np.ones(len(ids), dtype=bool)
+    """What a selection on the run's pool leaves out by default: every row the run's current
+    clean result flags, less what `keep` keeps (duplicates, contaminated or all); without a
+    current clean result, nothing (and the text says the pool was not cleaned)."""
     result = latest_clean(store)
     if result is None:
-        return Exclusion(available, "the pool was not cleaned (no `clean` result): no rows "
-                                    "excluded", ())
+        return Exclusion.nothing(len(ids))
     checked = tuple(name for name in result.config.checked_benchmarks
                     if name not in result.summary["skipped"])
     dropped = excluded_flags(result.flags, keep)
-    available &= ~pd.Index(ids).astype(str).isin(dropped["id"])
+    available = ~pd.Index(ids).astype(str).isin(dropped["id"])
     counts = dropped["kind"].value_counts()
-    parts = [f"{int(counts[kind])} {kind}" for kind in KINDS if kind in counts]
-    why = ", ".join(parts) if parts else "nothing flagged"
-    kept = "" if keep == "none" else f" (--keep {keep})"
+    why = ", ".join(f"{int(counts[kind])} {kind}" for kind in KINDS if kind in counts)
+    kept = "" if keep == "none" else f" (--keep {keep}: {len(result.flags) - len(dropped)} " \
+                                     "flagged rows kept)"
     decontaminated = checked if keep not in ("contaminated", "all") else ()
     return Exclusion(available, f"{int((~available).sum())} of {len(ids)} pool rows excluded "
-                                f"before selection{kept}: {why}", decontaminated)
+                                f"before selection{kept}" + (f": {why}" if why else ""),
+                     decontaminated)

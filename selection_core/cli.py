@@ -20,7 +20,7 @@ from typing import NoReturn
 import numpy as np
 
 from . import pipeline, runner
-from .clean import KEEP_CHOICES, CleanConfig
+from .clean import CleanConfig, exclusion
 from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
     KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
 from .data.loaders import DataSpec, IngestLimits
@@ -30,7 +30,7 @@ from .evaluate.cli import add_evaluate_parser, add_prompts_parser, run_evaluate,
 from .sandbox import UNSAFE_ENV
 from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
-from .config_args import add_config_arguments, config_kwargs
+from .config_args import add_config_arguments, add_keep_option, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
 from .store import MANIFEST, RunStore, check_output_path
 
@@ -104,13 +104,6 @@ def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-line-length", type=_positive_int, default=defaults.max_line_bytes,
                         help="refuse a longer line, JSON record or CSV field, in bytes (default "
                              f"{defaults.max_line_bytes:,})")
-
-
-def _add_keep_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep", choices=KEEP_CHOICES, default="none",
-                        help="once the run has a `clean` result its flagged rows are excluded; "
-                             "keep duplicates, contaminated rows or all of them instead "
-                             "(default: none)")
 
 
 def _benchmark_names(text: str) -> tuple[str, ...]:
@@ -210,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HF name/path of the perplexity LM or the reward model")
     select.add_argument("--out", required=True, help="output .jsonl")
     select.add_argument("--device", default="auto")
-    _add_keep_option(select)
+    add_keep_option(select)
     _add_kmeans_options(select, seed_flag="--cluster-seed")
 
     score = commands.add_parser("score", help="quality scores for every pool row (cached)")
@@ -386,8 +379,9 @@ def _cmd_select(args: argparse.Namespace) -> None:
     config = SelectionConfig(**config_kwargs(SelectionConfig, args) | {"budget": budget})
     check_device(args.device)
     scorer = ScorerConfig(name=config.scorer, model=args.scorer_model, device=args.device)
+    pool_ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
     selected = pipeline.select(store, config, _kmeans_config(args, config.k), scorer,
-                               out=args.out, keep=args.keep)
+                               out=args.out, exclude=exclusion(store, pool_ids, args.keep))
     exclusion = (store.stage_info(f"select:{args.method}-{config.config_hash()}") or {})
     print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}; "
           f"{exclusion.get('exclusion')}")

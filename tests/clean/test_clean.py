@@ -270,20 +270,52 @@ def test_selections_leave_flagged_rows_out(planted_run) -> None:
     flagged = set(result.flags["id"])
     config = SelectionConfig(method="quality-top", budget=200, k=4)
     kmeans, scorer = KMeansConfig(k=4), ScorerConfig()
-    selected = pipeline.select(store, config, kmeans, scorer)
+    ids = [row["id"] for row in planted.rows]
+    selected = pipeline.select(store, config, kmeans, scorer, exclude=exclusion(store, ids))
     assert not flagged & set(selected["id"])
     assert selected["why"].str.contains(f"{len(flagged)} of {len(planted.rows)} pool rows "
                                         "excluded").all()
-    kept = pipeline.select(store, config, kmeans, scorer, keep="all")
+    kept = pipeline.select(store, config, kmeans, scorer, exclude=exclusion(store, ids, "all"))
     assert flagged & set(kept["id"])
-    only_duplicates = exclusion(store, [row["id"] for row in planted.rows], keep="contaminated")
+    only_duplicates = exclusion(store, ids, keep="contaminated")
     contaminated = set(result.flags.loc[result.flags["kind"] == "contaminated", "id"])
-    ids = np.array([row["id"] for row in planted.rows])
-    assert set(ids[only_duplicates.available]) >= contaminated
+    assert set(np.array(ids)[only_duplicates.available]) >= contaminated
     assert only_duplicates.benchmarks == ()
     with pytest.raises(ConfigError, match="left after cleaning"):
         pipeline.select(store, SelectionConfig(method="random", budget=len(ids) - 1, k=4),
-                        kmeans, scorer)
+                        kmeans, scorer, exclude=exclusion(store, ids))
+
+
+@pytest.mark.parametrize("method", ["task-max", "bids"])
+def test_influence_selection_leaves_contaminated_rows_out(planted_run, tmp_path,
+                                                          method: str) -> None:
+    """The hazard in small: planted benchmark items get the largest influence (as they would:
+    they are the validation items); without cleaning task-max and BIDS pick them first, with
+    the run's clean result none of them."""
+    store, planted, _ = planted_run
+    flagged = set(clean(store, CleanConfig(benchmarks=("gsm8k",))).flags["id"])
+    n = len(planted.rows)
+    contaminated = sorted({*planted.verbatim, *planted.edited, *planted.paraphrased})
+    A = np.random.default_rng(0).normal(size=(n, 6))
+    A[contaminated] += 10.0
+    np.save(tmp_path / "A.npy", A)
+    (tmp_path / "tasks.txt").write_text("gsm8k\ngsm8k\ngsm8k\nmath\nmath\nmath\n")
+
+    def picks(*extra: str) -> set[int]:
+        out = tmp_path / "rows.txt"
+        assert main(["influence", "select", "--matrix", str(tmp_path / "A.npy"), "--val-tasks",
+                     str(tmp_path / "tasks.txt"), "--method", method, "--budget", "30",
+                     "--out", str(out), *extra]) == 0
+        return {int(line) for line in out.read_text().splitlines()}
+
+    assert len(picks() & set(contaminated)) >= 25  # uncleaned: the plants come first
+    cleaned = picks("--run", str(store.root))
+    missed = {row for row in contaminated if planted.rows[row]["id"] not in flagged}
+    assert len(missed) == 1 and len(cleaned) == 30  # the one paraphrase under 0.85
+    assert cleaned & set(contaminated) <= missed
+    assert not {planted.rows[row]["id"] for row in cleaned} & flagged
+    assert len(picks("--run", str(store.root), "--keep", "contaminated") & set(contaminated)) \
+        >= 25
 
 
 # --------------------------------------------------------------------------- the pieces
