@@ -50,6 +50,7 @@ def run_app() -> None:
     """The frame around every page (app.py's body): navigation, title and menu, sidebar."""
     page = st.navigation([
         st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
+        st.Page("pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
         st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:",
                 default=True),
         st.Page("pages/selection.py", title="Selection", icon=":material/checklist:"),

@@ -71,7 +71,8 @@ BLOCK_ROWS = 1024  # rows compared at once (bounded memory in big clusters)
 MIN_TEMPLATE_ITEMS = 1  # a line or n-gram in at most this many items is never template
 
 
-def _all_benchmarks() -> tuple[str, ...]:
+def all_benchmarks() -> tuple[str, ...]:
+    """Every benchmark the project evaluates, by CLI name."""
     from .evaluate.registry import BENCHMARKS
 
     return tuple(BENCHMARKS)
@@ -131,14 +132,14 @@ class CleanConfig(HashedConfig):
         if self.semantic_keep not in KEEP_RULES:
             raise ConfigError(f"unknown keep rule '{self.semantic_keep}'; use "
                               f"{', '.join(KEEP_RULES)}")
-        known = _all_benchmarks()
+        known = all_benchmarks()
         unknown = [name for name in self.benchmarks if name not in known]
         if unknown:
             raise ConfigError(f"unknown benchmark '{unknown[0]}'; choose from {', '.join(known)}")
 
     @property
     def checked_benchmarks(self) -> tuple[str, ...]:
-        return self.benchmarks or _all_benchmarks()
+        return self.benchmarks or all_benchmarks()
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> CleanConfig:
@@ -514,6 +515,46 @@ def flag_table(scores: pd.DataFrame, items: pd.DataFrame, config: CleanConfig) -
                          "similarity": np.round(similarity[flagged], 4)})[FLAG_COLUMNS]
 
 
+# --------------------------------------------------------------------------- what the app shows
+THRESHOLD_COLUMNS = {"semantic_eps": "semantic", "ngram_overlap": "ngram",
+                     "paraphrase_threshold": "paraphrase", "near_threshold": "near"}
+
+
+def removed_by_threshold(scores: pd.DataFrame, setting: str,
+                         values: Sequence[float]) -> pd.DataFrame:
+    """How many rows one test flags at each value of its threshold (SemDeDup's plot of rows
+    removed against ε), from the stored scores: no test is run again."""
+    column = scores[THRESHOLD_COLUMNS[setting]].to_numpy()
+    found = scores[f"{THRESHOLD_COLUMNS[setting]}_of"].to_numpy() >= 0
+    counts = [int((found & (column > 1 - value if setting == "semantic_eps"
+                            else column >= value)).sum()) for value in values]
+    return pd.DataFrame({setting: list(values), "rows": counts})
+
+
+def highlight_shared(text: str, other: str, n: int) -> str:
+    """`text` as HTML with the words it shares with `other` in a common run of n words (n-gram
+    overlap, as the contamination check counts it) marked; everything else escaped."""
+    import html
+
+    tokens = [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+    normal = words(text)
+    if len(normal) != len(tokens):  # NFKC changed the word count: mark nothing
+        return html.escape(text)
+    theirs = {gram for _, gram in _grams(words(other), n)}
+    marked = np.zeros(len(tokens), dtype=bool)
+    for start, gram in _grams(normal, n):
+        if gram in theirs:
+            marked[start:start + len(gram)] = True
+    out, last = [], 0
+    for index, (start, end, _) in enumerate(tokens):
+        out.append(html.escape(text[last:start]))
+        word = html.escape(text[start:end])
+        out.append(f"<mark>{word}</mark>" if marked[index] else word)
+        last = end
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------- reading results
 @dataclass
 class CleanResult:
@@ -532,7 +573,8 @@ class CleanResult:
         return pd.read_parquet(self.folder / "items.parquet")
 
 
-def _result(folder: Path) -> CleanResult:
+def read_result(folder: Path) -> CleanResult:
+    """The clean result stored in a finished key's folder."""
     record = read_json(folder / runner.RECORD)
     flags = pd.read_csv(folder / FLAGS, dtype={"id": str, "of": str, "benchmark": str},
                         keep_default_na=False)
@@ -543,13 +585,13 @@ def _result(folder: Path) -> CleanResult:
 def clean(store: RunStore, config: CleanConfig = CleanConfig(),
           progress: Progress | None = None) -> CleanResult:
     """Run (or reuse) the clean stage on the run's pool; the library's entry point."""
-    return _result(runner.run(store, CLEAN, config, progress))
+    return read_result(runner.run(store, CLEAN, config, progress))
 
 
 def latest_clean(store: RunStore) -> CleanResult | None:
     """The run's latest clean result if it was computed from the run's current inputs."""
     folder = runner.latest(store, CLEAN)
-    return None if folder is None else _result(folder)
+    return None if folder is None else read_result(folder)
 
 
 def excluded_flags(flags: pd.DataFrame, keep: str) -> pd.DataFrame:

@@ -382,9 +382,9 @@ def _cmd_select(args: argparse.Namespace) -> None:
     pool_ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
     selected = pipeline.select(store, config, _kmeans_config(args, config.k), scorer,
                                out=args.out, exclude=exclusion(store, pool_ids, args.keep))
-    exclusion = (store.stage_info(f"select:{args.method}-{config.config_hash()}") or {})
+    record = store.stage_info(f"select:{args.method}-{config.config_hash()}") or {}
     print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}; "
-          f"{exclusion.get('exclusion')}")
+          f"{record.get('exclusion')}")
 
 
 def _cmd_score(args: argparse.Namespace) -> None:

@@ -276,6 +276,10 @@ def test_selections_leave_flagged_rows_out(planted_run) -> None:
     assert selected["why"].str.contains(f"{len(flagged)} of {len(planted.rows)} pool rows "
                                         "excluded").all()
     kept = pipeline.select(store, config, kmeans, scorer, exclude=exclusion(store, ids, "all"))
+    out = store.root.parent / "selected.jsonl"
+    assert main(["select", "--run", str(store.root), "--method", "quality-top", "--k", "4",
+                 "--budget", "200", "--out", str(out)]) == 0
+    assert set(pd.read_json(out, lines=True, dtype={"id": str})["id"]) == set(selected["id"])
     assert flagged & set(kept["id"])
     only_duplicates = exclusion(store, ids, keep="contaminated")
     contaminated = set(result.flags.loc[result.flags["kind"] == "contaminated", "id"])
