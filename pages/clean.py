@@ -107,7 +107,10 @@ st.caption("Selections (Selection page, `select`, `influence select --run`, expe
 
 st.subheader("Flagged rows")
 kinds = st.multiselect("Kinds", clean.KINDS, default=list(clean.KINDS))
+rank = {kind: i for i, kind in enumerate(clean.KINDS)}  # strongest first
 listed = flags[flags["kind"].isin(kinds)]
+listed = listed.assign(_rank=listed["kind"].map(rank)).sort_values(
+    ["similarity", "_rank"], ascending=[False, True], kind="stable").drop(columns="_rank")
 st.dataframe(listed, hide_index=True, height=240)
 if listed.empty:
     st.stop()
@@ -123,8 +126,11 @@ if flag["kind"] == "contaminated":
 else:
     target = by_id.loc[str(flag["of"])]
     other, other_title = f"{target['prompt']}\n\n{target['response']}", f"pool row {flag['of']}"
-st.caption(f"{flag['kind']} · similarity {flag['similarity']:.3f} · words in a shared "
-           f"{config.ngram}-gram are marked")
+evidence = scores.set_index(scores["id"].astype(str)).loc[str(chosen)]
+found_by = (f" · {config.ngram}-gram coverage {evidence['ngram']:.2f}, nearest item's cosine "
+            f"{evidence['paraphrase']:.3f}") if flag["kind"] == "contaminated" else ""
+st.caption(f"{flag['kind']} · similarity {flag['similarity']:.3f}{found_by} · words in a "
+           f"shared {config.ngram}-gram are marked")
 mine, theirs = st.columns(2)
 mine.markdown(f"**pool row {chosen}**")
 mine.html(f"<div style='white-space: pre-wrap'>{clean.highlight_shared(text, other, config.ngram)}"
