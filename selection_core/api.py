@@ -46,6 +46,26 @@ def _vector(values: Any, n_rows: int, name: str) -> np.ndarray:
     return array
 
 
+def _available(exclude: Any, n_rows: int, budget: int) -> np.ndarray:
+    """The row indices a selector may choose: all but `exclude` (a boolean mask, or row
+    indices, of rows to leave out — a clean result's flagged rows: `clean.exclusion`)."""
+    mask = np.zeros(n_rows, dtype=bool)
+    if exclude is not None:
+        values = np.asarray(exclude)
+        if values.dtype == bool:
+            if values.shape != (n_rows,):
+                raise ConfigError(f"exclude must be one flag per row ({n_rows}) or row indices, "
+                                  f"got shape {values.shape}")
+            mask = values
+        else:
+            mask[values.astype(np.int64)] = True
+    available = np.flatnonzero(~mask)
+    if budget > len(available):
+        raise ConfigError(f"budget {budget} is larger than the {len(available)} rows not "
+                          "excluded")
+    return available
+
+
 class KMQSelector:
     """Static selection on k-means clusters of `X` (kMQ, Yu et al. 2024, and its baselines).
 
@@ -86,10 +106,12 @@ class KMQSelector:
         return KMeansConfig(k=int(self.k), seed=int(self.kmeans_seed), niter=int(self.niter),
                             nredo=int(self.nredo))
 
-    def fit(self, X: Any, quality: Any = None) -> KMQSelector:
+    def fit(self, X: Any, quality: Any = None, exclude: Any = None) -> KMQSelector:
         """Cluster `X` (one embedding per row) and select `budget` rows. `quality` (one score
         per row, higher is better) drives kmq and quality-top; without it every row scores the
-        same, so kmq draws uniformly inside each cluster."""
+        same, so kmq draws uniformly inside each cluster. `exclude` (a boolean mask or row
+        indices) leaves rows out of the selection, not of the clustering: a clean result's
+        flagged rows, `~clean.exclusion(store, ids).available`."""
         X = as_float32_matrix(np.asarray(X))
         config = self.selection_config()
         if config.method == "quality-top" and quality is None:
@@ -101,7 +123,9 @@ class KMQSelector:
         model = FaissKMeans.from_config(self.kmeans_config()).fit(X)
         self.labels_ = model.labels_
         self.cluster_centers_ = model.cluster_centers_
-        self.selected_ = select_static(config, model.labels_, scores, model.distances_)
+        rows = _available(exclude, len(X), config.budget)
+        self.selected_ = rows[select_static(config, model.labels_[rows], scores[rows],
+                                            model.distances_[rows])]
         self.cluster_budgets_ = np.bincount(model.labels_[self.selected_], minlength=config.k)
         return self
 
@@ -198,7 +222,9 @@ class BIDSSelector:
         self.method = method
         self.seed = seed
 
-    def fit(self, A: Any, tasks: Sequence[str]) -> BIDSSelector:
+    def fit(self, A: Any, tasks: Sequence[str], exclude: Any = None) -> BIDSSelector:
+        """Select on `A`; `exclude` (a boolean mask or row indices) leaves rows out, as
+        `KMQSelector.fit`'s."""
         A = np.asarray(A, dtype=np.float64)
         if A.ndim != 2:
             raise ConfigError(f"A must be a matrix (training rows × validation instances), "
@@ -213,8 +239,10 @@ class BIDSSelector:
         if not 1 <= int(self.budget) <= len(A):
             raise ConfigError(f"budget {self.budget} must be between 1 and the number of rows "
                               f"({len(A)})")
-        self.selected_ = np.asarray(select_on_matrix(A, tasks, self.method, int(self.budget),
-                                                     seed=int(self.seed)))
+        rows = _available(exclude, len(A), int(self.budget))
+        self.selected_ = rows[np.asarray(select_on_matrix(A[rows], tasks, self.method,
+                                                          int(self.budget), seed=int(self.seed)),
+                                         dtype=np.int64)]
         return self
 
 

@@ -322,6 +322,30 @@ def test_influence_selection_leaves_contaminated_rows_out(planted_run, tmp_path,
         >= 25
 
 
+def test_the_library_selectors_leave_excluded_rows_out() -> None:
+    from selection_core import BIDSSelector, KMQSelector
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8)).astype(np.float32)
+    quality = np.arange(60.0)
+    best = KMQSelector(k=3, budget=10, method="quality-top").fit(X, quality)
+    assert set(best.selected_) == set(range(50, 60))
+    cleaned = KMQSelector(k=3, budget=10, method="quality-top").fit(
+        X, quality, exclude=np.arange(55, 60))
+    assert set(cleaned.selected_) == set(range(45, 55))
+    np.testing.assert_array_equal(cleaned.labels_, best.labels_)  # the clustering is the pool's
+    A = rng.normal(size=(60, 4))
+    A[:5] += 10
+    mask = np.zeros(60, dtype=bool)
+    mask[:5] = True
+    assert set(BIDSSelector(budget=5, method="task-max").fit(A, ["a", "a", "b", "b"])
+               .selected_) == set(range(5))
+    kept = BIDSSelector(budget=5, method="task-max").fit(A, ["a", "a", "b", "b"], exclude=mask)
+    assert not set(kept.selected_) & set(range(5)) and len(kept.selected_) == 5
+    with pytest.raises(ConfigError, match="not excluded"):
+        BIDSSelector(budget=58).fit(A, ["a", "a", "b", "b"], exclude=mask)
+
+
 # --------------------------------------------------------------------------- the pieces
 def test_exact_duplicates_normalise_case_spacing_and_punctuation() -> None:
     of = exact_duplicates(["Add 2 and 3.", "add  2 and 3", "Add 2 and 4."],
