@@ -15,7 +15,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +320,44 @@ def test_influence_selection_leaves_contaminated_rows_out(planted_run, tmp_path,
     assert not {planted.rows[row]["id"] for row in cleaned} & flagged
     assert len(picks("--run", str(store.root), "--keep", "contaminated") & set(contaminated)) \
         >= 25
+
+
+class EchoModel:
+    """A round model that trains on nothing and answers with the gold response."""
+
+    name = "echo-model"
+
+    def __init__(self, gold: dict[str, str]) -> None:
+        self.gold = gold
+
+    def train(self, prompts, responses, out_dir: Path, previous, seed: int) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def generate(self, prompts) -> list[str]:
+        return [self.gold[p] for p in prompts]
+
+    def truncate(self, texts) -> list[str]:
+        return list(texts)
+
+    def response_log_likelihood(self, prompts, responses) -> np.ndarray:
+        return np.zeros(len(prompts))
+
+
+def test_iterative_kmq_never_draws_flagged_rows(planted_run) -> None:
+    from selection_core.iterate import IterativeKMQ
+    from selection_core.select.iterative import IterativeConfig
+
+    store, planted, _ = planted_run
+    flagged = set(clean(store, CleanConfig(benchmarks=("gsm8k",))).flags["id"])
+    pool = pipeline.load_run_pool(store)
+    model = EchoModel(dict(zip(pool["prompt"], pool["response"], strict=True)))
+    config = IterativeConfig(k=4, budget=len(pool) - len(flagged), rounds=2, model=model.name)
+    run = IterativeKMQ(config, model).fit(store, KMeansConfig(k=4))
+    chosen = set(pool["id"].iloc[run.selected_])
+    assert len(chosen) == config.budget and not chosen & flagged  # every unflagged row, only
+    with pytest.raises(ConfigError, match="left after cleaning"):
+        IterativeKMQ(replace(config, budget=config.budget + 1), model).fit(store,
+                                                                          KMeansConfig(k=4))
 
 
 def test_the_library_selectors_leave_excluded_rows_out() -> None:
