@@ -176,11 +176,13 @@ def clean_stages(stages: Stages, X: np.ndarray) -> None:
         return semantic_duplicates(X, model.labels_, model.distances_, "easy")
 
     stages.run("semantic", semantic)
-    items = load_benchmark_items(all_benchmarks(), config.template_share)
-    index = NgramIndex(items.content, items.benchmark, config.ngram, config.min_item_words,
-                       config.template_share)
-    stages.run("ngram", lambda: [index.best_item(text) for text in texts],
-               items=len(items.content))
+    items = stages.run("items", lambda: load_benchmark_items(all_benchmarks(),
+                                                             config.template_share))
+    index = stages.run("index", lambda: NgramIndex(items.content, items.benchmark, config.ngram,
+                                                   config.min_item_words,
+                                                   config.template_share),
+                       items=len(items.content))
+    stages.run("ngram", lambda: [index.best_item(text) for text in texts])
     item_vectors = np.random.default_rng(2).normal(size=(len(items.content), X.shape[1]))
     stages.run("paraphrase", lambda: nearest_items(X, item_vectors.astype(np.float32)))
 

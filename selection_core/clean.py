@@ -192,7 +192,7 @@ def near_duplicates(texts: Sequence[str], threshold: float, shingle_words: int =
     n = len(texts)
     of = np.full(n, -1, dtype=np.int64)
     score = np.zeros(n, dtype=np.float32)
-    signatures: dict[int, MinHash] = {}
+    signatures = np.zeros((n, num_perm), dtype=np.uint64)  # 1 KB a row, not an object each
     chunk = 2048
     for start in range(0, n, chunk):
         rows = [r for r in range(start, min(n, start + chunk)) if skip is None or not skip[r]]
@@ -200,14 +200,14 @@ def near_duplicates(texts: Sequence[str], threshold: float, shingle_words: int =
                     or {b""} for r in rows]
         for row, minhash in zip(rows, MinHash.bulk(shingles, num_perm=num_perm, seed=seed),
                                 strict=True):
-            candidates = lsh.query(minhash)
-            if candidates:
-                estimates = [(minhash.jaccard(signatures[c]), -c) for c in candidates]
-                best, negative = max(estimates)
-                if best >= threshold:
-                    of[row], score[row] = -negative, best
+            signatures[row] = minhash.hashvalues
+            candidates = np.fromiter(lsh.query(minhash), dtype=np.int64)
+            if len(candidates):
+                estimates = (signatures[candidates] == signatures[row]).mean(axis=1)
+                best = int(np.lexsort((candidates, -estimates))[0])
+                if estimates[best] >= threshold:
+                    of[row], score[row] = candidates[best], estimates[best]
             lsh.insert(row, minhash)
-            signatures[row] = minhash
     return of, score
 
 
