@@ -490,3 +490,14 @@ def test_clean_page_counts_recounts_at_once_and_shows_the_overlap(prepared_works
     shown = [element.proto.body for element in at.get("html")]
     assert len(shown) == 2 and all("<mark>" in body for body in shown)
     assert any(b.label.startswith("Download the removed ids") for b in at.get("download_button"))
+    # the Clusters page: flagged rows as a map colour, counts per cluster in the table
+    at = open_page("clusters")
+    assert_clean(at)
+    table = next(frame.value for frame in at.dataframe if "duplicates" in frame.value.columns)
+    flags = result.flags
+    assert table["duplicates"].sum() == int((flags["kind"] != "contaminated").sum())
+    assert table["contaminated"].sum() == int((flags["kind"] == "contaminated").sum())
+    at.segmented_control(key="colour_by").set_value("flagged").run()
+    assert_clean(at)
+    drawn = at.get("plotly_chart")[0].proto.spec
+    assert re.search(r'"name":\s*"not flagged"', drawn)  # flagged rows, the rest greyed
