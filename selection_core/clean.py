@@ -58,7 +58,7 @@ from .errors import ConfigError, SelectionError
 from .pipeline import Exclusion
 from .progress import Progress
 from .runner import Stage, StageContext
-from .store import RunStore, read_json, write_csv, write_npy, write_json
+from .store import RunStore, read_json, write_csv, write_json
 
 KINDS = ("contaminated", "exact", "near", "semantic")  # strongest first
 DUPLICATE_KINDS = ("exact", "near", "semantic")
@@ -443,12 +443,17 @@ def _run_clean(ctx: StageContext, config: CleanConfig, progress: Progress) -> di
     paraphrase_note = None
     if embed_config is None:
         paraphrase_note = "the run's vectors were imported: no model to embed benchmark items"
-    elif items.content:
-        from .data.loaders import fingerprint
-        from .features.embed import embed_texts
+    else:  # items too short to match by n-grams are too generic to match by meaning
+        usable = np.array([i for i, text in enumerate(items.content)
+                           if len(words(text)) >= config.min_item_words], dtype=np.int64)
+        if len(usable):
+            from .data.loaders import fingerprint
+            from .features.embed import embed_texts
 
-        item_vectors = embed_texts(items.content, embed_config, fingerprint(items.content))
-        para_of, para_score = nearest_items(vectors, item_vectors)
+            texts_used = [items.content[i] for i in usable]
+            item_vectors = embed_texts(texts_used, embed_config, fingerprint(texts_used))
+            nearest, para_score = nearest_items(vectors, item_vectors)
+            para_of = usable[nearest]
     progress(4, steps, "done")
 
     scores = pd.DataFrame({
@@ -459,7 +464,6 @@ def _run_clean(ctx: StageContext, config: CleanConfig, progress: Progress) -> di
     item_table = pd.DataFrame({"benchmark": items.benchmark, "item_id": items.item_id,
                                "content": items.content})
     item_table.to_parquet(ctx.folder / "items.parquet", index=False)
-    write_npy(ctx.folder / "clusters.npy", clustering.labels)
     flags = flag_table(scores, item_table, config)
     write_csv(ctx.folder / FLAGS, flags)
     summary = {"rows": n, "flagged": len(flags),
