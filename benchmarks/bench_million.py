@@ -11,6 +11,12 @@ its peak RSS (the kernel's high-water mark, reset before each stage through /pro
   kmq       kMQ at 10 % of the pool
   map       UMAP fitted on `UMAPConfig.fit_rows` rows, every other row placed by its neighbours
 
+`--clean` then times each test of the clean stage (issue 26) on `--clean-rows` rows (default: the
+pool's n) of 60 random words each, 1% of them exact and 1% near copies: exact, near (MinHash
+LSH), semantic (SemDeDup's k-means and in-cluster comparison, on the vectors), the 8-gram check
+against the nine benchmarks' local items, and the paraphrase search (random item vectors of the
+pool's dimension: the search's cost, not its findings).
+
 `--compare-placement` then places `--compare-rows` of the other rows both ways — UMAP's
 `transform` and the nearest-neighbour placement — and prints rows/s for each and how faithful
 each map is: the share of placed rows whose nearest fitted point on the map is of the row's own
@@ -134,6 +140,53 @@ class Stages:
         return value
 
 
+def clean_texts(n: int, seed: int = 0, words: int = 60) -> list[str]:
+    """`n` rows of `words` random words (a 5,000-word vocabulary), 1% exact and 1% near copies
+    (one word changed) of earlier rows."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(5000)])
+    texts = [" ".join(row) for start in range(0, n, CHUNK)
+             for row in vocab[rng.integers(0, len(vocab), size=(min(CHUNK, n - start), words))]]
+    copies = rng.choice(np.arange(n // 2, n), size=2 * (n // 100), replace=False)
+    for j, row in enumerate(copies):
+        source = texts[int(rng.integers(0, n // 2))]
+        texts[row] = source if j % 2 == 0 else source.replace(" ", " changed ", 1)
+    return texts
+
+
+def clean_stages(stages: Stages, X: np.ndarray) -> None:
+    """Each test of the clean stage, timed and its peak RSS measured (`--clean`)."""
+    from selection_core.clean import CleanConfig, NgramIndex, all_benchmarks, \
+        exact_duplicates, load_benchmark_items, near_duplicates, nearest_items, \
+        semantic_clusters, semantic_duplicates
+    from selection_core.config import KMeansConfig
+
+    n = len(X)
+    config = CleanConfig()
+    texts = clean_texts(n)
+    exact = stages.run("exact", lambda: exact_duplicates(texts, [""] * n))
+    stages.rows[-1]["found"] = int((exact >= 0).sum())
+    near, _ = stages.run("near", lambda: near_duplicates(texts, config.near_threshold,
+                                                         skip=exact >= 0))
+    stages.rows[-1]["found"] = int((near >= 0).sum())
+
+    def semantic():
+        model = FaissKMeans.from_config(KMeansConfig(k=semantic_clusters(config, n), niter=20,
+                                                     nredo=1)).fit(X)
+        return semantic_duplicates(X, model.labels_, model.distances_, "easy")
+
+    stages.run("semantic", semantic)
+    items = stages.run("items", lambda: load_benchmark_items(all_benchmarks(),
+                                                             config.template_share))
+    index = stages.run("index", lambda: NgramIndex(items.content, items.benchmark, config.ngram,
+                                                   config.min_item_words,
+                                                   config.template_share),
+                       items=len(items.content))
+    stages.run("ngram", lambda: [index.best_item(text) for text in texts])
+    item_vectors = np.random.default_rng(2).normal(size=(len(items.content), X.shape[1]))
+    stages.run("paraphrase", lambda: nearest_items(X, item_vectors.astype(np.float32)))
+
+
 def nearest_fitted_agreement(coords_fitted: np.ndarray, fitted_truth: np.ndarray,
                              coords: np.ndarray, truth: np.ndarray,
                              exclude_self: bool = False) -> float:
@@ -164,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="CI: 100K × 64, 30 clusters, k sweep 10..40, silhouette and UMAP on "
                              "2,000 rows")
+    parser.add_argument("--clean", action="store_true", help="time the clean stage's tests")
+    parser.add_argument("--clean-rows", type=int, default=None,
+                        help="rows the clean tests run on (default: --n)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--workdir", default=None, help="where the pool and run go (temp dir)")
     args = parser.parse_args(argv)
@@ -222,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"           UMAP fit on {len(fitted.rows):,} rows {split['fit_seconds']:.1f} s, "
               f"neighbour placement of the other {len(X) - len(fitted.rows):,} "
               f"{split['place_seconds']:.1f} s")
+        if args.clean:
+            clean_stages(stages, X[:args.clean_rows or args.n])
         total = sum(row["seconds"] for row in stages.rows)
         peak = max(row["peak_rss_mib"] for row in stages.rows)
         print(f"  end to end {total:.1f} s ({total / 60:.1f} min), peak RSS {peak} MiB "

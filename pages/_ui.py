@@ -48,6 +48,7 @@ _frame = threading.local()
 
 
 PAGES = [("pages/data.py", "Data", ":material/table_view:"),
+         ("pages/clean.py", "Clean", ":material/cleaning_services:"),
          ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),  # the default: /
          ("pages/selection.py", "Selection", ":material/checklist:"),
          ("pages/iterative.py", "Iterative refinement", ":material/autorenew:"),
@@ -370,6 +371,29 @@ def load_overview(run_dir: str, token: str, k: int) -> pd.DataFrame:
     overview = cluster_overview(load_pool(run_dir, token)["prompt"], labels,
                                 load_quality(run_dir, token), load_terms(run_dir, token, k))
     return overview.sort_values("size", ascending=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_flagged(run_dir: str, token: str, clean_key: str) -> pd.DataFrame:
+    """Per pool row (in pool order), whether the clean result `clean_key` flags it as a
+    duplicate and as contaminated (the map's colour, the cluster table's columns)."""
+    from selection_core import clean
+
+    store = RunStore(run_dir)
+    flags = clean.read_result(store.stage_dir(clean.CLEAN.name, clean_key)).flags
+    ids = load_pool(run_dir, token)["id"].astype(str)
+    return pd.DataFrame({
+        "duplicate": ids.isin(flags.loc[flags["kind"].isin(clean.DUPLICATE_KINDS), "id"]),
+        "contaminated": ids.isin(flags.loc[flags["kind"] == "contaminated", "id"])})
+
+
+def current_flags(store: RunStore) -> pd.DataFrame | None:
+    """`load_flagged` of the run's current clean result, or None when it has none."""
+    from selection_core import clean
+
+    result = clean.latest_clean(store)
+    return None if result is None else \
+        load_flagged(str(store.root), run_token(store), result.folder.name)
 
 
 @dataclass(frozen=True)

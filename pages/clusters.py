@@ -59,6 +59,7 @@ except SelectionError as exc:
 pool, labels, quality = view.pool, view.labels, view.quality
 coords, map_kind = ui.load_coords(run_dir, token)
 made = ui.selections(store)
+flagged = ui.current_flags(store)  # None until the Clean page (or `clean`) has run
 
 # ----------------------------------------------------------------------------- the map
 # A large pool: the browser draws at most MAP_POINTS rows of the current window over the density
@@ -67,7 +68,8 @@ made = ui.selections(store)
 windows = st.session_state.setdefault("map_window", {})
 window = windows.get(run_dir)
 with map_col:
-    colour_options = ["cluster", "source", "quality"] + (["selected"] if made else [])
+    colour_options = ["cluster", "source", "quality"] + (["selected"] if made else []) + \
+        (["flagged"] if flagged is not None else [])
     colour = st.segmented_control("Colour by", colour_options, default="cluster",
                                   key="colour_by") or "cluster"
     points = ui.load_map_points(run_dir, token, window)
@@ -78,6 +80,8 @@ with map_col:
         flags = np.zeros(len(pool), dtype=bool)
         flags[made[chosen].rows] = True
         frame["selected"] = flags[rows]
+    if colour == "flagged" and flagged is not None:  # issue 26: what a selection leaves out
+        frame["flagged"] = (flagged["duplicate"] | flagged["contaminated"]).to_numpy()[rows]
     sampled = held > len(rows)
     figure = cluster_map(frame, colour, title=None, height=600, hover=points.hover,
                          density=ui.load_density(run_dir, token, window) if sampled else None)
@@ -116,6 +120,11 @@ if len(lassoed):
 # ----------------------------------------------------------------------------- cluster table
 st.subheader(f"The {labels.max() + 1} clusters")
 overview = ui.load_overview(run_dir, token, k)
+if flagged is not None:  # rows the clean result flags, per cluster
+    for column, title in (("duplicate", "duplicates"), ("contaminated", "contaminated")):
+        per_cluster = np.bincount(labels, weights=flagged[column].to_numpy(),
+                                  minlength=int(labels.max()) + 1).astype(int)
+        overview = overview.assign(**{title: per_cluster[overview["cluster"].to_numpy()]})
 table_col, bars_col = st.columns([3, 2], gap="large")
 with table_col:
     st.dataframe(overview, hide_index=True, height=360, column_config={

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import jobs, pipeline
+from selection_core import clean, jobs, pipeline
 from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, widget
 from selection_core.errors import SelectionError
 from selection_core.report import NamedSelection, describe_selection
@@ -103,7 +103,10 @@ if submitted:
                                      "background; run the selection again when it has finished.")
         config = SelectionConfig(method=method, budget=budget, k=view.k,
                                  sample_tau=float(tau), sample_seed=int(seed), scorer=scorer)
-        rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config)
+        excluded = clean.exclusion(store, pool["id"].astype(str).tolist())
+        rows, _, _ = pipeline.select_rows(store, config, KMeansConfig(k=view.k), scorer_config,
+                                          exclude=excluded)
+        st.caption(excluded.text)
         name = describe_selection(config.to_dict())
         settings = {**config.to_dict(), "scorer_model": scorer_config.model}
         rationale = pool_rationale(view.run_dir, view.token, settings, rows).iloc[rows]

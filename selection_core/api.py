@@ -56,6 +56,26 @@ def _vector(values: Any, n_rows: int, name: str) -> np.ndarray:
     return array
 
 
+def _available(exclude: Any, n_rows: int, budget: int) -> np.ndarray:
+    """The row indices a selector may choose: all but `exclude` (a boolean mask, or row
+    indices, of rows to leave out — a clean result's flagged rows: `clean.exclusion`)."""
+    mask = np.zeros(n_rows, dtype=bool)
+    if exclude is not None:
+        values = np.asarray(exclude)
+        if values.dtype == bool:
+            if values.shape != (n_rows,):
+                raise ConfigError(f"exclude must be one flag per row ({n_rows}) or row indices, "
+                                  f"got shape {values.shape}")
+            mask = values
+        else:
+            mask[values.astype(np.int64)] = True
+    available = np.flatnonzero(~mask)
+    if budget > len(available):
+        raise ConfigError(f"budget {budget} is larger than the {len(available)} rows not "
+                          "excluded")
+    return available
+
+
 class KMQSelector:
     """Static selection on k-means clusters of `X` (kMQ, Yu et al. 2024, and its baselines).
 
@@ -98,10 +118,12 @@ class KMQSelector:
         return KMeansConfig(k=int(self.k), seed=int(self.kmeans_seed), niter=int(self.niter),
                             nredo=int(self.nredo))
 
-    def fit(self, X: Any, quality: Any = None) -> KMQSelector:
+    def fit(self, X: Any, quality: Any = None, exclude: Any = None) -> KMQSelector:
         """Cluster `X` (one embedding per row) and select `budget` rows. `quality` (one score
         per row, higher is better) drives kmq and quality-top; without it every row scores the
-        same, so kmq draws uniformly inside each cluster."""
+        same, so kmq draws uniformly inside each cluster. `exclude` (a boolean mask or row
+        indices) leaves rows out of the selection, not of the clustering: a clean result's
+        flagged rows, `~clean.exclusion(store, ids).available`."""
         X = as_float32_matrix(np.asarray(X))
         config = self.selection_config(len(X))
         if config.method == "quality-top" and quality is None:
@@ -110,7 +132,9 @@ class KMQSelector:
         model = FaissKMeans.from_config(self.kmeans_config()).fit(X)
         self.labels_ = model.labels_
         self.cluster_centers_ = model.cluster_centers_
-        self.selected_ = select_static(config, model.labels_, scores, model.distances_)
+        rows = _available(exclude, len(X), config.budget)
+        self.selected_ = rows[select_static(config, model.labels_[rows], scores[rows],
+                                            model.distances_[rows])]
         self.cluster_budgets_ = np.bincount(model.labels_[self.selected_], minlength=config.k)
         return self
 
@@ -211,7 +235,9 @@ class BIDSSelector:
         self.method = method
         self.seed = seed
 
-    def fit(self, A: Any, tasks: Sequence[str]) -> BIDSSelector:
+    def fit(self, A: Any, tasks: Sequence[str], exclude: Any = None) -> BIDSSelector:
+        """Select on `A`; `exclude` (a boolean mask or row indices) leaves rows out, as
+        `KMQSelector.fit`'s."""
         A = np.asarray(A, dtype=np.float64)
         if A.ndim != 2:
             raise ConfigError(f"A must be a matrix (training rows × validation instances), "
@@ -223,9 +249,11 @@ class BIDSSelector:
         if self.method not in INFLUENCE_METHODS:
             raise ConfigError(f"unknown method '{self.method}'; use "
                               f"{', '.join(INFLUENCE_METHODS)}")
-        self.selected_ = np.asarray(select_on_matrix(A, tasks, self.method,
-                                                     _budget(self.budget, len(A)),
-                                                     seed=int(self.seed)))
+        budget = _budget(self.budget, len(A))
+        rows = _available(exclude, len(A), budget)
+        self.selected_ = rows[np.asarray(select_on_matrix(A[rows], tasks, self.method, budget,
+                                                          seed=int(self.seed)),
+                                         dtype=np.int64)]
         return self
 
 

@@ -20,8 +20,9 @@ from typing import NoReturn
 import numpy as np
 
 from . import pipeline, runner
+from .clean import CleanConfig, exclusion
 from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
-    KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig
+    KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
 from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
@@ -30,7 +31,7 @@ from .evaluate.cli import add_compare_parser, add_evaluate_parser, add_prompts_p
 from .sandbox import UNSAFE_ENV
 from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
-from .config_args import add_config_arguments, config_kwargs
+from .config_args import add_config_arguments, add_keep_option, config_kwargs
 from .progress import Progress, fan_out, tqdm_progress
 from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path, shown_status
 
@@ -106,6 +107,10 @@ def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
                              f"{defaults.max_line_bytes:,})")
 
 
+def _benchmark_names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _ingest_limits(args: argparse.Namespace) -> IngestLimits:
     return IngestLimits(max_rows=args.max_rows, max_line_bytes=args.max_line_length)
 
@@ -118,6 +123,9 @@ def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
 
 # The config fields each command takes as flags (their defaults, bounds and help are the fields')
 SELECT_FLAGS = ("method", "k", "scorer", "sample_tau", "top", "sample_seed")
+CLEAN_FLAGS = ("near_threshold", "shingle_words", "num_perm", "semantic_eps", "semantic_clusters",
+               "semantic_keep", "scorer", "ngram", "ngram_overlap", "min_item_words",
+               "template_share", "paraphrase_threshold", "seed")
 ITERATE_FLAGS = ("k", "rounds", "scorer", "scorer_model", "weight_tau", "sample_tau", "quality",
                  "quality_model", "eval_per_round", "low_quality_threshold", "round_seed",
                  "device")
@@ -196,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HF name/path of the perplexity LM or the reward model")
     select.add_argument("--out", required=True, help="output .jsonl")
     select.add_argument("--device", default="auto")
+    add_keep_option(select)
     _add_kmeans_options(select, seed_flag="--cluster-seed")
 
     score = commands.add_parser("score", help="quality scores for every pool row (cached)")
@@ -282,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--png", action="store_true",
                         help="also every figure as PNG, in OUT-figures.zip (needs Chromium)")
 
+    clean = commands.add_parser(
+        "clean", help="find exact, near and semantic duplicates and benchmark contamination")
+    clean.add_argument("--run", required=True)
+    add_config_arguments(clean, CleanConfig, CLEAN_FLAGS, enforce_choices=("semantic_keep",))
+    clean.add_argument("--benchmarks", type=_benchmark_names, default=(),
+                       help=f"{widget(CleanConfig, 'benchmarks').help} (default: all)")
+    clean.add_argument("--out", default=None,
+                       help="write the flag table (id, kind, of, benchmark, similarity) here")
+
     status = commands.add_parser("status", help="what a run directory holds")
     status.add_argument("--run", required=True)
     return parser
@@ -365,9 +383,12 @@ def _cmd_select(args: argparse.Namespace) -> None:
     config = SelectionConfig(**config_kwargs(SelectionConfig, args) | {"budget": budget})
     check_device(args.device)
     scorer = ScorerConfig(name=config.scorer, model=args.scorer_model, device=args.device)
+    pool_ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
     selected = pipeline.select(store, config, _kmeans_config(args, config.k), scorer,
-                               out=args.out)
-    print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}")
+                               out=args.out, exclude=exclusion(store, pool_ids, args.keep))
+    record = store.stage_info(f"select:{args.method}-{config.config_hash()}") or {}
+    print(f"selected {len(selected)} of {n_rows} rows ({args.method}, k={args.k}) → {args.out}; "
+          f"{record.get('exclusion')}")
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -479,6 +500,29 @@ def _cmd_report(args: argparse.Namespace) -> None:
         print(f"PNG figures → {target}")
 
 
+def _cmd_clean(args: argparse.Namespace) -> None:
+    from .clean import clean
+    from .store import write_csv
+
+    store = RunStore(args.run, create=False)
+    config = CleanConfig(**config_kwargs(CleanConfig, args))
+    result = clean(store, config, progress=_progress(store, "clean", "cleaning"))
+    summary = result.summary
+    kinds = ", ".join(f"{count} {kind}" for kind, count in summary["kinds"].items())
+    print(f"{summary['flagged']} of {summary['rows']} rows flagged: {kinds}")
+    for name, count in summary["benchmarks"].items():
+        print(f"  {name:<10} {count} contaminated rows")
+    for name, reason in summary["skipped"].items():
+        print(f"  {name:<10} skipped: {reason}")
+    if summary["paraphrase"] != "checked":
+        print(f"paraphrase check skipped: {summary['paraphrase']}")
+    if args.out:
+        write_csv(args.out, result.flags)
+        print(f"flag table → {args.out}")
+    else:
+        print(f"flag table: {result.folder / 'flags.csv'}")
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
     manifest = store.manifest()
@@ -497,8 +541,9 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "iterate": _cmd_iterate,
-            "evaluate": run_evaluate, "compare": run_compare, "prompts": run_prompts, "influence": run_influence,
-            "report": _cmd_report, "status": _cmd_status}
+            "evaluate": run_evaluate, "compare": run_compare, "prompts": run_prompts,
+            "influence": run_influence, "report": _cmd_report, "clean": _cmd_clean,
+            "status": _cmd_status}
 
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")

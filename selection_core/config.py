@@ -26,6 +26,7 @@ TextField = Literal["prompt", "prompt+response"]
 Pooling = Literal["auto", "mean", "last", "cls"]
 SELECTION_METHODS = ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top")
 SCORERS = ("heuristic", "perplexity", "reward")
+KEEP_CHOICES = ("none", "duplicates", "contaminated", "all")  # flagged rows a selection keeps
 
 
 def speed_only() -> Any:

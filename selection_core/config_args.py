@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .config import value_problem
+from .config import KEEP_CHOICES, value_problem
 
 
 def _number(kind: type, config_type: type, name: str) -> Callable[[str], Any]:
@@ -91,3 +91,12 @@ def config_kwargs(config_type: type, args: argparse.Namespace) -> dict[str, Any]
     """The values of `config_type`'s fields that `args` holds (as `add_config_arguments` made)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)
             if hasattr(args, f.name)}
+
+
+def add_keep_option(parser: argparse.ArgumentParser) -> None:
+    """`--keep`: the flagged rows of the run's `clean` result a selection keeps anyway (by
+    default none: every flagged row is excluded)."""
+    parser.add_argument("--keep", choices=KEEP_CHOICES, default="none",
+                        help="once the run has a `clean` result its flagged rows are excluded; "
+                             "keep duplicates, contaminated rows or all of them instead "
+                             "(default: none)")

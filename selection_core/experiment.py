@@ -412,7 +412,11 @@ class ExperimentRunner:
         selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
                                     k=inputs.kmeans.k, sample_tau=config.sample_tau,
                                     sample_seed=seed, scorer=config.scorer)
-        pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path)
+        from .clean import exclusion  # rows a current clean result flags are left out
+
+        ids = pipeline.load_run_pool(self.store)["id"].astype(str).tolist()
+        pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path,
+                        exclude=exclusion(self.store, ids))
         return path
 
     def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path) -> None:

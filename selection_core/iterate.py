@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline, runner
+from .clean import exclusion, latest_clean
 from .config import MAX_NEW_TOKENS, HashedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
     ScorerConfig
 from .errors import ConfigError, MissingStageError
@@ -210,8 +211,12 @@ def _iterative_inputs(store: RunStore, run: IterativeRun) -> dict[str, Any]:
         from .lm.loading import model_fingerprint
 
         model = model_fingerprint(model)
-    return {"pool": (store.stage_info("pool") or {}).get("fingerprint"),
-            "embedding": (store.stage_info("embed") or {}).get("key"), "model": model}
+    inputs = {"pool": (store.stage_info("pool") or {}).get("fingerprint"),
+              "embedding": (store.stage_info("embed") or {}).get("key"), "model": model}
+    cleaned = latest_clean(store)
+    if cleaned is not None:  # its flagged rows are never drawn: another key
+        inputs["clean"] = cleaned.folder.name
+    return inputs
 
 
 def iterative_dir(store: RunStore, config: IterativeConfig,
@@ -299,6 +304,12 @@ class IterativeKMQ:
             raise ConfigError(f"budget {config.budget} exceeds the pool size ({len(pool)})")
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
+        excluded = exclusion(store, pool["id"].astype(str).tolist())
+        blocked = np.flatnonzero(~excluded.available)  # a clean result's flagged rows
+        if config.budget > len(pool) - len(blocked):
+            raise ConfigError(f"budget {config.budget} is larger than the "
+                              f"{len(pool) - len(blocked)} rows left after cleaning "
+                              f"({excluded.text})")
         write_json(folder / "config.json", {**config.to_dict(), "kmeans": kmeans.to_dict(),
                                             "model_name": self.model.name})
         rounds = load_rounds(folder)
@@ -311,7 +322,7 @@ class IterativeKMQ:
             if stop_after is not None and number > stop_after:
                 break
             record = self._round(store, folder, pool, labels, quality, weights, selected,
-                                 number, sizes[number - 1], progress)
+                                 blocked, number, sizes[number - 1], progress)
             rounds.append(record)
             selected = np.concatenate([selected, record.added])
             weights = record.clusters["next_weight"].to_numpy()
@@ -321,8 +332,8 @@ class IterativeKMQ:
         return {"rounds_done": len(rounds), "selected": len(selected)}
 
     def _round(self, store: RunStore, folder: Path, pool: pd.DataFrame, labels: np.ndarray,
-               quality: np.ndarray, weights: np.ndarray, selected: np.ndarray, number: int,
-               size: int, progress: Progress) -> RoundRecord:
+               quality: np.ndarray, weights: np.ndarray, selected: np.ndarray,
+               blocked: np.ndarray, number: int, size: int, progress: Progress) -> RoundRecord:
         config, k = self.config, self.config.k
         steps = config.rounds * 4
 
@@ -333,8 +344,8 @@ class IterativeKMQ:
         timings: dict[str, float] = {}
 
         say(0, f"drawing {size} items")
-        added = draw_round(labels, quality, weights, selected, size, config.sample_tau,
-                           config.round_seed, number)
+        added = draw_round(labels, quality, weights, np.concatenate([selected, blocked]), size,
+                           config.sample_tau, config.round_seed, number)
         cumulative = np.concatenate([selected, added])
 
         say(1, f"training on {len(cumulative)} items")

@@ -107,7 +107,7 @@ def start_job(store: RunStore, name: str, chain: Chain) -> JobStatus:
 
 def _load_stages() -> None:
     """Import the modules that register stages (runner.STAGES)."""
-    from . import experiment, iterate, pipeline  # noqa: F401
+    from . import clean, experiment, iterate, pipeline  # noqa: F401
     from .influence import pipeline as influence_pipeline  # noqa: F401
 
 

@@ -352,19 +352,58 @@ def parse_budget(text: str | int, n_rows: int, size: str = "the pool size") -> i
     return budget
 
 
+@dataclass(frozen=True)
+class Exclusion:
+    """The pool rows a selection may not use (`clean.exclusion` makes one from the run's clean
+    result): a mask of the available rows, one sentence saying how many rows were excluded and
+    why (the rationale and the results tables show it), and the benchmarks the pool was
+    decontaminated against (empty: it was not)."""
+
+    available: np.ndarray
+    text: str
+    benchmarks: tuple[str, ...] = ()
+
+    @classmethod
+    def nothing(cls, n_rows: int) -> Exclusion:
+        return cls(np.ones(n_rows, dtype=bool), "the pool was not cleaned: no rows excluded")
+
+
 def select_rows(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
-                scorer: ScorerConfig) -> tuple[np.ndarray, Clustering, np.ndarray]:
-    """Row positions of one static selection, with the clustering and scores it used."""
-    n = len(load_run_pool(store))
+                scorer: ScorerConfig, exclude: Exclusion | None = None
+                ) -> tuple[np.ndarray, Clustering, np.ndarray]:
+    """Row positions of one static selection, with the clustering and scores it used; the
+    rows `exclude` marks unavailable (flagged by `clean`) are left out."""
+    rows, clustering, scores, _ = _select_available(store, config, kmeans, scorer, exclude)
+    return rows, clustering, scores
+
+
+def _select_available(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
+                      scorer: ScorerConfig, exclude: Exclusion | None
+                      ) -> tuple[np.ndarray, Clustering, np.ndarray,
+                                 tuple[Exclusion, np.ndarray, np.ndarray]]:
+    """`select_rows`, and what the rationale needs: the exclusion, the available rows and the
+    chosen positions among them."""
+    pool = load_run_pool(store)
+    n = len(pool)
     config.check_clustering(kmeans.k)
     if not 1 <= config.k <= n:
         raise ConfigError(f"k must be between 1 and the pool size ({n}), got {config.k}")
     if not 1 <= config.budget <= n:
         raise ConfigError(f"budget {config.budget} must be between 1 and the pool size ({n})")
+    excluded = exclude or Exclusion.nothing(n)
+    if len(excluded.available) != n:
+        raise StaleStageError(f"the exclusion covers {len(excluded.available)} rows, the pool "
+                              f"{n}: clean the run's current pool again")
+    available = np.flatnonzero(excluded.available)
+    if config.budget > len(available):
+        raise ConfigError(f"budget {config.budget} is larger than the {len(available)} rows "
+                          f"left after cleaning ({excluded.text}); lower it or keep the "
+                          "flagged rows (--keep)")
     clustering = cluster(store, kmeans, write_table=False)
     scores = quality(store, scorer)
-    return select_static(config, clustering.labels, scores, clustering.distances), clustering, \
-        scores
+    chosen = select_static(config, clustering.labels[available], scores[available],
+                           clustering.distances[available])
+    return available[chosen], clustering, scores, (excluded, available, chosen)
 
 
 def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
@@ -381,13 +420,18 @@ def selected_frame(pool: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
 
 
 def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
-           scorer: ScorerConfig, out: str | Path | None = None) -> pd.DataFrame:
+           scorer: ScorerConfig, out: str | Path | None = None,
+           exclude: Exclusion | None = None) -> pd.DataFrame:
     """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
-    their `cluster`, `quality` and rationale (`select.rationale.static_rationale`)."""
+    their `cluster`, `quality` and rationale (`select.rationale.static_rationale`, computed on
+    the rows left after cleaning; each `why` ends with what was excluded and why)."""
     from .select.rationale import static_rationale
 
-    rows, clustering, scores = select_rows(store, config, kmeans, scorer)
-    rationale = static_rationale(config, clustering.labels, scores, clustering.distances, rows)
+    rows, clustering, scores, (excluded, available, chosen) = _select_available(
+        store, config, kmeans, scorer, exclude)
+    rationale = static_rationale(config, clustering.labels[available], scores[available],
+                                 clustering.distances[available], chosen)
+    rationale["why"] = rationale["why"] + f"; {excluded.text}"
     selected = selected_frame(load_run_pool(store), rows, clustering.labels, scores, rationale)
     if out is not None:
         write_jsonl(out, selected.to_dict(orient="records"))
@@ -395,7 +439,9 @@ def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
     write_csv(store.path("selections", f"{name}.csv"),
               selected[["id", *rationale.columns]])
     store.set_stage(f"select:{name}", status="done", config=config.to_dict(),
-                    kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows))
+                    kmeans=kmeans.to_dict(), scorer=scorer.to_dict(), rows=len(rows),
+                    excluded=int(len(excluded.available) - len(available)),
+                    exclusion=excluded.text, decontaminated=list(excluded.benchmarks))
     return selected
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import pipeline
 from ..config import LoRAConfig
-from ..config_args import add_config_arguments, config_kwargs
+from ..config_args import add_config_arguments, add_keep_option, config_kwargs
+from ..errors import ConfigError
 from ..progress import Progress, tqdm_progress
 from ..scale import ScaleConfig
 from ..store import RunStore, write_text
@@ -63,6 +64,10 @@ def add_influence_parser(subcommands: Any) -> None:
     sel.add_argument("--val-tasks", required=True, help="one task name per column")
     add_config_arguments(sel, _select_config())
     sel.add_argument("--out", required=True, help="selected row indices, one per line")
+    sel.add_argument("--run", default=None,
+                     help="the run whose pool the matrix's rows are: its `clean` result's "
+                          "flagged rows are excluded (see --keep)")
+    add_keep_option(sel)
     sel.add_argument("--explain", default=None, metavar="FILE.jsonl",
                      help="also write why each row was picked, in selection order: row, order, "
                           "val_index, task, utility, why (for BIDS recorded inside the greedy)")
@@ -169,15 +174,39 @@ def _select(args: argparse.Namespace) -> None:
     config = InfluenceSelectConfig(**config_kwargs(InfluenceSelectConfig, args))
     A, tasks = load_attribution(args.matrix, args.val_tasks)
     budget = pipeline.parse_budget(config.budget, A.shape[0])
+    excluded = _exclusion(args, A.shape[0])
+    available = np.flatnonzero(excluded.available)
+    if budget > len(available):
+        raise ConfigError(f"budget {budget} is larger than the {len(available)} rows left "
+                          f"after cleaning ({excluded.text})")
+    A = A[available] if len(available) < A.shape[0] else A
     if args.explain:
         from ..store import write_jsonl
 
         explained = explain_on_matrix(A, tasks, config.method, budget, seed=config.seed)
+        explained["row"] = available[explained["row"].to_numpy()]
+        explained["why"] = explained["why"] + f"; {excluded.text}"
         rows = explained["row"].to_numpy()
         write_jsonl(args.explain, explained.astype(object).where(explained.notna(), None)
                     .to_dict(orient="records"))
     else:
-        rows = select_on_matrix(A, tasks, config.method, budget, seed=config.seed)
+        rows = available[select_on_matrix(A, tasks, config.method, budget, seed=config.seed)]
     write_text(args.out, "".join(f"{int(r)}\n" for r in np.asarray(rows)))
-    print(f"{config.method}: {len(rows)} of {A.shape[0]} rows → {args.out}"
-          + (f" (why each: {args.explain})" if args.explain else ""))
+    print(f"{config.method}: {len(rows)} of {len(excluded.available)} rows → {args.out}"
+          + (f" (why each: {args.explain})" if args.explain else "") + f"; {excluded.text}")
+
+
+def _exclusion(args: argparse.Namespace, n_rows: int) -> pipeline.Exclusion:
+    """The rows the run's clean result flags (none without --run): the matrix's rows must be
+    the run's pool rows, in order."""
+    if args.run is None:
+        return pipeline.Exclusion(np.ones(n_rows, dtype=bool),
+                                  "no --run given: the pool's clean result was not applied")
+    from ..clean import exclusion
+
+    store = RunStore(args.run, create=False)
+    ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
+    if len(ids) != n_rows:
+        raise ConfigError(f"the matrix has {n_rows} rows but the pool of {args.run} has "
+                          f"{len(ids)}: it is not this run's matrix")
+    return exclusion(store, ids, args.keep)

@@ -37,7 +37,7 @@ def assert_clean(at: AppTest) -> None:
 def test_every_page_opened_first_runs_inside_the_app_frame(prepared_workspace: Path) -> None:
     """Streamlit runs pages/X.py directly when /X is a server's first request (AppTest: every
     run); the page must still get app.py's frame: real navigation, sidebar, title."""
-    for page in ("data", "selection", "iterative", "influence", "report", "results"):
+    for page in ("data", "clean", "selection", "iterative", "influence", "report", "results"):
         at = AppTest.from_file(APP, default_timeout=120)
         at.switch_page(f"pages/{page}.py")
         at.run()
@@ -450,3 +450,50 @@ def test_help_toml_and_widget_defaults_are_the_same_values(
         if declared is not False:  # a switch shows no default
             shown = _help_default(capsys, "influence features", "--" + name.replace("_", "-"))
             assert type(declared)(shown) == declared, name
+
+
+# last in this file: a clean result makes the demo run's later selections leave rows out
+def test_clean_page_counts_recounts_at_once_and_shows_the_overlap(prepared_workspace: Path
+                                                                   ) -> None:
+    from selection_core import clean
+
+    at = open_page("clean")
+    assert_clean(at)
+    assert at.button and "Find duplicates" in at.button[0].label  # no result yet: the action
+    store = workspace.demo_run()
+    result = clean.clean(store, clean.CleanConfig(benchmarks=("demo",)))
+    at = open_page("clean")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows flagged"] == f"{len(result.flags):,}"
+    for kind in clean.KINDS:
+        assert metrics[kind] == f"{int((result.flags['kind'] == kind).sum()):,}"
+    # a looser ε recounts from the stored similarities, as the stage would have flagged
+    at.select_slider[0].set_value(0.2).run()
+    assert_clean(at)
+    looser = clean.flag_table(result.scores(), result.items(),
+                              clean.CleanConfig(benchmarks=("demo",), semantic_eps=0.2))
+    assert {m.label: m.value for m in at.metric}["Rows flagged"] == f"{len(looser):,}"
+    assert len(looser) > len(result.flags)
+    # a contaminated row beside its benchmark item, the shared 8-grams marked on both sides
+    scores = result.scores()
+    by_ngrams = set(scores.loc[scores["ngram"] >= result.config.ngram_overlap, "id"])
+    contaminated = result.flags[(result.flags["kind"] == "contaminated")
+                                & result.flags["id"].isin(by_ngrams)]
+    at.multiselect[0].set_value(["contaminated"]).run()
+    at.selectbox[0].set_value(contaminated["id"].iloc[0]).run()
+    assert_clean(at)
+    shown = [element.proto.body for element in at.get("html")]
+    assert len(shown) == 2 and all("<mark>" in body for body in shown)
+    assert any(b.label.startswith("Download the removed ids") for b in at.get("download_button"))
+    # the Clusters page: flagged rows as a map colour, counts per cluster in the table
+    at = open_page("clusters")
+    assert_clean(at)
+    table = next(frame.value for frame in at.dataframe if "duplicates" in frame.value.columns)
+    flags = result.flags
+    assert table["duplicates"].sum() == int((flags["kind"] != "contaminated").sum())
+    assert table["contaminated"].sum() == int((flags["kind"] == "contaminated").sum())
+    at.segmented_control(key="colour_by").set_value("flagged").run()
+    assert_clean(at)
+    drawn = at.get("plotly_chart")[0].proto.spec
+    assert re.search(r'"name":\s*"not flagged"', drawn)  # flagged rows, the rest greyed

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from selection_core import __version__
@@ -31,7 +32,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "test-output" / "e2e"
 DEMO_N = 800
 LARGE_MAP_ROWS = int(os.environ.get("LARGE_MAP_ROWS", "100000"))
-PAGES = {"data": "Data", "": "Clusters", "selection": "Selection",  # the default page is /
+PAGES = {"data": "Data", "clean": "Clean", "": "Clusters", "selection": "Selection",  # the default page is /
          "iterative": "Iterative refinement", "influence": "Influence", "report": "Report",
          "results": "Results"}
 
@@ -479,5 +480,45 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
               f"{first_map:.1f} s, k change {k_change:.1f} s, browser {memory}, box: {chosen:,} "
               f"rows ({MAP_POINTS:,} drawn of {LARGE_MAP_ROWS:,})")
         page.context.close()
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- the Clean page
+def test_the_clean_page_marks_shared_ngrams_recounts_and_downloads(browser,
+                                                                   prepared_workspace: Path
+                                                                   ) -> None:
+    """Issue 26: the flagged rows' shared n-grams are highlighted in the browser, the ε slider
+    recounts at once, and the removed ids download as the CLI's flag table."""
+    from selection_core import clean
+    from selection_core.store import RunStore
+
+    store = RunStore(prepared_workspace / "runs" / f"demo-n{DEMO_N}-s0")
+    result = clean.clean(store, clean.CleanConfig(benchmarks=("demo",)))
+    server = Server(prepared_workspace, prepared_workspace.parent / "clean.log")
+    server.wait_listening()
+    try:
+        page = new_page(browser)
+        page.goto(f"{server.url}/clean")
+        page.get_by_role("heading", name="Clean", exact=True).wait_for(timeout=90_000)
+        flagged = page.get_by_test_id("stMetric").filter(has_text="Rows flagged")
+        flagged.get_by_text(f"{len(result.flags):,}", exact=True).wait_for(timeout=60_000)
+        marks = page.locator("mark")
+        marks.first.wait_for(timeout=30_000)
+        assert marks.count() >= 2  # both sides of the first flagged row
+        assert marks.first.evaluate("m => getComputedStyle(m).backgroundColor") not in (
+            "rgba(0, 0, 0, 0)", "transparent")  # a visible highlight, not bare text
+        no_exceptions(page)
+        looser = clean.flag_table(result.scores(), result.items(),
+                                  clean.CleanConfig(benchmarks=("demo",), semantic_eps=0.2))
+        page.get_by_role("slider").first.focus()
+        page.keyboard.press("End")  # ε = 0.2
+        flagged.get_by_text(f"{len(looser):,}", exact=True).wait_for(timeout=30_000)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download the removed ids (CSV)").click()
+        table = pd.read_csv(download.value.path(), dtype=str, keep_default_na=False)
+        assert list(table.columns) == ["id", "kind", "of", "benchmark", "similarity"]
+        assert len(table) == len(looser)
+        page.screenshot(path=str(SHOTS / "clean.png"), full_page=True)
     finally:
         server.stop()
