@@ -5,6 +5,17 @@ iterations (one restart), so the printed ratios compare like with like. The data
 clusters of unit-normalised 384-d vectors (the shape of MiniLM embeddings).
 
     python benchmarks/bench_kmeans.py [--n 100000] [--k 100] [--niter 20]
+
+`--init` measures the k-means start instead (issue 25 §5): k-means++ seeds (ours now) against
+faiss' random start (ours before) and scikit-learn's `KMeans(init="k-means++")`, each at its
+defaults (ours: 300 iterations, 5 restarts, 256 training points per centroid; scikit-learn: all
+points, `n_init="auto"`, i.e. one k-means++ run, and `n_init=5` beside it), by inertia on all
+rows, for every k and seed; then the 5-blob case (5 × 150 points, centres 4 σ apart in each of
+64 coordinates): cluster sizes and NMI per seed. `--vectors` names the embeddings, e.g. a run's
+`embeddings.npy` (the README's figures: Alpaca 9k + Dolly 3k + Code Alpaca 2k from ../shared/data,
+`python -m selection_core embed --run DIR --data …`, default model, prompts):
+
+    python benchmarks/bench_kmeans.py --init --vectors DIR/embeddings.npy [--init-ks 32,256]
 """
 from __future__ import annotations
 
@@ -104,6 +115,67 @@ def sweep_comparison(X: np.ndarray, ks: tuple[int, ...], niter: int, sample: int
           f"({simplified_silhouette(d1, d2):.4f}); exact on {sample} rows {t_exact:.2f} s")
 
 
+def init_comparison(X: np.ndarray, ks: tuple[int, ...], seeds: tuple[int, ...],
+                    sklearn_runs: tuple[int, ...] = (1, 5)) -> None:
+    """Inertia on all rows and seconds per fit: ours with k-means++ and with faiss' random start,
+    scikit-learn k-means++ with one run (its default) and with more; ratios to its default."""
+    from sklearn.cluster import KMeans
+
+    print(f"k-means starts on {len(X)}×{X.shape[1]}: inertia on all rows (seconds per fit)")
+    for k in ks:
+        fits = {
+            "ours, k-means++": lambda s: FaissKMeans(k, seed=s),
+            "ours, faiss random (before)": lambda s: FaissKMeans(k, seed=s, init="random"),
+            **{f"sklearn k-means++, n_init={runs}":
+               lambda s, runs=runs: KMeans(k, init="k-means++", n_init=runs, random_state=s)
+               for runs in sklearn_runs},
+        }
+        inertia: dict[str, list[float]] = {name: [] for name in fits}
+        seconds: dict[str, list[float]] = {name: [] for name in fits}
+        seeding: list[float] = []
+        for seed in seeds:
+            for name, make in fits.items():
+                model, took = timed(lambda: make(seed).fit(X))
+                inertia[name].append(float(model.inertia_))
+                seconds[name].append(took)
+                if name == "ours, k-means++":
+                    seeding.append(model.init_seconds_)
+        reference_name = f"sklearn k-means++, n_init={sklearn_runs[0]}"
+        reference = np.mean(inertia[reference_name])
+        print(f"  k={k}, seeds {list(seeds)}")
+        for name in fits:
+            values = ", ".join(f"{v:.2f}" for v in inertia[name])
+            print(f"    {name:30s} mean {np.mean(inertia[name]):10.2f} "
+                  f"({np.mean(inertia[name]) / reference - 1:+.2%} vs {reference_name}; "
+                  f"{values})  {np.mean(seconds[name]):6.1f} s")
+        print(f"    (ours, k-means++: {np.mean(seeding):.1f} s of each fit draw the seeds)")
+
+
+def blob_comparison(seeds: tuple[int, ...]) -> None:
+    """The 5-blob case: sizes and NMI of each start at every seed (k-means++ finds all five)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    rng = np.random.default_rng(0)
+    centres = 4.0 * rng.normal(size=(5, 64))
+    X = np.concatenate([c + rng.normal(size=(150, 64)) for c in centres]).astype(np.float32)
+    truth = np.repeat(np.arange(5), 150)
+    print("\n5 blobs × 150 points, centres 4 σ apart in each of 64 coordinates, k=5")
+    for name, make in (("ours, faiss random (before)", lambda s: FaissKMeans(5, seed=s,
+                                                                            init="random")),
+                       ("ours, k-means++", lambda s: FaissKMeans(5, seed=s)),
+                       ("sklearn k-means++", lambda s: KMeans(5, random_state=s))):
+        scores, wrong = [], []
+        for seed in seeds:
+            labels = make(seed).fit(X).labels_
+            scores.append(normalized_mutual_info_score(truth, labels))
+            if scores[-1] < 1 - 1e-9:
+                sizes = "/".join(map(str, np.bincount(labels, minlength=5)))
+                wrong.append(f"seed {seed}: {sizes} NMI {scores[-1]:.3f}")
+        print(f"  {name:30s} NMI 1.0 at {sum(s > 1 - 1e-9 for s in scores)}/{len(seeds)} seeds"
+              f"{'; ' + '; '.join(wrong) if wrong else ''}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -114,7 +186,22 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=10_000)
     parser.add_argument("--skip-reference", action="store_true",
                         help="skip the slow niter=300/nredo=5 comparison")
+    parser.add_argument("--init", action="store_true",
+                        help="compare k-means starts (k-means++, faiss random, scikit-learn)")
+    parser.add_argument("--vectors", type=Path, help="--init: an .npy of embeddings")
+    parser.add_argument("--init-ks", default="32,256", help="--init: the k values")
+    parser.add_argument("--seeds", default="0,1,2", help="--init: the seeds")
+    parser.add_argument("--sklearn-n-init", default="1,5",
+                        help="--init: scikit-learn's n_init values (1 is its default)")
     args = parser.parse_args()
+    if args.init:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+        if args.vectors:
+            X = np.load(args.vectors, allow_pickle=False).astype(np.float32)
+            init_comparison(X, tuple(int(k) for k in args.init_ks.split(",")), seeds,
+                            tuple(int(n) for n in args.sklearn_n_init.split(",")))
+        blob_comparison(tuple(range(20)))
+        return
     X = make_data(args.n, args.dim, centers=200)
     kmeans_comparison(X, args.k, args.niter, reference=not args.skip_reference)
     sweep_comparison(X, tuple(int(k) for k in args.ks.split(",")), args.niter, args.sample)

@@ -4,8 +4,9 @@ reference measured in the same run, and whether the two agree.
     python benchmarks/gpu_check.py [--device cuda] [--quick]
 
 Checks (device path vs reference):
-- `kmeans`: faiss k-means with its GPU index vs the CPU index (same data, seed, iterations);
-  agreement = inertia within 1 %.
+- `kmeans`: faiss k-means with its GPU index vs the CPU index (same data, seed, iterations, and
+  the same k-means++ seeds, drawn on the CPU by scikit-learn on both sides: `init_seconds`, part
+  of `seconds`); agreement = inertia within 1 %.
 - `embed`: the default sentence encoder at batch 256 on the device vs on the CPU (same texts);
   agreement = every row's cosine ≥ 0.999.
 - `gradients`: batched per-example LoRA gradients vs LESS's batch-size-1 loop, both on the device;
@@ -94,7 +95,8 @@ def check_kmeans(device: str, size: dict[str, int]) -> bool:
     return report("kmeans", "cuda (faiss GPU)" if fitted.used_gpu_ else "cpu", seconds,
                   "faiss CPU", reference_seconds,
                   {"inertia_ratio": round(inertia_ratio, 5)}, abs(inertia_ratio - 1) <= 0.01,
-                  rows=len(X), k=size["kmeans_k"],
+                  rows=len(X), k=size["kmeans_k"], init_seconds=round(fitted.init_seconds_, 4),
+                  reference_init_seconds=round(reference.init_seconds_, 4),
                   **({} if on_gpu or not device.startswith("cuda") else
                      {"note": "faiss has no GPU here (faiss-cpu build)"}))
 

@@ -96,6 +96,7 @@ def _add_kmeans_options(parser: argparse.ArgumentParser, seed_flag: str = "--see
     parser.add_argument("--spherical", action="store_true", help="cosine (spherical) k-means")
     parser.add_argument("--max-points-per-centroid", type=_positive_int, default=256,
                         help="faiss trains on at most this many points per centroid")
+    add_config_arguments(parser, KMeansConfig, ["init"], enforce_choices=["init"])
 
 
 def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +119,7 @@ def _ingest_limits(args: argparse.Namespace) -> IngestLimits:
 def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
     return KMeansConfig(k=k, seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
                         spherical=args.spherical,
-                        max_points_per_centroid=args.max_points_per_centroid)
+                        max_points_per_centroid=args.max_points_per_centroid, init=args.init)
 
 
 # The config fields each command takes as flags (their defaults, bounds and help are the fields')
@@ -348,7 +349,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     config = SweepConfig(ks=args.k, sample_size=args.sample, metric=args.metric,
                          seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
                          spherical=args.spherical,
-                         max_points_per_centroid=args.max_points_per_centroid)
+                         max_points_per_centroid=args.max_points_per_centroid, init=args.init)
     result = pipeline.sweep(store, config, progress=_progress(store, "sweep", "k sweep"))
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"knee of the inertia curve: k={result.knee_k}")

@@ -27,6 +27,8 @@ Pooling = Literal["auto", "mean", "last", "cls"]
 SELECTION_METHODS = ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top")
 SCORERS = ("heuristic", "perplexity", "reward")
 KEEP_CHOICES = ("none", "duplicates", "contaminated", "all")  # flagged rows a selection keeps
+KMeansInit = Literal["k-means++", "random"]
+KMEANS_INITS = ("k-means++", "random")
 
 
 def speed_only() -> Any:
@@ -152,9 +154,19 @@ class EmbedConfig(HashedConfig):
     device: str = field(default="auto", metadata=speed_only())
 
 
+def kmeans_init_param() -> Any:
+    """The `init` field of the k-means and sweep configs (one declaration, two configs). It is
+    in the hash, so clusters cached under faiss' random start are never taken for k-means++'s."""
+    return param("k-means++", choices=KMEANS_INITS, flag="--kmeans-init",
+                 help="how each k-means restart starts: k-means++ seeds drawn on the training "
+                      "sample (as scikit-learn and cuML), or faiss' random rows (the clusters of "
+                      "versions before k-means++)")
+
+
 @dataclass(frozen=True)
 class KMeansConfig(HashedConfig):
-    """faiss k-means (METHODS §1.2; reference settings niter=300, nredo=5, L2)."""
+    """faiss k-means (METHODS §1.2; reference settings niter=300, nredo=5, L2), started from
+    k-means++ seeds."""
 
     k: int
     seed: int = 0
@@ -162,6 +174,7 @@ class KMeansConfig(HashedConfig):
     nredo: int = 5
     spherical: bool = False
     max_points_per_centroid: int = 256
+    init: KMeansInit = kmeans_init_param()
     use_gpu: bool | None = field(default=None, metadata=speed_only())  # None: when available
 
 
@@ -177,11 +190,13 @@ class SweepConfig(HashedConfig):
     nredo: int = 5
     spherical: bool = False
     max_points_per_centroid: int = 256
+    init: KMeansInit = kmeans_init_param()
 
     def kmeans(self, k: int) -> KMeansConfig:
         return KMeansConfig(k=k, seed=self.seed, niter=self.niter, nredo=self.nredo,
                             spherical=self.spherical,
-                            max_points_per_centroid=self.max_points_per_centroid)
+                            max_points_per_centroid=self.max_points_per_centroid,
+                            init=self.init)
 
 
 @dataclass(frozen=True)

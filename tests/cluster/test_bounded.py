@@ -57,11 +57,13 @@ def test_chunked_assignment_equals_one_block(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_training_sample_is_the_one_faiss_draws() -> None:
-    """Above max_points_per_centroid·k only the sample is read, and it is faiss' own sample."""
+    """Above max_points_per_centroid·k only the sample is read, and it is faiss' own sample
+    (with faiss' random start, the centroids are faiss' own too)."""
     import faiss
 
     X, _ = blobs(3000, 6, 8)
-    model = FaissKMeans(n_clusters=6, niter=10, nredo=2, seed=5, max_points_per_centroid=40).fit(X)
+    model = FaissKMeans(n_clusters=6, niter=10, nredo=2, seed=5, max_points_per_centroid=40,
+                        init="random").fit(X)
     reference = faiss.Kmeans(8, 6, niter=10, nredo=2, seed=5, max_points_per_centroid=40,
                              min_points_per_centroid=1)
     reference.train(X)
