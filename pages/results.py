@@ -9,7 +9,7 @@ import streamlit as st
 from pages import _access as auth
 from pages import _ui as ui
 from selection_core import access, jobs, workspace
-from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results
+from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results, results_stamp
 from selection_core.results import ALL_ITEMS, HELD_OUT, BenchmarkTable, balance_figure, \
     benchmark_table, delta_forest_figure, display_frame, protocols, to_html, to_latex, \
     to_markdown
@@ -24,13 +24,6 @@ table.results th, table.results td {padding: 4px 8px; border-bottom: 1px solid #
 table.results th {background: #f0f3f7;}
 table.results td:nth-child(-n+2) {text-align: left;}
 </style>"""
-
-
-def _stamp(run_dirs: list[Path]) -> tuple[int, ...]:
-    """Changes whenever a result or a plan of these runs is written (a running experiment)."""
-    return tuple(max([path.stat().st_mtime_ns for path in [run / "plan.json",
-                                                           *run.glob("results/*/*.json")]
-                      if path.exists()], default=0) for run in run_dirs)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -107,7 +100,7 @@ if extra.strip():
             run_dirs.append(Path(extra))
         else:
             st.warning(f"{extra} is not an experiment directory (no experiment.json).")
-key, stamp = tuple(str(run) for run in run_dirs), _stamp([Path(run) for run in run_dirs])
+key, stamp = tuple(str(run) for run in run_dirs), results_stamp(run_dirs)
 results = _load(key, stamp)
 if results.empty:
     st.info("These experiments have no results yet (still running?).")

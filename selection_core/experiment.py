@@ -603,6 +603,14 @@ def with_held_out(result: dict[str, Any], eval_data: dict[str, str]) -> dict[str
     return {**result, **held_out_fields(result, eval_data)}
 
 
+def results_stamp(run_dirs: list[str | Path]) -> tuple[int, ...]:
+    """Per run, the newest write of its plan or of any result: it changes whenever an
+    experiment writes (a cache of `load_results` keys on it)."""
+    return tuple(max([path.stat().st_mtime_ns for path in [Path(run) / "plan.json",
+                                                           *Path(run).glob("results/*/*.json")]
+                      if path.exists()], default=0) for run in run_dirs)
+
+
 def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
     """The results of the given experiment run directories under their current config (its
     `plan.json`; results of earlier configs stay on disk but are not shown), read from the

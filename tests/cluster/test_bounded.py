@@ -32,6 +32,9 @@ def memmap(path: Path, X: np.ndarray, dtype: str) -> np.ndarray:
 def test_kmeans_on_a_float16_memmap_never_copies_the_matrix(tmp_path: Path) -> None:
     X, truth = blobs(400_000, 4, 32)
     X16 = memmap(tmp_path / "x.npy", X, "float16")
+    # the first fit imports the k-means++ seeding (scikit-learn, threadpoolctl): modules, not
+    # a copy of the matrix, so they are loaded before counting
+    FaissKMeans(n_clusters=2, niter=1, nredo=1, seed=3).fit(np.asarray(X16[:1000], np.float32))
     tracemalloc.start()
     model = FaissKMeans(n_clusters=4, niter=5, nredo=1, seed=3).fit(X16)
     peak = tracemalloc.get_traced_memory()[1]
