@@ -399,7 +399,8 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
                    table: BenchmarkTable | None = None) -> go.Figure:
     """Radar chart: one closed line per method over the benchmarks (at one budget), so a method
     that trades one capability for another shows as a lopsided shape. With the `table`, its
-    scores (on its items) are drawn, each with its 95 % interval as a shaded band."""
+    scores (on its items) are drawn, each with its 95 % interval as a shaded band. Under three
+    benchmarks a radar has no shape: grouped bars, with the intervals as error bars."""
     from .viz.figures import FONT, TEMPLATE, color_for
 
     frame = results.copy()
@@ -410,6 +411,7 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
     frame = frame[(frame["budget"] == budget) | (frame["method"] == "base")]
     benchmarks = [b for _, b in _column_order(list(frame["benchmark"].unique()))]
     labels = [LABELS.get(b, b) for b in benchmarks]
+    radar = len(benchmarks) >= 3
     fig = go.Figure()
     methods = sorted(frame["method"].unique(), key=_method_key)
     for i, method in enumerate(methods):
@@ -419,6 +421,13 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
         if table is not None:
             values, band = _table_row(table, 0 if method == "base" else budget, method,
                                       benchmarks, values)
+        if not radar:
+            errors = None if band is None else dict(
+                type="data", symmetric=False, array=[h - v for h, v in zip(band[1], values)],
+                arrayminus=[v - lo for v, lo in zip(values, band[0])])
+            fig.add_trace(go.Bar(x=labels, y=values, name=method, error_y=errors,
+                                 marker_color=color_for(i)))
+            continue
         if band is not None:
             low, high = band
             fig.add_trace(go.Scatterpolar(
@@ -430,8 +439,11 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
                                       name=method, mode="lines+markers", legendgroup=method,
                                       line=dict(color=color_for(i), width=2.5)))
     fig.update_layout(template=TEMPLATE, font=FONT, height=460,
-                      title=dict(text=f"{title} (budget {budget})" if title else None, x=0.01),
-                      polar=dict(radialaxis=dict(range=[0, 100], ticksuffix="")))
+                      title=dict(text=f"{title} (budget {budget})" if title else None, x=0.01))
+    if radar:
+        fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], ticksuffix="")))
+    else:
+        fig.update_layout(barmode="group", yaxis=dict(range=[0, 100], title="score (0–100)"))
     return fig
 
 
@@ -452,30 +464,35 @@ def _table_row(table: BenchmarkTable, budget: int, method: str, benchmarks: list
 def delta_forest_figure(table: BenchmarkTable, budget: int,
                         title: str | None = "Δ vs random, with 95 % intervals") -> go.Figure:
     """Forest plot: each method's paired difference to random selection at one budget, per
-    benchmark and for the macro average, with its interval; a line at 0 (no difference)."""
+    benchmark and for the macro average, with its interval; a line at 0 (no difference). The
+    methods of one row sit side by side, so their intervals never overlap."""
     from .viz.figures import FONT, TEMPLATE, color_for
 
-    columns = [b for _, b in table.scores.columns if b not in (MACRO, DELTA)] + \
-        [UNCERTAINTY_MACRO]
+    columns = [b for _, b in table.scores.columns if b not in (MACRO, DELTA)]
+    columns += [UNCERTAINTY_MACRO] if len(columns) > 1 else []  # one benchmark: its own macro
     methods = sorted({m for b, m, _ in table.vs_random if b == budget}, key=_method_key)
+    step = 0.8 / max(1, len(methods))
     fig = go.Figure()
     for i, method in enumerate(methods):
-        cells = [(c, table.vs_random.get((budget, method, c))) for c in columns]
-        cells = [(c, cell) for c, cell in cells if cell is not None]
+        cells = [(row, table.vs_random.get((budget, method, c))) for row, c in enumerate(columns)]
+        cells = [(row, cell) for row, cell in cells if cell is not None]
         fig.add_trace(go.Scatter(
             x=[cell.value for _, cell in cells],
-            y=[MACRO if c == UNCERTAINTY_MACRO else LABELS.get(c, c) for c, _ in cells],
+            y=[row + (i - (len(methods) - 1) / 2) * step for row, _ in cells],
             mode="markers", name=method, marker=dict(color=color_for(i), size=9),
             error_x=dict(type="data", symmetric=False,
                          array=[cell.high - cell.value for _, cell in cells],
                          arrayminus=[cell.value - cell.low for _, cell in cells]),
             customdata=[[cell.low, cell.high, cell.n] for _, cell in cells],
-            hovertemplate="%{y}: Δ %{x:+.1f} [%{customdata[0]:+.1f}, %{customdata[1]:+.1f}], "
+            hovertemplate="Δ %{x:+.1f} [%{customdata[0]:+.1f}, %{customdata[1]:+.1f}], "
                           "n=%{customdata[2]}<extra>" + method + "</extra>"))
     fig.add_vline(x=0, line=dict(color="#888", dash="dash"))
-    fig.update_layout(template=TEMPLATE, font=FONT, height=160 + 40 * len(columns),
-                      scattermode="group", xaxis_title="points (method − random)",
-                      yaxis=dict(autorange="reversed"),
+    fig.update_layout(template=TEMPLATE, font=FONT,
+                      height=max(300, 140 + len(columns) * (30 + 16 * len(methods))),
+                      xaxis_title="points (method − random)",
+                      yaxis=dict(tickvals=list(range(len(columns))), autorange="reversed",
+                                 ticktext=[MACRO if c == UNCERTAINTY_MACRO else LABELS.get(c, c)
+                                           for c in columns], zeroline=False),
                       title=dict(text=f"{title} (budget {budget})" if title else None, x=0.01))
     return fig
 

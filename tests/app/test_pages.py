@@ -319,7 +319,8 @@ def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path:
     assert " ± " in html and "items (n)" in html and "held-out items only" in html
     figures = [chart.proto.spec for chart in at.get("plotly_chart")]
     assert any("vs random, with 95 % intervals" in spec for spec in figures)  # forest plot
-    assert any("95 % interval" in spec and "toself" in spec for spec in figures)  # bands
+    assert any('"error_y"' in spec and '"type":"bar"' in spec.replace(" ", "")
+               for spec in figures)  # two benchmarks: bars with their intervals
     at.radio[0].set_value("all").run()
     assert_clean(at)
     assert "all test items" in "".join(h.proto.body for h in at.get("html"))

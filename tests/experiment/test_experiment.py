@@ -283,7 +283,18 @@ def test_tables_carry_intervals_paired_deltas_and_score_held_out_items() -> None
     assert everything.counts["gsm8k"] == 100 and "all test items" in everything.caption
     forest = delta_forest_figure(table, 100)
     assert {trace.name for trace in forest.data} == {"kmq", "quality-top"}
-    assert list(forest.data[0].y) == ["BBH", "GSM8K", "macro avg"] or \
-        list(forest.data[0].y) == ["GSM8K", "BBH", "macro avg"]
-    balance = balance_figure(results, 100, table=table)
-    assert sum(trace.fill == "toself" for trace in balance.data) == 3  # one band per method
+    labels = list(forest.layout.yaxis.ticktext)
+    assert sorted(labels) == ["BBH", "GSM8K", "macro avg"] and labels[-1] == "macro avg"
+    first, second = (list(trace.y) for trace in forest.data)  # side by side, never on top
+    assert all(a < b < a + 1 for a, b in zip(first, second, strict=True))
+    kmq_trace = next(trace for trace in forest.data if trace.name == "kmq")
+    assert kmq_trace.x[labels.index("GSM8K")] == pytest.approx(
+        table.vs_random[(100, "kmq", "gsm8k")].value)
+    balance = balance_figure(results, 100, table=table)  # two benchmarks: bars, error bars
+    bars = {trace.name: trace for trace in balance.data}
+    assert set(bars) == {"random", "quality-top", "kmq"} and bars["kmq"].type == "bar"
+    gsm_cell = table.intervals[(kmq, gsm)]
+    assert bars["kmq"].error_y.array[list(bars["kmq"].x).index("GSM8K")] == pytest.approx(
+        gsm_cell.high - gsm_cell.value)
+    radar = balance_figure(fake_results(), 200)
+    assert {trace.type for trace in radar.data} == {"scatterpolar"}  # three benchmarks
