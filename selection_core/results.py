@@ -95,8 +95,8 @@ class BenchmarkTable:
         frame = frame.reset_index()
         for c, name in enumerate(names):
             column = {MACRO: "macro", DELTA: "delta"}.get(name, name)
-            for field_name in ("stderr", "ci_low", "ci_high"):
-                attribute = {"stderr": "stderr", "ci_low": "low", "ci_high": "high"}[field_name]
+            for field_name, attribute in (("stderr", "stderr"), ("ci_low", "low"),
+                                          ("ci_high", "high")):
                 frame[f"{column}_{field_name}"] = [
                     getattr(self.intervals[(r, c)], attribute) if (r, c) in self.intervals
                     else np.nan for r in range(len(frame))]

@@ -82,9 +82,9 @@ def verdicts(result: Mapping) -> Verdicts | None:
 
 
 def _unpack(values: np.ndarray, seeds: int) -> np.ndarray:
-    """Packed seed verdicts → a leading axis of 0/1 per seed."""
+    """Packed seed verdicts (any shape) → a leading axis of 0/1 per seed."""
     packed = values.astype(np.int64)
-    return np.stack([(packed >> seed) & 1 for seed in range(seeds)]).astype(np.float64)
+    return np.stack([(packed >> seed) & 1 for seed in range(seeds)])
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,14 @@ def _benchmark_score(samples: Sequence[np.ndarray], layout: _Layout) -> np.ndarr
     if layout.seeds == 1:
         total = sum(part.sum(axis=-1) for part in parts)
         return 100.0 * total / layout.n
-    per_seed = sum(_unpack_last(part, layout.seeds).sum(axis=-1) for part in parts)
+    per_seed = sum(_unpack(part, layout.seeds).sum(axis=-1) for part in parts)
     return 100.0 * np.median(per_seed, axis=0) / layout.n
 
 
-def _unpack_last(part: np.ndarray, seeds: int) -> np.ndarray:
-    packed = part.astype(np.int64)
-    return np.stack([(packed >> seed) & 1 for seed in range(seeds)])
+def _unresampled(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The samples shaped as one resample of themselves (rows × 1 × items): the statistics'
+    point estimates come from the same code as their bootstrap distributions."""
+    return [sample[:, None, :] for sample in samples]
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def score_interval(result: Verdicts, resamples: int = RESAMPLES, seed: int = 0,
                    confidence: float = CONFIDENCE) -> Interval:
     """One result's score with its standard error and interval (strata and seeds kept)."""
     samples, layout = _strata_samples([result])
-    value = float(_benchmark_score([s[:, None, :] for s in samples], layout)[0, 0])
+    value = float(_benchmark_score(_unresampled(samples), layout)[0, 0])
     if len(result.ids) < 2:
         return Interval(value, float("nan"), float("nan"), float("nan"), len(result.ids))
     boot = stats.bootstrap(
@@ -191,7 +192,7 @@ def compare(a: Verdicts, b: Verdicts, resamples: int = RESAMPLES, seed: int = 0,
     each item's two verdicts swapped or not)."""
     _same_items([a, b])
     samples, layout = _strata_samples([a, b])
-    original = _benchmark_score([s[:, None, :] for s in samples], layout)[:, 0]
+    original = _benchmark_score(_unresampled(samples), layout)[:, 0]
     delta_value = float(original[1] - original[0])
 
     def difference(*parts: np.ndarray, axis: int) -> np.ndarray:
@@ -316,7 +317,7 @@ def block_intervals(block: Mapping[str, Mapping[str, Sequence[Verdicts]]],
         table = np.stack(rows)
         return np.concatenate([table, table.mean(axis=1, keepdims=True)], axis=1)
 
-    original = method_scores([s[:, None, :] for s in samples])[..., 0]
+    original = method_scores(_unresampled(samples))[..., 0]
     best = original.argmax(axis=0)
     random_row = methods.index(random_method) if random_method in methods else None
 
@@ -362,6 +363,6 @@ def held_out(result: Mapping, targeted: Sequence[str]) -> dict[str, object]:
     score = float("nan")
     if kept.ids:
         samples, layout = _strata_samples([kept])
-        score = float(_benchmark_score([s[:, None, :] for s in samples], layout)[0, 0])
+        score = float(_benchmark_score(_unresampled(samples), layout)[0, 0])
     return {"validation_ids": [item for item in found.ids if item in skip],
             "held_out_n": len(kept.ids), "held_out_score": score}
