@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from selection_core import __version__
 
@@ -152,8 +153,11 @@ def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: 
             seen.append(kind)
             if kind.startswith("Quick map"):
                 page.locator(".js-plotly-plot .gl-container canvas").first.wait_for()
-                assert page.get_by_text("Silhouette (higher is better)").count() == 1
-                refining = page.get_by_text("Still preparing in the background").count() == 1
+                # once: while a rerun is under way Streamlit may show the stale chart beside
+                # the new one for a moment, so this waits for the page to settle
+                expect(page.get_by_text("Silhouette (higher is better)")).to_have_count(
+                    1, timeout=30_000)
+                refining = page.get_by_text("Still preparing in the background").count() >= 1
                 page.screenshot(path=str(SHOTS / "02-quick-map.png"))
         if kind == "UMAP map" and page.get_by_text("Still preparing").count() == 0:
             break
@@ -178,7 +182,7 @@ def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: 
     after = map_caption(page)
     assert after != before
     k = int(after.split("k=")[1].split(":")[0])
-    assert page.get_by_text(f"The {k} clusters").count() == 1
+    expect(page.get_by_text(f"The {k} clusters")).to_have_count(1, timeout=30_000)
     no_exceptions(page)
     page.screenshot(path=str(SHOTS / "04-k-changed.png"))
 
@@ -448,15 +452,19 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
         left, top, width, height = axes["box"]
         x0, y0, x1, y1 = left + 0.45 * width, top + 0.40 * height, left + 0.60 * width, \
             top + 0.55 * height
+        # The box as plotly reports it to Streamlit (its `plotly_selected` event), caught as it
+        # fires: the rerun that follows may redraw the chart and drop the drawn box from the DOM.
+        page.evaluate("""() => {
+            const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            window.__box = null;
+            plot.on('plotly_selected', e => { if (e && e.range) window.__box = e.range; }); }""")
         page.mouse.move(x0, y0)
         page.mouse.down()
         page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
         page.mouse.move(x1, y1, steps=5)
         page.mouse.up()
-        drawn_box = page.evaluate("""() => {
-            const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-            const box = (plot._fullLayout.selections || [])[0];
-            return box ? [box.x0, box.x1, box.y0, box.y1] : null; }""")
+        page.wait_for_function("() => window.__box !== null", timeout=30_000)
+        drawn_box = page.evaluate("() => [...window.__box.x, ...window.__box.y]")
         page.get_by_text("rows chosen on the map").wait_for(timeout=60_000)
         # the rows the box holds, from every row's coordinates (the browser drew a subset)
         bx, by = sorted(drawn_box[:2]), sorted(drawn_box[2:])
