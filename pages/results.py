@@ -10,9 +10,9 @@ from pages import _access as auth
 from pages import _ui as ui
 from selection_core import access, jobs, workspace
 from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results, results_stamp
-from selection_core.results import ALL_ITEMS, HELD_OUT, BenchmarkTable, balance_figure, \
-    benchmark_table, delta_forest_figure, display_frame, protocols, to_html, to_latex, \
-    to_markdown
+from selection_core.results import ALL_ITEMS, HELD_OUT, LABELS, PARTS, BenchmarkTable, \
+    balance_figure, benchmark_table, delta_forest_figure, display_frame, protocols, split_parts, \
+    to_html, to_latex, to_markdown
 from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 
@@ -34,17 +34,21 @@ def _load(run_dirs: tuple[str, ...], stamp: tuple[int, ...]) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner="Bootstrapping the intervals…")
 def _table(run_dirs: tuple[str, ...], stamp: tuple[int, ...], model: str, protocol: str | None,
-           items: str) -> BenchmarkTable:
-    """The table is a bootstrap over every item: computed once per results and view."""
+           items: str, parts_of: str | None = None) -> BenchmarkTable:
+    """The table is a bootstrap over every item: computed once per results and view. With
+    `parts_of`, that benchmark's table per part (the demo's skills)."""
     results = _load(run_dirs, stamp)
     if protocol is not None:
         results = results[results["protocol"] == protocol]
+    if parts_of is not None:
+        results = split_parts(results[results["model"] == model], parts_of, PARTS[parts_of])
     return benchmark_table(results, model, items=items)
 
 
 ui.require_app_frame()
 st.title("Results")
-experiments = {p.name: p for p in workspace.list_experiments()}
+experiments = {f"{p.name} (bundled demo)" if workspace.is_bundled(p) else p.name: p
+               for p in workspace.list_experiments()}
 quick_run = workspace.experiments_root() / "demo-tiny-cpu"
 quick_store = RunStore(quick_run)
 quick_job = jobs.job_status(quick_store, "experiment")
@@ -127,6 +131,14 @@ st.caption("Each score ± its standard error; bold = not significantly worse tha
            "random = macro avg minus random selection's at the same budget, with its 95 % "
            "interval (* = excludes 0); budget — is the untuned base model. The table's caption "
            "gives the items per benchmark and the smallest difference each can detect.")
+part_tables = {name: _table(key, stamp, model, protocol, items, parts_of=name)
+               for name in sorted(set(results["benchmark"]) & set(PARTS))}
+for name, part_table in part_tables.items():
+    st.subheader(f"{LABELS.get(name, name)}, per {PARTS[name]}")
+    st.html(TABLE_CSS + to_html(part_table))
+    st.caption(f"The same results, one column per {PARTS[name]}: a total can hide a method that "
+               f"moved one {PARTS[name]} and left the others. Δ vs random here is the macro "
+               f"average over the {PARTS[name]}s, paired within each.")
 stem = ui.file_stem(f"results-{model}")
 cols = st.columns(4)
 cols[0].download_button("CSV", ui.export_bytes(table.flat(), "csv"), file_name=f"{stem}.csv",
@@ -153,7 +165,9 @@ if budgets:
 report = render_report(f"Results — {model}", [ReportSection(
     "Score per benchmark (0–100)", f"◆ = not significantly worse than the column's best "
                                    f"within a budget (paired, 95 %). {table.caption}",
-    tables=[("Budget × method", display_frame(table))], figures=figures)],
+    tables=[("Budget × method", display_frame(table)),
+            *((f"{LABELS.get(name, name)}, per {PARTS[name]}", display_frame(part_table))
+              for name, part_table in part_tables.items())], figures=figures)],
     {"experiments": ", ".join(Path(run).name for run in run_dirs), "model": model,
      "items": items})
 cols[3].download_button("HTML report", report.encode("utf-8"), file_name=f"{stem}.html",

@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--run", default=None,
                             help="run directory (default: <workspace>/experiments/<name>)")
 
+    export = commands.add_parser(
+        "export-experiment", help="copy a finished experiment's results (no models) into a "
+                                  "folder, e.g. the app's bundled demo in assets/")
+    export.add_argument("--run", required=True, help="the experiment's run directory")
+    export.add_argument("--out", required=True, help="the folder to write (replaced whole)")
+
     iterate = commands.add_parser(
         "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
     iterate.add_argument("--run", required=True)
@@ -431,6 +437,13 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     print(to_markdown(benchmark_table(results)))
 
 
+def _cmd_export_experiment(args: argparse.Namespace) -> None:
+    from .experiment import export_experiment
+
+    command = f"python -m selection_core export-experiment --run {args.run} --out {args.out}"
+    print(export_experiment(args.run, args.out, command))
+
+
 def _cmd_iterate(args: argparse.Namespace) -> None:
     from .iterate import ITERATE_JOB_STAGE, IterateJob, IterativeKMQ, round_lora
 
@@ -541,7 +554,7 @@ def _cmd_status(args: argparse.Namespace) -> None:
 COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluster": _cmd_cluster,
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
-            "iterate": _cmd_iterate,
+            "export-experiment": _cmd_export_experiment, "iterate": _cmd_iterate,
             "evaluate": run_evaluate, "compare": run_compare, "prompts": run_prompts,
             "influence": run_influence, "report": _cmd_report, "clean": _cmd_clean,
             "status": _cmd_status}
@@ -549,7 +562,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
 
 _INPUT_ARGS = ("data", "predictions", "matrix", "val_tasks", "config")
 _OUTPUT_ARGS = ("out", "explain")  # every file a command writes outside a run directory
-_READ_ONLY_COMMANDS = ("status", "evaluate", "compare", "demo")
+_READ_ONLY_COMMANDS = ("status", "evaluate", "compare", "demo", "export-experiment")
 _READERS = ("report",)  # read a run, computing a missing stage only where the run can be written
 
 

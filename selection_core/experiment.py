@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import pipeline, runner
@@ -45,7 +47,8 @@ from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .progress import Progress
 from .runner import Stage, StageContext
-from .store import RunStore, read_json, stage_key, write_csv, write_json, write_jsonl
+from .store import RunStore, atomic_dir, read_json, stage_key, write_csv, write_json, \
+    write_jsonl
 from .train.lora import LoRAConfig
 
 BASE = "base"  # the method name of the untuned model's row
@@ -462,8 +465,12 @@ class ExperimentRunner:
             selected["prompt"].tolist(), selected["response"].tolist(), out,
             progress=self.store.progress_callback(f"train-{unit.name}"))
         losses = [h["loss"] for h in trainer.history_]
+        # one batch's loss swings by ±1 on a mixed pool: the trend is the first and last
+        # fifth's means (a single first → last step once read as "the loss rose")
+        fifth = max(1, len(losses) // 5)
         self.log(f"  trained {unit.name}: {len(losses)} steps in {time.time() - started:.0f} s, "
-                 f"loss {losses[0]:.3f} → {losses[-1]:.3f}")
+                 f"mean loss of the first fifth {np.mean(losses[:fifth]):.3f} → last fifth "
+                 f"{np.mean(losses[-fifth:]):.3f}")
         return trainer.adapter_dir_
 
     def _evaluate(self, unit: Unit, planned: list[dict[str, Any]],
@@ -601,6 +608,42 @@ def with_held_out(result: dict[str, Any], eval_data: dict[str, str]) -> dict[str
     if "validation_ids" in result:
         return result
     return {**result, **held_out_fields(result, eval_data)}
+
+
+BUNDLE_RECORD = "bundle.json"  # where an exported experiment came from
+_EXPORTED_FILES = ("experiment.json", "plan.json", "results.csv", "steps.json")
+
+
+def export_experiment(run_dir: str | Path, out: str | Path, command: str) -> Path:
+    """Copy a finished experiment's results into `out` — its config, plan, every result with
+    its per-item verdicts and predictions; no models or selections — with `bundle.json` naming
+    the command, the code version and the experiment's own wall time. Why: the app ships such a
+    folder so its Results page shows a real experiment before anyone has run one."""
+    from . import __version__
+
+    run, out = Path(run_dir), Path(out)
+    manifest = run / "manifest.json"
+    stage = (read_json(manifest).get("stages") or {}).get("experiment") \
+        if manifest.exists() else None
+    if not stage or stage.get("status") != "done":
+        raise InputError("not a finished experiment run (its manifest records no finished "
+                         "experiment)", path=str(run))
+    plan = read_json(run / "plan.json")
+    with atomic_dir(out) as tmp:
+        for name in _EXPORTED_FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, tmp / name)
+        for entry in plan["entries"]:
+            result = run / entry["result"]
+            for path in (result, result.with_suffix(".predictions.jsonl")):
+                (tmp / path.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, tmp / path.relative_to(run))
+        write_json(tmp / BUNDLE_RECORD, {
+            "command": command, "code_version": __version__, "config": stage.get("config"),
+            "started": stage.get("started"), "finished": stage.get("finished"),
+            "wall_s": stage.get("seconds"), "computed_steps": stage.get("computed"),
+            "versions": stage.get("versions")})
+    return out
 
 
 def results_stamp(run_dirs: list[str | Path]) -> tuple[int, ...]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .errors import InputError
 from .evaluate.uncertainty import MACRO as UNCERTAINTY_MACRO
 from .evaluate.uncertainty import RESAMPLES, BlockIntervals, Interval, Verdicts, block_intervals, \
     minimum_detectable_difference, verdicts
@@ -497,20 +499,28 @@ def delta_forest_figure(table: BenchmarkTable, budget: int,
     return fig
 
 
-def sub_scores(results: pd.DataFrame, benchmark: str, prefix: str, model: str | None = None
-               ) -> pd.DataFrame:
-    """A benchmark's breakdown (e.g. the demo's `skill/…` accuracies, BBH's `task/…`) as a
-    (budget, method) × part table, on the same 0–100 scale as the scores."""
-    part = results[(results["benchmark"] == benchmark) &
-                   ((results["model"] == model) if model else True)]
+PARTS = {"demo": "skill"}  # benchmarks whose tables are also shown per part: the per-item field
+
+
+def split_parts(results: pd.DataFrame, benchmark: str, part: str) -> pd.DataFrame:
+    """`benchmark`'s results as one pseudo-benchmark per part (`demo:world_qa` for the demo's
+    skills), each row keeping only that part's per-item verdicts — so `benchmark_table` gives
+    every part its own score, interval, paired Δ vs random and item count. Why: a total can hide
+    that selection moved one skill and left the others, or traded one for another."""
     rows = []
-    for row in part.itertuples():
-        metrics = row.metrics if isinstance(row.metrics, dict) else {}
-        values = {k.removeprefix(prefix): 100 * v if v <= 1 else v
-                  for k, v in metrics.items() if k.startswith(prefix)}
-        budget = 0 if pd.isna(row.budget) else int(row.budget)
-        rows.append({"budget": budget, "method": row.method, **values})
-    if not rows:
-        return pd.DataFrame()
-    frame = pd.DataFrame(rows).groupby(["budget", "method"]).mean()
-    return frame.loc[sorted(frame.index, key=lambda bm: (bm[0], *_method_key(bm[1])))]
+    for row in results[results["benchmark"] == benchmark].to_dict(orient="records"):
+        items = row.get("per_item")
+        if not isinstance(items, list) or not items:
+            continue
+        by_part: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if part not in item:
+                raise InputError(f"a {benchmark} item ({item.get('id')}) has no `{part}` "
+                                 "field to split by", field="per_item")
+            by_part.setdefault(str(item[part]), []).append(item)
+        for name, kept in sorted(by_part.items()):
+            found = verdicts({"benchmark": benchmark, "per_item": kept})
+            rows.append({**row, "benchmark": f"{benchmark}:{name}", "per_item": kept,
+                         "n": len(kept), "score": 100.0 * float(found.item_means().mean()),
+                         "metrics": {}})
+    return pd.DataFrame(rows)

@@ -82,10 +82,24 @@ def is_experiment(run: Path) -> bool:
     return (run / EXPERIMENT_RECORD).exists()
 
 
+# Experiments shipped with the project (results and verdicts, no models): the Results page shows
+# what selection buys before anyone has run anything. Read-only; a run in the workspace under
+# the same name is listed instead.
+BUNDLED_EXPERIMENTS = Path(__file__).resolve().parents[1] / "assets" / "demo" / "experiments"
+
+
+def is_bundled(run: Path) -> bool:
+    return Path(run).resolve().parent == BUNDLED_EXPERIMENTS.resolve()
+
+
 def list_experiments() -> list[Path]:
-    """Experiment run directories in the workspace, most recent first."""
+    """Experiment run directories in the workspace, most recent first, then the bundled ones
+    that no workspace run shadows."""
     runs = [p.parent for p in experiments_root().glob(f"*/{EXPERIMENT_RECORD}")]
-    return sorted(runs, key=lambda p: (p / EXPERIMENT_RECORD).stat().st_mtime, reverse=True)
+    runs.sort(key=lambda p: (p / EXPERIMENT_RECORD).stat().st_mtime, reverse=True)
+    names = {run.name for run in runs}
+    return runs + sorted(p.parent for p in BUNDLED_EXPERIMENTS.glob(f"*/{EXPERIMENT_RECORD}")
+                         if p.parent.name not in names)
 
 
 def list_runs() -> list[Path]:

@@ -57,7 +57,7 @@ class DemoBenchmark(BaseBenchmark):
 
     def score_item(self, item: EvalItem, completion: str) -> dict[str, Any]:
         return {"correct": check_answer(item.meta["skill"], item.gold, completion),
-                "gold": item.gold}
+                "gold": item.gold, "skill": item.meta["skill"]}
 
     def evaluate(self, items: list[EvalItem], completions: Mapping[str, str]) -> EvalResult:
         """Items are judged in parallel threads: Python answers each wait on a subprocess."""

@@ -241,7 +241,8 @@ def minimum_detectable_difference(rows: Sequence[Verdicts], power: float = POWER
     """The smallest true difference (points) a paired two-sided test at `confidence` finds with
     probability `power` on these items: (z₁₋α/₂ + z_power) · σ_d / √n, where σ_d² is the
     variance of the per-item difference, averaged over every pair of the given results (their
-    observed agreement: two methods that disagree on few items can show small differences)."""
+    observed agreement: two methods that disagree on few items can show small differences).
+    NaN where they agree on every item (all wrong, say): that agreement says nothing of σ_d."""
     if len(rows) < 2:
         return float("nan")
     _same_items(rows)
@@ -249,7 +250,7 @@ def minimum_detectable_difference(rows: Sequence[Verdicts], power: float = POWER
     variances = [np.var(means[i] - means[j], ddof=1) for i in range(len(rows))
                  for j in range(i + 1, len(rows))]
     n = means.shape[1]
-    if n < 2:
+    if n < 2 or np.mean(variances) == 0:  # the results never disagree: no σ_d to plan from
         return float("nan")
     z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
     return float(100.0 * z * np.sqrt(np.mean(variances) / n))

@@ -297,12 +297,14 @@ def test_every_page_works_on_a_real_pool(prepared_workspace: Path, shared_data: 
             assert any("alpaca" in str(df.value.to_dict()) for df in at.dataframe)
 
 
-def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path: Path) -> None:
+def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from selection_core.experiment import ExperimentRunner, load_experiment_config
 
-    at = open_page("results")
-    assert_clean(at)
-    if not workspace.list_experiments():
+    with monkeypatch.context() as patch:  # a checkout without the bundled experiment
+        patch.setattr(workspace, "BUNDLED_EXPERIMENTS", tmp_path / "no-bundle")
+        at = open_page("results")
+        assert_clean(at)
         assert any("No experiment results yet" in i.value for i in at.info)
         assert any(b.label == "Run the quick demo experiment" for b in at.button)
     config = tmp_path / "tiny.toml"
@@ -327,6 +329,23 @@ def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path:
     labels = [b.label for b in at.get("download_button")]
     assert labels[:4] == ["CSV", "Markdown", "LaTeX", "HTML report"]
     assert any(df.value.shape[0] == 6 for df in at.dataframe)  # a predictions table
+    assert any(h.value == "Demo, per skill" for h in at.subheader)  # the skills' own table
+    assert html.count("<table") >= 2
+
+
+def test_results_page_opens_on_the_bundled_experiment(prepared_workspace: Path) -> None:
+    """A fresh workspace: the Results page shows the experiment shipped in assets/ (the
+    README's "What selection buys on a CPU"), labelled as bundled, per skill too."""
+    bundled = workspace.BUNDLED_EXPERIMENTS / "demo-smollm2-cpu"
+    if not (bundled / "experiment.json").exists():
+        pytest.skip("this checkout has no bundled experiment")
+    at = open_page("results")
+    assert_clean(at)
+    assert at.multiselect[0].value == ["demo-smollm2-cpu (bundled demo)"]
+    html = "".join(h.proto.body for h in at.get("html"))
+    assert "smollm2" in " ".join(h.value for h in at.subheader).lower()
+    assert "kmq" in html and "iterative-kmq" in html and "Δ vs random" in html
+    assert any(h.value == "Demo, per skill" for h in at.subheader)
 
 
 class EchoModel:

@@ -124,6 +124,8 @@ def test_the_detectable_difference_follows_the_observed_disagreement() -> None:
     assert found == pytest.approx(100 * z * np.sqrt(np.var(d, ddof=1) / 100))
     assert 12.5 < found < 12.7  # 20 % discordant pairs, 100 items: 2.80 · √(0.2 / 100) points
     assert np.isnan(minimum_detectable_difference([verdicts(result("mmlu", a))]))
+    # two results that agree everywhere (every item wrong, say) give no σ_d to plan from
+    assert np.isnan(minimum_detectable_difference([verdicts(result("mmlu", [False] * 100))] * 2))
 
 
 def test_block_intervals_resample_random_seeds_with_the_items() -> None:

@@ -15,8 +15,8 @@ import pytest
 from selection_core.cli import main
 from selection_core.errors import InputError
 from selection_core.experiment import PAPER_LORA, load_experiment_config, load_results
-from selection_core.results import balance_figure, benchmark_table, delta_forest_figure, \
-    display_frame, sub_scores, to_html, to_latex, to_markdown
+from selection_core.results import ALL_ITEMS, balance_figure, benchmark_table, delta_forest_figure, \
+    display_frame, split_parts, to_html, to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,12 +134,45 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     assert not any(step["computed"] for step in json.loads((run / "steps.json").read_text()))
     results = load_results([run])
     assert len(results) == 10 and "metrics" in results.columns
-    skills = sub_scores(results, "demo", "skill/")
-    assert list(skills.index.get_level_values("method")) == ["base", "random", "kmq",
-                                                              "iterative-kmq"]
+    skills = benchmark_table(split_parts(results, "demo", "skill"), items=ALL_ITEMS)
+    assert list(skills.scores.index.get_level_values("method")) == ["base", "random", "kmq",
+                                                                     "iterative-kmq"]
+    parts = [b for _, b in skills.scores.columns if b.startswith("demo:")]
+    assert parts and sum(skills.counts[b] for b in parts) == results["n"].iloc[0]
     [iterative] = (run / "selections").glob("iterative-kmq-b48-*.jsonl")
     rows = [json.loads(line) for line in iterative.read_text().splitlines()]
     assert len(rows) == 48 and {r["round"] for r in rows} == {1, 2}
+
+    bundle = tmp_path / "tiny-bundle"  # what the app ships: results, no models
+    assert main(["export-experiment", "--run", str(run), "--out", str(bundle)]) == 0
+    record = json.loads((bundle / "bundle.json").read_text())
+    assert record["wall_s"] > 0 and "export-experiment" in record["command"]
+    assert not (bundle / "models").exists() and not (bundle / "selections").exists()
+    exported = load_results([bundle])
+    assert exported[["method", "budget", "score"]].equals(results[["method", "budget", "score"]])
+    assert [r["id"] for r in exported["per_item"][0]] == [r["id"] for r in results["per_item"][0]]
+
+
+def test_the_bundled_experiment_is_the_cpu_config_run_in_full() -> None:
+    """The experiment the app ships (assets/demo/experiments) is `demo_smollm2_cpu.toml` as it
+    stands, every planned result present on all 300 held-out items: a config changed without
+    rerunning it fails here instead of showing stale numbers."""
+    from selection_core.experiment import BUNDLE_RECORD
+    from selection_core.workspace import BUNDLED_EXPERIMENTS
+
+    bundled = BUNDLED_EXPERIMENTS / "demo-smollm2-cpu"
+    if not (bundled / "experiment.json").exists():
+        pytest.skip("this checkout has no bundled experiment")
+    config = load_experiment_config(REPO / "configs" / "demo_smollm2_cpu.toml")
+    recorded = json.loads((bundled / "experiment.json").read_text())
+    assert recorded == json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    record = json.loads((bundled / BUNDLE_RECORD).read_text())
+    assert record["config"] == recorded and record["wall_s"] > 0
+    plan = json.loads((bundled / "plan.json").read_text())["entries"]
+    results = load_results([bundled])
+    assert len(results) == len(plan) == 1 + 2 * (3 + 4)  # base; per budget 3 random seeds + 4
+    assert (results["n"] == 300).all()
+    assert all({"id", "correct", "skill"} <= set(rows[0]) for rows in results["per_item"])
 
 
 def fake_results() -> pd.DataFrame:
@@ -154,6 +187,36 @@ def fake_results() -> pd.DataFrame:
     rows.append({"run": "r", "model": "m", "method": "base", "budget": None,
                  "benchmark": "mmlu", "group": "", "score": 33.0, "n": 10, "metrics": {}})
     return pd.DataFrame(rows)
+
+
+def test_split_parts_gives_each_skill_its_own_column_interval_and_paired_delta() -> None:
+    """Per skill: each part's score is its items' mean, the parts' item counts add up to the
+    total, and Δ vs random is paired within the part (here kmq wins world_qa, ties the rest)."""
+    rng = np.random.default_rng(0)
+    ids = [(f"demo-eval-{skill}-{i:03d}", skill) for skill in ("python", "world_qa")
+           for i in range(40)]
+    random_right = rng.random(len(ids)) < 0.3
+    rows = []
+    for method, right in (("random", random_right),
+                          ("kmq", random_right | np.array([s == "world_qa" for _, s in ids]))):
+        per_item = [{"id": i, "correct": bool(r), "skill": s} for (i, s), r in zip(ids, right)]
+        rows.append({"run": "r", "model": "m", "method": method, "budget": 100, "seed": 0,
+                     "benchmark": "demo", "group": "demo", "score": 100 * right.mean(),
+                     "n": len(ids), "metrics": {}, "per_item": per_item})
+    parts = split_parts(pd.DataFrame(rows), "demo", "skill")
+    assert sorted(set(parts["benchmark"])) == ["demo:python", "demo:world_qa"]
+    kmq_world = parts[(parts["method"] == "kmq") & (parts["benchmark"] == "demo:world_qa")]
+    assert kmq_world["score"].item() == 100.0 and kmq_world["n"].item() == 40
+    table = benchmark_table(parts, items=ALL_ITEMS)
+    assert table.counts == {"demo:python": 40, "demo:world_qa": 40}
+    python_delta = table.vs_random[(100, "kmq", "demo:python")]
+    world_delta = table.vs_random[(100, "kmq", "demo:world_qa")]
+    assert python_delta.value == 0 and python_delta.low == python_delta.high == 0
+    assert world_delta.value == pytest.approx(100 * (1 - random_right[40:].mean()))
+    assert world_delta.excludes_zero
+    with pytest.raises(InputError, match="no `skill` field"):
+        split_parts(pd.DataFrame([{**rows[0], "per_item": [{"id": "x", "correct": True}]}]),
+                    "demo", "skill")
 
 
 def test_benchmark_table_layout_macro_delta_and_bold() -> None:
