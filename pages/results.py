@@ -81,7 +81,8 @@ if not experiments:
         "No experiment results yet. An experiment selects subsets with several methods, "
         "LoRA-tunes a model on each and evaluates it per benchmark. Run one from a shell — "
         "`python -m selection_core experiment --config configs/demo_tiny_cpu.toml` (about a "
-        "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, ~15 min), or a "
+        "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, about 80 min "
+        "on 2 cores), or a "
         "GPU config from `configs/` on a server — or start the quick one here.")
     if auth.is_operator() and not quick_job.running and \
             st.button("Run the quick demo experiment", type="primary"):
