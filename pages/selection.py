@@ -174,7 +174,7 @@ with budget_col:
     st.plotly_chart(budget_vs_pool_share(cluster_budget_table(why, n_rows),
                                          title="What drove the picks: budget by cluster vs "
                                                "pool share"), key="budget_share")
-    st.caption(METHOD_HELP[selection.config["method"]] + ". Equal bars: a budget proportional "
+    st.caption(get_method(selection.config["method"]).description + ". Equal bars: a budget proportional "
                "to cluster size; a gap: the method moved rows between clusters.")
 with map_col:
     coords, _ = ui.load_coords(view.run_dir, view.token)

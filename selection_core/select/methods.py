@@ -48,18 +48,17 @@ for _method in (
                             "how well the model trained so far does on each cluster", 60,
            family="iterative", config=IterativeConfig, clustered=True,
            reads=frozenset({"clusters", "scorer", "tau", "seed", "training"})),
-    _influence("task-max", "LESS: the rows whose best task-mean influence is highest", 70),
-    _influence("instance-max", "the rows whose largest single-instance influence is highest",
-               80),
-    _influence("sum", "the rows whose influence summed over all validation instances is "
-                      "highest", 90),
-    Method("rds", "RDS: the rows whose representations are most similar to the validation "
-                  "instances'", 100, family="influence", config=None),
-    _influence("bids", "BIDS: column-normalised influence, greedy pick of the row with the "
-                       "largest normalised influence minus the selection's running average on "
-                       "some instance", 110),
-    _influence("instance-max-norm", "instance-max on the column-normalised matrix (BIDS's "
-                                    "ablation)", 120),
+    _influence("task-max", "LESS: top rows by their best task's mean influence", 70),
+    _influence("instance-max", "top rows by their largest influence on a single validation "
+                               "instance", 80),
+    _influence("sum", "top rows by their total influence over all validation instances", 90),
+    Method("rds", "RDS: top rows by hidden-state cosine similarity to any validation instance",
+           100, family="influence", config=None),
+    _influence("bids", "BIDS: z-score every validation column, then greedily add the row that "
+                       "most raises the instance it helps most above the selection's current "
+                       "average", 110),
+    _influence("instance-max-norm", "instance-max on the column-normalised Â (BIDS ablation: "
+                                    "no greedy balancing)", 120),
 ):
     register(_method)
 
