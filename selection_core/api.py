@@ -29,7 +29,7 @@ from .config import EmbedConfig, IterativeConfig, KMeansConfig, SelectionConfig,
     field_default
 from .errors import ConfigError
 from .features.embed import TextEmbedder
-from .select.bids import INFLUENCE_METHODS, select_on_matrix
+from .select.bids import InfluenceSelectConfig, select_on_matrix
 from .select.kmq import select_static
 from .select.registry import get_method, method_names
 from .store import RunStore, write_jsonl
@@ -253,9 +253,7 @@ class BIDSSelector:
         if tasks.shape != (A.shape[1],):
             raise ConfigError(f"tasks must name one task per column of A ({A.shape[1]}), got "
                               f"{tasks.shape[0] if tasks.ndim == 1 else tasks.shape}")
-        if self.method not in INFLUENCE_METHODS:
-            raise ConfigError(f"unknown method '{self.method}'; use "
-                              f"{', '.join(INFLUENCE_METHODS)}")
+        InfluenceSelectConfig(self.method, str(self.budget), int(self.seed))  # the declared check
         budget = _budget(self.budget, len(A))
         rows = _available(exclude, len(A), budget)
         self.selected_ = rows[np.asarray(select_on_matrix(A[rows], tasks, self.method, budget,

@@ -77,12 +77,7 @@ def _add_kmeans_options(parser: argparse.ArgumentParser, seed_flag: str = "--see
 
 
 def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
-    defaults = IngestLimits()
-    parser.add_argument("--max-rows", type=_positive_int, default=defaults.max_rows,
-                        help=f"refuse inputs with more rows in all (default {defaults.max_rows:,})")
-    parser.add_argument("--max-line-length", type=_positive_int, default=defaults.max_line_bytes,
-                        help="refuse a longer line, JSON record or CSV field, in bytes (default "
-                             f"{defaults.max_line_bytes:,})")
+    add_config_arguments(parser, IngestLimits, ["max_rows", "max_line_bytes"])
 
 
 def _benchmark_names(text: str) -> tuple[str, ...]:
@@ -90,7 +85,7 @@ def _benchmark_names(text: str) -> tuple[str, ...]:
 
 
 def _ingest_limits(args: argparse.Namespace) -> IngestLimits:
-    return IngestLimits(max_rows=args.max_rows, max_line_bytes=args.max_line_length)
+    return IngestLimits(**config_kwargs(IngestLimits, args))
 
 
 def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
@@ -171,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="quality scores for every pool row (cached)")
     score.add_argument("--run", required=True)
-    add_config_arguments(score, ScorerConfig, ["name", "model", "batch_size", "device"])
+    add_config_arguments(score, ScorerConfig, ["name", "model", "batch_size", "device"],
+                         enforce_choices=("name",))
     add_config_arguments(score, ScaleConfig)
 
     prepare = commands.add_parser(

@@ -31,10 +31,9 @@ ScorerName = Literal["heuristic", "perplexity", "reward"]
 SCORERS: tuple[str, ...] = get_args(ScorerName)
 KEEP_CHOICES = ("none", "duplicates", "contaminated", "all")  # flagged rows a selection keeps
 KMeansInit = Literal["k-means++", "random"]
-KMEANS_INITS = ("k-means++", "random")
+KMEANS_INITS: tuple[str, ...] = get_args(KMeansInit)
 C = TypeVar("C")
-
-
+T = TypeVar("T")
 Choices = Sequence[Any] | Callable[[], Sequence[Any]]
 
 
@@ -156,9 +155,6 @@ def from_dict(config_type: type[C], stored: dict[str, Any]) -> C:
 def field_default(config_type: type, name: str) -> Any:
     """The one declared default of a config field."""
     return widget(config_type, name).default
-
-
-T = TypeVar("T")
 
 
 def register_once(table: dict[str, T], name: str, item: T, what: str) -> T:

@@ -15,6 +15,7 @@ import pytest
 
 from selection_core import experiment
 from selection_core.clean import CleanConfig
+from selection_core.data.loaders import IngestLimits
 from selection_core.cli import build_parser
 from selection_core.config import EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
     ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, field_choices, from_dict, \
@@ -68,7 +69,7 @@ def _bad_value(spec: dataclasses.Field) -> Any:
 
 
 def test_every_field_of_the_configs_is_declared_with_help() -> None:
-    for config_type in DECLARED:
+    for config_type in (*DECLARED, IngestLimits):
         for spec in dataclasses.fields(config_type):
             assert spec.metadata.get("help"), f"{config_type.__name__}.{spec.name}"
 
