@@ -27,23 +27,16 @@ from selection_core.select.baselines import top_rows
 from selection_core.select.bids import INFLUENCE_METHODS, explain_on_matrix, \
     normalise_columns, select_on_matrix
 from selection_core.select.rationale import tasks_served_over_order
+from selection_core.select.registry import methods
 from selection_core.report import ReportSection, render_report
 from selection_core.store import RunStore
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
 from selection_core.viz.rationale import tasks_served
 
 DEFAULT_METHODS = ("bids", "task-max", "random")
-METHOD_HELP = {
-    "bids": "BIDS: z-score every validation column, then greedily add the row that most raises "
-            "the instance it helps most above the selection's current average",
-    "task-max": "LESS: top rows by their best task's mean influence",
-    "instance-max": "top rows by their largest influence on a single validation instance",
-    "instance-max-norm": "instance-max on the column-normalised Â (BIDS ablation: no greedy "
-                         "balancing)",
-    "sum": "top rows by their total influence over all validation instances",
-    "random": "a seeded random permutation of the pool",
-    "rds": "RDS: top rows by hidden-state cosine similarity to any validation instance",
-}
+# the registry's descriptions; the influence baseline's random is its own (a seeded permutation)
+METHOD_HELP = {**{m.name: m.description for m in methods("influence")},
+               "random": "a seeded random permutation of the pool"}
 NORMALISED, RAW = "normalised Â", "raw A"
 SOURCE_RUN, SOURCE_OTHER, SOURCE_UPLOAD = ("This run", "Another run in the workspace",
                                            "Upload A.npy + val_tasks.txt")

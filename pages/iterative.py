@@ -80,10 +80,12 @@ def start_form() -> None:
         with first:
             k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows,
                                     value=view.k))
-            budget = int(st.number_input("Budget (rows in all)", min_value=1, max_value=n_rows,
-                                         value=min(300, n_rows), step=50))
-            rounds = int(st.number_input("Rounds", min_value=1, max_value=10,
-                                         value=widget(IterativeConfig, "rounds").default))
+            budget = int(st.number_input(
+                "Budget (rows in all)", min_value=widget(IterativeConfig, "budget").min_value,
+                max_value=n_rows, value=min(300, n_rows), step=50))
+            rounds_widget = widget(IterativeConfig, "rounds")
+            rounds = int(st.number_input("Rounds", min_value=rounds_widget.min_value,
+                                         max_value=10, value=rounds_widget.default))
         with second:
             model = st.selectbox("Model", list(MODELS),
                                  format_func=lambda m: f"{m} — {MODELS[m]}")
@@ -96,9 +98,9 @@ def start_form() -> None:
             weight_tau = st.number_input("Weight temperature τ", min_value=0.01, step=0.25,
                                          value=widget(IterativeConfig, "weight_tau").default,
                                          help="in standard deviations of S, whatever the scorer")
+            scored = widget(IterativeConfig, "eval_per_round")
             eval_per_round = int(st.number_input(
-                "Generations scored per round", min_value=1,
-                value=widget(IterativeConfig, "eval_per_round").default,
+                "Generations scored per round", min_value=scored.min_value, value=scored.default,
                 step=8, help=f"more when k needs them: every cluster with selected items gets "
                              f"{IterativeConfig.min_scored_per_cluster}"))
             max_new_tokens = int(st.number_input(

@@ -12,15 +12,13 @@ from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, w
 from selection_core.errors import SelectionError
 from selection_core.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
-from selection_core.select.rationale import METHOD_DESCRIPTIONS, cluster_budget_table, \
-    static_rationale
+from selection_core.select.rationale import cluster_budget_table, static_rationale
+from selection_core.select.registry import get_method
 from selection_core.viz.figures import cluster_map, overlap_heatmap, quality_distribution, \
     selection_composition
 from selection_core.viz.map_view import selected_rows
 from selection_core.viz.rationale import budget_vs_pool_share
 
-METHOD_HELP = {method: METHOD_DESCRIPTIONS[method] for method in
-               ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top")}
 SCORE_JOB = "score"
 
 
@@ -55,13 +53,16 @@ with st.form("selection_form", border=True):
         methods = widget(SelectionConfig, "method")
         method = st.selectbox("Method", methods.choices, format_func=lambda m: m,
                               index=methods.choices.index(methods.default),
-                              help="\n".join(f"- **{m}**: {h}" for m, h in METHOD_HELP.items()))
-        seed = st.number_input("Seed", min_value=0, step=1,
-                               value=widget(SelectionConfig, "sample_seed").default)
+                              help="\n".join(f"- **{m}**: {get_method(m).description}"
+                                              for m in methods.choices))
+        seeds = widget(SelectionConfig, "sample_seed")
+        seed = st.number_input("Seed", min_value=seeds.min_value, step=1, value=seeds.default)
     with budget_col:
         unit = st.radio("Budget as", ["rows", "% of the pool"], horizontal=True)
         if unit == "rows":
-            budget = int(st.number_input("Budget (rows)", min_value=1, max_value=n_rows,
+            budget = int(st.number_input("Budget (rows)",
+                                         min_value=widget(SelectionConfig, "budget").min_value,
+                                         max_value=n_rows,
                                          value=min(300, n_rows), step=50))
         else:
             share = st.number_input("Budget (%)", min_value=0.1, max_value=100.0, value=10.0,
@@ -173,7 +174,7 @@ with budget_col:
     st.plotly_chart(budget_vs_pool_share(cluster_budget_table(why, n_rows),
                                          title="What drove the picks: budget by cluster vs "
                                                "pool share"), key="budget_share")
-    st.caption(METHOD_HELP[selection.config["method"]] + ". Equal bars: a budget proportional "
+    st.caption(get_method(selection.config["method"]).description + ". Equal bars: a budget proportional "
                "to cluster size; a gap: the method moved rows between clusters.")
 with map_col:
     coords, _ = ui.load_coords(view.run_dir, view.token)

@@ -29,8 +29,9 @@ from .config import EmbedConfig, IterativeConfig, KMeansConfig, SelectionConfig,
     field_default
 from .errors import ConfigError
 from .features.embed import TextEmbedder
-from .select.bids import INFLUENCE_METHODS, select_on_matrix
+from .select.bids import InfluenceSelectConfig, select_on_matrix
 from .select.kmq import select_static
+from .select.registry import get_method, method_names
 from .store import RunStore, write_jsonl
 
 _SELECTION = SelectionConfig()  # the declared defaults, read once here
@@ -79,9 +80,10 @@ def _available(exclude: Any, n_rows: int, budget: int) -> np.ndarray:
 class KMQSelector:
     """Static selection on k-means clusters of `X` (kMQ, Yu et al. 2024, and its baselines).
 
-    `method`: "kmq" (budget proportional to cluster size, softmax(quality/tau) sampling inside
-    each cluster; `top=True` takes each cluster's best), "kmeans-random", "kmeans-closest",
-    "random" or "quality-top". `seed` seeds the sampling, `kmeans_seed` the clustering.
+    `method`: a static method of `select.registry` (`KMQSelector.methods()`: "kmq", budget
+    proportional to cluster size and softmax(quality/tau) sampling inside each cluster,
+    `top=True` taking each cluster's best; its baselines). `seed` seeds the sampling,
+    `kmeans_seed` the clustering.
     Learned: `selected_` (row indices, sorted), `labels_`, `cluster_centers_`,
     `cluster_budgets_` (selected rows per cluster; they sum to the budget).
 
@@ -106,6 +108,11 @@ class KMQSelector:
         self.niter = niter
         self.nredo = nredo
 
+    @staticmethod
+    def methods() -> dict[str, str]:
+        """The methods `method` takes, with their descriptions (the registry's)."""
+        return {name: get_method(name).description for name in method_names()}
+
     def selection_config(self, n_rows: int | None = None) -> SelectionConfig:
         """The CLI's config for these parameters (`select --method … --k … --tau …`); a share
         budget ("10%") needs the number of rows."""
@@ -126,8 +133,8 @@ class KMQSelector:
         flagged rows, `~clean.exclusion(store, ids).available`."""
         X = as_float32_matrix(np.asarray(X))
         config = self.selection_config(len(X))
-        if config.method == "quality-top" and quality is None:
-            raise ConfigError("quality-top needs quality: one score per row")
+        if get_method(config.method).needs_quality and quality is None:
+            raise ConfigError(f"{config.method} needs quality: one score per row")
         scores = np.zeros(len(X)) if quality is None else _vector(quality, len(X), "quality")
         model = FaissKMeans.from_config(self.kmeans_config()).fit(X)
         self.labels_ = model.labels_
@@ -246,9 +253,7 @@ class BIDSSelector:
         if tasks.shape != (A.shape[1],):
             raise ConfigError(f"tasks must name one task per column of A ({A.shape[1]}), got "
                               f"{tasks.shape[0] if tasks.ndim == 1 else tasks.shape}")
-        if self.method not in INFLUENCE_METHODS:
-            raise ConfigError(f"unknown method '{self.method}'; use "
-                              f"{', '.join(INFLUENCE_METHODS)}")
+        InfluenceSelectConfig(self.method, str(self.budget), int(self.seed))  # the declared check
         budget = _budget(self.budget, len(A))
         rows = _available(exclude, len(A), budget)
         self.selected_ = rows[np.asarray(select_on_matrix(A[rows], tasks, self.method, budget,

@@ -115,6 +115,7 @@ class CleanConfig(HashedConfig):
     seed: int = param(0, help="seed of the semantic k-means and of the random keep rule")
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # the declared bounds and choices; the upper bounds here
         for name in ("near_threshold", "ngram_overlap", "template_share"):
             value = getattr(self, name)
             if not 0 < value <= 1:
@@ -124,14 +125,6 @@ class CleanConfig(HashedConfig):
         if not -1 <= self.paraphrase_threshold <= 1:
             raise ConfigError("paraphrase_threshold is a cosine: it must be in [-1, 1], got "
                               f"{self.paraphrase_threshold}")
-        for name in ("shingle_words", "ngram", "min_item_words"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_perm < 16:
-            raise ConfigError(f"num_perm must be at least 16, got {self.num_perm}")
-        if self.semantic_keep not in KEEP_RULES:
-            raise ConfigError(f"unknown keep rule '{self.semantic_keep}'; use "
-                              f"{', '.join(KEEP_RULES)}")
         known = all_benchmarks()
         unknown = [name for name in self.benchmarks if name not in known]
         if unknown:
@@ -140,10 +133,6 @@ class CleanConfig(HashedConfig):
     @property
     def checked_benchmarks(self) -> tuple[str, ...]:
         return self.benchmarks or all_benchmarks()
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> CleanConfig:
-        return cls(**{**stored, "benchmarks": tuple(stored.get("benchmarks", ()))})
 
 
 # --------------------------------------------------------------------------- text
@@ -477,7 +466,7 @@ def _run_clean(ctx: StageContext, config: CleanConfig, progress: Progress) -> di
 
 
 CLEAN = runner.register(Stage("clean", CleanConfig, _run_clean, _inputs,
-                              from_dict=CleanConfig.from_dict))
+))
 
 
 def flag_table(scores: pd.DataFrame, items: pd.DataFrame, config: CleanConfig) -> pd.DataFrame:

@@ -21,8 +21,8 @@ import numpy as np
 
 from . import pipeline, runner
 from .clean import CleanConfig, exclusion
-from .config import MAX_NEW_TOKENS, SCORERS, SELECTION_METHODS, EmbedConfig, IterativeConfig, \
-    KMeansConfig, LoRAConfig, ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
+from .config import MAX_NEW_TOKENS, EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
+    ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
 from .data.loaders import DataSpec, IngestLimits
 from .devices import check_device
 from .errors import ConfigError, SelectionError
@@ -68,44 +68,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
-    return value
-
-
-def _ks(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(_positive_int(part) for part in text.split(",") if part.strip())
-    except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got "
-                                         f"'{text}'") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one k")
-    return values
+KMEANS_FLAGS = ("seed", "niter", "nredo", "spherical", "max_points_per_centroid", "init")
 
 
 def _add_kmeans_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
-    parser.add_argument(seed_flag, dest="cluster_seed", type=int, default=0,
-                        help="k-means seed (default 0)")
-    parser.add_argument("--niter", type=_positive_int, default=300,
-                        help="k-means iterations (default 300)")
-    parser.add_argument("--nredo", type=_positive_int, default=5,
-                        help="k-means restarts (default 5)")
-    parser.add_argument("--spherical", action="store_true", help="cosine (spherical) k-means")
-    parser.add_argument("--max-points-per-centroid", type=_positive_int, default=256,
-                        help="faiss trains on at most this many points per centroid")
-    add_config_arguments(parser, KMeansConfig, ["init"], enforce_choices=["init"])
+    add_config_arguments(parser, KMeansConfig, KMEANS_FLAGS, flags={"seed": seed_flag},
+                         enforce_choices=["init"])
 
 
 def _add_ingest_limits(parser: argparse.ArgumentParser) -> None:
-    defaults = IngestLimits()
-    parser.add_argument("--max-rows", type=_positive_int, default=defaults.max_rows,
-                        help=f"refuse inputs with more rows in all (default {defaults.max_rows:,})")
-    parser.add_argument("--max-line-length", type=_positive_int, default=defaults.max_line_bytes,
-                        help="refuse a longer line, JSON record or CSV field, in bytes (default "
-                             f"{defaults.max_line_bytes:,})")
+    add_config_arguments(parser, IngestLimits, ["max_rows", "max_line_bytes"])
 
 
 def _benchmark_names(text: str) -> tuple[str, ...]:
@@ -113,17 +85,16 @@ def _benchmark_names(text: str) -> tuple[str, ...]:
 
 
 def _ingest_limits(args: argparse.Namespace) -> IngestLimits:
-    return IngestLimits(max_rows=args.max_rows, max_line_bytes=args.max_line_length)
+    return IngestLimits(**config_kwargs(IngestLimits, args))
 
 
 def _kmeans_config(args: argparse.Namespace, k: int) -> KMeansConfig:
-    return KMeansConfig(k=k, seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
-                        spherical=args.spherical,
-                        max_points_per_centroid=args.max_points_per_centroid, init=args.init)
+    return KMeansConfig(**{name: getattr(args, name) for name in KMEANS_FLAGS}, k=k)
 
 
 # The config fields each command takes as flags (their defaults, bounds and help are the fields')
 SELECT_FLAGS = ("method", "k", "scorer", "sample_tau", "top", "sample_seed")
+EMBED_FLAGS = ("model", "text", "pooling", "max_length", "batch_size", "device")
 CLEAN_FLAGS = ("near_threshold", "shingle_words", "num_perm", "semantic_eps", "semantic_clusters",
                "semantic_keep", "scorer", "ngram", "ngram_overlap", "min_item_words",
                "template_share", "paraphrase_threshold", "seed")
@@ -157,14 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a .jsonl/.jsonl.gz/.json/.csv/.parquet file, a save_to_disk folder "
                             "or a HF dataset name (NAME@SPLIT); repeat to combine sources")
     embed.add_argument("--run", required=True, help="run directory")
-    embed.add_argument("--model", default=EmbedConfig.model,
-                       help="sentence-transformers or HF model name/path "
-                            "(default: all-MiniLM-L6-v2, offline)")
-    embed.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
-    embed.add_argument("--pooling", choices=("auto", "mean", "last", "cls"), default="auto")
-    embed.add_argument("--max-length", type=_positive_int, default=256)
-    embed.add_argument("--batch-size", type=_positive_int, default=32)
-    embed.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    add_config_arguments(embed, EmbedConfig, EMBED_FLAGS, enforce_choices=("text", "pooling"))
     embed.add_argument("--limit", type=_positive_int, default=None,
                        help="keep the first N rows per input")
     _add_ingest_limits(embed)
@@ -180,40 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="cluster at several k and measure each")
     sweep.add_argument("--run", required=True)
-    sweep.add_argument("--k", type=_ks, required=True, help="comma-separated k values")
-    sweep.add_argument("--sample", type=_positive_int, default=10_000,
-                       help="rows for the exact silhouette (default 10000)")
-    sweep.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
-    _add_kmeans_options(sweep)
+    add_config_arguments(sweep, SweepConfig, enforce_choices=("metric", "init"))
 
     cluster = commands.add_parser("cluster", help="k-means at one k → clusters.csv")
     cluster.add_argument("--run", required=True)
-    cluster.add_argument("--k", type=_positive_int, required=True)
+    add_config_arguments(cluster, KMeansConfig, ["k"])
     _add_kmeans_options(cluster)
 
     umap = commands.add_parser("umap", help="2-D UMAP map of the embeddings (cached)")
     umap.add_argument("--run", required=True)
-    umap.add_argument("--neighbors", type=_positive_int, default=UMAPConfig.n_neighbors)
-    umap.add_argument("--min-dist", type=_non_negative_float, default=UMAPConfig.min_dist)
-    umap.add_argument("--seed", type=int, default=0)
+    add_config_arguments(umap, UMAPConfig, ["n_neighbors", "min_dist", "seed"])
 
     select = commands.add_parser("select", help="choose a subset → JSONL")
     select.add_argument("--run", required=True)
     add_config_arguments(select, SelectionConfig, SELECT_FLAGS, required=("method",))
     select.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
-    select.add_argument("--scorer-model", default=None,
-                        help="HF name/path of the perplexity LM or the reward model")
+    add_config_arguments(select, ScorerConfig, ["model", "device"])
     select.add_argument("--out", required=True, help="output .jsonl")
-    select.add_argument("--device", default="auto")
     add_keep_option(select)
     _add_kmeans_options(select, seed_flag="--cluster-seed")
 
     score = commands.add_parser("score", help="quality scores for every pool row (cached)")
     score.add_argument("--run", required=True)
-    score.add_argument("--scorer", default="heuristic", help=", ".join(SCORERS))
-    score.add_argument("--scorer-model", default=None)
-    score.add_argument("--batch-size", type=_positive_int, default=8)
-    score.add_argument("--device", default="auto")
+    add_config_arguments(score, ScorerConfig, ["name", "model", "batch_size", "device"],
+                         enforce_choices=("name",))
     add_config_arguments(score, ScaleConfig)
 
     prepare = commands.add_parser(
@@ -226,10 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--n", type=_positive_int, default=3000,
                          help="demo pool rows (with --demo)")
     prepare.add_argument("--seed", type=int, default=0, help="demo pool seed (with --demo)")
-    prepare.add_argument("--k", type=_ks, default=None,
-                         help="k values to sweep (default: a grid up to n/20)")
-    prepare.add_argument("--model", default=EmbedConfig.model, help="embedding model")
-    prepare.add_argument("--text", choices=("prompt", "prompt+response"), default="prompt")
+    add_config_arguments(prepare, SweepConfig, ["ks"], preset="a grid up to n/20")
+    add_config_arguments(prepare, EmbedConfig, ["model", "text"], enforce_choices=("text",))
     _add_ingest_limits(prepare)
 
     experiment = commands.add_parser(
@@ -339,9 +291,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         print(f"embeddings: {rows}×{info.get('dim')} imported from {args.vectors} in "
               f"{info.get('embed_seconds')} s → {store.path(pipeline.EMBEDDINGS)}")
         return
-    config = EmbedConfig(model=args.model, text=args.text, pooling=args.pooling,
-                         max_length=args.max_length, batch_size=args.batch_size,
-                         device=args.device)
+    config = EmbedConfig(**{name: getattr(args, name) for name in EMBED_FLAGS})
     vectors = pipeline.embed(store, config, cache_dir=args.cache_dir,
                              progress=_progress(store, "embed", "embedding"),
                              scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
@@ -352,10 +302,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
-    config = SweepConfig(ks=args.k, sample_size=args.sample, metric=args.metric,
-                         seed=args.cluster_seed, niter=args.niter, nredo=args.nredo,
-                         spherical=args.spherical,
-                         max_points_per_centroid=args.max_points_per_centroid, init=args.init)
+    config = SweepConfig(**config_kwargs(SweepConfig, args))
     result = pipeline.sweep(store, config, progress=_progress(store, "sweep", "k sweep"))
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"knee of the inertia curve: k={result.knee_k}")
@@ -372,24 +319,19 @@ def _cmd_cluster(args: argparse.Namespace) -> None:
 
 def _cmd_umap(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
-    coords = pipeline.projection(store, UMAPConfig(n_neighbors=args.neighbors,
-                                                   min_dist=args.min_dist, seed=args.seed))
+    coords = pipeline.projection(store, UMAPConfig(**config_kwargs(UMAPConfig, args)))
     print(f"UMAP: {coords.shape[0]} points projected")
 
 
 def _cmd_select(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
-    if args.method not in SELECTION_METHODS:
-        raise ConfigError(f"unknown method '{args.method}'; use {', '.join(SELECTION_METHODS)}")
-    if args.scorer not in SCORERS:
-        raise ConfigError(f"unknown scorer '{args.scorer}'; use {', '.join(SCORERS)}")
     n_rows = len(pipeline.load_run_pool(store))
     if not 1 <= args.k <= n_rows:
         raise ConfigError(f"--k must be between 1 and the pool size ({n_rows}), got {args.k}")
     budget = pipeline.parse_budget(args.budget, n_rows)
     config = SelectionConfig(**config_kwargs(SelectionConfig, args) | {"budget": budget})
     check_device(args.device)
-    scorer = ScorerConfig(name=config.scorer, model=args.scorer_model, device=args.device)
+    scorer = ScorerConfig(name=config.scorer, model=args.model, device=args.device)
     pool_ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()
     selected = pipeline.select(store, config, _kmeans_config(args, config.k), scorer,
                                out=args.out, exclude=exclusion(store, pool_ids, args.keep))
@@ -400,14 +342,11 @@ def _cmd_select(args: argparse.Namespace) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> None:
     store = RunStore(args.run, create=False)
-    if args.scorer not in SCORERS:
-        raise ConfigError(f"unknown scorer '{args.scorer}'; use {', '.join(SCORERS)}")
     check_device(args.device)
-    config = ScorerConfig(name=args.scorer, model=args.scorer_model, batch_size=args.batch_size,
-                          device=args.device)
+    config = ScorerConfig(**config_kwargs(ScorerConfig, args))
     scores = pipeline.quality(store, config, progress=_progress(store, "quality", "scoring"),
                               scale=ScaleConfig(**config_kwargs(ScaleConfig, args)))
-    print(f"{args.scorer} scores for {len(scores)} rows: mean {scores.mean():.3f}, "
+    print(f"{config.name} scores for {len(scores)} rows: mean {scores.mean():.3f}, "
           f"min {scores.min():.3f}, max {scores.max():.3f}")
 
 
@@ -417,7 +356,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
         pipeline.ingest_demo(store, n=args.n, seed=args.seed)
     elif args.data:
         pipeline.ingest(store, args.data, limits=_ingest_limits(args))
-    pipeline.prepare(store, EmbedConfig(model=args.model, text=args.text), ks=args.k,
+    pipeline.prepare(store, EmbedConfig(model=args.model, text=args.text), ks=args.ks,
                      progress=tqdm_progress("prepare"))
     table, recommended, knee = pipeline.load_sweep(store)
     print(f"prepared {store.root}: k swept over {table['k'].tolist()}, recommended k="

@@ -15,36 +15,52 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 from .errors import ConfigError
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TextField = Literal["prompt", "prompt+response"]
 Pooling = Literal["auto", "mean", "last", "cls"]
-SELECTION_METHODS = ("kmq", "kmeans-random", "kmeans-closest", "random", "quality-top")
-SCORERS = ("heuristic", "perplexity", "reward")
+SweepMetric = Literal["euclidean", "cosine"]
+ScorerName = Literal["heuristic", "perplexity", "reward"]
+SCORERS: tuple[str, ...] = get_args(ScorerName)
 KEEP_CHOICES = ("none", "duplicates", "contaminated", "all")  # flagged rows a selection keeps
 KMeansInit = Literal["k-means++", "random"]
-KMEANS_INITS = ("k-means++", "random")
+KMEANS_INITS: tuple[str, ...] = get_args(KMeansInit)
+C = TypeVar("C")
+T = TypeVar("T")
+Choices = Sequence[Any] | Callable[[], Sequence[Any]]
 
 
 def speed_only() -> Any:
+    """Metadata of a field left out of the hash (a plain dataclass field, not a `param`)."""
     return {"hash": False}
 
 
-def param(default: Any = MISSING, *, help: str = "", choices: Sequence[Any] | None = None,
+def param(default: Any = MISSING, *, help: str = "", choices: Choices | None = None,
           low: float | None = None, positive: bool = False, flag: str | None = None,
           aliases: Sequence[str] = (), hash: bool = True) -> Any:
-    """A config field with the metadata every front end derives from: `help`, `choices`, `low`
-    (inclusive minimum), `positive` (> 0), the CLI `flag` (default `--field-name`) and old flag
-    `aliases` kept working, and `hash=False` for fields that change speed, not results."""
-    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None,
-                "low": low, "positive": positive, "flag": flag, "aliases": tuple(aliases),
-                "hash": hash}
+    """A config field with the metadata every front end derives from: `help`, `choices` (a
+    sequence, or a function returning the current ones: an open set such as the registered
+    selection methods), `low` (inclusive minimum), `positive` (> 0), the CLI `flag` (default
+    `--field-name`) and old flag `aliases` kept working, and `hash=False` for fields that change
+    speed, not results. Every config checks its values against these at construction."""
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
+    metadata = {"help": help, "choices": choices, "low": low, "positive": positive,
+                "flag": flag, "aliases": tuple(aliases), "hash": hash}
     return field(default=default, metadata=metadata)
+
+
+def field_choices(spec: dataclasses.Field) -> tuple[Any, ...] | None:
+    """A field's declared choices now (a function's are read at each call)."""
+    choices = spec.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
 
 
 class Widget(NamedTuple):
@@ -54,37 +70,100 @@ class Widget(NamedTuple):
     min_value: float | None
     choices: tuple[Any, ...] | None
     help: str
+    positive: bool = False
+
+
+def _field(config_type: type, name: str) -> dataclasses.Field:
+    return {f.name: f for f in dataclasses.fields(config_type)}[name]
 
 
 def widget(config_type: type, name: str) -> Widget:
     """The widget settings of one config field (pages read defaults and bounds from here)."""
-    spec = {f.name: f for f in dataclasses.fields(config_type)}[name]
-    low = spec.metadata.get("low")
-    return Widget(spec.default, low, spec.metadata.get("choices"), spec.metadata.get("help", ""))
+    spec = _field(config_type, name)
+    return Widget(spec.default, spec.metadata.get("low"), field_choices(spec),
+                  spec.metadata.get("help", ""), bool(spec.metadata.get("positive")))
 
 
-def value_problem(config_type: type, name: str, value: Any) -> str | None:
+def value_problem(config_type: type, name: str, value: Any, named: bool = False) -> str | None:
     """Why `value` breaks field `name`'s declared bounds or choices, or None: the one check the
-    CLI flags and the experiment TOML both apply."""
-    meta = {f.name: f for f in dataclasses.fields(config_type)}[name].metadata
+    configs (at construction), the CLI flags and the experiment TOML all apply. `named`: the
+    message names the field (the flag and TOML messages are prefixed with theirs)."""
+    spec = _field(config_type, name)
+    meta = spec.metadata
+    if isinstance(value, (tuple, list)):  # a tuple field (the sweep's ks): each item's bounds
+        problems = (value_problem(config_type, name, item, named) for item in value)
+        return next((problem for problem in problems if problem), None)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        choices = meta.get("choices")
+        choices = field_choices(spec)
         if choices and value not in choices:
+            if named:
+                return f"unknown {name} {value!r}; use {', '.join(map(str, choices))}"
             return f"must be one of {', '.join(map(str, choices))}, got {value!r}"
         return None
+    prefix = f"{name} " if named else ""
     if isinstance(value, float) and not math.isfinite(value):  # nan passes every range check
-        return f"must be a finite number, got {value}"
+        return f"{prefix}must be a finite number, got {value}"
     if meta.get("positive") and value <= 0:
-        return f"must be positive, got {value}"
+        return f"{prefix}must be positive, got {value}"
     low = meta.get("low")
     if low is not None and value < low:
-        return f"must be at least {low:g}, got {value}"
+        return f"{prefix}must be at least {low:g}, got {value}"
     return None
+
+
+def check_declared(config: Any) -> None:
+    """Raise ConfigError on the first field whose value breaks its declaration."""
+    for spec in dataclasses.fields(config):
+        if spec.metadata.get("choices") or spec.metadata.get("low") is not None \
+                or spec.metadata.get("positive"):
+            problem = value_problem(type(config), spec.name, getattr(config, spec.name), named=True)
+            if problem:
+                raise ConfigError(problem)
+
+
+def _converted(hint: Any, value: Any) -> Any:
+    """`value` as read from JSON/TOML turned into the type `hint` names: lists into tuples,
+    dicts into nested configs (`from_dict`); anything else as it is."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in get_args(hint):
+            if arm is not type(None):
+                converted = _converted(arm, value)
+                if converted is not value:
+                    return converted
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_converted(args[0], item) for item in value)
+        return tuple(_converted(arm, item) for arm, item in zip(args, value, strict=False))
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)
+    return value
+
+
+def from_dict(config_type: type[C], stored: dict[str, Any]) -> C:
+    """A config rebuilt from its `to_dict()` (a stored record, a parsed TOML section): the one
+    reader, driven by the field types, so nested configs and tuples come back as declared."""
+    hints = typing.get_type_hints(config_type)
+    return config_type(**{key: _converted(hints[key], value) if key in hints else value
+                          for key, value in stored.items()})
 
 
 def field_default(config_type: type, name: str) -> Any:
     """The one declared default of a config field."""
     return widget(config_type, name).default
+
+
+def register_once(table: dict[str, T], name: str, item: T, what: str) -> T:
+    """Add `item` to a registry by name (stages, selection methods): registering the same item
+    again is a no-op, a second item of the same name is refused."""
+    if table.get(name, item) is not item:
+        raise ConfigError(f"two {what} are named '{name}'")
+    table[name] = item
+    return item
 
 
 class _Renamed:
@@ -96,8 +175,6 @@ class _Renamed:
     def __get__(self, obj: Any, owner: type) -> Any:
         return getattr(owner if obj is None else obj, self.new)
 
-
-C = TypeVar("C")
 
 
 def renamed(**old_to_new: str) -> Callable[[type[C]], type[C]]:
@@ -126,7 +203,15 @@ def renamed(**old_to_new: str) -> Callable[[type[C]], type[C]]:
 
 
 class HashedConfig:
-    """Mixin: a stable short hash of the fields that change results."""
+    """Mixin: a stable short hash of the fields that change results, the declared check at
+    construction and the generic `from_dict`."""
+
+    def __post_init__(self) -> None:
+        check_declared(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Any:
+        return from_dict(cls, stored)
 
     def hash_fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
@@ -145,13 +230,16 @@ class HashedConfig:
 class EmbedConfig(HashedConfig):
     """Text embeddings (METHODS §1.1)."""
 
-    model: str = DEFAULT_EMBEDDING_MODEL
-    text: TextField = "prompt"
-    pooling: Pooling = "auto"  # auto: the model's own (sentence-transformers) or mean
-    max_length: int = 256
-    normalize: bool = True
-    batch_size: int = field(default=32, metadata=speed_only())
-    device: str = field(default="auto", metadata=speed_only())
+    model: str = param(DEFAULT_EMBEDDING_MODEL,
+                       help="sentence-transformers or HF model name/path (the default is "
+                            "packaged: offline)")
+    text: TextField = param("prompt", help="what is embedded", choices=get_args(TextField))
+    pooling: Pooling = param("auto", choices=get_args(Pooling),
+                             help="auto: the model's own (sentence-transformers) or mean")
+    max_length: int = param(256, help="tokens per text", low=1)
+    normalize: bool = param(True, help="unit-length vectors")
+    batch_size: int = param(32, help="texts per forward pass", low=1, hash=False)
+    device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
 
 
 def kmeans_init_param() -> Any:
@@ -163,33 +251,51 @@ def kmeans_init_param() -> Any:
                       "versions before k-means++)")
 
 
+# The k-means settings the k-means and sweep configs share: declared once, here.
+_KMEANS_PARAMS: dict[str, dict[str, Any]] = {
+    "seed": {"default": 0, "help": "k-means seed", "low": 0},
+    "niter": {"default": 300, "help": "k-means iterations", "low": 1},
+    "nredo": {"default": 5, "help": "k-means restarts (the lowest inertia is kept)", "low": 1},
+    "spherical": {"default": False, "help": "cosine (spherical) k-means"},
+    "max_points_per_centroid": {"default": 256, "low": 1,
+                                "help": "faiss trains on at most this many points per centroid"},
+}
+
+
+def kmeans_param(name: str) -> Any:
+    """A fresh field for one shared k-means setting (`_KMEANS_PARAMS`)."""
+    return param(**_KMEANS_PARAMS[name])
+
+
 @dataclass(frozen=True)
 class KMeansConfig(HashedConfig):
     """faiss k-means (METHODS §1.2; reference settings niter=300, nredo=5, L2), started from
     k-means++ seeds."""
 
-    k: int
-    seed: int = 0
-    niter: int = 300
-    nredo: int = 5
-    spherical: bool = False
-    max_points_per_centroid: int = 256
+    k: int = param(help="clusters (k-means k)", low=1)
+    seed: int = kmeans_param("seed")
+    niter: int = kmeans_param("niter")
+    nredo: int = kmeans_param("nredo")
+    spherical: bool = kmeans_param("spherical")
+    max_points_per_centroid: int = kmeans_param("max_points_per_centroid")
     init: KMeansInit = kmeans_init_param()
-    use_gpu: bool | None = field(default=None, metadata=speed_only())  # None: when available
+    use_gpu: bool | None = param(None, help="None: when available", hash=False)
 
 
 @dataclass(frozen=True)
 class SweepConfig(HashedConfig):
     """k sweep: inertia, exact silhouette on a seeded sample, simplified silhouette on all."""
 
-    ks: tuple[int, ...]
-    sample_size: int = 10_000
-    metric: Literal["euclidean", "cosine"] = "euclidean"
-    seed: int = 0
-    niter: int = 300
-    nredo: int = 5
-    spherical: bool = False
-    max_points_per_centroid: int = 256
+    ks: tuple[int, ...] = param(help="comma-separated k values", low=1, flag="--k")
+    sample_size: int = param(10_000, help="rows for the exact silhouette", low=1,
+                             flag="--sample")
+    metric: SweepMetric = param("euclidean", help="silhouette distance",
+                                choices=get_args(SweepMetric))
+    seed: int = kmeans_param("seed")
+    niter: int = kmeans_param("niter")
+    nredo: int = kmeans_param("nredo")
+    spherical: bool = kmeans_param("spherical")
+    max_points_per_centroid: int = kmeans_param("max_points_per_centroid")
     init: KMeansInit = kmeans_init_param()
 
     def kmeans(self, k: int) -> KMeansConfig:
@@ -205,10 +311,10 @@ class UMAPConfig(HashedConfig):
 
     # More neighbours than umap's default 15 keep global structure (related islands sit together)
     # and a larger min_dist gives readable blobs rather than specks; computed once per pool.
-    n_neighbors: int = 100
-    min_dist: float = 0.5
-    metric: str = "cosine"
-    seed: int = 0
+    n_neighbors: int = param(100, help="UMAP neighbours", low=1, flag="--neighbors")
+    min_dist: float = param(0.5, help="UMAP minimum distance between placed points", low=0)
+    metric: str = param("cosine", help="UMAP's distance")
+    seed: int = param(0, help="UMAP seed", low=0)
     # Million-row pools (cluster/projection.py): UMAP fits a seeded sample, the rest is placed.
     fit_rows: int = param(20_000, help="UMAP fits on at most this many rows (a seeded sample); "
                                        "every other row is placed by its sampled neighbours",
@@ -221,11 +327,26 @@ class UMAPConfig(HashedConfig):
 class ScorerConfig(HashedConfig):
     """A quality scorer: one float per example, higher is better (METHODS §1.3)."""
 
-    name: Literal["heuristic", "perplexity", "reward"] = "heuristic"
-    model: str | None = None  # HF name or local path for perplexity / reward
-    max_length: int = 512
-    batch_size: int = field(default=8, metadata=speed_only())
-    device: str = field(default="auto", metadata=speed_only())
+    name: ScorerName = param("heuristic", help="quality scorer", choices=SCORERS,
+                             flag="--scorer")
+    model: str | None = param(None, help="HF name/path of the perplexity LM or the reward model",
+                              flag="--scorer-model")
+    max_length: int = param(512, help="tokens per scored example", low=1)
+    batch_size: int = param(8, help="examples per forward pass", low=1, hash=False)
+    device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
+
+
+# The selection methods by name, as `select.registry` registers them (the configs sit a layer
+# below the methods: the registry hands its entries down, the configs never reach up). Until the
+# registry is imported (any `selection_core.select` module imports it) the table is empty and
+# `method` is not checked here; `select.registry.get_method` checks it where a method is used.
+METHOD_TABLE: dict[str, Any] = {}
+
+
+def static_method_names() -> tuple[str, ...]:
+    """The registered static methods (`SelectionConfig.method`'s choices), in their order."""
+    return tuple(m.name for m in sorted(METHOD_TABLE.values(), key=lambda m: (m.order, m.name))
+                 if m.family == "static")
 
 
 @renamed(tau="sample_tau", seed="sample_seed")
@@ -234,15 +355,15 @@ class SelectionConfig(HashedConfig):
     """Static selection on one clustering (METHODS §1.3). `k` is the clustering's k: the
     selection refuses a clustering of another k (`check_clustering`)."""
 
-    method: Literal["kmq", "kmeans-random", "kmeans-closest", "random", "quality-top"] = param(
-        "kmq", help="selection method", choices=SELECTION_METHODS)
+    method: str = param("kmq", help="selection method (`select.registry`)",
+                        choices=static_method_names)
     budget: int = param(1000, help="rows to select", low=1)
     k: int = param(8, help="clusters (k-means k)", low=1)
     sample_tau: float = param(1.0, help="kMQ softmax temperature over quality inside a cluster",
                               positive=True, flag="--tau")
     top: bool = param(False, help="kMQ: take the top b_j per cluster instead of sampling")
     sample_seed: int = param(0, help="seed of the sampling (kmq, kmeans-random, random)",
-                             flag="--seed")
+                             flag="--seed", low=0)
     scorer: str = param("heuristic", help="quality scorer", choices=SCORERS)
 
     def check_clustering(self, k: int) -> None:
@@ -288,7 +409,7 @@ class LoRAConfig(HashedConfig):
 
 # --------------------------------------------------------------------------- iterative kMQ
 GapScorer = Literal["reward", "perplexity", "heuristic"]
-GAP_SCORERS: tuple[str, ...] = ("reward", "perplexity", "heuristic")
+GAP_SCORERS: tuple[str, ...] = get_args(GapScorer)
 MAX_NEW_TOKENS = 512  # a round model's generation cap (the reference implementation's); gold is
 #                       cut by the same rule before scoring, so S compares like with like
 
@@ -331,19 +452,9 @@ class IterativeConfig(HashedConfig):
     device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ConfigError(f"rounds must be at least 1, got {self.rounds}")
+        super().__post_init__()
         if self.budget < self.rounds:
             raise ConfigError(f"budget {self.budget} is smaller than the {self.rounds} rounds: "
                               "every round must add at least one item")
-        if self.weight_tau <= 0 or self.sample_tau <= 0:
-            raise ConfigError("temperatures must be > 0")
-        if self.scorer not in GAP_SCORERS:
-            raise ConfigError(f"unknown scorer '{self.scorer}'; use {', '.join(GAP_SCORERS)}")
         if self.scorer == "reward" and not self.scorer_model:
             raise ConfigError("the reward scorer needs a reward model (--scorer-model NAME_OR_PATH)")
-        if self.eval_per_round < 1:
-            raise ConfigError(f"eval_per_round must be at least 1, got {self.eval_per_round}")
-        if self.min_scored_per_cluster < 1:
-            raise ConfigError("min_scored_per_cluster must be at least 1, got "
-                              f"{self.min_scored_per_cluster}")

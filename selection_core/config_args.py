@@ -9,9 +9,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from .config import KEEP_CHOICES, value_problem
+from .config import KEEP_CHOICES, field_choices, value_problem
+
+
+class Declared(NamedTuple):
+    """Which declaration a flag was made from (`action.declared`): the check that no default,
+    bound or choice is written twice walks the parser by these."""
+
+    config_type: type
+    name: str
+    preset: bool
 
 
 def _number(kind: type, config_type: type, name: str) -> Callable[[str], Any]:
@@ -31,6 +40,19 @@ def _number(kind: type, config_type: type, name: str) -> Callable[[str], Any]:
     return parse
 
 
+def _numbers(config_type: type, name: str) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type for a tuple of whole numbers: comma-separated, each within the bounds."""
+    item = _number(int, config_type, name)
+
+    def parse(text: str) -> tuple[int, ...]:
+        values = tuple(item(part) for part in text.split(",") if part.strip())
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        return values
+
+    return parse
+
+
 def _fields(config_type: type, names: Iterable[str] | None) -> list[dataclasses.Field]:
     table = {f.name: f for f in dataclasses.fields(config_type)}
     return [table[name] for name in (names if names is not None else table)]
@@ -38,6 +60,8 @@ def _fields(config_type: type, names: Iterable[str] | None) -> list[dataclasses.
 
 def _kind(spec: dataclasses.Field) -> type:
     text = str(spec.type)
+    if text.startswith("tuple[int"):
+        return tuple
     for kind in (bool, int, float):
         if text.startswith(kind.__name__):
             return kind
@@ -65,17 +89,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type,
         help_text = meta.get("help", "")
         kind = _kind(spec)
         if kind is bool and spec.default is False:
-            parser.add_argument(*options, dest=spec.name, action="store_true", help=help_text)
+            action = parser.add_argument(*options, dest=spec.name, action="store_true",
+                                         help=help_text)
+            action.declared = Declared(config_type, spec.name, preset is not None)
             continue
         kwargs: dict[str, Any] = {"dest": spec.name, "help": help_text}
         if not (meta.get("choices") and spec.name in enforce_choices):
             kwargs["metavar"] = flag.lstrip("-").upper().replace("-", "_")
         if kind in (int, float):
             kwargs["type"] = _number(kind, config_type, spec.name)
-        if meta.get("choices") and spec.name in enforce_choices:
-            kwargs["choices"] = meta["choices"]
-        elif meta.get("choices"):
-            kwargs["help"] = f"{help_text}: {', '.join(map(str, meta['choices']))}"
+        elif kind is tuple:
+            kwargs["type"] = _numbers(config_type, spec.name)
+        choices = field_choices(spec)
+        if choices and spec.name in enforce_choices:
+            kwargs["choices"] = choices
+        elif choices:
+            kwargs["help"] = f"{help_text}: {', '.join(map(str, choices))}"
         if preset is not None:
             kwargs["default"] = None
             kwargs["help"] = f"{kwargs['help']} (default: {preset})".lstrip()
@@ -84,7 +113,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_type: type,
         else:
             kwargs["default"] = spec.default
             kwargs["help"] = f"{kwargs['help']} (default: %(default)s)".lstrip()
-        parser.add_argument(*options, **kwargs)
+        action = parser.add_argument(*options, **kwargs)
+        action.declared = Declared(config_type, spec.name, preset is not None)
 
 
 def config_kwargs(config_type: type, args: argparse.Namespace) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline, runner
-from .config import MAX_NEW_TOKENS, SELECTION_METHODS, EmbedConfig, HashedConfig, \
+from .config import MAX_NEW_TOKENS, EmbedConfig, HashedConfig, \
     IterativeConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed, \
     value_problem
 from .data.loaders import fingerprint, local_fingerprint
@@ -47,6 +47,7 @@ from .errors import InputError
 from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .progress import Progress
 from .runner import Stage, StageContext
+from .select.registry import method_names, methods
 from .store import RunStore, atomic_dir, read_json, stage_key, write_csv, write_json, \
     write_jsonl
 from .train.lora import LoRAConfig
@@ -123,7 +124,11 @@ _DECLARED: dict[str, dict[str, tuple[type, str]]] = {
 # Keys renamed in issue 13 (`tau` said two things), still read under their old names.
 _OLD_KEYS = {"selection": {"tau": "sample_tau"}, "iterative": {"tau": "weight_tau"}}
 ITERATIVE_METHOD = "iterative-kmq"
-EXPERIMENT_METHODS = (*SELECTION_METHODS, ITERATIVE_METHOD)
+
+
+def experiment_methods() -> tuple[str, ...]:
+    """The methods an experiment runs: the registry's static methods and iterative kMQ."""
+    return (*method_names(), *method_names("iterative"))
 
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
@@ -196,8 +201,8 @@ def _validate(config: ExperimentConfig, path: Path) -> None:
     from .evaluate import BENCHMARKS
 
     for method in config.methods:
-        if method not in EXPERIMENT_METHODS:
-            raise InputError(f"unknown method '{method}'; use {', '.join(EXPERIMENT_METHODS)}",
+        if method not in experiment_methods():
+            raise InputError(f"unknown method '{method}'; use {', '.join(experiment_methods())}",
                              path=str(path), field="selection.methods")
     for name in config.benchmarks:
         if name not in BENCHMARKS:
@@ -247,13 +252,7 @@ class Inputs:
 # What each selection method reads besides the pool and its budget (see select/kmq.py):
 # a change to anything else leaves its selection, adapter and results as they are.
 SELECTION_INPUTS: dict[str, frozenset[str]] = {
-    "random": frozenset({"seed"}),
-    "quality-top": frozenset({"scorer"}),
-    "kmq": frozenset({"clusters", "scorer", "tau", "seed"}),
-    "kmeans-random": frozenset({"clusters", "seed"}),
-    "kmeans-closest": frozenset({"clusters"}),
-    ITERATIVE_METHOD: frozenset({"clusters", "scorer", "tau", "seed", "training"}),
-}
+    method.name: method.reads for family in ("static", "iterative") for method in methods(family)}
 
 
 def _model_fingerprint(name: str) -> str:

@@ -198,10 +198,6 @@ class IterativeRun(HashedConfig):
     def hash_fields(self) -> dict[str, Any]:
         return {"config": self.config.hash_fields(), "kmeans": self.kmeans.hash_fields()}
 
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> IterativeRun:
-        return cls(IterativeConfig(**stored["config"]), KMeansConfig(**stored["kmeans"]))
-
 
 def _iterative_inputs(store: RunStore, run: IterativeRun) -> dict[str, Any]:
     """What the rounds draw from and train: the pool's content, its embedding (both as the run
@@ -420,8 +416,7 @@ def _run_iterative(ctx: StageContext, run: IterativeRun, progress: Progress) -> 
 
 ITERATIVE = runner.register(Stage("iterative", IterativeRun, _run_iterative, _iterative_inputs,
                                   resumable=True, record=lambda run: f"iterate:{run.config.k}-"
-                                                                     f"{run.config.budget}",
-                                  from_dict=IterativeRun.from_dict))
+                                                                     f"{run.config.budget}"))
 
 
 @dataclass(frozen=True)
@@ -437,6 +432,7 @@ class IterateJob(HashedConfig):
     out: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.run.config.training != training_key(self.lora, self.max_new_tokens):
             raise ConfigError("the iterative config's `training` must be "
                               "training_key(lora, max_new_tokens) (use IterateJob.create)")
@@ -447,14 +443,6 @@ class IterateJob(HashedConfig):
                out: str | None = None) -> IterateJob:
         config = dataclasses.replace(config, training=training_key(lora, max_new_tokens))
         return cls(IterativeRun(config, kmeans), lora, max_new_tokens, batch_size, out)
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> IterateJob:
-        lora = dict(stored["lora"])
-        if lora.get("target_modules") is not None:
-            lora["target_modules"] = tuple(lora["target_modules"])
-        return cls(IterativeRun.from_dict(stored["run"]), LoRAConfig(**lora),
-                   stored["max_new_tokens"], stored["batch_size"], stored["out"])
 
     def round_model(self) -> LoRARoundModel:
         config = self.run.config
@@ -472,7 +460,7 @@ def _run_iterate_job(ctx: StageContext, job: IterateJob, progress: Progress) -> 
 
 
 ITERATE_JOB_STAGE = runner.register(Stage("iterate", IterateJob, _run_iterate_job,
-                                          composite=True, from_dict=IterateJob.from_dict))
+                                          composite=True))
 
 
 def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: np.ndarray,

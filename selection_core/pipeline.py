@@ -558,11 +558,6 @@ class PrepareConfig(HashedConfig):
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     ks: tuple[int, ...] = ()  # empty: `default_ks` of the pool's size
 
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> PrepareConfig:
-        return cls(stored["demo_n"], stored["demo_seed"], tuple(stored["data"]),
-                   EmbedConfig(**stored["embed"]), tuple(stored["ks"]))
-
 
 def _run_prepare(ctx: StageContext, config: PrepareConfig, progress: Progress) -> dict[str, Any]:
     if config.demo_n is not None:
@@ -573,5 +568,4 @@ def _run_prepare(ctx: StageContext, config: PrepareConfig, progress: Progress) -
     return {}
 
 
-PREPARE = runner.register(Stage("prepare", PrepareConfig, _run_prepare, composite=True,
-                                from_dict=PrepareConfig.from_dict))
+PREPARE = runner.register(Stage("prepare", PrepareConfig, _run_prepare, composite=True))

@@ -264,8 +264,9 @@ def how_chosen_section(pool: pd.DataFrame, selection: NamedSelection,
     """"How the subset was chosen" (issue 16): the method and its parameters, the budget per
     cluster (kMQ family) or per task (influence selections), and `examples` rows with their
     rationale — the numbers the method computed, as recorded with the selection."""
-    from .select.rationale import METHOD_DESCRIPTIONS, cluster_budget_table, example_positions, \
-        task_budget_table, tasks_served_over_order
+    from .select.rationale import cluster_budget_table, example_positions, task_budget_table, \
+        tasks_served_over_order
+    from .select.registry import description
     from .viz.rationale import budget_vs_pool_share, tasks_served
 
     config = selection.config
@@ -273,7 +274,7 @@ def how_chosen_section(pool: pd.DataFrame, selection: NamedSelection,
                                       "round" in selection.rationale.columns else None)
     parameters = ", ".join(f"{key}={value}" for key, value in config.items()
                            if value is not None and key != "method")
-    text = (f"Method: {method} — {METHOD_DESCRIPTIONS.get(method, '')}. " if method else
+    text = (f"Method: {method} — {description(method)}. " if method else
             "Method: not recorded with this file. ") + f"Parameters: {parameters}."
     section = ReportSection(f"How the subset was chosen — {selection.name}", text)
     why = selection.rationale

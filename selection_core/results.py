@@ -21,6 +21,7 @@ from .errors import InputError
 from .evaluate.uncertainty import MACRO as UNCERTAINTY_MACRO
 from .evaluate.uncertainty import RESAMPLES, BlockIntervals, Interval, Verdicts, block_intervals, \
     minimum_detectable_difference, verdicts
+from .select.registry import method_rank
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "coding": ("humaneval", "mbpp"),
@@ -38,14 +39,12 @@ DELTA = "Δ vs random"
 HELD_OUT = "held-out"  # the test items no selection targeted (not influence validation instances)
 ALL_ITEMS = "all"
 PLAIN_BOLD = "◆"  # bold in text-only exports: not significantly worse than the column's best
-METHOD_ORDER = ("base", "random", "kmeans-random", "kmeans-closest", "quality-top", "kmq",
-                "iterative-kmq", "task-max", "instance-max", "sum", "rds", "bids")
 
 
 def _method_key(method: str) -> tuple[int, str]:
-    """Sort key: methods in METHOD_ORDER first, in that order, then the others by name."""
-    rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
-    return rank, method
+    """Sort key: the untuned base model first, then the registered methods in their order
+    (`select.registry`), then any other by name."""
+    return (-1, method) if method == "base" else method_rank(method)
 
 
 def _int_budgets(budgets: pd.Series) -> pd.Series:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import from_dict, register_once
 from .errors import ConfigError, MissingStageError, StaleStageError
 from .progress import Progress
 from .store import RunStore, atomic_dir, read_json, stage_key, write_json
@@ -65,7 +66,6 @@ class Stage:
     inputs: Callable[[RunStore, Any], dict[str, Any]] = _no_inputs
     resumable: bool = False
     record: Callable[[Any], str] | None = None  # the manifest entry's name (default: `name`)
-    from_dict: Callable[[dict[str, Any]], Any] | None = None  # rebuild a stored config
     # places the result where a fixed contract expects it (the influence matrix at the run's
     # root), after every run of the stage: computed or reused, the latest key's is published
     publish: Callable[[RunStore, Path], None] | None = None
@@ -77,7 +77,7 @@ class Stage:
         return self.record(config) if self.record else self.name
 
     def load_config(self, stored: dict[str, Any]) -> Any:
-        return self.from_dict(stored) if self.from_dict else self.config_type(**stored)
+        return from_dict(self.config_type, stored)
 
 
 STAGES: dict[str, Stage] = {}
@@ -85,10 +85,7 @@ STAGES: dict[str, Stage] = {}
 
 def register(stage: Stage) -> Stage:
     """Add a stage to the registry (by name: jobs run chains of stage names and configs)."""
-    if STAGES.get(stage.name, stage) is not stage:
-        raise ConfigError(f"two stages are named '{stage.name}'")
-    STAGES[stage.name] = stage
-    return stage
+    return register_once(STAGES, stage.name, stage, "stages")
 
 
 def get_stage(name: str) -> Stage:

@@ -33,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from ..config import param, value_problem
 from ..errors import InputError
 
 CORE_COLUMNS = ("id", "prompt", "response", "source")
@@ -111,15 +112,17 @@ class IngestLimits:
     streamed, so memory does not grow with the file, but time and disk would.
     """
 
-    max_rows: int = 10_000_000  # in all inputs together
-    max_line_bytes: int = 16 * 1024 * 1024  # one JSONL line, JSON record or CSV field
-    max_bytes: int | None = None  # decompressed bytes per input (the app's upload limit)
+    max_rows: int = param(10_000_000, help="refuse inputs with more rows in all", low=1)
+    max_line_bytes: int = param(16 * 1024 * 1024, low=1, flag="--max-line-length",
+                                help="refuse a longer line, JSON record or CSV field, in bytes")
+    max_bytes: int | None = param(None, low=1, help="decompressed bytes per input (the app's "
+                                                    "upload limit)")
 
     def __post_init__(self) -> None:
         for name in ("max_rows", "max_line_bytes", "max_bytes"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(f"{name} must be at least 1, got {value}")
+            problem = value_problem(IngestLimits, name, getattr(self, name), named=True)
+            if problem:
+                raise InputError(problem)
 
 
 _READ_BYTES = 1 << 20  # one read of a JSON array file

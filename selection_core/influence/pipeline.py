@@ -135,18 +135,13 @@ class WarmupConfig(HashedConfig):
     lora: LoRAConfig = WARMUP_PRESETS[DEFAULT_PRESET].lora
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
 
     def hash_fields(self) -> dict[str, Any]:
         return {"model": self.model, "fraction": self.fraction, "lora": self.lora.hash_fields()}
 
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> WarmupConfig:
-        lora = dict(stored["lora"])
-        if lora.get("target_modules") is not None:
-            lora["target_modules"] = tuple(lora["target_modules"])
-        return cls(stored["model"], stored["fraction"], LoRAConfig(**lora))
 
 
 def _pool_input(store: RunStore, config: Any) -> dict[str, Any]:
@@ -174,8 +169,7 @@ def _run_warmup(ctx: StageContext, config: WarmupConfig, progress: Progress) -> 
 
 
 WARMUP = runner.register(Stage("influence-warmup", WarmupConfig, _run_warmup, _pool_input,
-                               resumable=True, record=lambda c: "influence:warmup",
-                               from_dict=WarmupConfig.from_dict))
+                               resumable=True, record=lambda c: "influence:warmup"))
 WARMUP_HINT = "run `python -m selection_core influence warmup --run DIR --model …`"
 
 
@@ -248,16 +242,6 @@ class FeatureSettings(HashedConfig):
         choices=SPLIT_RULES)
     device: str = param("auto", help="auto, cpu, cuda, cuda:1 …", hash=False)
 
-    def __post_init__(self) -> None:
-        if self.preconditioner not in ("less", "adam"):
-            raise ConfigError(f"unknown preconditioner '{self.preconditioner}'; use less or adam")
-        if self.rds_model not in ("warmup", "base"):
-            raise ConfigError(f"unknown RDS model '{self.rds_model}'; use warmup or base")
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> FeatureSettings:
-        return cls(**{**stored, "tasks": tuple(stored["tasks"]),
-                      "data_paths": tuple(tuple(pair) for pair in stored["data_paths"])})
 
 
 # what computes the features files instead of this process: (model, checkpoints, pool,
@@ -332,8 +316,7 @@ def _run_features(ctx: StageContext, settings: FeatureSettings,
 
 FEATURES = runner.register(Stage("influence-features", FeatureSettings, _run_features,
                                  _warmup_input, resumable=True,
-                                 record=lambda c: "influence:features",
-                                 from_dict=FeatureSettings.from_dict))
+                                 record=lambda c: "influence:features"))
 FEATURES_HINT = "run `python -m selection_core influence features --run DIR`"
 
 

@@ -26,6 +26,7 @@ class ScaleConfig(HashedConfig):
                                    hash=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.ray is None and (self.workers is not None or self.gpus_per_worker):
             raise ConfigError("--workers and --gpus-per-worker need --ray local or --ray "
                               "ADDRESS")

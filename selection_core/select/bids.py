@@ -38,11 +38,6 @@ class InfluenceSelectConfig(HashedConfig):
     seed: int = param(0, help="seed of the random baseline (the other methods are "
                               "deterministic)")
 
-    def __post_init__(self) -> None:
-        if self.method not in INFLUENCE_METHODS:
-            raise ConfigError(f"unknown method '{self.method}'; use "
-                              f"{', '.join(INFLUENCE_METHODS)}")
-
 _CHUNK_ROWS = 4096  # rows per block where a full-matrix temporary would double peak memory
 
 

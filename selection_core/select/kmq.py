@@ -1,5 +1,5 @@
 """Static selection on one clustering: kMQ, kM-random and kM-closest (METHODS §1.3); the random
-and quality-top baselines are `select.baselines`.
+and quality-top baselines are `select.baselines`, and `select.registry` names them all.
 
 All functions are pure (arrays in, row indices out) and seeded. The budget is met exactly: the
 reference code's equal quota int(b/k) under-filled it; here clusters get shares proportional to
@@ -13,7 +13,7 @@ import numpy as np
 from ..apportion import allocate_budget
 from ..config import SelectionConfig
 from ..errors import ConfigError
-from .baselines import random_select, top_rows
+from .registry import get_method
 
 
 def gumbel_top_k(logits: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,20 +91,5 @@ def kmeans_closest_select(labels: np.ndarray, distances: np.ndarray, budget: int
 
 def select_static(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
                   distances: np.ndarray) -> np.ndarray:
-    """Dispatch one of the five static methods; returns selected row indices, sorted."""
-    method = config.method
-    if method == "kmq":
-        rows = kmq_select(labels, quality, config.budget, config.sample_tau, config.sample_seed,
-                          config.top)
-    elif method == "kmeans-random":
-        rows = kmeans_random_select(labels, config.budget, config.sample_seed)
-    elif method == "kmeans-closest":
-        rows = kmeans_closest_select(labels, distances, config.budget)
-    elif method == "random":
-        rows = random_select(len(labels), config.budget, config.sample_seed)
-    elif method == "quality-top":
-        rows = top_rows(quality, config.budget)
-    else:
-        raise ConfigError(f"unknown method '{method}'; use kmq, kmeans-random, kmeans-closest, "
-                          "random or quality-top")
-    return np.sort(rows)
+    """The selected row indices (sorted) of the config's static method (`select.registry`)."""
+    return np.sort(get_method(config.method).select(config, labels, quality, distances))

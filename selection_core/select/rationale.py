@@ -20,29 +20,15 @@ above, `default_draws`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..apportion import allocate_budget
 from ..config import SelectionConfig
+from .registry import Method, get_method
 
-METHOD_DESCRIPTIONS = {
-    "kmq": "k-means + quality: budget ∝ cluster size, softmax(quality/τ) sampling in each cluster",
-    "kmeans-random": "budget ∝ cluster size, uniform sampling in each cluster",
-    "kmeans-closest": "budget ∝ cluster size, the rows nearest each centroid",
-    "random": "uniform over the whole pool",
-    "quality-top": "the highest-quality rows overall (no diversity)",
-    "iterative": "iterative kMQ: each round's budget ∝ cluster weight × remaining rows, "
-                 "quality-weighted sampling inside clusters, weights moved by how well the "
-                 "model trained so far does on each cluster",
-    "bids": "BIDS: column-normalised influence, greedy pick of the row with the largest "
-            "normalised influence minus the selection's running average on some instance",
-    "task-max": "LESS: the rows whose best task-mean influence is highest",
-    "instance-max": "the rows whose largest single-instance influence is highest",
-    "instance-max-norm": "instance-max on the column-normalised matrix (BIDS's ablation)",
-    "sum": "the rows whose influence summed over all validation instances is highest",
-}
 RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",
                      "p_select", "p_select_kind", "p_select_draws", "why"]
 DEFAULT_DRAWS = 1000
@@ -56,7 +42,6 @@ def default_draws(n_rows: int) -> int:
     about draws × N·log N, stays bounded on a million-row pool (`p_select_draws` says how many
     were made: the standard error is at most 0.5/√draws)."""
     return max(MIN_DRAWS, min(DEFAULT_DRAWS, DRAW_ROWS // max(n_rows, 1)))
-CLUSTER_METHODS = ("kmq", "kmeans-random", "kmeans-closest")
 
 
 def quality_ranks(labels: np.ndarray, quality: np.ndarray) -> np.ndarray:
@@ -118,29 +103,89 @@ def static_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.nd
     n, k = len(labels), int(labels.max()) + 1
     draws = default_draws(n) if draws is None else draws
     sizes = np.bincount(labels, minlength=k)
-    budget = config.budget
-    if config.method in CLUSTER_METHODS:
-        budgets = allocate_budget(sizes, budget)
+    method = get_method(config.method)
+    if method.clustered:
+        budgets = allocate_budget(sizes, config.budget)
     else:  # global methods: what each cluster ended up contributing
         budgets = np.bincount(labels[selected], minlength=k)
     chosen = np.zeros(n, dtype=bool)
     chosen[selected] = True
-    exact = np.ones(n, dtype=bool)
-    if config.method == "random":
-        p = np.full(n, budget / n)
-    elif config.method == "kmeans-random":
-        p = budgets[labels] / sizes[labels]
-    elif config.method == "kmq" and not config.top:
-        p = np.zeros(n)
-        rng = explanation_rng(config.sample_seed)
-        quality = np.asarray(quality, dtype=np.float64)  # once, not per cluster
-        for j in np.flatnonzero(budgets):
-            members = np.flatnonzero(labels == j)
-            p[members], exact[members] = _softmax_inclusion(
-                quality, members, int(budgets[j]), config.sample_tau, draws, rng)
-    else:  # kmeans-closest, quality-top, kMQ-top: deterministic
-        p = chosen.astype(np.float64)
+    if method.inclusion is None:  # deterministic: kmeans-closest, quality-top
+        return chosen.astype(np.float64), np.ones(n, dtype=bool), budgets
+    p, exact = method.inclusion(config, labels, np.asarray(quality, dtype=np.float64), budgets,
+                                chosen, draws)
     return p, exact, budgets
+
+
+def uniform_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                      budgets: np.ndarray, chosen: np.ndarray, draws: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """random: b/N for every row."""
+    return np.full(len(labels), config.budget / len(labels)), np.ones(len(labels), dtype=bool)
+
+
+def within_cluster_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                             budgets: np.ndarray, chosen: np.ndarray, draws: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """kmeans-random: b_j/n_j."""
+    sizes = np.bincount(labels, minlength=len(budgets))
+    return budgets[labels] / sizes[labels], np.ones(len(labels), dtype=bool)
+
+
+def kmq_inclusion(config: SelectionConfig, labels: np.ndarray, quality: np.ndarray,
+                  budgets: np.ndarray, chosen: np.ndarray, draws: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """kMQ: deterministic with `top`, else the softmax sampler's inclusion per cluster."""
+    exact = np.ones(len(labels), dtype=bool)
+    if config.top:
+        return chosen.astype(np.float64), exact
+    p = np.zeros(len(labels))
+    rng = explanation_rng(config.sample_seed)
+    for j in np.flatnonzero(budgets):
+        members = np.flatnonzero(labels == j)
+        p[members], exact[members] = _softmax_inclusion(
+            quality, members, int(budgets[j]), config.sample_tau, draws, rng)
+    return p, exact
+
+
+def distance_ranks(labels: np.ndarray, quality: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """kmeans-closest: each row's rank by distance to its centroid (1 = nearest)."""
+    return quality_ranks(labels, -np.asarray(distances, dtype=np.float64))
+
+
+def pool_ranks(labels: np.ndarray, quality: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """quality-top: each row's rank by quality in the whole pool."""
+    return quality_ranks(np.zeros(len(labels), dtype=np.int64), quality)
+
+
+def kmq_how(config: SelectionConfig, r: Any, n_rows: int, probability: str,
+            rank: int | None) -> str:
+    if config.top:
+        return f"the cluster's {r.cluster_budget} best are taken, {probability}"
+    return f"drawn ∝ exp(quality/{config.sample_tau:g}) without replacement, {probability}"
+
+
+def kmeans_random_how(config: SelectionConfig, r: Any, n_rows: int, probability: str,
+                      rank: int | None) -> str:
+    return (f"drawn uniformly within the cluster, {probability} "
+            f"({r.cluster_budget}/{r.cluster_size})")
+
+
+def closest_how(config: SelectionConfig, r: Any, n_rows: int, probability: str,
+                rank: int | None) -> str:
+    return (f"it is the {_ordinal(rank or 0)} nearest its centroid and the {r.cluster_budget} "
+            f"nearest are taken, {probability}")
+
+
+def random_how(config: SelectionConfig, r: Any, n_rows: int, probability: str,
+               rank: int | None) -> str:
+    return f"drawn uniformly from the whole pool, {probability} ({config.budget}/{n_rows})"
+
+
+def quality_top_how(config: SelectionConfig, r: Any, n_rows: int, probability: str,
+                    rank: int | None) -> str:
+    return (f"it ranks {_ordinal(rank or 0)} of {n_rows} in the pool by quality and the "
+            f"{config.budget} best are taken, {probability}")
 
 
 def _ordinal(n: int) -> str:
@@ -175,46 +220,30 @@ def static_rationale(config: SelectionConfig, labels: np.ndarray, quality: np.nd
         "quality_rank": ranks[rows], "p_select": p[rows],
         "p_select_kind": np.where(exact[rows], "exact", "estimated"),
         "p_select_draws": np.where(exact[rows], 0, draws)})
-    distance_ranks = quality_ranks(labels, -np.asarray(distances, dtype=np.float64)) \
-        if config.method == "kmeans-closest" else None
-    pool_ranks = quality_ranks(np.zeros(len(labels), dtype=np.int64), quality) \
-        if config.method == "quality-top" else None
+    method = get_method(config.method)
+    method_ranks = None if method.ranks is None else method.ranks(labels, quality, distances)
     frame["why"] = [
-        _static_why(config, r, len(labels), bool(chosen[row]),
-                    None if distance_ranks is None else int(distance_ranks[row]),
-                    None if pool_ranks is None else int(pool_ranks[row]))
+        _static_why(config, method, r, len(labels), bool(chosen[row]),
+                    None if method_ranks is None else int(method_ranks[row]))
         for row, r in zip(rows, frame.itertuples(), strict=True)]
     return frame[RATIONALE_COLUMNS]
 
 
-def _cluster_text(r: tuple, n_rows: int, budget: int, method: str) -> str:
+def _cluster_text(r: Any, n_rows: int, budget: int, clustered: bool) -> str:
     share = f"cluster {r.cluster} ({r.cluster_size / n_rows:.1%} of the pool, {r.cluster_size} rows)"
-    if method in CLUSTER_METHODS:
+    if clustered:
         return f"{share} gets {r.cluster_budget} of {budget} rows"
     return f"{share} ended with {r.cluster_budget} of the {budget} rows"
 
 
-def _static_why(config: SelectionConfig, r: tuple, n_rows: int, chosen: bool,
-                distance_rank: int | None, pool_rank: int | None) -> str:
-    method, budget = config.method, config.budget
+def _static_why(config: SelectionConfig, method: Method, r: Any, n_rows: int, chosen: bool,
+                method_rank: int | None) -> str:
     rank = f"this row ranks {_ordinal(r.quality_rank)} of {r.cluster_size} by quality ({r.quality:.3g})"
     probability = _probability_text(r.p_select, r.p_select_kind == "exact", r.p_select_draws)
     verb = "" if chosen else "not selected: "
-    if method == "kmq" and config.top:
-        how = f"the cluster's {r.cluster_budget} best are taken, {probability}"
-    elif method == "kmq":
-        how = f"drawn ∝ exp(quality/{config.sample_tau:g}) without replacement, {probability}"
-    elif method == "kmeans-random":
-        how = f"drawn uniformly within the cluster, {probability} ({r.cluster_budget}/{r.cluster_size})"
-    elif method == "kmeans-closest":
-        how = (f"it is the {_ordinal(distance_rank)} nearest its centroid and the "
-               f"{r.cluster_budget} nearest are taken, {probability}")
-    elif method == "random":
-        how = f"drawn uniformly from the whole pool, {probability} ({budget}/{n_rows})"
-    else:
-        how = (f"it ranks {_ordinal(pool_rank)} of {n_rows} in the pool by quality and the "
-               f"{budget} best are taken, {probability}")
-    return f"{verb}{_cluster_text(r, n_rows, budget, method)}; {rank}; {how}"
+    how = method.how(config, r, n_rows, probability, method_rank) if method.how else \
+        f"{method.name} ({method.description}), {probability}"
+    return f"{verb}{_cluster_text(r, n_rows, config.budget, method.clustered)}; {rank}; {how}"
 
 
 def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
