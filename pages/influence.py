@@ -1,5 +1,6 @@
 """Influence: which training rows help which evaluation tasks (the LESS attribution matrix A), and
-how BIDS and its baselines spread a budget over the tasks — AID and THI side by side (METHODS §2).
+how BIDS and its baselines spread a budget over the tasks — AID and THI side by side (BIDS: Dai et
+al., 2025; LESS: Xia et al., 2024).
 """
 from __future__ import annotations
 

@@ -30,11 +30,12 @@ SCORER_HELP = ("perplexity: −log(PPL_gen / PPL_gold) under the round's model; 
 
 ui.require_app_frame()
 st.title("Iterative refinement")
-st.caption("Iterative kMQ (METHODS §1.4): each round draws new items with per-cluster budgets ∝ "
-           "weight × remaining size, trains on everything selected so far, generates for a "
-           "sample covering every cluster and compares with the gold answers; clusters where gold "
-           "still beats the model more than elsewhere gain weight (w ← w · exp(s/τ), s in "
-           "standard deviations of S, shrunk by how much of it is noise).")
+st.caption("Iterative kMQ (Yu et al., 2024, \"Diversify and Conquer\", Algorithm 1): each "
+           "round draws new items with per-cluster budgets ∝ weight × remaining size, trains on "
+           "everything selected so far, generates for a sample covering every cluster and "
+           "compares with the gold answers; clusters where gold still beats the model more than "
+           "elsewhere gain weight (w ← w · exp(s/τ), s in standard deviations of S, shrunk by "
+           "how much of it is noise).")
 store = ui.require_ready_run()
 if store is None:
     st.stop()
