@@ -76,19 +76,21 @@ if quick_job.running:
 elif quick_job.state == "failed":
     st.error(f"The demo experiment failed: {quick_job.message}")
 
-if not experiments:
+if not any(not workspace.is_bundled(path) for path in experiments.values()):
     st.info(
-        "No experiment results yet. An experiment selects subsets with several methods, "
-        "LoRA-tunes a model on each and evaluates it per benchmark. Run one from a shell — "
-        "`python -m selection_core experiment --config configs/demo_tiny_cpu.toml` (about a "
-        "minute on a CPU), `configs/demo_smollm2_cpu.toml` (a real 135M model, about 80 min "
-        "on 2 cores), or a "
-        "GPU config from `configs/` on a server — or start the quick one here.")
+        ("Shown below: the demo experiment shipped with the project. " if experiments
+         else "No experiment results yet. ")
+        + "An experiment selects subsets with several methods, LoRA-tunes a model on each and "
+        "evaluates it per benchmark. Run one from a shell — `python -m selection_core "
+        "experiment --config configs/demo_tiny_cpu.toml` (about a minute on a CPU), "
+        "`configs/demo_smollm2_cpu.toml` (the bundled one: a real 135M model, about 80 min on 2 "
+        "cores), or a GPU config from `configs/` on a server — or start the quick one here.")
     if auth.is_operator() and not quick_job.running and \
             st.button("Run the quick demo experiment", type="primary"):
         auth.start_job(quick_store, "experiment",
                        [jobs.link(EXPERIMENT.name, ExperimentJob(str(QUICK_CONFIG)))])
         st.rerun()
+if not experiments:
     st.stop()
 
 chosen = st.multiselect("Experiments", list(experiments), default=list(experiments)[:1])

@@ -345,6 +345,7 @@ def test_results_page_opens_on_the_bundled_experiment(prepared_workspace: Path) 
     assert label in at.multiselect[0].options
     if not list(workspace.experiments_root().glob("*/experiment.json")):
         assert at.multiselect[0].value == [label]  # a fresh workspace opens on it
+        assert any("shipped with the project" in i.value for i in at.info)
     else:  # another test's experiment comes first: the workspace's own runs lead
         assert at.multiselect[0].value != [label]
         at.multiselect[0].set_value([label]).run()
