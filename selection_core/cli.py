@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export-experiment", help="copy a finished experiment's results (no models) into a "
                                   "folder, e.g. the app's bundled demo in assets/")
     export.add_argument("--run", required=True, help="the experiment's run directory")
-    export.add_argument("--out", required=True, help="the folder to write (replaced whole)")
+    export.add_argument("--to", required=True,
+                        help="the folder to write (replaced whole; never the run itself)")
 
     iterate = commands.add_parser(
         "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
@@ -379,8 +380,8 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
 def _cmd_export_experiment(args: argparse.Namespace) -> None:
     from .experiment import export_experiment
 
-    command = f"python -m selection_core export-experiment --run {args.run} --out {args.out}"
-    print(export_experiment(args.run, args.out, command))
+    command = f"python -m selection_core export-experiment --run {args.run} --to {args.to}"
+    print(export_experiment(args.run, args.to, command))
 
 
 def _cmd_iterate(args: argparse.Namespace) -> None:

@@ -621,12 +621,16 @@ def export_experiment(run_dir: str | Path, out: str | Path, command: str) -> Pat
     from . import __version__
 
     run, out = Path(run_dir), Path(out)
-    manifest = run / "manifest.json"
-    stage = (read_json(manifest).get("stages") or {}).get("experiment") \
-        if manifest.exists() else None
+    stage = RunStore(run, create=False).stage_info("experiment") if run.is_dir() else None
     if not stage or stage.get("status") != "done":
         raise InputError("not a finished experiment run (its manifest records no finished "
                          "experiment)", path=str(run))
+    if not out.parent.is_dir():
+        raise InputError("cannot be written (its parent folder does not exist)", path=str(out))
+    inside = {out.resolve(), *out.resolve().parents}
+    if run.resolve() in inside or out.resolve() in run.resolve().parents:
+        raise InputError("would replace the run it exports (or a folder holding it): give a "
+                         "folder outside the run", path=str(out))
     plan = read_json(run / "plan.json")
     with atomic_dir(out) as tmp:
         for name in _EXPORTED_FILES:

@@ -144,7 +144,7 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     assert len(rows) == 48 and {r["round"] for r in rows} == {1, 2}
 
     bundle = tmp_path / "tiny-bundle"  # what the app ships: results, no models
-    assert main(["export-experiment", "--run", str(run), "--out", str(bundle)]) == 0
+    assert main(["export-experiment", "--run", str(run), "--to", str(bundle)]) == 0
     record = json.loads((bundle / "bundle.json").read_text())
     assert record["wall_s"] > 0 and "export-experiment" in record["command"]
     assert not (bundle / "models").exists() and not (bundle / "selections").exists()
