@@ -134,7 +134,11 @@ def page(browser):
 
 
 def map_caption(page) -> str:
-    return page.get_by_text("drag a lasso").inner_text()
+    """The map's caption once the page has settled: during a rerun Streamlit may show the
+    stale caption beside the new one for a moment."""
+    caption = page.get_by_text("drag a lasso")
+    expect(caption).to_have_count(1, timeout=30_000)
+    return caption.inner_text()
 
 
 def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: str) -> None:
@@ -142,12 +146,12 @@ def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: 
     page.goto(app_url)
     page.get_by_text("Preparing demo-").first.wait_for(timeout=60_000)  # the self-starting job
     page.screenshot(path=str(SHOTS / "01-preparing.png"))
-    page.get_by_text("drag a lasso").wait_for(timeout=300_000)
+    page.get_by_text("drag a lasso").first.wait_for(timeout=300_000)
     first_view = time.time() - started
     seen, refining = [], False
     while time.time() - started < 400:  # poll what the page shows until the UMAP map is in
-        caption = page.get_by_text("drag a lasso")
-        text = caption.inner_text() if caption.count() else ""
+        captions = page.get_by_text("drag a lasso").all_inner_texts()
+        text = captions[0] if len(captions) == 1 else ""  # two while a rerun swaps them
         kind = text.split(" · ")[0]
         if kind and (not seen or seen[-1] != kind):
             seen.append(kind)
@@ -413,14 +417,14 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
         page = new_page(browser)
         started = time.time()
         page.goto(server.url)
-        page.get_by_text("drag a lasso").wait_for(timeout=300_000)
+        page.get_by_text("drag a lasso").first.wait_for(timeout=300_000)
         page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=60_000)
         first_map = time.time() - started
         page.wait_for_function(f"({AXES})().drawn > 0", timeout=60_000)
         axes = page.evaluate(f"({AXES})()")
         assert axes["typed"]  # coordinates, rows, density arrived as base64 typed arrays
         assert axes["drawn"] == min(MAP_POINTS, LARGE_MAP_ROWS)
-        caption = page.get_by_text("drag a lasso").inner_text()
+        caption = map_caption(page)
         assert f"{LARGE_MAP_ROWS:,} prompts" in caption and f"random {MAP_POINTS:,} of the {LARGE_MAP_ROWS:,}" \
             in caption
         memory = browser_memory(page)
