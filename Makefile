@@ -38,6 +38,7 @@ benchmarks: install
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_million.py --compare-placement --compare-rows 5000
 	$(PY) benchmarks/bench_lm_memory.py
 	$(PY) benchmarks/gpu_check.py

@@ -41,12 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from selection_core import pipeline, workspace  # noqa: E402
+from selection_core.select import stages as pipeline  # noqa: E402
+from selection_core.frontends import workspace
 from selection_core.cluster.kmeans import FaissKMeans  # noqa: E402
 from selection_core.cluster.projection import umap_2d  # noqa: E402
 from selection_core.cluster.terms import cluster_overview, distinctive_terms, \
     term_counts  # noqa: E402
-from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, \
+from selection_core.spine.config import KMeansConfig, ScorerConfig, SelectionConfig, \
     UMAPConfig  # noqa: E402
 from selection_core.select.kmq import select_static  # noqa: E402
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure  # noqa: E402
@@ -142,7 +143,7 @@ def stage_seconds(root: Path, n: int) -> tuple[str, float]:
     """The run's stage timings, when (after navigation) the job started and its first-view
     files were ready, and what the progressive order adds to a one-pass preparation (the first
     sweep pass, refitted by the full sweep, and the quick map)."""
-    from selection_core.store import RunStore, read_json
+    from selection_core.spine.store import RunStore, read_json
 
     store = RunStore(root / "workspace" / "runs" / f"demo-n{n}-s0")
     stages = store.manifest()["stages"]
@@ -251,7 +252,7 @@ def large_k_change(n: int, root: Path | None, changes: int) -> None:
     """The Clusters page on an n-row run: first map, then `changes` moves of the k slider."""
     from playwright.sync_api import sync_playwright
 
-    from selection_core.store import RunStore
+    from selection_core.spine.store import RunStore
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_million import app_run

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from selection_core.config import EmbedConfig  # noqa: E402
+from selection_core.spine.config import EmbedConfig  # noqa: E402
 from selection_core.data.demo import generate_demo_pool  # noqa: E402
 from selection_core.data.loaders import fingerprint, load_pool  # noqa: E402
 from selection_core.features.embed import embed_texts  # noqa: E402

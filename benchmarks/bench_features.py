@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from selection_core.devices import resolve_device  # noqa: E402
+from selection_core.spine.devices import resolve_device  # noqa: E402
 from selection_core.influence.gradients import AdamState, PerExampleGradients, \
     RademacherProjector, adam_precondition, loop_gradients  # noqa: E402
 from selection_core.lm.formatting import collate, encode_pair  # noqa: E402

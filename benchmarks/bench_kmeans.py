@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selection_core.cluster import FaissKMeans  # noqa: E402
 from selection_core.cluster.sweep import exact_silhouette, simplified_silhouette, \
     sweep_k  # noqa: E402
-from selection_core.config import SweepConfig  # noqa: E402
+from selection_core.spine.config import SweepConfig  # noqa: E402
 
 
 def make_data(n: int, dim: int, centers: int, noise: float = 2.0, seed: int = 0) -> np.ndarray:

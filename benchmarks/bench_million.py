@@ -43,13 +43,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selection_core import pipeline, runner  # noqa: E402
+from selection_core.select import stages as pipeline  # noqa: E402
+from selection_core.spine import runner
 from selection_core.cluster import FaissKMeans, sweep_k  # noqa: E402
 from selection_core.cluster.projection import fit_map_sample  # noqa: E402
-from selection_core.config import SweepConfig, UMAPConfig  # noqa: E402
-from selection_core.runner import Stage, StageContext  # noqa: E402
+from selection_core.spine.config import SweepConfig, UMAPConfig  # noqa: E402
+from selection_core.spine.runner import Stage, StageContext  # noqa: E402
 from selection_core.select.kmq import kmq_select  # noqa: E402
-from selection_core.store import RunStore, write_npy  # noqa: E402
+from selection_core.spine.store import RunStore, write_npy  # noqa: E402
 
 CHUNK = 65_536
 
@@ -87,7 +88,7 @@ def app_run(store: RunStore, n: int, dim: int = 32, clusters: int = 50,
     the PCA placement (`pipeline.quick_map`) filed where the app reads the UMAP map: UMAP at
     this size costs minutes (the `map` stage above measures it), and what the app's browser
     test and figures exercise is a map of n points, not how UMAP placed them."""
-    from selection_core.config import ScorerConfig
+    from selection_core.spine.config import ScorerConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         data, vectors, _ = make_pool(Path(tmp), n, dim, clusters, seed)
@@ -156,10 +157,10 @@ def clean_texts(n: int, seed: int = 0, words: int = 60) -> list[str]:
 
 def clean_stages(stages: Stages, X: np.ndarray) -> None:
     """Each test of the clean stage, timed and its peak RSS measured (`--clean`)."""
-    from selection_core.clean import CleanConfig, NgramIndex, all_benchmarks, \
+    from selection_core.select.clean import CleanConfig, NgramIndex, all_benchmarks, \
         exact_duplicates, load_benchmark_items, near_duplicates, nearest_items, \
         semantic_clusters, semantic_duplicates
-    from selection_core.config import KMeansConfig
+    from selection_core.spine.config import KMeansConfig
 
     n = len(X)
     config = CleanConfig()

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selection_core.evaluate.humaneval import HumanEval  # noqa: E402
-from selection_core.sandbox import require_sandbox, run_many  # noqa: E402
+from selection_core.spine.sandbox import require_sandbox, run_many  # noqa: E402
 
 
 def main() -> None:

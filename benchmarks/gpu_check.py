@@ -40,8 +40,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench_features import batched, build_model, make_examples, timed  # noqa: E402
 
 from selection_core.cluster.kmeans import FaissKMeans  # noqa: E402
-from selection_core.config import LoRAConfig  # noqa: E402
-from selection_core.devices import faiss_gpu_count, resolve_device  # noqa: E402
+from selection_core.spine.config import LoRAConfig  # noqa: E402
+from selection_core.spine.devices import faiss_gpu_count, resolve_device  # noqa: E402
 from selection_core.features.embed import TextEmbedder  # noqa: E402
 from selection_core.influence.gradients import loop_gradients  # noqa: E402
 from selection_core.lm.formatting import encode_pair  # noqa: E402

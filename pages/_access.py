@@ -1,7 +1,7 @@
-"""Streamlit glue of `selection_core.access` (issue 27): the login gate, the session's role, and
-the guarded actions — the only way pages start or stop jobs, store uploads or read server
-paths. Each guarded action checks the role itself, so a request that skips the widgets (a
-crafted widget message) is refused as the absent button would be.
+"""Streamlit glue of `selection_core.frontends.access` (issue 27): the login gate, the
+session's role, and the guarded actions — the only way pages start or stop jobs, store uploads
+or read server paths. Each guarded action checks the role itself, so a request that skips the
+widgets (a crafted widget message) is refused as the absent button would be.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from selection_core import access, jobs, workspace
-from selection_core.access import Action, Role
-from selection_core.store import RunStore
+from selection_core.frontends import access, jobs, workspace
+from selection_core.frontends.access import Action, Role
+from selection_core.spine.store import RunStore
 
 ROLE_KEY = "_selection_core_role"  # set by the gate only: no widget has this key
 LOGIN_MESSAGE = "_selection_core_login_message"

@@ -16,13 +16,15 @@ import pandas as pd
 import streamlit as st
 
 from pages import _access as auth
-from selection_core import __version__, jobs, pipeline, workspace
+from selection_core import __version__
+from selection_core.frontends import jobs, workspace
+from selection_core.select import stages as pipeline
 from selection_core.cluster.terms import TermCounts, cluster_overview, distinctive_terms, \
     term_counts
-from selection_core.config import KMeansConfig, ScorerConfig, UMAPConfig
-from selection_core.errors import MissingStageError, SelectionError
-from selection_core.report import NamedSelection
-from selection_core.store import RunStore
+from selection_core.spine.config import KMeansConfig, ScorerConfig, UMAPConfig
+from selection_core.spine.errors import MissingStageError, SelectionError
+from selection_core.frontends.report import NamedSelection
+from selection_core.spine.store import RunStore
 from selection_core.viz.figures import MapHover, map_hover
 from selection_core.viz.map_view import MapWindow, density_grid, draw_priority, visible_rows
 
@@ -377,7 +379,7 @@ def load_overview(run_dir: str, token: str, k: int) -> pd.DataFrame:
 def load_flagged(run_dir: str, token: str, clean_key: str) -> pd.DataFrame:
     """Per pool row (in pool order), whether the clean result `clean_key` flags it as a
     duplicate and as contaminated (the map's colour, the cluster table's columns)."""
-    from selection_core import clean
+    from selection_core.select import clean
 
     store = RunStore(run_dir)
     flags = clean.read_result(store.stage_dir(clean.CLEAN.name, clean_key)).flags
@@ -389,7 +391,7 @@ def load_flagged(run_dir: str, token: str, clean_key: str) -> pd.DataFrame:
 
 def current_flags(store: RunStore) -> pd.DataFrame | None:
     """`load_flagged` of the run's current clean result, or None when it has none."""
-    from selection_core import clean
+    from selection_core.select import clean
 
     result = clean.latest_clean(store)
     return None if result is None else \

@@ -12,8 +12,9 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import clean, jobs
-from selection_core.config import widget
+from selection_core.select import clean
+from selection_core.frontends import jobs
+from selection_core.spine.config import widget
 
 CLEAN_JOB = "clean"
 EPS_VALUES = tuple(round(float(v), 3) for v in np.linspace(0.0, 0.2, 41))

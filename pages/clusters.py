@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core.errors import SelectionError
+from selection_core.spine.errors import SelectionError
 from selection_core.viz.figures import cluster_bars, cluster_map, k_sweep_figure
 from selection_core.viz.map_view import MapWindow, selected_rows
 
@@ -37,6 +37,7 @@ with k_col:
                          help="Every swept k is precomputed, so changing it is instant.")
     if auth.is_operator():  # clustering at a new k adds to the run: operators only
         with st.expander("Try a k that was not swept"):
+            # 2 ≤ k ≤ n − 1: where a silhouette exists (the page's need, not the config's)
             custom = st.number_input("k", min_value=2,
                                      max_value=len(ui.load_pool(run_dir, token)) - 1,
                                      value=k, step=1)

@@ -8,9 +8,10 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import pipeline, workspace
+from selection_core.select import stages as pipeline
+from selection_core.frontends import workspace
 from selection_core.data.loaders import check_decompressed_size, describe_input, load_pool
-from selection_core.errors import SelectionError
+from selection_core.spine.errors import SelectionError
 from selection_core.viz.figures import length_histograms, source_counts
 
 ui.require_app_frame()

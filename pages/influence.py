@@ -17,8 +17,9 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import jobs, pipeline, workspace
-from selection_core.errors import InputError, SelectionError
+from selection_core.frontends import jobs, workspace
+from selection_core.select import stages as pipeline
+from selection_core.spine.errors import InputError, SelectionError
 from selection_core.evaluate.base import default_data_dir
 from selection_core.influence.analysis import THI_LEVELS, compare_methods, thi, thi_table
 from selection_core.influence import pipeline as influence_pipeline
@@ -29,8 +30,8 @@ from selection_core.select.bids import INFLUENCE_METHODS, explain_on_matrix, \
     normalise_columns, select_on_matrix
 from selection_core.select.rationale import tasks_served_over_order
 from selection_core.select.registry import methods
-from selection_core.report import ReportSection, render_report
-from selection_core.store import RunStore
+from selection_core.frontends.report import ReportSection, render_report
+from selection_core.spine.store import RunStore
 from selection_core.viz.influence import aid_strip, aid_task_heatmap, method_overlap, thi_bars
 from selection_core.viz.rationale import tasks_served
 

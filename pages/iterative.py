@@ -11,14 +11,14 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import jobs
-from selection_core.errors import SelectionError
-from selection_core.iterate import ITERATE_JOB, ITERATE_JOB_STAGE, ROUNDS_COLUMNS, \
+from selection_core.frontends import jobs
+from selection_core.spine.errors import SelectionError
+from selection_core.iterative.loop import ITERATE_JOB, ITERATE_JOB_STAGE, ROUNDS_COLUMNS, \
     IterateJob, IterativeHistory, completed_rounds, iterative_selection_path, \
     list_iterative_runs, load_generations, load_history, round_lora, run_config, \
     selection_frame
-from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, widget
-from selection_core.store import RunStore
+from selection_core.spine.config import MAX_NEW_TOKENS, IterativeConfig, KMeansConfig, widget
+from selection_core.spine.store import RunStore
 from selection_core.viz.iterative import cluster_trends, entropy_trend, items_added, \
     low_quality_bars, round_heatmap, weight_evolution
 
@@ -79,7 +79,9 @@ def start_form() -> None:
             st.form("iterate_form", border=False):
         first, second, third = st.columns(3)
         with first:
-            k = int(st.number_input("k (clusters)", min_value=2, max_value=n_rows,
+            k = int(st.number_input("k (clusters)",
+                                    min_value=widget(IterativeConfig, "k").min_value,
+                                    max_value=n_rows,
                                     value=view.k))
             budget = int(st.number_input(
                 "Budget (rows in all)", min_value=widget(IterativeConfig, "budget").min_value,
@@ -96,7 +98,8 @@ def start_form() -> None:
                                   index=scorers.choices.index(scorers.default))
             reward_model = st.text_input("Reward model (for the reward scorer)", "")
         with third:
-            weight_tau = st.number_input("Weight temperature τ", min_value=0.01, step=0.25,
+            weight_tau = st.number_input("Weight temperature τ", step=0.25,
+                                         min_value=widget(IterativeConfig, "weight_tau").min_value,
                                          value=widget(IterativeConfig, "weight_tau").default,
                                          help="in standard deviations of S, whatever the scorer")
             scored = widget(IterativeConfig, "eval_per_round")

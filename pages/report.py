@@ -4,9 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _ui as ui
-from selection_core.config import KMeansConfig, ScorerConfig
-from selection_core.errors import SelectionError
-from selection_core.report import figures_png_zip, run_report, stored_selections
+from selection_core.spine.config import KMeansConfig, ScorerConfig
+from selection_core.spine.errors import SelectionError
+from selection_core.frontends.report import figures_png_zip, run_report, stored_selections
 
 ui.require_app_frame()
 st.title("Report")

@@ -8,13 +8,13 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import access, jobs, workspace
-from selection_core.experiment import EXPERIMENT, ExperimentJob, load_results, results_stamp
-from selection_core.results import ALL_ITEMS, HELD_OUT, LABELS, PARTS, BenchmarkTable, \
+from selection_core.frontends import access, jobs, workspace
+from selection_core.experiment.plan import EXPERIMENT, ExperimentJob, load_results, results_stamp
+from selection_core.experiment.results import ALL_ITEMS, HELD_OUT, LABELS, PARTS, BenchmarkTable, \
     balance_figure, benchmark_table, delta_forest_figure, display_frame, protocols, split_parts, \
     to_html, to_latex, to_markdown
-from selection_core.report import ReportSection, render_report
-from selection_core.store import RunStore
+from selection_core.frontends.report import ReportSection, render_report
+from selection_core.spine.store import RunStore
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.toml"
 TABLE_CSS = """<style>

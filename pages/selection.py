@@ -7,10 +7,11 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
-from selection_core import clean, jobs, pipeline
-from selection_core.config import KMeansConfig, ScorerConfig, SelectionConfig, widget
-from selection_core.errors import SelectionError
-from selection_core.report import NamedSelection, describe_selection
+from selection_core.select import clean, stages as pipeline
+from selection_core.frontends import jobs
+from selection_core.spine.config import KMeansConfig, ScorerConfig, SelectionConfig, widget
+from selection_core.spine.errors import SelectionError
+from selection_core.frontends.report import NamedSelection, describe_selection
 from selection_core.select.compare import jaccard_matrix, selection_summary
 from selection_core.select.rationale import cluster_budget_table, static_rationale
 from selection_core.select.registry import get_method
@@ -68,7 +69,8 @@ with st.form("selection_form", border=True):
             share = st.number_input("Budget (%)", min_value=0.1, max_value=100.0, value=10.0,
                                     step=1.0)
             budget = pipeline.parse_budget(f"{share}%", n_rows)
-        tau = st.number_input("Temperature τ (kMQ)", min_value=0.01, step=0.25,
+        tau = st.number_input("Temperature τ (kMQ)", step=0.25,
+                              min_value=widget(SelectionConfig, "sample_tau").min_value,
                               value=widget(SelectionConfig, "sample_tau").default,
                               help="Sampling ∝ exp(quality/τ): small τ approaches top-quality, "
                                    "large τ approaches uniform.")

@@ -25,14 +25,14 @@ import pandas as pd
 
 from .cluster.kmeans import FaissKMeans, as_float32_matrix
 from .cluster.sweep import sweep_k as _sweep
-from .config import EmbedConfig, IterativeConfig, KMeansConfig, SelectionConfig, SweepConfig, \
-    field_default
-from .errors import ConfigError
+from .spine.config import (EmbedConfig, IterativeConfig, KMeansConfig, SelectionConfig, SweepConfig,
+                           field_default)
+from .spine.errors import ConfigError
 from .features.embed import TextEmbedder
 from .select.bids import InfluenceSelectConfig, select_on_matrix
 from .select.kmq import select_static
 from .select.registry import get_method, method_names
-from .store import RunStore, write_jsonl
+from .spine.store import RunStore, write_jsonl
 
 _SELECTION = SelectionConfig()  # the declared defaults, read once here
 
@@ -40,7 +40,7 @@ _SELECTION = SelectionConfig()  # the declared defaults, read once here
 def _budget(budget: Any, n_rows: int) -> int:
     """The CLI's budget rules for the library: a count (`500`) or a share (`"10%"`) of `n_rows`;
     a fractional count is refused with a ConfigError, never truncated."""
-    from .pipeline import parse_budget
+    from .select.stages import parse_budget
 
     if isinstance(budget, float | np.floating) and float(budget).is_integer():
         budget = int(budget)
@@ -152,7 +152,7 @@ class IterativeKMQ:
     answers for a sample of the drawn prompts, scores them against the gold responses and moves
     the weights toward the clusters the model is bad at.
 
-    `model` is any object with the methods of `selection_core.iterate.RoundModel` — `name`,
+    `model` is any object with the methods of `selection_core.iterative.loop.RoundModel` — `name`,
     `train(prompts, responses, out_dir, previous, seed)`, `generate(prompts)`, `truncate(texts)`
     and `response_log_likelihood(prompts, responses)` — so your own trainer plugs in. Rounds are
     kept in `work_dir` (a new temporary folder when None): a rerun there with the same inputs
@@ -196,8 +196,8 @@ class IterativeKMQ:
     def fit(self, X: Any, prompts: Sequence[str], responses: Sequence[str]) -> IterativeKMQ:
         """`X`: one embedding per row; `prompts` and `responses`: the rows' text (the gold
         responses the model is trained on and its answers are scored against)."""
-        from . import pipeline
-        from .iterate import IterativeKMQ as Loop, rounds_table
+        from .select import stages as pipeline
+        from .iterative.loop import RefinementLoop, rounds_table
 
         X = as_float32_matrix(np.asarray(X))
         prompts, responses = [str(p) for p in prompts], [str(r) for r in responses]
@@ -217,7 +217,7 @@ class IterativeKMQ:
         pipeline.ingest(store, [str(write_jsonl(folder / "pool.jsonl", rows))])
         np.save(folder / "vectors.npy", X, allow_pickle=False)
         pipeline.embed_vectors(store, folder / "vectors.npy")
-        loop = Loop(config, self.model).fit(store, KMeansConfig(k=config.k,
+        loop = RefinementLoop(config, self.model).fit(store, KMeansConfig(k=config.k,
                                                                  seed=int(self.kmeans_seed)))
         self.selected_, self.weights_, self.labels_ = loop.selected_, loop.weights_, loop.labels_
         self.rounds_ = rounds_table(loop.rounds_)

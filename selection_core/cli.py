@@ -19,21 +19,22 @@ from typing import NoReturn
 
 import numpy as np
 
-from . import pipeline, runner
-from .clean import CleanConfig, exclusion
-from .config import MAX_NEW_TOKENS, EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
+from .select import stages as pipeline
+from .spine import runner
+from .select.clean import CleanConfig, exclusion
+from .spine.config import MAX_NEW_TOKENS, EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
     ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
 from .data.loaders import DataSpec, IngestLimits
-from .devices import check_device
-from .errors import ConfigError, SelectionError
+from .spine.devices import check_device
+from .spine.errors import ConfigError, SelectionError
 from .evaluate.cli import add_compare_parser, add_evaluate_parser, add_prompts_parser, \
     run_compare, run_evaluate, run_prompts
-from .sandbox import UNSAFE_ENV
+from .spine.sandbox import UNSAFE_ENV
 from .scale import ScaleConfig
 from .influence.cli import add_influence_parser, run_influence
-from .config_args import add_config_arguments, add_keep_option, config_kwargs
-from .progress import Progress, fan_out, tqdm_progress
-from .store import MANIFEST, UNWRITABLE, RunStore, check_output_path, shown_status
+from .spine.config_args import add_config_arguments, add_keep_option, config_kwargs
+from .spine.progress import Progress, fan_out, tqdm_progress
+from .spine.store import MANIFEST, UNWRITABLE, RunStore, check_output_path, shown_status
 
 
 def _progress(store: RunStore, stage: str, desc: str) -> Progress:
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(iterate, IterativeConfig, ITERATE_FLAGS, required=("k",),
                          enforce_choices=("scorer",))
     iterate.add_argument("--budget", required=True, help="rows (e.g. 500) or a share (e.g. 10%%)")
+    add_keep_option(iterate)
     iterate.add_argument("--model", default="smollm2-135m-instruct",
                          help="causal LM to train and generate with: HF name, local path, "
                               "smollm2-135m-instruct (packaged, default) or tiny-random-llama")
@@ -365,9 +367,9 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> None:
-    from .experiment import ExperimentRunner, load_experiment_config
-    from .results import benchmark_table, to_markdown
-    from .workspace import experiments_root
+    from .experiment.plan import ExperimentRunner, load_experiment_config
+    from .experiment.results import benchmark_table, to_markdown
+    from .frontends.workspace import experiments_root
 
     config = load_experiment_config(args.config)
     run_dir = args.run or experiments_root() / config.name
@@ -378,14 +380,14 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
 
 
 def _cmd_export_experiment(args: argparse.Namespace) -> None:
-    from .experiment import export_experiment
+    from .experiment.plan import export_experiment
 
     command = f"python -m selection_core export-experiment --run {args.run} --to {args.to}"
     print(export_experiment(args.run, args.to, command))
 
 
 def _cmd_iterate(args: argparse.Namespace) -> None:
-    from .iterate import ITERATE_JOB_STAGE, IterateJob, IterativeKMQ, round_lora
+    from .iterative.loop import ITERATE_JOB_STAGE, IterateJob, RefinementLoop, round_lora
 
     store = RunStore(args.run, create=False)
     check_device(args.device)
@@ -402,7 +404,7 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
         "continue_training": not args.from_base})
     job = IterateJob.create(config, _kmeans_config(args, args.k), lora,
                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                            out=str(args.out))
+                            out=str(args.out), keep=args.keep)
     bar = tqdm_progress("iterative kMQ", unit="step")
     progress = fan_out(store.progress_callback("iterate", min_interval_s=0),  # rounds are slow
                        lambda done, total, message="": bar(done, total))  # one bar for the run
@@ -410,7 +412,8 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     started = time.time()
     runner.run(store, ITERATE_JOB_STAGE, job, progress)
     # the finished rounds, read back (the runner reuses the key: nothing is recomputed)
-    run = IterativeKMQ(job.run.config, job.round_model()).fit(store, job.run.kmeans)
+    run = RefinementLoop(job.run.config, job.round_model(), job.run.keep).fit(store,
+                                                                         job.run.kmeans)
     selected = run.selected_frame(pool)
     for record in run.rounds_:
         summary = record.summary
@@ -426,13 +429,14 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     print(f"selected {len(selected)} of {len(pool)} rows (iterative kMQ, k={args.k}, "
           f"{args.rounds} rounds) in {time.time() - started:.0f} s → {args.out}; history → "
           f"{store.path('rounds.csv')}")
+    print(exclusion(store, pool["id"].astype(str).tolist(), args.keep).text)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .report import figures_png_zip, report_selections, run_report
-    from .store import atomic_path, write_text
+    from .frontends.report import figures_png_zip, report_selections, run_report
+    from .spine.store import atomic_path, write_text
 
     store = RunStore(args.run, create=False)
     pool = pipeline.load_run_pool(store)
@@ -455,8 +459,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_clean(args: argparse.Namespace) -> None:
-    from .clean import clean
-    from .store import write_csv
+    from .select.clean import clean
+    from .spine.store import write_csv
 
     store = RunStore(args.run, create=False)
     config = CleanConfig(**config_kwargs(CleanConfig, args))

@@ -26,7 +26,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test runs model-written code under bubblewrap: skipped where bubblewrap cannot run,
     except in CI (SELECTION_CORE_REQUIRE_SANDBOX=1), where that is a failure."""
-    from selection_core import sandbox
+    from selection_core.spine import sandbox
 
     monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
     try:
@@ -48,10 +48,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     """The default demo pool (3000 rows) loaded and embedded once per test session."""
-    from selection_core import pipeline
-    from selection_core.config import EmbedConfig
+    from selection_core.select import stages as pipeline
+    from selection_core.spine.config import EmbedConfig
     from selection_core.data.demo import write_demo_pool
-    from selection_core.store import RunStore
+    from selection_core.spine.store import RunStore
 
     root = tmp_path_factory.mktemp("demo_run")
     data = write_demo_pool(root / "demo.jsonl")
@@ -71,7 +71,7 @@ def hold_run_lock():
     holders: list[subprocess.Popen] = []
 
     def hold(run: Path, command: str = "embed") -> subprocess.Popen:
-        code = ("import time\nfrom selection_core.store import RunStore\n"
+        code = ("import time\nfrom selection_core.spine.store import RunStore\n"
                 f"with RunStore({str(run)!r}).lock({command!r}):\n"
                 "    print('held', flush=True)\n    time.sleep(120)\n")
         holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
@@ -94,7 +94,7 @@ def job_in_queue():
     import sys
     import time
 
-    from selection_core.store import write_json
+    from selection_core.spine.store import write_json
 
     added: list[tuple[subprocess.Popen, Path]] = []
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from selection_core import access, jobs, workspace
-from selection_core.access import AccessDenied, Action, Role, Tokens
-from selection_core.store import RunStore, write_json
+from selection_core.frontends import access, jobs, workspace
+from selection_core.frontends.access import AccessDenied, Action, Role, Tokens
+from selection_core.spine.store import RunStore, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "PRIVATE-ROW-CONTENT-4711"
@@ -154,7 +154,7 @@ def test_an_upload_beyond_the_quota_gets_one_line(tmp_path: Path,
 HOLDER = """
 import sys, time
 from selection_core import jobs
-from selection_core.store import RunStore, write_json
+from selection_core.spine.store import RunStore, write_json
 with jobs.heavy_slot(RunStore(sys.argv[1]), sys.argv[2], poll_s=0.05):
     print(f"start {time.time()}", flush=True)
     time.sleep(float(sys.argv[3]))

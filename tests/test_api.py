@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 import selection_core
-from selection_core import api, pipeline
+from selection_core import api
+from selection_core.select import stages as pipeline
 from selection_core.cli import main
-from selection_core.config import ScorerConfig
-from selection_core.errors import ConfigError
-from selection_core.store import RunStore
+from selection_core.spine.config import ScorerConfig
+from selection_core.spine.errors import ConfigError
+from selection_core.spine.store import RunStore
 
 K, BUDGET = 6, 30
 
@@ -149,8 +150,8 @@ class _FakeRoundModel:
 
 
 def test_iterative_kmq_over_arrays_is_the_cli_loop(tmp_path: Path) -> None:
-    from selection_core.config import IterativeConfig, KMeansConfig
-    from selection_core.iterate import IterativeKMQ as Loop
+    from selection_core.spine.config import IterativeConfig, KMeansConfig
+    from selection_core.iterative.loop import RefinementLoop as Loop
 
     data = tmp_path / "demo.jsonl"
     assert main(["demo", "--out", str(data), "--n", "150", "--seed", "4"]) == 0

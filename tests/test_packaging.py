@@ -100,7 +100,7 @@ def test_the_wheel_works_from_a_fresh_environment_outside_the_checkout(
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
-    where = run(str(python), "-c", "import selection_core.report as r; "
+    where = run(str(python), "-c", "import selection_core.frontends.report as r; "
                 "print(r.__file__); print(r.TEMPLATE_PATH.is_file())").split()
     assert Path(where[0]).is_relative_to(venv) and where[1] == "True"
     assert "prepare" in run(str(venv / "bin" / "selection-core"), "--help")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from selection_core import pipeline
-from selection_core.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, \
+from selection_core.select import stages as pipeline
+from selection_core.spine.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig, \
     SweepConfig, UMAPConfig
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 
 
 def test_kmq_selects_far_less_noise_than_random_on_the_demo_pool(demo_run: RunStore) -> None:

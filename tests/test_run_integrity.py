@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selection_core import pipeline
-from selection_core.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig
+from selection_core.select import stages as pipeline
+from selection_core.spine.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig
 from selection_core.data.loaders import ingest_pool
-from selection_core.errors import InputError, StaleStageError
-from selection_core.store import RunStore, write_npy
+from selection_core.spine.errors import InputError, StaleStageError
+from selection_core.spine.store import RunStore, write_npy
 
 
 def write_pool(path: Path, n: int, topic: str) -> Path:

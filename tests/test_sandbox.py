@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from selection_core import sandbox
-from selection_core.sandbox import SandboxResult, SandboxUnavailable, run_many, \
+from selection_core.spine import sandbox
+from selection_core.spine.sandbox import SandboxResult, SandboxUnavailable, run_many, \
     run_python
 
 pytestmark = pytest.mark.usefixtures("bubblewrap")
@@ -112,8 +112,8 @@ FORGERIES = {
         "        os.write(fd, b'S' + seen[-32:])\n    except OSError:\n        pass\n"
         "os._exit(0)\nassert False\n"),
     "raise the finish event itself": (
-        "import os, sys\nsys.audit('selection_core.sandbox.arm')\n"
-        "sys.audit('selection_core.sandbox.finish')\nos._exit(0)\nassert False\n"),
+        "import os, sys\nsys.audit('selection_core.spine.sandbox.arm')\n"
+        "sys.audit('selection_core.spine.sandbox.finish')\nos._exit(0)\nassert False\n"),
     "walk the frames for the token": (
         "import os, re, sys\nfound = set()\nframe = sys._getframe()\nwhile frame:\n"
         "    for scope in (frame.f_locals, frame.f_globals):\n"

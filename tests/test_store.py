@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selection_core.errors import InputError, MissingStageError, RunInUseError
-from selection_core.store import RunStore, atomic_path, check_output_path, chunked_compute, \
+from selection_core.spine.errors import InputError, MissingStageError, RunInUseError
+from selection_core.spine.store import RunStore, atomic_path, check_output_path, chunked_compute, \
     read_json, read_npy, write_json, write_npy
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import KMEANS_INITS, KMeansConfig
-from ..devices import faiss_gpu_count
-from ..errors import ConfigError
+from ..spine.config import KMEANS_INITS, KMeansConfig
+from ..spine.devices import faiss_gpu_count
+from ..spine.errors import ConfigError
 
 
 CHUNK_ROWS = 65_536  # rows converted / normalised / assigned at once: 96 MB at d = 384

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import UMAPConfig
-from ..errors import ConfigError
+from ..spine.config import UMAPConfig
+from ..spine.errors import ConfigError
 from .kmeans import as_float32_matrix, checked_vectors, float32_rows, row_chunks
 
 _EXACT_NEIGHBOURS_BELOW = 4096  # umap-learn's own threshold for exact nearest neighbours

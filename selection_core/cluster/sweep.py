@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import SweepConfig
-from ..errors import ConfigError
+from ..spine.config import SweepConfig
+from ..spine.errors import ConfigError
 from .kmeans import FaissKMeans, checked_vectors, float32_rows
 
 

@@ -33,8 +33,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from ..config import param, value_problem
-from ..errors import InputError
+from ..spine.config import param, value_problem
+from ..spine.errors import InputError
 
 CORE_COLUMNS = ("id", "prompt", "response", "source")
 _SUFFIXES = (".jsonl.gz", ".json.gz", ".csv.gz", ".jsonl", ".json", ".csv", ".parquet")
@@ -571,7 +571,7 @@ def ingest_pool(inputs: Sequence[str | DataSpec] | str | DataSpec, out: str | Pa
     it does not grow with the files; `limit` keeps the first rows of each input, and past a cap
     of `limits` loading stops with one line.
     """
-    from ..store import atomic_path, temp_prefix
+    from ..spine.store import atomic_path, temp_prefix
 
     if limit is not None and limit < 1:
         raise InputError(f"limit must be at least 1 row, got {limit}")

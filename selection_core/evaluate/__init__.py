@@ -2,7 +2,7 @@
 
 The names below are imported on first use, not here, so that importing one evaluate module
 (a benchmark's scorer, the protocols) does not load all nine benchmarks. Running model-written
-code is `selection_core.sandbox`, shared with the demo pool's checker.
+code is `selection_core.spine.sandbox`, shared with the demo pool's checker.
 """
 from __future__ import annotations
 

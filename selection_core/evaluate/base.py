@@ -21,8 +21,8 @@ from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..apportion import allocate_budget
-from ..errors import ConfigError, InputError, SelectionError
+from ..spine.apportion import allocate_budget
+from ..spine.errors import ConfigError, InputError, SelectionError
 from ..lm.prompts import Prompt
 
 GROUPS = ("coding", "logic", "knowledge", "math", "instruction", "demo")

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..answers import answer_tail
-from ..errors import InputError
+from ..data.answers import answer_tail
+from ..spine.errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, few_shot_dir, load_hub_rows
 
 TASKS = (

@@ -11,8 +11,8 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import ConfigError, InputError
-from ..store import read_json, write_json
+from ..spine.errors import ConfigError, InputError
+from ..spine.store import read_json, write_json
 from .predictions import read_predictions
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 from .registry import BENCHMARKS, get_benchmark

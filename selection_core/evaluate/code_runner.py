@@ -18,7 +18,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..sandbox import Program, SandboxResult, run_many
+from ..spine.sandbox import Program, SandboxResult, run_many
 from .base import BaseBenchmark, EvalItem, EvalResult
 
 _ERROR_CHARS = 600  # of stderr kept per failed item: enough for the last traceback lines

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.demo import SKILLS, check_answer, generate_demo_eval
-from ..errors import InputError
+from ..spine.errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, read_jsonl, require
 
 N_PER_SKILL = 50

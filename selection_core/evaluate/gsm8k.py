@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..answers import answer_tail, extract_final_number, format_number, numbers_match, \
+from ..data.answers import answer_tail, extract_final_number, format_number, numbers_match, \
     parse_number
-from ..errors import InputError
+from ..spine.errors import InputError
 from .base import BaseBenchmark, EvalItem, EvalResult, load_hub_rows, read_jsonl, require, \
     with_strict_score
 from .hendrycks_math import KIT_INSTRUCTION

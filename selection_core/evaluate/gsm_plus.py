@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..answers import ANSWER_MARKER, answer_tail, boxed_answers, extract_final_number, \
+from ..data.answers import ANSWER_MARKER, answer_tail, boxed_answers, extract_final_number, \
     numbers_match, parse_number
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score

@@ -21,8 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..answers import MAX_NUMBER_CHARS, answer_tail, boxed_answers, closing_brace
-from ..errors import InputError, SelectionError
+from ..data.answers import MAX_NUMBER_CHARS, answer_tail, boxed_answers, closing_brace
+from ..spine.errors import InputError, SelectionError
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, load_hub_rows, read_jsonl, \
     require, with_strict_score
 

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..answers import defines_function, extract_code
-from ..errors import InputError
+from ..data.answers import defines_function, extract_code
+from ..spine.errors import InputError
 from .base import EvalItem, load_hub_rows, read_jsonl, require
 from .code_runner import CodeBenchmark
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import InputError, SelectionError
-from ..store import default_cache_dir, write_text
+from ..spine.errors import InputError, SelectionError
+from ..spine.store import default_cache_dir, write_text
 from .base import BaseBenchmark, EvalItem, EvalResult, load_hub_rows, read_jsonl, require
 
 REQUIREMENTS = ("lm-eval==0.4.13 nltk==3.10.4 langdetect==1.0.9 immutabledict==4.3.1 "

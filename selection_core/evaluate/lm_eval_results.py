@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..spine.errors import InputError
 from .bbh import TASKS as BBH_TASKS
 
 MMLU_SUBJECTS = (

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..answers import answer_tail
-from ..errors import InputError
+from ..data.answers import answer_tail
+from ..spine.errors import InputError
 from ..lm.prompts import RawText
 from .base import BaseBenchmark, EvalItem, EvalResult, accuracy_by, few_shot_dir, load_hub_rows
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..spine.errors import InputError
 from .base import Benchmark, EvalItem, read_jsonl
 
 _SHOWN_IDS = 5  # missing ids listed in an error

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ..config import HashedConfig
-from ..errors import ConfigError
+from ..spine.config import HashedConfig
+from ..spine.errors import ConfigError
 from .base import DEFAULT_STOP, lookup
 
 # The Eurus kit stops maths generations at its few-shot delimiter, so a model that goes on with

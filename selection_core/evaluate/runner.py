@@ -13,7 +13,7 @@ from typing import Any
 
 from .base import Benchmark, EvalItem, EvalResult
 from .protocol import BenchmarkSpec, Protocol
-from ..progress import Progress
+from ..spine.progress import Progress
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 from .base import EvalItem, subsample
 
 VALIDATION_TASKS = ("humaneval", "mbpp", "bbh", "mmlu", "gsm-plus", "math", "ifeval")

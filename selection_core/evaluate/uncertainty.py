@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ..errors import InputError
+from ..spine.errors import InputError
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DEFAULT_EMBEDDING_MODEL, EmbedConfig
-from ..devices import resolve_device
-from ..errors import InputError
+from ..spine.config import DEFAULT_EMBEDDING_MODEL, EmbedConfig
+from ..spine.devices import resolve_device
+from ..spine.errors import InputError
 from ..scale import ScaleConfig, ShardedArray, run_shards
-from ..store import chunked_compute, default_cache_dir, write_json
+from ..spine.store import chunked_compute, default_cache_dir, write_json
 
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2", "default"}
 CHUNK_ROWS = 4096  # the most rows saved at once

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..store import atomic_path, read_npy
+from ..spine.errors import InputError
+from ..spine.store import atomic_path, read_npy
 
 VECTOR_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 CHUNK_ROWS = 65_536  # rows converted, checked and written at once

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 from ..select.bids import normalise_columns, task_index
 
 THI_LEVELS = ("task", "instance")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..store import read_npy
+from ..spine.errors import InputError
+from ..spine.store import read_npy
 
 
 def load_attribution(matrix_path: str | os.PathLike,

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import pipeline
-from ..config import LoRAConfig
-from ..config_args import add_config_arguments, add_keep_option, config_kwargs
-from ..errors import ConfigError
-from ..progress import Progress, tqdm_progress
+from ..select import stages as pipeline
+from ..spine.config import LoRAConfig
+from ..spine.config_args import add_config_arguments, add_keep_option, config_kwargs
+from ..spine.errors import ConfigError
+from ..spine.progress import Progress, tqdm_progress
 from ..scale import ScaleConfig
-from ..store import RunStore, write_text
+from ..spine.store import RunStore, write_text
 from . import PROGRESS
 
 
@@ -181,7 +181,7 @@ def _select(args: argparse.Namespace) -> None:
                           f"after cleaning ({excluded.text})")
     A = A[available] if len(available) < A.shape[0] else A
     if args.explain:
-        from ..store import write_jsonl
+        from ..spine.store import write_jsonl
 
         explained = explain_on_matrix(A, tasks, config.method, budget, seed=config.seed)
         explained["row"] = available[explained["row"].to_numpy()]
@@ -202,7 +202,7 @@ def _exclusion(args: argparse.Namespace, n_rows: int) -> pipeline.Exclusion:
     if args.run is None:
         return pipeline.Exclusion(np.ones(n_rows, dtype=bool),
                                   "no --run given: the pool's clean result was not applied")
-    from ..clean import exclusion
+    from ..select.clean import exclusion
 
     store = RunStore(args.run, create=False)
     ids = pipeline.load_run_pool(store)["id"].astype(str).tolist()

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 from ..lm.formatting import collate, encode_pair, encode_tail
 from ..train.lora import example_losses
 

@@ -30,12 +30,13 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .. import pipeline, runner
-from ..config import HashedConfig, LoRAConfig, param
-from ..errors import ConfigError, MissingStageError, SelectionError
-from ..progress import Progress
-from ..runner import Stage, StageContext
-from ..store import RunStore, atomic_path, memmap_compute, read_json, read_npy, write_json, \
+from ..select import stages as pipeline
+from ..spine import runner
+from ..spine.config import HashedConfig, LoRAConfig, param
+from ..spine.errors import ConfigError, MissingStageError, SelectionError
+from ..spine.progress import Progress
+from ..spine.runner import Stage, StageContext
+from ..spine.store import RunStore, atomic_path, memmap_compute, read_json, read_npy, write_json, \
     write_jsonl, write_npy, write_text
 from ..evaluate.splits import SPLIT_RULES, VALIDATION_PER_TASK, VALIDATION_SEED, \
     VALIDATION_TASKS
@@ -296,7 +297,7 @@ def _run_features(ctx: StageContext, settings: FeatureSettings,
                   progress: Progress) -> dict[str, Any]:
     """Projected gradient features of every pool row (Adam-preconditioned) and every validation
     instance (plain), per warmup checkpoint, plus RDS features. Resumes per chunk of rows."""
-    from ..devices import resolve_device
+    from ..spine.devices import resolve_device
 
     device = resolve_device(settings.device)
     info = warmup_info(ctx.store)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.loaders import fingerprint
-from ..progress import Progress
+from ..spine.progress import Progress
 from ..scale import ScaleConfig, ShardedArray, run_shards
-from ..store import memmap_compute, memmap_rows_done, stage_key, write_npy
+from ..spine.store import memmap_compute, memmap_rows_done, stage_key, write_npy
 from . import pipeline as influence
 from .pipeline import Checkpoint, FeatureRunner, FeatureSettings
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 from ..evaluate.splits import VALIDATION_TASKS, validation_items
 
 Respond = Callable[[list[str]], list[str]]

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..errors import ConfigError
-from ..progress import Progress
+from ..spine.errors import ConfigError
+from ..spine.progress import Progress
 from .prompts import Prompt, RawText
 
 IGNORE_INDEX = -100  # label of tokens that are not predicted (prompt, padding); torch's default

@@ -36,7 +36,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from ..errors import InputError
+from ..spine.errors import InputError
 
 SPACE_MARKER = "▁"
 SPECIAL_PIECES = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2 in llama2.c / sentencepiece Llama vocabs

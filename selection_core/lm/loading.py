@@ -36,9 +36,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..devices import resolve_device
-from ..errors import InputError, SelectionError
-from ..store import default_cache_dir
+from ..spine.devices import resolve_device
+from ..spine.errors import InputError, SelectionError
+from ..spine.store import default_cache_dir
 from .llama2c import convert_llama2c, save_pretrained_atomic
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..config import ScorerConfig
-from ..errors import ConfigError
-from ..progress import Progress
+from ..spine.config import ScorerConfig
+from ..spine.errors import ConfigError
+from ..spine.progress import Progress
 
 
 

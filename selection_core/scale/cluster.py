@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 
 INSTALL_HINT = 'pip install "ray[data]==2.60.0"'
 CONNECT_TIMEOUT_S = 5.0

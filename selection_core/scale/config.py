@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import HashedConfig, param
-from ..errors import ConfigError
+from ..spine.config import HashedConfig, param
+from ..spine.errors import ConfigError
 
 
 @dataclass(frozen=True)

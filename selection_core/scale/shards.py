@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, SelectionError
-from ..progress import Progress
-from ..store import chunk_file, read_npy, write_npy
+from ..spine.errors import ConfigError, SelectionError
+from ..spine.progress import Progress
+from ..spine.store import chunk_file, read_npy, write_npy
 from .cluster import connect
 from .config import ScaleConfig
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 
 
 def check_budget(budget: int, n_rows: int) -> None:

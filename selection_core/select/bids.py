@@ -21,8 +21,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..config import HashedConfig, param
-from ..errors import ConfigError, InputError
+from ..spine.config import HashedConfig, param
+from ..spine.errors import ConfigError, InputError
 from .baselines import check_budget, random_rows, top_rows
 
 INFLUENCE_METHODS = ("bids", "task-max", "instance-max", "instance-max-norm", "sum", "random")

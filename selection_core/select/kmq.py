@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..apportion import allocate_budget
-from ..config import SelectionConfig
-from ..errors import ConfigError
+from ..spine.apportion import allocate_budget
+from ..spine.config import SelectionConfig
+from ..spine.errors import ConfigError
 from .registry import get_method
 
 

@@ -3,7 +3,7 @@ iterative kMQ, and the influence methods. Imported by `selection_core.select`, s
 selection module registers them."""
 from __future__ import annotations
 
-from ..config import IterativeConfig
+from ..spine.config import IterativeConfig
 from . import rationale
 from .baselines import random_select, top_rows
 from .bids import InfluenceSelectConfig, select_on_matrix

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..apportion import allocate_budget
-from ..config import SelectionConfig
+from ..spine.apportion import allocate_budget
+from ..spine.config import SelectionConfig
 from .registry import Method, get_method
 
 RATIONALE_COLUMNS = ["cluster", "cluster_size", "cluster_budget", "quality", "quality_rank",

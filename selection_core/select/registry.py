@@ -8,7 +8,7 @@ call (see README, "Adding a method"); the built-in entries are `select.methods`.
 
 Families: "static" methods select on one clustering with a `SelectionConfig`; their `select` is
 `(config, labels, quality, distances) -> row indices` and `select.rationale` explains their
-rows with the entry's `inclusion`, `how` and `ranks`. "iterative" (iterative kMQ, `iterate.IterativeKMQ`) and "influence" methods
+rows with the entry's `inclusion`, `how` and `ranks`. "iterative" (iterative kMQ, `iterative.loop.RefinementLoop`) and "influence" methods
 (`select.bids.select_on_matrix`, RDS) run as their own stages; their entries give the name,
 description and table order.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import METHOD_TABLE, SelectionConfig, register_once, static_method_names
-from ..errors import ConfigError
+from ..spine.config import METHOD_TABLE, SelectionConfig, register_once, static_method_names
+from ..spine.errors import ConfigError
 
 # A static method's rationale pieces (`select.rationale` has the built-in methods'):
 # inclusion(config, labels, quality, budgets, chosen, draws) -> (p per row, exact per row),

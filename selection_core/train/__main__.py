@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import LoRAConfig
-from ..errors import ConfigError, SelectionError
+from ..spine.config import LoRAConfig
+from ..spine.errors import ConfigError, SelectionError
 
 
 def lora_config(pairs: list[str]) -> LoRAConfig:

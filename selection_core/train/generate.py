@@ -9,7 +9,7 @@ import torch
 
 from ..lm.formatting import encode_prompt
 from ..lm.prompts import Prompt
-from ..progress import Progress
+from ..spine.progress import Progress
 
 
 

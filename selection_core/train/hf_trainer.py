@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from ..errors import ConfigError
+from ..spine.errors import ConfigError
 from ..lm.formatting import collate
-from ..progress import Progress
+from ..spine.progress import Progress
 from .steps import (
     ShardedBatches,
     _Rows,

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..config import LoRAConfig
-from ..errors import ConfigError
+from ..spine.config import LoRAConfig
+from ..spine.errors import ConfigError
 from ..lm.formatting import encode_pair
-from ..progress import Progress
-from ..store import write_json
+from ..spine.progress import Progress
+from ..spine.store import write_json
 from .steps import _batches, example_losses, lr_factor, save_optimizer_state
 
 __all__ = ["LoRAConfig", "LoRATrainer", "example_losses", "load_trained", "lr_factor"]

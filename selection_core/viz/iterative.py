@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..select.iterative import weight_entropy
+from ..iterative.rounds import weight_entropy
 from .figures import apply_layout, color_for
 
 SCORE_LABELS = {"mean_score": "mean S (gold − generation)",

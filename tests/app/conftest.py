@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from selection_core import pipeline, workspace
+from selection_core.select import stages as pipeline
+from selection_core.frontends import workspace
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages import _access
-from selection_core import access, jobs, pipeline, workspace
-from selection_core.store import RunStore
+from selection_core.frontends import access, jobs, workspace
+from selection_core.select import stages as pipeline
+from selection_core.spine.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 OPERATOR, VIEWER = "operator-token-for-tests", "viewer-token-for-tests"
@@ -128,8 +129,9 @@ def _crafted(run_dir: str) -> None:
     import streamlit as st
 
     from pages import _access as auth
-    from selection_core import jobs, pipeline
-    from selection_core.store import RunStore
+    from selection_core.frontends import jobs
+    from selection_core.select import stages as pipeline
+    from selection_core.spine.store import RunStore
 
     role = auth.gate()
     st.caption(f"role: {role.value if role else None}")

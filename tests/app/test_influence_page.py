@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from selection_core import jobs, pipeline, runner
-from selection_core.store import RunStore
+from selection_core.frontends import jobs
+from selection_core.select import stages as pipeline
+from selection_core.spine import runner
+from selection_core.spine.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 N, TASKS = 200, [f"task{t}" for t in range(7) for _ in range(2)]

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from selection_core import jobs, pipeline, workspace
+from selection_core.frontends import jobs, workspace
+from selection_core.select import stages as pipeline
 from selection_core.cli import main
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 600
@@ -299,7 +300,7 @@ def test_every_page_works_on_a_real_pool(prepared_workspace: Path, shared_data: 
 
 def test_results_page_empty_state_then_table(prepared_workspace: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from selection_core.experiment import ExperimentRunner, load_experiment_config
+    from selection_core.experiment.plan import ExperimentRunner, load_experiment_config
 
     with monkeypatch.context() as patch:  # a checkout without the bundled experiment
         patch.setattr(workspace, "BUNDLED_EXPERIMENTS", tmp_path / "no-bundle")
@@ -377,8 +378,8 @@ class EchoModel:
 
 
 def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> None:
-    from selection_core.iterate import IterativeKMQ, list_iterative_runs
-    from selection_core.select.iterative import MAX_NEW_TOKENS, IterativeConfig
+    from selection_core.iterative.loop import RefinementLoop, list_iterative_runs
+    from selection_core.iterative.rounds import MAX_NEW_TOKENS, IterativeConfig
 
     store = workspace.demo_run()
     if not list_iterative_runs(store):
@@ -392,7 +393,7 @@ def test_iterative_page_empty_state_then_history(prepared_workspace: Path) -> No
     shown = {n.label: n.value for n in at.number_input}
     assert shown["Generations scored per round"] == IterativeConfig.eval_per_round
     assert shown["Max new tokens"] == MAX_NEW_TOKENS and shown["Rounds"] == IterativeConfig.rounds
-    IterativeKMQ(config, EchoModel()).fit(store)
+    RefinementLoop(config, EchoModel()).fit(store)
     at = open_page("iterative")
     assert_clean(at)
     assert any(m.value == "3 / 3" for m in at.metric)
@@ -427,9 +428,9 @@ def test_help_toml_and_widget_defaults_are_the_same_values(
         prepared_workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 13: each default is declared once, on the config field; `--help`, an experiment
     TOML that leaves the key out, and the pages' widgets all show that value."""
-    from selection_core.config import MAX_NEW_TOKENS, IterativeConfig, SelectionConfig, \
+    from selection_core.spine.config import MAX_NEW_TOKENS, IterativeConfig, SelectionConfig, \
         field_default
-    from selection_core.experiment import load_experiment_config
+    from selection_core.experiment.plan import load_experiment_config
 
     toml = tmp_path / "x.toml"
     toml.write_text('name = "x"\nmodel = "m"\n')
@@ -483,7 +484,7 @@ def test_help_toml_and_widget_defaults_are_the_same_values(
 # last in this file: a clean result makes the demo run's later selections leave rows out
 def test_clean_page_counts_recounts_at_once_and_shows_the_overlap(prepared_workspace: Path
                                                                    ) -> None:
-    from selection_core import clean
+    from selection_core.select import clean
 
     at = open_page("clean")
     assert_clean(at)

@@ -22,15 +22,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core import pipeline
-from selection_core.clean import FLAG_COLUMNS, CleanConfig, NgramIndex, clean, exact_duplicates, \
-    exclusion, flag_table, near_duplicates, semantic_duplicates
+from selection_core.select import stages as pipeline
+from selection_core.select.clean import (FLAG_COLUMNS, CleanConfig, NgramIndex, clean,
+                                         exact_duplicates, exclusion, flag_table, near_duplicates,
+                                         semantic_duplicates)
 from selection_core.cli import main
-from selection_core.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig
-from selection_core.errors import ConfigError
+from selection_core.spine.config import EmbedConfig, KMeansConfig, ScorerConfig, SelectionConfig
+from selection_core.spine.errors import ConfigError
 from selection_core.evaluate.base import DATA_DIR_ENV
 from selection_core.data.demo import generate_demo_pool
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 
 # --------------------------------------------------------------------------- the plants
 # Hand-written rewordings of GSM8K test questions 0-9 (same numbers, same question, other
@@ -344,20 +345,26 @@ class EchoModel:
 
 
 def test_iterative_kmq_never_draws_flagged_rows(planted_run) -> None:
-    from selection_core.iterate import IterativeKMQ
-    from selection_core.select.iterative import IterativeConfig
+    from selection_core.iterative.loop import RefinementLoop
+    from selection_core.iterative.rounds import IterativeConfig
 
     store, planted, _ = planted_run
     flagged = set(clean(store, CleanConfig(benchmarks=("gsm8k",))).flags["id"])
     pool = pipeline.load_run_pool(store)
     model = EchoModel(dict(zip(pool["prompt"], pool["response"], strict=True)))
     config = IterativeConfig(k=4, budget=len(pool) - len(flagged), rounds=2, model=model.name)
-    run = IterativeKMQ(config, model).fit(store, KMeansConfig(k=4))
+    run = RefinementLoop(config, model).fit(store, KMeansConfig(k=4))
     chosen = set(pool["id"].iloc[run.selected_])
     assert len(chosen) == config.budget and not chosen & flagged  # every unflagged row, only
     with pytest.raises(ConfigError, match="left after cleaning"):
-        IterativeKMQ(replace(config, budget=config.budget + 1), model).fit(store,
+        RefinementLoop(replace(config, budget=config.budget + 1), model).fit(store,
                                                                           KMeansConfig(k=4))
+    # --keep all: the same config may draw the flagged rows, under its own key
+    kept = RefinementLoop(replace(config, budget=len(pool)), model, keep="all").fit(
+        store, KMeansConfig(k=4))
+    assert set(pool["id"].iloc[kept.selected_]) >= flagged and kept.folder_ != run.folder_
+    with pytest.raises(ConfigError, match="unknown --keep"):
+        RefinementLoop(config, model, keep="everything").fit(store, KMeansConfig(k=4))
 
 
 def test_the_library_selectors_leave_excluded_rows_out() -> None:
@@ -413,7 +420,7 @@ def test_semantic_keep_rules(rule: str, kept: int) -> None:
 
 
 def test_ngram_coverage_ignores_templates_and_matches_short_items() -> None:
-    from selection_core.clean import item_contents
+    from selection_core.select.clean import item_contents
 
     prompts = [f"Solve the following math problem step by step.\nA farmer has {n} cows and buys "
                f"{n + 3} more; how many cows does the farmer have now?" for n in range(10)]
@@ -434,7 +441,7 @@ def test_ngram_coverage_ignores_templates_and_matches_short_items() -> None:
 
 
 def test_missing_benchmark_data_is_named_as_skipped(tmp_path, monkeypatch) -> None:
-    from selection_core.clean import benchmark_fingerprint, load_benchmark_items
+    from selection_core.select.clean import benchmark_fingerprint, load_benchmark_items
 
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     items = load_benchmark_items(["humaneval", "demo"], 0.01)

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selection_core import api, pipeline
+from selection_core import api
+from selection_core.select import stages as pipeline
 from selection_core.cli import main
 from selection_core.cluster.kmeans import FaissKMeans
-from selection_core.config import EmbedConfig, SweepConfig
-from selection_core.errors import ConfigError
-from selection_core.store import RunStore, write_text
+from selection_core.spine.config import EmbedConfig, SweepConfig
+from selection_core.spine.errors import ConfigError
+from selection_core.spine.store import RunStore, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def killed_inside(code: str) -> None:
     """Run `code` (with the store's helpers imported) in a process that kill -9s itself where
     `code` says KILL, as a user's kill would."""
     script = ("import os, signal\nfrom pathlib import Path\n"
-              "from selection_core.store import RunStore, atomic_dir, atomic_path\n"
+              "from selection_core.spine.store import RunStore, atomic_dir, atomic_path\n"
               + code.strip().replace("KILL", "os.kill(os.getpid(), signal.SIGKILL)"))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)

@@ -12,7 +12,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from selection_core.cluster import FaissKMeans, sweep_k, umap_2d
 from selection_core.cluster import kmeans as kmeans_module
-from selection_core.config import SweepConfig, UMAPConfig, widget
+from selection_core.spine.config import SweepConfig, UMAPConfig, widget
 
 
 def blobs(n: int, centers: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

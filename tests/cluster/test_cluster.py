@@ -6,8 +6,8 @@ from sklearn.metrics import normalized_mutual_info_score, silhouette_samples
 
 from selection_core.cluster import FaissKMeans, knee_point, simplified_silhouette, sweep_k, umap_2d
 from selection_core.cluster.sweep import exact_silhouette
-from selection_core.config import SweepConfig, UMAPConfig
-from selection_core.errors import ConfigError
+from selection_core.spine.config import SweepConfig, UMAPConfig
+from selection_core.spine.errors import ConfigError
 
 
 def blobs(n_per: int = 60, centers: int = 4, dim: int = 16, seed: int = 0

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from selection_core import pipeline, runner
+from selection_core.select import stages as pipeline
+from selection_core.spine import runner
 from selection_core.cli import _kmeans_config, build_parser
 from selection_core.cluster import FaissKMeans
-from selection_core.config import KMeansConfig, SweepConfig
-from selection_core.errors import ConfigError
-from selection_core.store import RunStore
+from selection_core.spine.config import KMeansConfig, SweepConfig
+from selection_core.spine.errors import ConfigError
+from selection_core.spine.store import RunStore
 
 
 def five_blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import pytest
 from selection_core.data import loaders
 from selection_core.data.loaders import FINGERPRINT_KEY, IngestLimits, check_decompressed_size, \
     ingest_pool, load_pool
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def peak_memory_mb(code: str) -> tuple[float, str]:
     script = textwrap.dedent("""
         import resource, sys
         from selection_core.data import loaders
-        from selection_core.errors import SelectionError
+        from selection_core.spine.errors import SelectionError
         try:
             {code}
             message = "no error"
@@ -192,7 +192,7 @@ def test_limits_must_be_positive() -> None:
 
 def test_uploads_keep_long_names_short_and_their_limit_counts_inflated_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from selection_core import workspace
+    from selection_core.frontends import workspace
 
     monkeypatch.setenv("SELECTION_CORE_WORKSPACE", str(tmp_path / "workspace"))
     content = gzip.compress(b'{"prompt": "p", "response": "r"}\n' * 100_000)  # 3.3 MB inflated

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from selection_core.data.loaders import DataSpec, fingerprint, load_pool, pool_texts
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 
 
 def write_jsonl(path: Path, records: list) -> Path:

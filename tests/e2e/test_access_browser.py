@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core import access
+from selection_core.frontends import access
 
 
 def _browser_helpers():
@@ -285,8 +285,8 @@ def test_a_crafted_widget_message_starts_no_job_for_a_viewer(
     """A raw websocket message pressing "Open the demo pool" (which starts the demo's
     preparation job) in a viewer's session: refused; the same message from an operator's
     fresh session starts the job, so the message itself is well formed."""
-    from selection_core import jobs
-    from selection_core.store import RunStore
+    from selection_core.frontends import jobs
+    from selection_core.spine.store import RunStore
 
     server, workspace = token_server
     run = workspace / "runs" / f"demo-n{helpers.DEMO_N}-s0"

@@ -269,8 +269,9 @@ def test_selections_at_k64_compare_in_readable_charts_and_download(page, app_url
 def prepared_workspace(workspace: Path) -> Path:
     """The first-start test's workspace once its demo run is prepared (prepared here when that
     test did not run), so every page renders at once."""
-    from selection_core import jobs, pipeline
-    from selection_core.store import RunStore
+    from selection_core.frontends import jobs
+    from selection_core.select import stages as pipeline
+    from selection_core.spine.store import RunStore
 
     store = RunStore(workspace / "runs" / f"demo-n{DEMO_N}-s0")
     jobs.wait_for_job(store, "prepare")
@@ -379,7 +380,7 @@ def bench_million():
 def large_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(workspace, run): the synthetic run sits where the app's default run is, so it opens
     first (and, being prepared, starts no job)."""
-    from selection_core.store import RunStore
+    from selection_core.spine.store import RunStore
 
     workspace = tmp_path_factory.mktemp("large") / "workspace"
     run = workspace / "runs" / f"demo-n{LARGE_MAP_ROWS}-s0"
@@ -404,8 +405,8 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
     the browser never drew. The pool is bench_million's generator (`app_run`): LARGE_MAP_ROWS
     rows, 100,000 by default (CI has 2 cores); it prints the time to the first map, the k change
     time and the browser's memory."""
-    from selection_core import pipeline
-    from selection_core.store import RunStore
+    from selection_core.select import stages as pipeline
+    from selection_core.spine.store import RunStore
     from selection_core.viz.map_view import MAP_POINTS
 
     workspace, run = large_run
@@ -502,8 +503,8 @@ def test_the_clean_page_marks_shared_ngrams_recounts_and_downloads(browser,
                                                                    ) -> None:
     """Issue 26: the flagged rows' shared n-grams are highlighted in the browser, the ε slider
     recounts at once, and the removed ids download as the CLI's flag table."""
-    from selection_core import clean
-    from selection_core.store import RunStore
+    from selection_core.select import clean
+    from selection_core.spine.store import RunStore
 
     store = RunStore(prepared_workspace / "runs" / f"demo-n{DEMO_N}-s0")
     result = clean.clean(store, clean.CleanConfig(benchmarks=("demo",)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.errors import ConfigError, InputError
+from selection_core.spine.errors import ConfigError, InputError
 from selection_core.evaluate import BENCHMARKS, Benchmark, EvalItem, EvalResult, base, get_benchmark
 from selection_core.evaluate.base import GROUPS, is_hub_name, subsample
 from selection_core.evaluate.bbh import TASKS as BBH_TASKS

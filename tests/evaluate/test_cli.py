@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.errors import InputError, SelectionError
+from selection_core.spine.errors import InputError, SelectionError
 from selection_core.evaluate.cli import add_evaluate_parser, run_evaluate
 from selection_core.evaluate.demo import DemoBenchmark
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from selection_core.data.demo import SKILLS, generate_demo_eval
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.evaluate.demo import DemoBenchmark
-from selection_core.store import write_jsonl
+from selection_core.spine.store import write_jsonl
 
 
 def test_generated_items_and_gold_responses_score_100() -> None:

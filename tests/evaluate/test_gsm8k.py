@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.answers import extract_final_number, format_number, numbers_match, \
+from selection_core.data.answers import extract_final_number, format_number, numbers_match, \
     parse_number
 from selection_core.evaluate.base import EvalItem
 from selection_core.evaluate.gsm8k import GSM8K, strict_match

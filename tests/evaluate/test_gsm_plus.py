@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from selection_core.evaluate.base import EvalItem
-from selection_core.answers import format_number, parse_number
+from selection_core.data.answers import format_number, parse_number
 from selection_core.evaluate.gsm_plus import GSMPlus, extract_final_text
 
 

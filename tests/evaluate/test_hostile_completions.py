@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from selection_core.answers import ANSWER_TAIL_CHARS, boxed_answers, parse_number
+from selection_core.data.answers import ANSWER_TAIL_CHARS, boxed_answers, parse_number
 from selection_core.evaluate import EvalItem, get_benchmark
 from selection_core.evaluate.hendrycks_math import answers_equal
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selection_core.evaluate.base import EvalItem
-from selection_core.answers import defines_function, extract_code, fenced_blocks
+from selection_core.data.answers import defines_function, extract_code, fenced_blocks
 from selection_core.evaluate.humaneval import HumanEval
 
 

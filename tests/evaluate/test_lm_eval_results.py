@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.evaluate.lm_eval_results import import_lm_eval_results
 
 RESULTS = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.answers import boxed_answers
+from selection_core.data.answers import boxed_answers
 from selection_core.evaluate.base import EvalItem
 from selection_core.evaluate.hendrycks_math import HendrycksMath, answers_equal, extract_answer, \
     normalise

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.evaluate.base import EvalItem
 from selection_core.evaluate.mmlu import (
     LETTERS,

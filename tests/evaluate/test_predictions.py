@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.evaluate.base import EvalItem
 from selection_core.evaluate.gsm8k import GSM8K
 from selection_core.evaluate.humaneval import HumanEval

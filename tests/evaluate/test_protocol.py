@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.evaluate import BENCHMARKS
 from selection_core.evaluate.base import DEFAULT_STOP, EvalResult
 from selection_core.evaluate.protocol import BBH_STOP, CPU_DEMO, DEFAULT_PROTOCOL, MATH_STOP, \

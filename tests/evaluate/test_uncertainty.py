@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.evaluate.uncertainty import MACRO, RESAMPLES, block_intervals, compare, \
     minimum_detectable_difference, score_interval, verdicts
 

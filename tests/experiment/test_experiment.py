@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from selection_core.cli import main
-from selection_core.errors import InputError
-from selection_core.experiment import PAPER_LORA, load_experiment_config, load_results
-from selection_core.results import ALL_ITEMS, balance_figure, benchmark_table, delta_forest_figure, \
-    display_frame, split_parts, to_html, to_latex, to_markdown
+from selection_core.spine.errors import InputError
+from selection_core.experiment.plan import PAPER_LORA, load_experiment_config, load_results
+from selection_core.experiment.results import (ALL_ITEMS, balance_figure, benchmark_table,
+                                               delta_forest_figure, display_frame, split_parts,
+                                               to_html, to_latex, to_markdown)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +117,7 @@ def test_tiny_experiment_end_to_end_through_the_cli(tmp_path: Path, capsys) -> N
     assert "| budget | method |" in printed and "kmq" in printed
     assert "*Protocol: papers (max_new_tokens=8) — BIDS A.2" in printed
     assert "random: mean of 2 seeds" in printed
+    assert "The pool was not cleaned: no rows excluded" in printed  # the table says so
     table = pd.read_csv(run / "results.csv")
     assert set(table["method"]) == {"base", "random", "kmq", "iterative-kmq"}
     assert sorted(table.loc[table["method"] == "random", "seed"].unique()) == [0, 1]
@@ -157,8 +159,8 @@ def test_the_bundled_experiment_is_the_cpu_config_run_in_full() -> None:
     """The experiment the app ships (assets/demo/experiments) is `demo_smollm2_cpu.toml` as it
     stands, every planned result present on all 300 held-out items: a config changed without
     rerunning it fails here instead of showing stale numbers."""
-    from selection_core.experiment import BUNDLE_RECORD
-    from selection_core.workspace import BUNDLED_EXPERIMENTS
+    from selection_core.experiment.plan import BUNDLE_RECORD
+    from selection_core.frontends.workspace import BUNDLED_EXPERIMENTS
 
     bundled = BUNDLED_EXPERIMENTS / "demo-smollm2-cpu"
     if not (bundled / "experiment.json").exists():
@@ -172,7 +174,22 @@ def test_the_bundled_experiment_is_the_cpu_config_run_in_full() -> None:
     results = load_results([bundled])
     assert len(results) == len(plan) == 1 + 2 * (3 + 4)  # base; per budget 3 random seeds + 4
     assert (results["n"] == 300).all()
+    assert (results["pool_cleaning"] == "the pool was not cleaned: no rows excluded").all()
     assert all({"id", "correct", "skill"} <= set(rows[0]) for rows in results["per_item"])
+
+
+def test_a_table_says_what_its_pool_was_cleaned_of() -> None:
+    from selection_core.experiment.plan import cleaning_note
+
+    assert cleaning_note(None) == "pool cleaning not recorded"
+    note = cleaning_note({"benchmarks": ["gsm8k", "bbh"],
+                          "text": "12 of 3000 pool rows excluded before selection: 12 exact"})
+    assert note.startswith("pool decontaminated against gsm8k, bbh; 12 of 3000")
+    results = fake_results().assign(pool_cleaning=note)
+    assert "Pool decontaminated against gsm8k, bbh" in benchmark_table(results).caption
+    assert "not decontaminated" in cleaning_note(
+        {"benchmarks": [], "text": "3 of 10 pool rows excluded before selection (--keep "
+                                   "contaminated: 1 flagged rows kept): 3 exact"})
 
 
 def fake_results() -> pd.DataFrame:

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from selection_core import experiment, iterate
-from selection_core import runner as stage_runner
-from selection_core.config import ScorerConfig, SelectionConfig
+from selection_core.experiment import plan as experiment
+from selection_core.iterative import loop as iterate
+from selection_core.spine import runner as stage_runner
+from selection_core.spine.config import ScorerConfig, SelectionConfig
 from selection_core.evaluate import runner
-from selection_core.experiment import SELECTION_INPUTS, ExperimentRunner, load_experiment_config, \
-    load_results
+from selection_core.experiment.plan import (SELECTION_INPUTS, ExperimentRunner,
+                                            load_experiment_config, load_results)
 from selection_core.select.kmq import select_static
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 from selection_core.train import lora
 
 CONFIG = """

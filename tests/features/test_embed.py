@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from selection_core.config import EmbedConfig
+from selection_core.spine.config import EmbedConfig
 from selection_core.features import embed as embed_module
 from selection_core.features.embed import TextEmbedder, embed_texts, resolve_model_location, \
     resume_chunk_rows

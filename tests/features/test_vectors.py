@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from selection_core import pipeline
+from selection_core.select import stages as pipeline
 from selection_core.cli import main
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 
 ROWS = 120
 

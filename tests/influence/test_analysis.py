@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.influence.analysis import aid, aid_by_task, compare_methods, thi, thi_table
 from selection_core.select.bids import normalise_columns
 from selection_core.select.compare import jaccard_matrix

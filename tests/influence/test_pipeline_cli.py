@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 
 from selection_core.cli import main
-from selection_core import runner
+from selection_core.spine import runner
 from selection_core.influence.pipeline import FEATURES as FEATURES_STAGE, checkpoint_weights, checkpoints, \
     current_features, validation_path, warmup_folder, warmup_info
 from selection_core.select.bids import select_on_matrix
 from selection_core.influence.validation import VALIDATION_TASKS
-from selection_core.errors import MissingStageError
-from selection_core.store import RunStore
+from selection_core.spine.errors import MissingStageError
+from selection_core.spine.store import RunStore
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -317,7 +317,7 @@ def test_a_chain_job_of_configs_computes_what_the_cli_computes(influence_run: Pa
                                                                tmp_path: Path) -> None:
     """warmup → features → matrix as ONE background job of serialised configs (what the
     Influence page starts): the same keys as the CLI's flags, the same matrix at the root."""
-    from selection_core import jobs
+    from selection_core.frontends import jobs
     from selection_core.influence.pipeline import MATRIX_STAGE, WARMUP, FeatureSettings, \
         MatrixConfig, WarmupConfig, warmup_settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.evaluate import get_benchmark
 from selection_core.evaluate.base import subsample
 from selection_core.evaluate.splits import targeted_items, targeted_test_ids, validation_items

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selection_core.config import LoRAConfig
-from selection_core.errors import ConfigError
+from selection_core.spine.config import LoRAConfig
+from selection_core.spine.errors import ConfigError
 from selection_core.influence.pipeline import WARMUP_PRESETS, describe_warmup, warmup_settings
 
 PAPER = dict(r=128, alpha=512, dropout=0.1, target_modules=None, epochs=4, learning_rate=2e-5,

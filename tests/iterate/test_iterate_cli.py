@@ -72,9 +72,9 @@ def test_iterate_errors_are_one_line(run_dir: Path, tmp_path: Path, capsys) -> N
 def test_iterate_defaults_are_declared_once() -> None:
     """The CLI, the page and the experiment TOML read the same declarations."""
     from selection_core.cli import build_parser
-    from selection_core.config import LoRAConfig
-    from selection_core.experiment import ExperimentConfig
-    from selection_core.select.iterative import MAX_NEW_TOKENS, IterativeConfig
+    from selection_core.spine.config import LoRAConfig
+    from selection_core.experiment.plan import ExperimentConfig
+    from selection_core.iterative.rounds import MAX_NEW_TOKENS, IterativeConfig
 
     args = build_parser().parse_args(["iterate", "--run", "r", "--k", "2", "--budget", "4",
                                       "--out", "o"])
@@ -91,7 +91,7 @@ def test_the_round_seed_is_named_for_what_it_seeds_and_the_old_name_still_works(
     """`IterativeConfig.seed` → `round_seed` (issue 13: "seed" meant four things): the old
     keyword and attribute and the `--seed` flag keep working, with the same hash."""
     from selection_core.cli import build_parser
-    from selection_core.config import IterativeConfig
+    from selection_core.spine.config import IterativeConfig
 
     old, new = IterativeConfig(k=2, budget=4, seed=3), IterativeConfig(k=2, budget=4,
                                                                       round_seed=3)

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core import pipeline
-from selection_core.config import KMeansConfig
-from selection_core import iterate
-from selection_core.iterate import ROUNDS_COLUMNS, IterativeKMQ, iterative_dir, load_generations, \
-    load_history, rounds_table
-from selection_core.select.iterative import IterativeConfig, weight_entropy
+from selection_core.select import stages as pipeline
+from selection_core.spine.config import KMeansConfig
+from selection_core.iterative import loop as iterate
+from selection_core.iterative.loop import (ROUNDS_COLUMNS, RefinementLoop, iterative_dir,
+                                           load_generations, load_history, rounds_table)
+from selection_core.iterative.rounds import IterativeConfig, weight_entropy
 from selection_core.select.kmq import kmq_select
-from selection_core.store import RunStore
+from selection_core.spine.store import RunStore
 
 WEAK_SKILLS = ("python", "arithmetic")
 UNSURE = "Not sure."
@@ -85,9 +85,9 @@ def store(demo_run: RunStore, tmp_path_factory: pytest.TempPathFactory) -> RunSt
 
 
 @pytest.fixture(scope="module")
-def fitted(store: RunStore) -> IterativeKMQ:
+def fitted(store: RunStore) -> RefinementLoop:
     pool = pipeline.load_run_pool(store)
-    return IterativeKMQ(CONFIG, SkillModel(pool)).fit(store)
+    return RefinementLoop(CONFIG, SkillModel(pool)).fit(store)
 
 
 def _weak_share(pool: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
@@ -96,14 +96,14 @@ def _weak_share(pool: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     return np.bincount(labels, weights=weak, minlength=6) / np.bincount(labels, minlength=6)
 
 
-def test_budget_is_exact_and_rows_are_distinct(fitted: IterativeKMQ) -> None:
+def test_budget_is_exact_and_rows_are_distinct(fitted: RefinementLoop) -> None:
     assert len(fitted.selected_) == 600 == len(np.unique(fitted.selected_))
     assert [len(r.added) for r in fitted.rounds_] == [200, 200, 200]
     np.testing.assert_allclose(fitted.weights_.sum(), 1.0)
 
 
 def test_every_round_is_persisted_and_rounds_csv_has_the_contract_columns(
-        store: RunStore, fitted: IterativeKMQ) -> None:
+        store: RunStore, fitted: RefinementLoop) -> None:
     table = pd.read_csv(store.path("rounds.csv"))
     assert table.columns.tolist() == ROUNDS_COLUMNS
     assert len(table) == 3 * 6 and table["round"].unique().tolist() == [1, 2, 3]
@@ -123,7 +123,7 @@ def test_every_round_is_persisted_and_rounds_csv_has_the_contract_columns(
 
 
 def test_weights_move_toward_the_clusters_where_gold_beats_the_generation(
-        store: RunStore, fitted: IterativeKMQ) -> None:
+        store: RunStore, fitted: RefinementLoop) -> None:
     pool = pipeline.load_run_pool(store)
     labels = fitted.labels_
     weak_clusters = _weak_share(pool, labels) > 0.5
@@ -152,7 +152,7 @@ def test_every_cluster_with_selected_items_is_scored_even_when_k_exceeds_eval_pe
     pool = pipeline.load_run_pool(store)
     config = IterativeConfig(k=6, budget=30, rounds=2, scorer="heuristic", eval_per_round=2,
                              seed=1, model=SkillModel.name)
-    run = IterativeKMQ(config, SkillModel(pool)).fit(store)
+    run = RefinementLoop(config, SkillModel(pool)).fit(store)
     for number, record in enumerate(run.rounds_, start=1):
         held = np.bincount(run.labels_[np.concatenate([r.added for r in run.rounds_[:number]])],
                            minlength=6)
@@ -206,13 +206,13 @@ def wide_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run_with_labels(monkeypatch: pytest.MonkeyPatch, root: Path, data: Path,
                      labels: np.ndarray, config: IterativeConfig, effect: np.ndarray
-                     ) -> IterativeKMQ:
+                     ) -> RefinementLoop:
     """The real loop with the clustering replaced by `labels` (quality all equal)."""
     store = RunStore(root)
     pipeline.ingest(store, [str(data)])
     monkeypatch.setattr(iterate, "_labels_and_quality",
                         lambda *args, **kwargs: (labels, np.zeros(len(labels))))
-    return IterativeKMQ(config, RowGapModel(effect)).fit(store)
+    return RefinementLoop(config, RowGapModel(effect)).fit(store)
 
 
 def test_identical_clusters_keep_near_uniform_weights_when_k_exceeds_eval_per_round(
@@ -261,18 +261,18 @@ def test_relabelling_the_clusters_permutes_the_weights_and_nothing_else(
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(
-        store: RunStore, fitted: IterativeKMQ) -> None:
+        store: RunStore, fitted: RefinementLoop) -> None:
     pool = pipeline.load_run_pool(store)
     target = store.root.parent / "resumed"
     shutil.copytree(store.root, target, ignore=shutil.ignore_patterns("iterative", "rounds.csv"))
     copy = RunStore(target)
     with pytest.raises(KeyboardInterrupt):
-        IterativeKMQ(CONFIG, CrashingModel(pool)).fit(copy)
+        RefinementLoop(CONFIG, CrashingModel(pool)).fit(copy)
     folder = iterative_dir(copy, CONFIG)
     assert (folder / "round-1" / "summary.json").exists()
     assert not (folder / "round-2" / "summary.json").exists()
     assert not copy.exists("rounds.csv")
-    resumed = IterativeKMQ(CONFIG, SkillModel(pool)).fit(copy)
+    resumed = RefinementLoop(CONFIG, SkillModel(pool)).fit(copy)
     assert resumed.selected_.tolist() == fitted.selected_.tolist()
     np.testing.assert_allclose(resumed.weights_, fitted.weights_)
     pd.testing.assert_frame_equal(pd.read_csv(copy.path("rounds.csv")),
@@ -280,15 +280,15 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(
 
 
 def test_selected_frame_has_the_select_export_shape_and_the_round(
-        store: RunStore, fitted: IterativeKMQ) -> None:
+        store: RunStore, fitted: RefinementLoop) -> None:
     frame = fitted.selected_frame(pipeline.load_run_pool(store))
     assert {"id", "prompt", "response", "cluster", "quality", "round"} <= set(frame.columns)
     assert frame["round"].value_counts().sort_index().tolist() == [200, 200, 200]
 
 
 def test_a_kmeans_config_with_another_k_is_refused(store: RunStore) -> None:
-    from selection_core.errors import ConfigError
+    from selection_core.spine.errors import ConfigError
 
     with pytest.raises(ConfigError, match="k=5"):
-        IterativeKMQ(CONFIG, SkillModel(pipeline.load_run_pool(store))).fit(
+        RefinementLoop(CONFIG, SkillModel(pipeline.load_run_pool(store))).fit(
             store, KMeansConfig(k=5))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from selection_core.config import LoRAConfig
-from selection_core.iterate import LoRARoundModel
+from selection_core.spine.config import LoRAConfig
+from selection_core.iterative.loop import LoRARoundModel
 from selection_core.lm.tiny import build_tiny_causal_lm
 from selection_core.train import lora
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selection_core.iterate import score_generations
+from selection_core.iterative.loop import score_generations
 from selection_core.lm.formatting import truncate_tokens
 from selection_core.lm.tiny import build_byte_tokenizer, build_tiny_reward_model
 from selection_core.quality.scorers import HeuristicScorer, RewardModelScorer
-from selection_core.select.iterative import IterativeConfig
+from selection_core.iterative.rounds import IterativeConfig
 
 PROMPTS = ["Add 2 and 3.", "Name a colour."]
 GOLD = ["2 plus 3 is 5, so the answer is 5.", "Blue is a colour you can see in the sky."]
@@ -65,7 +65,7 @@ def test_reward_gap_uses_the_reward_model_on_both_answers(tmp_path: Path) -> Non
 
 
 def test_reward_scorer_without_a_model_is_refused_up_front() -> None:
-    from selection_core.errors import ConfigError
+    from selection_core.spine.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reward model"):
         IterativeConfig(k=2, budget=4, rounds=2, scorer="reward")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.lm.formatting import (
     IGNORE_INDEX,
     PLAIN_TEMPLATE,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.lm.llama2c import convert_llama2c
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

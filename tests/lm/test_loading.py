@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from selection_core.errors import InputError
+from selection_core.spine.errors import InputError
 from selection_core.lm import loading
 from selection_core.lm.loading import (
     clear_model_cache,

@@ -58,7 +58,7 @@ def test_evaluation_and_mmlu_scoring_use_the_training_format(tiny: str, formats:
 def test_iterative_rounds_and_gradient_features_use_the_training_format(
         tiny: str, formats: list[str], tmp_path: Path) -> None:
     from selection_core.influence.gradients import RademacherProjector, gradient_features
-    from selection_core.iterate import LoRARoundModel
+    from selection_core.iterative.loop import LoRARoundModel
     from selection_core.lm.loading import load_causal_lm
     from selection_core.train.lora import LoRAConfig
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from selection_core.config import ScorerConfig
-from selection_core.errors import ConfigError
+from selection_core.spine.config import ScorerConfig
+from selection_core.spine.errors import ConfigError
 from selection_core.lm.tiny import build_tiny_causal_lm, build_tiny_reward_model
 from selection_core.quality.scorers import HeuristicScorer, PerplexityScorer, RewardModelScorer, \
     heuristic_components, make_scorer

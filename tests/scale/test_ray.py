@@ -16,17 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core import pipeline
-from selection_core.config import EmbedConfig, LoRAConfig, ScorerConfig
+from selection_core.select import stages as pipeline
+from selection_core.spine.config import EmbedConfig, LoRAConfig, ScorerConfig
 from selection_core.data.demo import write_demo_pool
 from selection_core.data.loaders import fingerprint
 from selection_core.features.embed import embed_texts, resume_chunk_rows
 from selection_core.influence import pipeline as influence
 from selection_core.scale import ScaleConfig
 from selection_core.influence.ray_features import ray_features
-from selection_core.runner import folder_of
+from selection_core.spine.runner import folder_of
 from selection_core.select.bids import select_on_matrix
-from selection_core.store import RunStore, read_npy
+from selection_core.spine.store import RunStore, read_npy
 
 ray = pytest.importorskip("ray", reason="ray[data] is in requirements.txt; install it to run "
                                         "the Ray path's tests")

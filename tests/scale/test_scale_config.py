@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from selection_core.cli import main
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.scale import ScaleConfig
 from selection_core.scale.cluster import check_reachable
 from selection_core.scale.shards import worker_count
 
 
 def _demo_run(tmp_path: Path) -> Path:
-    from selection_core import pipeline
+    from selection_core.select import stages as pipeline
     from selection_core.data.demo import write_demo_pool
-    from selection_core.store import RunStore
+    from selection_core.spine.store import RunStore
 
     run = tmp_path / "run"
     pipeline.ingest(RunStore(run), [str(write_demo_pool(tmp_path / "demo.jsonl", n=40))])

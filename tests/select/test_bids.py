@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from selection_core.errors import ConfigError, InputError
+from selection_core.spine.errors import ConfigError, InputError
 from selection_core.influence.attribution import load_attribution
 from selection_core.select import bids
 from selection_core.select.baselines import random_rows, top_rows

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selection_core.errors import ConfigError
-from selection_core.select.iterative import IterativeConfig, cluster_means, draw_round, \
+from selection_core.spine.errors import ConfigError
+from selection_core.iterative.rounds import IterativeConfig, cluster_means, draw_round, \
     evaluation_sample, low_quality_share, round_sizes, score_clusters, update_weights, \
     weight_entropy
 

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selection_core.config import SelectionConfig
-from selection_core.errors import ConfigError
-from selection_core.apportion import allocate_budget
+from selection_core.spine.config import SelectionConfig
+from selection_core.spine.errors import ConfigError
+from selection_core.spine.apportion import allocate_budget
 from selection_core.select.baselines import random_select, top_rows
 from selection_core.select.kmq import gumbel_top_k, kmeans_closest_select, \
     kmeans_random_select, kmq_select, select_static

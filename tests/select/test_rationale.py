@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core.config import SelectionConfig
+from selection_core.spine.config import SelectionConfig
 from selection_core.select.bids import explain_on_matrix, normalise_columns, select_on_matrix, \
     task_max_scores
-from selection_core.select.iterative import draw_round
+from selection_core.iterative.rounds import draw_round
 from selection_core.select.kmq import select_static
 from selection_core.select.rationale import estimate_inclusion, explanation_rng, \
     iterative_rationale, quality_ranks, static_rationale
@@ -194,7 +194,7 @@ def test_influence_select_explain_writes_jsonl_in_selection_order(matrix, tmp_pa
 
 # --------------------------------------------------------------------------- the report
 def test_report_section_says_how_the_subset_was_chosen(pool, matrix) -> None:
-    from selection_core.report import NamedSelection, how_chosen_section, render_report
+    from selection_core.frontends.report import NamedSelection, how_chosen_section, render_report
 
     labels, quality, distances = pool
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(240)],

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from selection_core.cli import build_parser
-from selection_core.config import LoRAConfig, field_default
-from selection_core.config_args import config_kwargs
+from selection_core.spine.config import LoRAConfig, field_default
+from selection_core.spine.config_args import config_kwargs
 from selection_core.influence.cli import WARMUP_LORA_FLAGS
 from selection_core.influence.pipeline import WARMUP_PRESETS, warmup_settings
 from selection_core.select.bids import INFLUENCE_METHODS, InfluenceSelectConfig

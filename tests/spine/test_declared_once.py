@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from selection_core import experiment
-from selection_core.clean import CleanConfig
+from selection_core.experiment import plan as experiment
+from selection_core.select.clean import CleanConfig
 from selection_core.data.loaders import IngestLimits
 from selection_core.cli import build_parser
-from selection_core.config import EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
+from selection_core.spine.config import EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
     ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, field_choices, from_dict, \
     value_problem
-from selection_core.errors import ConfigError, InputError
+from selection_core.spine.errors import ConfigError, InputError
 from selection_core.influence.pipeline import FeatureSettings, WarmupConfig
-from selection_core.iterate import IterateJob, round_lora
-from selection_core.pipeline import PrepareConfig
+from selection_core.iterative.loop import IterateJob, round_lora
+from selection_core.select.stages import PrepareConfig
 from selection_core.scale import ScaleConfig
 from selection_core.select.bids import InfluenceSelectConfig
 

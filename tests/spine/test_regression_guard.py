@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_core import pipeline
+from selection_core.select import stages as pipeline
 from selection_core.cli import main
-from selection_core.store import RunStore, write_npy
+from selection_core.spine.store import RunStore, write_npy
 
 STATIC_DIGESTS = {
     "kmq": "173732b266467184cc0d844c7a6dff62b0078c0b772764e23b555f5c83de932e",
@@ -172,17 +172,17 @@ class _HashModel:
 
 
 def test_iterative_run_with_a_fake_model_is_unchanged(rounded_run: RunStore) -> None:
-    from selection_core.config import KMeansConfig
-    from selection_core.iterate import IterativeKMQ
-    from selection_core.select.iterative import IterativeConfig
+    from selection_core.spine.config import KMeansConfig
+    from selection_core.iterative.loop import RefinementLoop
+    from selection_core.iterative.rounds import IterativeConfig
 
-    from selection_core.progress import ProgressLog
+    from selection_core.spine.progress import ProgressLog
 
     pool = pipeline.load_run_pool(rounded_run)
     config = IterativeConfig(k=6, budget=300, rounds=3, scorer="heuristic", eval_per_round=60,
                              tau=0.7, sample_tau=1.5, seed=4, model=_HashModel.name)
     log = ProgressLog()
-    run = IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, KMeansConfig(k=6, seed=2),
+    run = RefinementLoop(config, _HashModel(pool)).fit(rounded_run, KMeansConfig(k=6, seed=2),
                                                      progress=log)
     assert log.events[0] == (0, 12, "round 1/3: drawing 100 items")
     assert log.events[-1] == (12, 12, "round 3/3: done")
@@ -198,17 +198,17 @@ def test_rounds_of_another_clustering_are_never_resumed(rounded_run: RunStore) -
     """Issue 13's cache rule: an iterative run's folder is keyed by its config and its inputs'
     fingerprints (pool, embedding, clustering), so a run on another clustering starts afresh
     instead of resuming rounds drawn from the old one (before: named by the config alone)."""
-    from selection_core.config import KMeansConfig
-    from selection_core.iterate import IterativeKMQ, iterative_dir
-    from selection_core.select.iterative import IterativeConfig
+    from selection_core.spine.config import KMeansConfig
+    from selection_core.iterative.loop import RefinementLoop, iterative_dir
+    from selection_core.iterative.rounds import IterativeConfig
 
     pool = pipeline.load_run_pool(rounded_run)
     config = IterativeConfig(k=4, budget=40, rounds=2, scorer="heuristic", eval_per_round=8,
                              model=_HashModel.name)
     first, second = KMeansConfig(k=4, seed=0), KMeansConfig(k=4, seed=1)
     assert iterative_dir(rounded_run, config, first) != iterative_dir(rounded_run, config, second)
-    IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, first, stop_after=1)
-    other = IterativeKMQ(config, _HashModel(pool)).fit(rounded_run, second, stop_after=1)
+    RefinementLoop(config, _HashModel(pool)).fit(rounded_run, first, stop_after=1)
+    other = RefinementLoop(config, _HashModel(pool)).fit(rounded_run, second, stop_after=1)
     labels = pipeline.cluster(rounded_run, second, write_table=False).labels
     np.testing.assert_array_equal(other.labels_, labels)
     assert other.folder_ == iterative_dir(rounded_run, config, second)

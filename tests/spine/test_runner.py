@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from selection_core import runner
-from selection_core.config import HashedConfig, speed_only
-from selection_core.errors import MissingStageError, StaleStageError
-from selection_core.runner import Stage, StageContext
-from selection_core.store import RunStore, read_npy, write_npy
+from selection_core.spine import runner
+from selection_core.spine.config import HashedConfig, speed_only
+from selection_core.spine.errors import MissingStageError, StaleStageError
+from selection_core.spine.runner import Stage, StageContext
+from selection_core.spine.store import RunStore, read_npy, write_npy
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def test_a_stage_with_a_temp_folder_runs_while_a_job_holds_the_run(store: RunSto
     resumable stage, which writes into its key's folder, waits its turn (one clear error)."""
     import threading
 
-    from selection_core.errors import RunInUseError
+    from selection_core.spine.errors import RunInUseError
 
     held, release = threading.Event(), threading.Event()
 

@@ -145,7 +145,7 @@ def test_influence_methods_on_a_fixed_matrix_are_unchanged() -> None:
 
 
 def test_static_methods_on_fixed_inputs_are_unchanged() -> None:
-    from selection_core.apportion import allocate_budget
+    from selection_core.spine.apportion import allocate_budget
     from selection_core.select.baselines import random_select, top_rows
     from selection_core.select.kmq import kmeans_closest_select, kmeans_random_select, \
         kmq_select

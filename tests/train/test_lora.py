@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from selection_core.errors import ConfigError
+from selection_core.spine.errors import ConfigError
 from selection_core.lm.formatting import collate, encode_pair
 from selection_core.lm.tiny import build_tiny_causal_lm
 from selection_core.train.generate import generate, truncate_at_stop

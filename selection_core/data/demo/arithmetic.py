@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from ...answers import extract_final_number, numbers_match
+from ..answers import extract_final_number, numbers_match
 from .common import Item
 
 _NAMES = ("Maya", "Leo", "Priya", "Tom", "Aisha", "Carlos", "Mei", "Sam", "Nora", "Omar",

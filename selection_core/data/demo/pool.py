@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ...apportion import allocate_budget
-from ...store import write_jsonl
+from ...spine.apportion import allocate_budget
+from ...spine.store import write_jsonl
 from .common import Item
 from .noise import NOISE_CYCLE, noisy_response, perturb
 from .skills import GENERATORS, SKILLS

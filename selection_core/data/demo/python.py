@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...answers import extract_code
-from ...sandbox import run_python
+from ..answers import extract_code
+from ...spine.sandbox import run_python
 from .common import Item
 
 _PYTHON_TIMEOUT_S = 5.0

@@ -51,14 +51,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import pipeline, runner
-from .config import KEEP_CHOICES, SCORERS, EmbedConfig, HashedConfig, KMeansConfig, \
+from . import stages as pipeline
+from ..spine import runner
+from ..spine.config import KEEP_CHOICES, SCORERS, EmbedConfig, HashedConfig, KMeansConfig, \
     ScorerConfig, param
-from .errors import ConfigError, SelectionError
-from .pipeline import Exclusion
-from .progress import Progress
-from .runner import Stage, StageContext
-from .store import RunStore, read_json, write_csv, write_json
+from ..spine.errors import ConfigError, SelectionError
+from .stages import Exclusion
+from ..spine.progress import Progress
+from ..spine.runner import Stage, StageContext
+from ..spine.store import RunStore, read_json, write_csv, write_json
 
 KINDS = ("contaminated", "exact", "near", "semantic")  # strongest first
 DUPLICATE_KINDS = ("exact", "near", "semantic")
@@ -73,7 +74,7 @@ MIN_TEMPLATE_ITEMS = 1  # a line or n-gram in at most this many items is never t
 
 def all_benchmarks() -> tuple[str, ...]:
     """Every benchmark the project evaluates, by CLI name."""
-    from .evaluate.registry import BENCHMARKS
+    from ..evaluate.registry import BENCHMARKS
 
     return tuple(BENCHMARKS)
 
@@ -259,9 +260,9 @@ class BenchmarkItems:
 def benchmark_fingerprint(name: str) -> str:
     """What the clean stage's key knows of a benchmark's local data: the files' names, sizes
     and modification times (cheap; a replaced file changes it), or 'missing'."""
-    from .evaluate.base import default_data_dir
-    from .evaluate.demo import GENERATION_SEED, N_PER_SKILL
-    from .evaluate.registry import BENCHMARKS
+    from ..evaluate.base import default_data_dir
+    from ..evaluate.demo import GENERATION_SEED, N_PER_SKILL
+    from ..evaluate.registry import BENCHMARKS
 
     benchmark = BENCHMARKS[name]
     if name == "demo":  # generated, not read: its generator's settings are its data
@@ -296,7 +297,7 @@ def item_contents(prompts: Sequence[str], max_share: int) -> list[str]:
 def load_benchmark_items(names: Sequence[str], template_share: float) -> BenchmarkItems:
     """The local test items of each benchmark through `evaluate`'s own loaders; a benchmark
     whose data cannot be read is recorded as skipped with the loader's reason."""
-    from .evaluate.registry import BENCHMARKS
+    from ..evaluate.registry import BENCHMARKS
 
     found = BenchmarkItems([], [], [], {})
     for name in names:
@@ -436,8 +437,8 @@ def _run_clean(ctx: StageContext, config: CleanConfig, progress: Progress) -> di
         usable = np.array([i for i, text in enumerate(items.content)
                            if len(words(text)) >= config.min_item_words], dtype=np.int64)
         if len(usable):
-            from .data.loaders import fingerprint
-            from .features.embed import embed_texts
+            from ..data.loaders import fingerprint
+            from ..features.embed import embed_texts
 
             texts_used = [items.content[i] for i in usable]
             item_vectors = embed_texts(texts_used, embed_config, fingerprint(texts_used))

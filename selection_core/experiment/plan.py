@@ -38,19 +38,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import pipeline, runner
-from .config import MAX_NEW_TOKENS, EmbedConfig, HashedConfig, \
+from ..select import stages as pipeline
+from ..spine import runner
+from ..spine.config import MAX_NEW_TOKENS, EmbedConfig, HashedConfig, \
     IterativeConfig, KMeansConfig, ScorerConfig, SelectionConfig, SweepConfig, renamed, \
     value_problem
-from .data.loaders import fingerprint, local_fingerprint
-from .errors import InputError
-from .evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
-from .progress import Progress
-from .runner import Stage, StageContext
-from .select.registry import method_names, methods
-from .store import RunStore, atomic_dir, read_json, stage_key, write_csv, write_json, \
+from ..data.loaders import fingerprint, local_fingerprint
+from ..spine.errors import InputError
+from ..evaluate.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
+from ..spine.progress import Progress
+from ..spine.runner import Stage, StageContext
+from ..select.registry import method_names, methods
+from ..spine.store import RunStore, atomic_dir, read_json, stage_key, write_csv, write_json, \
     write_jsonl
-from .train.lora import LoRAConfig
+from ..train.lora import LoRAConfig
 
 BASE = "base"  # the method name of the untuned model's row
 RANDOM = "random"
@@ -198,7 +199,7 @@ def _relative_to(folder: Path, item: str) -> str:
 
 
 def _validate(config: ExperimentConfig, path: Path) -> None:
-    from .evaluate import BENCHMARKS
+    from ..evaluate import BENCHMARKS
 
     for method in config.methods:
         if method not in experiment_methods():
@@ -256,7 +257,7 @@ SELECTION_INPUTS: dict[str, frozenset[str]] = {
 
 
 def _model_fingerprint(name: str) -> str:
-    from .lm.loading import model_fingerprint
+    from ..lm.loading import model_fingerprint
 
     return model_fingerprint(name)
 
@@ -371,8 +372,8 @@ class ExperimentRunner:
     def _benchmark(self, name: str) -> tuple[Any, Any, list[Any], str]:
         """(benchmark, protocol spec, items, the items' fingerprint), loaded once per run."""
         if name not in self._benchmarks:
-            from .evaluate import get_benchmark
-            from .evaluate.runner import load_items
+            from ..evaluate import get_benchmark
+            from ..evaluate.runner import load_items
 
             benchmark = get_benchmark(name)
             spec = self.protocol.spec(name)
@@ -414,7 +415,7 @@ class ExperimentRunner:
         selection = SelectionConfig(method=unit.method, budget=unit.budget or 0,
                                     k=inputs.kmeans.k, sample_tau=config.sample_tau,
                                     sample_seed=seed, scorer=config.scorer)
-        from .clean import exclusion  # rows a current clean result flags are left out
+        from ..select.clean import exclusion  # rows a current clean result flags are left out
 
         ids = pipeline.load_run_pool(self.store)["id"].astype(str).tolist()
         pipeline.select(self.store, selection, inputs.kmeans, self._scorer(), out=path,
@@ -424,8 +425,8 @@ class ExperimentRunner:
     def _iterative_selection(self, budget: int, kmeans: KMeansConfig, path: Path) -> None:
         """Iterative kMQ with the experiment's model and LoRA settings; the final selection is
         then trained from the base model like every other method's."""
-        from .iterate import IterativeKMQ, LoRARoundModel
-        from .select.iterative import IterativeConfig
+        from ..iterative.loop import RefinementLoop, LoRARoundModel
+        from ..iterative.rounds import IterativeConfig
 
         config = self.config
         model = LoRARoundModel(config.model, config.lora,
@@ -441,7 +442,7 @@ class ExperimentRunner:
         # The rounds are the runner's iterative stage, keyed by this config, the k-means, the
         # pool, the embedding and the model's files: an interrupted run of this key resumes,
         # rounds of another pool, clustering or model are never resumed.
-        run = IterativeKMQ(iterative, model).fit(self.store, kmeans,
+        run = RefinementLoop(iterative, model).fit(self.store, kmeans,
                                                  progress=self.store.progress_callback(
                                                      "iterate", min_interval_s=0))
         for record in run.rounds_:
@@ -451,7 +452,7 @@ class ExperimentRunner:
         write_jsonl(path, selected.to_dict(orient="records"))
 
     def _train(self, unit: Unit, selection: Path, key: str) -> Path:
-        from .train.lora import LoRATrainer
+        from ..train.lora import LoRATrainer
 
         out = self.store.path("models", f"{unit.name}-{key}")
         done = (out / "adapter" / "adapter_config.json").exists()
@@ -476,8 +477,8 @@ class ExperimentRunner:
                   adapter: Path | None) -> list[dict[str, Any]]:
         """The unit's results: stored ones read, missing ones computed (the model is loaded
         only when one is missing)."""
-        from .evaluate.runner import protocol_label, run_benchmark
-        from .evaluate.splits import held_out_fields
+        from ..evaluate.runner import protocol_label, run_benchmark
+        from ..evaluate.splits import held_out_fields
 
         config = self.config
         rows, model, tokenizer = [], None, None
@@ -516,8 +517,8 @@ class ExperimentRunner:
         return rows
 
     def _load_model(self, adapter: Path | None) -> tuple[Any, Any]:
-        from .lm.loading import load_causal_lm
-        from .train.lora import load_trained
+        from ..lm.loading import load_causal_lm
+        from ..train.lora import load_trained
 
         lora = self.config.lora
         if adapter is None:
@@ -534,8 +535,13 @@ class ExperimentRunner:
             inputs = self._prepare_pool()
             units = self.units(inputs.n_rows)
             plan = self.plan(units, inputs)
-            write_json(self.store.path("plan.json"), {"protocol": config.protocol,
-                                                      "entries": plan})
+            from ..select.clean import exclusion
+
+            left_out = exclusion(self.store,
+                                 pipeline.load_run_pool(self.store)["id"].astype(str).tolist())
+            write_json(self.store.path("plan.json"), {
+                "protocol": config.protocol, "entries": plan,
+                "cleaning": {"benchmarks": list(left_out.benchmarks), "text": left_out.text}})
             by_unit: dict[str, list[dict[str, Any]]] = {}
             for entry in plan:
                 by_unit.setdefault(entry["unit"], []).append(entry)
@@ -602,7 +608,7 @@ def results_frame(rows: list[dict[str, Any]], run_dir: Path | None = None) -> pd
 
 def with_held_out(result: dict[str, Any], eval_data: dict[str, str]) -> dict[str, Any]:
     """A stored result, with its held-out fields computed when it predates them."""
-    from .evaluate.splits import held_out_fields
+    from ..evaluate.splits import held_out_fields
 
     if "validation_ids" in result:
         return result
@@ -618,7 +624,7 @@ def export_experiment(run_dir: str | Path, out: str | Path, command: str) -> Pat
     its per-item verdicts and predictions; no models or selections — with `bundle.json` naming
     the command, the code version and the experiment's own wall time. Why: the app ships such a
     folder so its Results page shows a real experiment before anyone has run one."""
-    from . import __version__
+    from .. import __version__
 
     run, out = Path(run_dir), Path(out)
     stage = RunStore(run, create=False).stage_info("experiment") if run.is_dir() else None
@@ -657,6 +663,19 @@ def results_stamp(run_dirs: list[str | Path]) -> tuple[int, ...]:
                       if path.exists()], default=0) for run in run_dirs)
 
 
+def cleaning_note(cleaning: dict[str, Any] | None) -> str:
+    """What a results table says of its pool's cleaning: the benchmarks it was decontaminated
+    against and the rows left out, that it was not cleaned, or (runs from before the record)
+    that nobody knows."""
+    if cleaning is None:
+        return "pool cleaning not recorded"
+    against = cleaning.get("benchmarks") or []
+    text = cleaning.get("text", "")
+    if against:
+        return f"pool decontaminated against {', '.join(against)}; {text}"
+    return text if "not cleaned" in text else f"pool not decontaminated; {text}"
+
+
 def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
     """The results of the given experiment run directories under their current config (its
     `plan.json`; results of earlier configs stay on disk but are not shown), read from the
@@ -676,7 +695,9 @@ def load_results(run_dirs: list[str | Path]) -> pd.DataFrame:
                 rows.append({**with_held_out(read_json(path), eval_data),
                              "predictions": str(path.with_suffix(".predictions.jsonl"))})
         if rows:
-            frames.append(results_frame(rows, Path(run_dir)))
+            frame = results_frame(rows, Path(run_dir))
+            frame["pool_cleaning"] = cleaning_note(read_json(plan).get("cleaning"))
+            frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["run", *RESULT_COLUMNS, *ITEM_COLUMNS])
     return pd.concat(frames, ignore_index=True)

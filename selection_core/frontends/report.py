@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import pipeline
-from .config import KMeansConfig, ScorerConfig, UMAPConfig
-from .errors import ConfigError, InputError, SelectionError
-from .evaluate.base import read_jsonl, require
-from .store import RunStore
+from ..select import stages as pipeline
+from ..spine.config import KMeansConfig, ScorerConfig, UMAPConfig
+from ..spine.errors import ConfigError, InputError, SelectionError
+from ..evaluate.base import read_jsonl, require
+from ..spine.store import RunStore
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "report_template.html"  # package data
 
@@ -235,8 +235,8 @@ def report_selections(store: RunStore, pool: pd.DataFrame,
 def selection_sections(pool: pd.DataFrame, labels: np.ndarray, quality: np.ndarray,
                        selections: Sequence[NamedSelection]) -> list[ReportSection]:
     """Sections comparing selections: summary, composition, overlap, quality, configs."""
-    from .select.compare import jaccard_matrix, selection_summary
-    from .viz.figures import overlap_heatmap, quality_distribution, selection_composition
+    from ..select.compare import jaccard_matrix, selection_summary
+    from ..viz.figures import overlap_heatmap, quality_distribution, selection_composition
 
     if not selections:
         return [ReportSection("Selections", "No selection was run for this report.")]
@@ -264,10 +264,10 @@ def how_chosen_section(pool: pd.DataFrame, selection: NamedSelection,
     """"How the subset was chosen" (issue 16): the method and its parameters, the budget per
     cluster (kMQ family) or per task (influence selections), and `examples` rows with their
     rationale — the numbers the method computed, as recorded with the selection."""
-    from .select.rationale import cluster_budget_table, example_positions, task_budget_table, \
+    from ..select.rationale import cluster_budget_table, example_positions, task_budget_table, \
         tasks_served_over_order
-    from .select.registry import description
-    from .viz.rationale import budget_vs_pool_share, tasks_served
+    from ..select.registry import description
+    from ..viz.rationale import budget_vs_pool_share, tasks_served
 
     config = selection.config
     method = config.get("method") or ("iterative" if selection.rationale is not None and
@@ -314,8 +314,8 @@ def run_report(store: RunStore, kmeans: KMeansConfig, scorer: ScorerConfig,
 
     Returns the HTML and the figures by name (for PNG export).
     """
-    from .cluster.terms import cluster_overview, distinctive_terms, term_counts
-    from .viz.figures import cluster_bars, cluster_map, k_sweep_figure, length_histograms, \
+    from ..cluster.terms import cluster_overview, distinctive_terms, term_counts
+    from ..viz.figures import cluster_bars, cluster_map, k_sweep_figure, length_histograms, \
         source_counts
 
     pool = pipeline.load_run_pool(store)

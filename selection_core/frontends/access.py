@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .data.loaders import DataSpec, is_hub_name
-from .errors import SelectionError
+from ..data.loaders import DataSpec, is_hub_name
+from ..spine.errors import SelectionError
 
 OPERATOR_TOKEN_ENV = "SELECTION_CORE_OPERATOR_TOKEN"
 VIEWER_TOKEN_ENV = "SELECTION_CORE_VIEWER_TOKEN"

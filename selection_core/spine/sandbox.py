@@ -80,10 +80,10 @@ def _install_guard(token, result_fd, finish_line, denied, blocked_imports):
         if event == "import":
             if args[0] in blocked_imports:
                 raise ImportError(f"{args[0]} is not available in the sandbox")
-        elif event == "selection_core.sandbox.arm":
+        elif event == "selection_core.spine.sandbox.arm":
             if not trusted:
                 trusted.append(getframe(1))
-        elif event == "selection_core.sandbox.finish":
+        elif event == "selection_core.spine.sandbox.finish":
             caller = getframe(1)
             if trusted and caller is trusted[0] and caller.f_lineno == finish_line:
                 write(result_fd, token)
@@ -134,7 +134,7 @@ def _sandbox_main():
     parts, namespace = tuple(job.pop("parts")), {}
     del job
     os.write(result_fd, b"S")
-    audit("selection_core.sandbox.arm")
+    audit("selection_core.spine.sandbox.arm")
     try:
         codes = tuple(compile(source, name, "exec", dont_inherit=True) for name, source in parts)
         for code in codes:
@@ -142,7 +142,7 @@ def _sandbox_main():
     except BaseException as error:
         exit_now(report(error, streams))
     else:
-        audit("selection_core.sandbox.finish")  # FINISH
+        audit("selection_core.spine.sandbox.finish")  # FINISH
         flush(streams)
         exit_now(0)
 

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from . import access
-from .data.loaders import DataSpec
-from .store import MANIFEST, RunStore, atomic_path, default_cache_dir
+from ..data.loaders import DataSpec
+from ..spine.store import MANIFEST, RunStore, atomic_path, default_cache_dir
 
 DEMO_N = 3000
 DEMO_SEED = 0

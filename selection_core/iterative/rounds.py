@@ -1,7 +1,7 @@
 """Iterative kMQ refinement: the math of each round (METHODS §1.4), pure and seeded.
 
-The loop that trains, generates and persists rounds lives in `selection_core.iterate`; here are only
-the decisions it makes, so each can be tested on its own:
+The loop that trains, generates and persists rounds lives in `selection_core.iterative.loop`;
+here are only the decisions it makes, so each can be tested on its own:
 - how the budget splits over rounds (exact, the first rounds take the remainder);
 - which new rows a round draws (per-cluster budget ∝ w_j · |remaining X_j|, quality-weighted);
 - which selected prompts are generated for: every cluster that has selected items is scored, at
@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..apportion import allocate_budget
-from ..config import GAP_SCORERS, MAX_NEW_TOKENS, GapScorer, IterativeConfig  # noqa: F401
-from ..errors import ConfigError
+from ..spine.apportion import allocate_budget
+from ..spine.config import GAP_SCORERS, MAX_NEW_TOKENS, GapScorer, IterativeConfig  # noqa: F401
+from ..spine.errors import ConfigError
 
 def round_sizes(budget: int, rounds: int) -> list[int]:
     """b/R items a round, exactly b in all; the first b mod R rounds take one more."""

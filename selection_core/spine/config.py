@@ -77,11 +77,19 @@ def _field(config_type: type, name: str) -> dataclasses.Field:
     return {f.name: f for f in dataclasses.fields(config_type)}[name]
 
 
+POSITIVE_WIDGET_MIN = 0.01  # a number input cannot say "> 0": its smallest positive value
+
+
 def widget(config_type: type, name: str) -> Widget:
-    """The widget settings of one config field (pages read defaults and bounds from here)."""
+    """The widget settings of one config field (pages read defaults and bounds from here); a
+    positive field without a lower bound starts at `POSITIVE_WIDGET_MIN`."""
     spec = _field(config_type, name)
-    return Widget(spec.default, spec.metadata.get("low"), field_choices(spec),
-                  spec.metadata.get("help", ""), bool(spec.metadata.get("positive")))
+    positive = bool(spec.metadata.get("positive"))
+    low = spec.metadata.get("low")
+    if low is None and positive:
+        low = POSITIVE_WIDGET_MIN
+    return Widget(spec.default, low, field_choices(spec), spec.metadata.get("help", ""),
+                  positive)
 
 
 def value_problem(config_type: type, name: str, value: Any, named: bool = False) -> str | None:

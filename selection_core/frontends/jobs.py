@@ -3,9 +3,9 @@
 Why: embedding a pool, scoring with a language model or training take longer than a UI request
 should block. A page builds configs and starts `start_job(store, NAME, chain)`, where the chain
 is a list of (stage name, config as JSON) — a serialised config, never argv; the job
-(`python -m selection_core.jobs RUN NAME`, in a new session, so it survives page reloads) runs
-the stages in order through `runner.run`, each reusing its finished key, writes its log to
-`jobs/NAME.log`, its state and current step to `jobs/NAME.json` and its progress to
+(`python -m selection_core.frontends.jobs RUN NAME`, in a new session, so it survives page
+reloads) runs the stages in order through `runner.run`, each reusing its finished key, writes
+its log to `jobs/NAME.log`, its state and current step to `jobs/NAME.json` and its progress to
 `progress/NAME.json`. Pages only poll. The CLI is the other front end of the same runner.
 
 Every job here is heavy (embedding, scoring, training, features): at most one runs at a time
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import runner, workspace
-from .errors import SelectionError
-from .store import RunStore, read_json, write_json
+from ..spine import runner
+from . import workspace
+from ..spine.errors import SelectionError
+from ..spine.store import RunStore, read_json, write_json
 
 Chain = list[tuple[str, dict[str, Any]]]
 
@@ -96,7 +97,7 @@ def start_job(store: RunStore, name: str, chain: Chain) -> JobStatus:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "selection_core.jobs", str(store.root), name],
+            [sys.executable, "-m", "selection_core.frontends.jobs", str(store.root), name],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
     info = read_json(_job_file(store, name))
@@ -107,8 +108,10 @@ def start_job(store: RunStore, name: str, chain: Chain) -> JobStatus:
 
 def _load_stages() -> None:
     """Import the modules that register stages (runner.STAGES)."""
-    from . import clean, experiment, iterate, pipeline  # noqa: F401
-    from .influence import pipeline as influence_pipeline  # noqa: F401
+    from ..experiment import plan  # noqa: F401
+    from ..influence import pipeline  # noqa: F401
+    from ..iterative import loop  # noqa: F401
+    from ..select import clean, stages  # noqa: F401
 
 
 def _alive(pid: int) -> bool:
@@ -250,7 +253,7 @@ def run_chain(store: RunStore, chain: Chain, progress: Any = None,
 
 
 def _run(run_dir: str, name: str) -> int:
-    from .progress import fan_out, tqdm_progress
+    from ..spine.progress import fan_out, tqdm_progress
 
     store = RunStore(run_dir)
     path = _job_file(store, name)
@@ -284,6 +287,6 @@ def _run(run_dir: str, name: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m selection_core.jobs RUN_DIR NAME (the job's chain is in "
-                 "RUN_DIR/jobs/NAME.json)")
+        sys.exit("usage: python -m selection_core.frontends.jobs RUN_DIR NAME (the job's chain "
+                 "is in RUN_DIR/jobs/NAME.json)")
     sys.exit(_run(sys.argv[1], sys.argv[2]))

@@ -17,23 +17,23 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .cluster.kmeans import FaissKMeans
-from .cluster.projection import pca_2d, umap_2d
-from .cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
-from . import runner
-from .config import EmbedConfig, HashedConfig, KMeansConfig, ScorerConfig, SelectionConfig, \
+from ..cluster.kmeans import FaissKMeans
+from ..cluster.projection import pca_2d, umap_2d
+from ..cluster.sweep import SweepResult, knee_point, recommend_k, sweep_k
+from ..spine import runner
+from ..spine.config import EmbedConfig, HashedConfig, KMeansConfig, ScorerConfig, SelectionConfig, \
     SweepConfig, UMAPConfig
-from .data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, ingest_pool, \
+from ..data.loaders import FINGERPRINT_KEY, DataSpec, IngestLimits, fingerprint, ingest_pool, \
     pool_texts
-from .errors import ConfigError, MissingStageError, StaleStageError
-from .features.embed import embed_texts, embedding_cache_key
-from .features.vectors import import_vectors
-from .quality.scorers import loaded_scorer, make_scorer, score_shard
-from .scale import ScaleConfig, ShardedArray, run_shards
-from .select.kmq import select_static
-from .progress import Progress, fan_out
-from .runner import Stage, StageContext
-from .store import RunStore, atomic_path, chunked_compute, now_text, read_json, read_npy, \
+from ..spine.errors import ConfigError, MissingStageError, StaleStageError
+from ..features.embed import embed_texts, embedding_cache_key
+from ..features.vectors import import_vectors
+from ..quality.scorers import loaded_scorer, make_scorer, score_shard
+from ..scale import ScaleConfig, ShardedArray, run_shards
+from .kmq import select_static
+from ..spine.progress import Progress, fan_out
+from ..spine.runner import Stage, StageContext
+from ..spine.store import RunStore, atomic_path, chunked_compute, now_text, read_json, read_npy, \
     write_csv, write_json, write_jsonl, write_npy
 
 POOL = "pool.parquet"
@@ -79,7 +79,7 @@ def ingest(store: RunStore, inputs: Sequence[str | DataSpec], limit: int | None 
 
 def ingest_demo(store: RunStore, n: int = 3000, seed: int = 0) -> pd.DataFrame:
     """Generate the demo pool into the run's inputs and load it as the run's pool."""
-    from .data.demo import write_demo_pool
+    from ..data.demo import write_demo_pool
 
     data = write_demo_pool(store.path("inputs", f"demo-n{n}-s{seed}.jsonl"), n=n, seed=seed)
     return ingest(store, [f"demo={data}"])
@@ -425,7 +425,7 @@ def select(store: RunStore, config: SelectionConfig, kmeans: KMeansConfig,
     """Run one static selection; returns (and optionally writes as JSONL) the selected rows with
     their `cluster`, `quality` and rationale (`select.rationale.static_rationale`, computed on
     the rows left after cleaning; each `why` ends with what was excluded and why)."""
-    from .select.rationale import static_rationale
+    from .rationale import static_rationale
 
     rows, clustering, scores, (excluded, available, chosen) = _select_available(
         store, config, kmeans, scorer, exclude)

@@ -21,17 +21,19 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from . import pipeline, runner
-from .clean import exclusion, latest_clean
-from .config import MAX_NEW_TOKENS, HashedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
-    ScorerConfig
-from .errors import ConfigError, MissingStageError
-from .progress import Progress
-from .runner import Stage, StageContext
-from .quality.scorers import HeuristicScorer, RewardModelScorer
-from .select.iterative import cluster_means, draw_round, evaluation_sample, low_quality_share, \
+from ..select import stages as pipeline
+from ..spine import runner
+from ..select.clean import exclusion, latest_clean
+from ..spine.config import (KEEP_CHOICES, MAX_NEW_TOKENS, HashedConfig, IterativeConfig,
+                            KMeansConfig, LoRAConfig, ScorerConfig)
+from ..spine.errors import ConfigError, MissingStageError
+from ..spine.progress import Progress
+from ..spine.runner import Stage, StageContext
+from ..quality.scorers import HeuristicScorer, RewardModelScorer
+from .rounds import cluster_means, draw_round, evaluation_sample, low_quality_share, \
     round_sizes, score_clusters, update_weights, weight_entropy
-from .store import RunStore, read_json, read_npy, write_csv, write_json, write_jsonl, write_npy
+from ..spine.store import (RunStore, read_json, read_npy, write_csv, write_json, write_jsonl,
+                           write_npy)
 
 ITERATE_JOB = "iterate"
 ROUNDS_COLUMNS = ["round", "cluster", "weight", "mean_score", "n_selected", "weight_entropy"]
@@ -92,8 +94,8 @@ class LoRARoundModel:
 
     def train(self, prompts: Sequence[str], responses: Sequence[str], out_dir: Path,
               previous: Path | None, seed: int) -> None:
-        from .lm.loading import release_memory
-        from .train.lora import LoRATrainer, load_trained
+        from ..lm.loading import release_memory
+        from ..train.lora import LoRATrainer, load_trained
 
         config = dataclasses.replace(self.lora, seed=seed)
         self._model = self._tokenizer = None  # free the last round's model before training
@@ -110,14 +112,14 @@ class LoRARoundModel:
         return self._model, self._tokenizer
 
     def generate(self, prompts: Sequence[str]) -> list[str]:
-        from .train.generate import generate
+        from ..train.generate import generate
 
         model, tokenizer = self._loaded()
         return generate(model, tokenizer, list(prompts), max_new_tokens=self.max_new_tokens,
                         batch_size=self.batch_size, use_chat_template=self.lora.chat_template)
 
     def truncate(self, texts: Sequence[str]) -> list[str]:
-        from .lm.formatting import truncate_tokens
+        from ..lm.formatting import truncate_tokens
 
         return truncate_tokens(self._loaded()[1], texts, self.max_new_tokens)
 
@@ -125,7 +127,7 @@ class LoRARoundModel:
                                 ) -> np.ndarray:
         import torch
 
-        from .lm.formatting import mean_log_likelihood
+        from ..lm.formatting import mean_log_likelihood
 
         model, tokenizer = self._loaded()
         with torch.no_grad():
@@ -190,13 +192,21 @@ class RoundRecord:
 
 @dataclass(frozen=True)
 class IterativeRun(HashedConfig):
-    """The iterative stage's config: the run's settings and the k-means its clusters come from."""
+    """The iterative stage's config: the run's settings, the k-means its clusters come from and
+    which of a clean result's flagged rows the rounds may still draw (`--keep`; by default none)."""
 
     config: IterativeConfig
     kmeans: KMeansConfig
+    keep: str = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keep not in KEEP_CHOICES:
+            raise ConfigError(f"unknown --keep '{self.keep}'; use {', '.join(KEEP_CHOICES)}")
 
     def hash_fields(self) -> dict[str, Any]:
-        return {"config": self.config.hash_fields(), "kmeans": self.kmeans.hash_fields()}
+        fields = {"config": self.config.hash_fields(), "kmeans": self.kmeans.hash_fields()}
+        return fields | ({"keep": self.keep} if self.keep != "none" else {})  # old keys stay
 
 
 def _iterative_inputs(store: RunStore, run: IterativeRun) -> dict[str, Any]:
@@ -204,7 +214,7 @@ def _iterative_inputs(store: RunStore, run: IterativeRun) -> dict[str, Any]:
     recorded them; loading them checks they still are) and the model's files."""
     model = run.config.model
     if model:
-        from .lm.loading import model_fingerprint
+        from ..lm.loading import model_fingerprint
 
         model = model_fingerprint(model)
     inputs = {"pool": (store.stage_info("pool") or {}).get("fingerprint"),
@@ -256,26 +266,27 @@ def load_generations(folder: Path, number: int) -> pd.DataFrame:
                         dtype={"id": str})
 
 
-class IterativeKMQ:
+class RefinementLoop:
     """Runs (or resumes) iterative kMQ on a prepared run.
 
     After `fit`: `selected_` (rows in selection order), `weights_` (after the last update),
     `rounds_` (the RoundRecords) and `folder_`.
     """
 
-    def __init__(self, config: IterativeConfig, model: RoundModel) -> None:
+    def __init__(self, config: IterativeConfig, model: RoundModel, keep: str = "none") -> None:
         self.config = config
         self.model = model
+        self.keep = keep
 
     def fit(self, store: RunStore, kmeans: KMeansConfig | None = None,
-            progress: Progress | None = None, stop_after: int | None = None) -> IterativeKMQ:
+            progress: Progress | None = None, stop_after: int | None = None) -> RefinementLoop:
         """Run (or resume, or reuse) the stage; `stop_after` ends the call after that round
         (tests use it to simulate interruption; the key is then not finished)."""
         config = self.config
         kmeans = kmeans or KMeansConfig(k=config.k)
         if kmeans.k != config.k:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
-        folder = runner.run(store, ITERATIVE, IterativeRun(config, kmeans), progress,
+        folder = runner.run(store, ITERATIVE, IterativeRun(config, kmeans, self.keep), progress,
                             resources={"model": self.model, "stop_after": stop_after})
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
@@ -300,7 +311,7 @@ class IterativeKMQ:
             raise ConfigError(f"budget {config.budget} exceeds the pool size ({len(pool)})")
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
-        excluded = exclusion(store, pool["id"].astype(str).tolist())
+        excluded = exclusion(store, pool["id"].astype(str).tolist(), self.keep)
         blocked = np.flatnonzero(~excluded.available)  # a clean result's flagged rows
         if config.budget > len(pool) - len(blocked):
             raise ConfigError(f"budget {config.budget} is larger than the "
@@ -409,8 +420,8 @@ class IterativeKMQ:
 def _run_iterative(ctx: StageContext, run: IterativeRun, progress: Progress) -> dict[str, Any]:
     model = ctx.resources.get("model")
     if model is None:
-        raise ConfigError("iterative kMQ needs a round model (IterativeKMQ(config, model))")
-    return IterativeKMQ(run.config, model)._run(ctx, run.kmeans, progress,
+        raise ConfigError("iterative kMQ needs a round model (RefinementLoop(config, model))")
+    return RefinementLoop(run.config, model, run.keep)._run(ctx, run.kmeans, progress,
                                                  ctx.resources.get("stop_after"))
 
 
@@ -440,9 +451,9 @@ class IterateJob(HashedConfig):
     @classmethod
     def create(cls, config: IterativeConfig, kmeans: KMeansConfig, lora: LoRAConfig,
                max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 8,
-               out: str | None = None) -> IterateJob:
+               out: str | None = None, keep: str = "none") -> IterateJob:
         config = dataclasses.replace(config, training=training_key(lora, max_new_tokens))
-        return cls(IterativeRun(config, kmeans), lora, max_new_tokens, batch_size, out)
+        return cls(IterativeRun(config, kmeans, keep), lora, max_new_tokens, batch_size, out)
 
     def round_model(self) -> LoRARoundModel:
         config = self.run.config
@@ -451,8 +462,8 @@ class IterateJob(HashedConfig):
 
 
 def _run_iterate_job(ctx: StageContext, job: IterateJob, progress: Progress) -> dict[str, Any]:
-    run = IterativeKMQ(job.run.config, job.round_model()).fit(ctx.store, job.run.kmeans,
-                                                              progress=progress)
+    run = RefinementLoop(job.run.config, job.round_model(), job.run.keep).fit(
+        ctx.store, job.run.kmeans, progress=progress)
     if job.out is not None:
         write_jsonl(job.out, run.selected_frame(pipeline.load_run_pool(ctx.store))
                     .to_dict(orient="records"))
@@ -467,7 +478,7 @@ def _selected_frame(pool: pd.DataFrame, rounds: Sequence[RoundRecord], labels: n
                     quality: np.ndarray, sample_tau: float, seed: int) -> pd.DataFrame:
     """The rows in the order the rounds added them, with their rationale (issue 16: the round,
     the cluster's weight then, `select.rationale.iterative_rationale`)."""
-    from .select.rationale import iterative_rationale
+    from ..select.rationale import iterative_rationale
 
     rows = np.concatenate([r.added for r in rounds]).astype(np.int64)
     rationale = iterative_rationale(labels, quality, [r.added for r in rounds],

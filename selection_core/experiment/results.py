@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .errors import InputError
-from .evaluate.uncertainty import MACRO as UNCERTAINTY_MACRO
-from .evaluate.uncertainty import RESAMPLES, BlockIntervals, Interval, Verdicts, block_intervals, \
+from ..spine.errors import InputError
+from ..evaluate.uncertainty import MACRO as UNCERTAINTY_MACRO
+from ..evaluate.uncertainty import RESAMPLES, BlockIntervals, Interval, Verdicts, block_intervals, \
     minimum_detectable_difference, verdicts
-from .select.registry import method_rank
+from ..select.registry import method_rank
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "coding": ("humaneval", "mbpp"),
@@ -121,7 +121,7 @@ def protocols(results: pd.DataFrame) -> list[str]:
 
 def describe_protocol(label: str) -> str:
     """"Protocol: papers — <its description>" for a recorded protocol label."""
-    from .evaluate.protocol import PROTOCOLS
+    from ..evaluate.protocol import PROTOCOLS
 
     known = PROTOCOLS.get(label.split(" (", 1)[0])
     return f"Protocol: {label}" + (f" — {known.description}" if known else "")
@@ -135,6 +135,9 @@ def _caption(results: pd.DataFrame) -> str:
         for method, count in seeds.groupby(level="method").max().items():
             if count > 1:
                 parts.append(f"{method}: mean of {count} seeds")
+    if "pool_cleaning" in results.columns:
+        notes = sorted(str(n) for n in results["pool_cleaning"].dropna().unique())
+        parts += [note[0].upper() + note[1:] for note in notes]
     return ". ".join(parts) + "."
 
 
@@ -402,7 +405,7 @@ def balance_figure(results: pd.DataFrame, budget: int | None = None,
     that trades one capability for another shows as a lopsided shape. With the `table`, its
     scores (on its items) are drawn, each with its 95 % interval as a shaded band. Under three
     benchmarks a radar has no shape: grouped bars, with the intervals as error bars."""
-    from .viz.figures import FONT, TEMPLATE, color_for
+    from ..viz.figures import FONT, TEMPLATE, color_for
 
     frame = results.copy()
     frame["budget"] = _int_budgets(frame["budget"])
@@ -467,7 +470,7 @@ def delta_forest_figure(table: BenchmarkTable, budget: int,
     """Forest plot: each method's paired difference to random selection at one budget, per
     benchmark and for the macro average, with its interval; a line at 0 (no difference). The
     methods of one row sit side by side, so their intervals never overlap."""
-    from .viz.figures import FONT, TEMPLATE, color_for
+    from ..viz.figures import FONT, TEMPLATE, color_for
 
     columns = [b for _, b in table.scores.columns if b not in (MACRO, DELTA)]
     columns += [UNCERTAINTY_MACRO] if len(columns) > 1 else []  # one benchmark: its own macro

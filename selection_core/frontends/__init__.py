@@ -1,0 +1,2 @@
+"""Front ends over the core: background jobs, HTML reports, the app's workspace and its
+access rules."""
