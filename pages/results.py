@@ -83,7 +83,7 @@ if not any(not workspace.is_bundled(path) for path in experiments.values()):
         + "An experiment selects subsets with several methods, LoRA-tunes a model on each and "
         "evaluates it per benchmark. Run one from a shell — `python -m selection_core "
         "experiment --config configs/demo_tiny_cpu.toml` (about a minute on a CPU), "
-        "`configs/demo_smollm2_cpu.toml` (the bundled one: a real 135M model, about 80 min on 2 "
+        "`configs/demo_smollm2_cpu.toml` (the bundled one: a real 135M model, about 54 min on 2 "
         "cores), or a GPU config from `configs/` on a server — or start the quick one here.")
     if auth.is_operator() and not quick_job.running and \
             st.button("Run the quick demo experiment", type="primary"):
