@@ -153,7 +153,7 @@ def test_an_upload_beyond_the_quota_gets_one_line(tmp_path: Path,
 # --------------------------------------------------------------------------- the job queue
 HOLDER = """
 import sys, time
-from selection_core import jobs
+from selection_core.frontends import jobs
 from selection_core.spine.store import RunStore, write_json
 with jobs.heavy_slot(RunStore(sys.argv[1]), sys.argv[2], poll_s=0.05):
     print(f"start {time.time()}", flush=True)

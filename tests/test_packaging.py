@@ -74,7 +74,7 @@ def test_the_wheel_holds_the_package_and_its_script(wheel: Path) -> None:
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         scripts = archive.read(entry_points).decode()
     assert tops == {"selection_core", wheel.name.split("-")[0] + "-0.1.0.dist-info"}
-    assert "selection_core/report_template.html" in names
+    assert "selection_core/frontends/report_template.html" in names
     assert "selection_core/data/__init__.py" in names and "selection_core/cli.py" in names
     assert "selection-core = selection_core.cli:main" in scripts
 

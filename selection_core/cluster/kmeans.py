@@ -1,4 +1,4 @@
-"""faiss k-means as a scikit-learn-style estimator (METHODS §1.2).
+"""faiss k-means as a scikit-learn-style estimator (kMQ: Yu et al., 2024).
 
 Why a wrapper: the reference code relied on faiss' default seed and subsampling silently; here the
 seed, niter, nredo, spherical mode and `max_points_per_centroid` are explicit parameters, labels

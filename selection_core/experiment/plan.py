@@ -539,9 +539,9 @@ class ExperimentRunner:
 
             left_out = exclusion(self.store,
                                  pipeline.load_run_pool(self.store)["id"].astype(str).tolist())
-            write_json(self.store.path("plan.json"), {
-                "protocol": config.protocol, "entries": plan,
-                "cleaning": {"benchmarks": list(left_out.benchmarks), "text": left_out.text}})
+            cleaning = {"benchmarks": list(left_out.benchmarks), "text": left_out.text}
+            write_json(self.store.path("plan.json"), {"protocol": config.protocol,
+                                                      "entries": plan, "cleaning": cleaning})
             by_unit: dict[str, list[dict[str, Any]]] = {}
             for entry in plan:
                 by_unit.setdefault(entry["unit"], []).append(entry)
@@ -558,6 +558,7 @@ class ExperimentRunner:
             self.store.write_progress("experiment", len(units), len(units), "done")
             write_json(self.store.path("steps.json"), self.steps_)
             table = results_frame(results, self.store.root)
+            table["pool_cleaning"] = cleaning_note(cleaning)
             write_csv(self.store.path("results.csv"),
                       table.drop(columns=["metrics", "per_item", "validation_ids"]))
             info.update(rows=len(table), k=inputs.kmeans.k,

@@ -30,7 +30,7 @@ DATA_ROOTS_ENV = "SELECTION_CORE_DATA_ROOTS"  # os.pathsep-separated folders the
 QUOTA_ENV = "SELECTION_CORE_WORKSPACE_QUOTA"  # e.g. "50G"; "0" or "none" for no quota
 VIEW_RUN_ENV = "SELECTION_CORE_VIEW_RUN"  # `make view RUN=…`: one finished run, read only
 DEFAULT_QUOTA = 50 * 1024 ** 3
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Role(str, Enum):

@@ -93,7 +93,7 @@ def start_job(store: RunStore, name: str, chain: Chain) -> JobStatus:
     write_json(_job_file(store, name), {"name": name, "chain": chain, "state": "starting",
                                         "step": 0, "started": time.time()})
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    repo_root = str(Path(__file__).resolve().parents[1])
+    repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(

@@ -85,7 +85,7 @@ def is_experiment(run: Path) -> bool:
 # Experiments shipped with the project (results and verdicts, no models): the Results page shows
 # what selection buys before anyone has run anything. Read-only; a run in the workspace under
 # the same name is listed instead.
-BUNDLED_EXPERIMENTS = Path(__file__).resolve().parents[1] / "assets" / "demo" / "experiments"
+BUNDLED_EXPERIMENTS = Path(__file__).resolve().parents[2] / "assets" / "demo" / "experiments"
 
 
 def is_bundled(run: Path) -> bool:

@@ -1,4 +1,4 @@
-"""What a selection is influential for (METHODS §2.3): AID and THI, and long tables comparing
+"""What a selection is influential for (Dai et al., 2025): AID and THI, and long tables comparing
 methods that the figures in `viz.influence` draw directly.
 
 Pass A for the raw variant and `normalise_columns(A)` (Â) for the normalised one: the paper

@@ -148,7 +148,7 @@ PRECONDITIONERS: tuple[str, ...] = ("less", "adam")
 
 def adam_precondition(gradients: torch.Tensor, state: AdamState,
                       preconditioner: Preconditioner = "less") -> torch.Tensor:
-    """Γ from m' = β1·m + (1−β1)·g and v' = β2·v + (1−β2)·g² (METHODS §2.1), no bias correction.
+    """Γ from m' = β1·m + (1−β1)·g and v' = β2·v + (1−β2)·g² (Xia et al., 2024), no bias correction.
 
     "less" (default) is LESS's code, which BIDS ran: Γ = m' / √(v' + ε), ε inside the root.
     "adam" is the optimizer's own step direction, Γ = m' / (√v' + ε). They differ most where v'

@@ -205,7 +205,7 @@ def checkpoints(store: RunStore) -> list[Checkpoint]:
 
 
 def checkpoint_weights(found: Sequence[Checkpoint]) -> np.ndarray:
-    """w_c = the epoch's mean learning rate, normalised to sum to 1 (METHODS §2.1)."""
+    """w_c = the epoch's mean learning rate, normalised to sum to 1 (LESS: Xia et al., 2024)."""
     rates = np.array([c.mean_lr for c in found], dtype=np.float64)
     if rates.sum() <= 0:
         return np.full(len(found), 1.0 / len(found))

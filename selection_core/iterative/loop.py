@@ -1,4 +1,4 @@
-"""Iterative kMQ refinement (METHODS §1.4): draw → train → generate → score → reweight, per round.
+"""Iterative kMQ (Yu et al., 2024, Algorithm 1): draw → train → generate → score → reweight.
 
 A run is the runner's resumable stage "iterative" (`runner.py`), keyed by its config, its
 k-means config and its inputs' fingerprints (the pool, the embedding, the model's files): every

@@ -1,4 +1,4 @@
-"""Iterative kMQ refinement: the math of each round (METHODS §1.4), pure and seeded.
+"""Iterative kMQ refinement: each round's math (Yu et al., 2024, Algorithm 1), pure and seeded.
 
 The loop that trains, generates and persists rounds lives in `selection_core.iterative.loop`;
 here are only the decisions it makes, so each can be tested on its own:

@@ -1,4 +1,4 @@
-"""Quality scorers: one float per example, higher is better, each with a name (METHODS §1.3).
+"""Quality scorers: one float per example, higher is better, each with a name (Yu et al., 2024).
 
 Three kinds: a cheap heuristic (emptiness, length, repetition, a clean ending), the perplexity of
 the response under a causal LM (−log PPL, so lower perplexity scores higher), and a reward model

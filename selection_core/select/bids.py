@@ -1,5 +1,5 @@
 """Selection on an attribution matrix A (N training rows × M validation instances): BIDS and the
-baselines of METHODS §2.2.
+baselines of BIDS (Dai et al., 2025).
 
 Every selection is returned in selection (rank) order, so the rows chosen for a smaller budget
 are a prefix of those chosen for a larger one: one run serves every budget of a sweep.
@@ -30,7 +30,7 @@ INFLUENCE_METHODS = ("bids", "task-max", "instance-max", "instance-max-norm", "s
 
 @dataclass(frozen=True)
 class InfluenceSelectConfig(HashedConfig):
-    """The influence selection stage: a method on an attribution matrix (METHODS §2.3–2.4);
+    """The influence selection stage: a method on an attribution matrix (BIDS: Dai et al., 2025);
     `influence select`'s flags are made from these declarations."""
 
     method: str = param(help="selection method", choices=INFLUENCE_METHODS)
@@ -182,13 +182,13 @@ class BidsPicks(NamedTuple):
 
 
 def bids_select(A: np.ndarray, budget: int, normalised: bool = False) -> np.ndarray:
-    """BIDS (METHODS §2.2), exact fast greedy: rows in selection order, int64 (`bids_greedy`'s
+    """BIDS (Dai et al., 2025), exact fast greedy: rows in selection order, int64 (`bids_greedy`'s
     rows)."""
     return bids_greedy(A, budget, normalised).rows
 
 
 def bids_greedy(A: np.ndarray, budget: int, normalised: bool = False) -> BidsPicks:
-    """BIDS (METHODS §2.2), exact fast greedy: the picks in selection order with the column and
+    """BIDS (Dai et al., 2025), exact fast greedy: the picks in selection order with the column and
     utility that decided each one.
 
     Why the per-column candidate is enough: let (i*, j*) be the pair with the largest key

@@ -1,4 +1,4 @@
-"""Static selection on one clustering: kMQ, kM-random and kM-closest (METHODS §1.3); the random
+"""Static selection on one clustering: kMQ, kM-random, kM-closest (Yu et al., 2024); the random
 and quality-top baselines are `select.baselines`, and `select.registry` names them all.
 
 All functions are pure (arrays in, row indices out) and seeded. The budget is met exactly: the

@@ -255,7 +255,7 @@ def iterative_rationale(labels: np.ndarray, quality: np.ndarray,
     `cluster_budget` is the cluster's total over the rounds. `p_select` is the probability that
     the row's round drew it, given the rows selected before that round and the cluster's budget
     in it: the round samples b_j of the cluster's remaining rows ∝ exp(quality/τ) without
-    replacement (METHODS §1.4, the law of `draw_round`), exact when b_j is 1 or all remaining
+    replacement (Algorithm 1 of Yu et al., 2024: `draw_round`), exact when b_j is 1 or all remaining
     rows, else estimated with `gumbel_top_k` on the explanation's own seed stream."""
     labels = np.asarray(labels, dtype=np.int64)
     quality = np.asarray(quality, dtype=np.float64)

@@ -236,7 +236,7 @@ class HashedConfig:
 
 @dataclass(frozen=True)
 class EmbedConfig(HashedConfig):
-    """Text embeddings (METHODS §1.1)."""
+    """Text embeddings (kMQ: Yu et al., 2024)."""
 
     model: str = param(DEFAULT_EMBEDDING_MODEL,
                        help="sentence-transformers or HF model name/path (the default is "
@@ -277,7 +277,7 @@ def kmeans_param(name: str) -> Any:
 
 @dataclass(frozen=True)
 class KMeansConfig(HashedConfig):
-    """faiss k-means (METHODS §1.2; reference settings niter=300, nredo=5, L2), started from
+    """faiss k-means (Yu et al., 2024; reference settings niter=300, nredo=5, L2), started from
     k-means++ seeds."""
 
     k: int = param(help="clusters (k-means k)", low=1)
@@ -333,7 +333,7 @@ class UMAPConfig(HashedConfig):
 
 @dataclass(frozen=True)
 class ScorerConfig(HashedConfig):
-    """A quality scorer: one float per example, higher is better (METHODS §1.3)."""
+    """A quality scorer: one float per example, higher is better (kMQ: Yu et al., 2024)."""
 
     name: ScorerName = param("heuristic", help="quality scorer", choices=SCORERS,
                              flag="--scorer")
@@ -360,7 +360,7 @@ def static_method_names() -> tuple[str, ...]:
 @renamed(tau="sample_tau", seed="sample_seed")
 @dataclass(frozen=True)
 class SelectionConfig(HashedConfig):
-    """Static selection on one clustering (METHODS §1.3). `k` is the clustering's k: the
+    """Static selection on one clustering (kMQ: Yu et al., 2024). `k` is the clustering's k: the
     selection refuses a clustering of another k (`check_clustering`)."""
 
     method: str = param("kmq", help="selection method (`select.registry`)",
@@ -425,7 +425,7 @@ MAX_NEW_TOKENS = 512  # a round model's generation cap (the reference implementa
 @renamed(tau="weight_tau", seed="round_seed")
 @dataclass(frozen=True)
 class IterativeConfig(HashedConfig):
-    """One iterative kMQ run (METHODS §1.4); its hash names the run's folder, so changing
+    """One iterative kMQ run (Yu et al., 2024); its hash names the run's folder, so changing
     anything starts over while rerunning the same config resumes.
 
     Two temperatures, two meanings: `weight_tau` scales the cluster-weight update

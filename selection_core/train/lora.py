@@ -2,7 +2,7 @@
 Trainer, so `accelerate launch` / `torchrun` runs the same `fit` with DDP on several GPUs.
 
 What Trainer does: the optimisation loop, gradient accumulation and clipping (1.0), device
-placement, DDP wrapping and gradient all-reduce. What stays ours, because LESS (METHODS §2.1)
+placement, DDP wrapping and gradient all-reduce. What stays ours, because LESS (Xia et al., 2024)
 and exact resume depend on it:
 - the loss is the per-example mean over response tokens only (`example_losses`), averaged over
   the examples of a *global* micro-batch: `batch_size` is split over the processes, so a config
