@@ -63,6 +63,7 @@ def rds_picks(work: Path, budget: int, keep: str) -> list[int]:
     import numpy as np
 
     from selection_core.influence.pipeline import rds_scores_for_run
+    from selection_core.select.baselines import top_rows
     from selection_core.select.clean import exclusion
     from selection_core.select.stages import load_run_pool
     from selection_core.spine.store import RunStore
@@ -70,8 +71,7 @@ def rds_picks(work: Path, budget: int, keep: str) -> list[int]:
     store = RunStore(work / "run", create=False)
     scores = rds_scores_for_run(store)
     available = exclusion(store, load_run_pool(store)["id"].astype(str).tolist(), keep).available
-    order = np.argsort(-np.where(available, scores, -np.inf), kind="stable")
-    return order[:budget].tolist()
+    return top_rows(np.where(available, scores, -np.inf), budget).tolist()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 from ..select import stages as pipeline
 from ..spine import runner
 from ..select.clean import exclusion, latest_clean
-from ..spine.config import (KEEP_CHOICES, MAX_NEW_TOKENS, HashedConfig, IterativeConfig,
+from ..spine.config import (MAX_NEW_TOKENS, HashedConfig, IterativeConfig,
                             KMeansConfig, LoRAConfig, ScorerConfig)
 from ..spine.errors import ConfigError, MissingStageError
 from ..spine.progress import Progress
@@ -197,12 +197,7 @@ class IterativeRun(HashedConfig):
 
     config: IterativeConfig
     kmeans: KMeansConfig
-    keep: str = "none"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.keep not in KEEP_CHOICES:
-            raise ConfigError(f"unknown --keep '{self.keep}'; use {', '.join(KEEP_CHOICES)}")
+    keep: str = "none"  # checked where it is applied (`clean.exclusion`)
 
     def hash_fields(self) -> dict[str, Any]:
         fields = {"config": self.config.hash_fields(), "kmeans": self.kmeans.hash_fields()}

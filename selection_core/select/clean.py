@@ -591,8 +591,6 @@ def latest_clean(store: RunStore) -> CleanResult | None:
 def excluded_flags(flags: pd.DataFrame, keep: str) -> pd.DataFrame:
     """The flagged rows a selection leaves out when it keeps `keep` (none, duplicates,
     contaminated or all)."""
-    if keep not in KEEP_CHOICES:
-        raise ConfigError(f"unknown --keep '{keep}'; use {', '.join(KEEP_CHOICES)}")
     if keep == "all":
         return flags.iloc[:0]
     if keep == "duplicates":
@@ -606,6 +604,8 @@ def exclusion(store: RunStore, ids: Sequence[str], keep: str = "none") -> Exclus
     """What a selection on the run's pool leaves out by default: every row the run's current
     clean result flags, less what `keep` keeps (duplicates, contaminated or all); without a
     current clean result, nothing (and the text says the pool was not cleaned)."""
+    if keep not in KEEP_CHOICES:  # checked even where nothing was cleaned: no silent typo
+        raise ConfigError(f"unknown --keep '{keep}'; use {', '.join(KEEP_CHOICES)}")
     result = latest_clean(store)
     if result is None:
         return Exclusion.nothing(len(ids))
