@@ -141,6 +141,13 @@ def map_caption(page) -> str:
     return caption.inner_text()
 
 
+def settled(page) -> None:
+    """Wait for the script run to finish: until then Streamlit keeps the previous run's elements
+    (marked `data-stale`), so a button clicked early still carries the old run's data."""
+    expect(page.locator('[data-stale="true"]')).to_have_count(0, timeout=30_000)
+    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0, timeout=30_000)
+
+
 def test_first_start_shows_the_quick_map_then_umap_and_follows_k(page, app_url: str) -> None:
     started = time.time()
     page.goto(app_url)
@@ -527,6 +534,7 @@ def test_the_clean_page_marks_shared_ngrams_recounts_and_downloads(browser,
         page.get_by_role("slider").first.focus()
         page.keyboard.press("End")  # ε = 0.2
         flagged.get_by_text(f"{len(looser):,}", exact=True).wait_for(timeout=30_000)
+        settled(page)  # the metric is drawn before the download button is replaced
         with page.expect_download() as download:
             page.get_by_role("button", name="Download the removed ids (CSV)").click()
         table = pd.read_csv(download.value.path(), dtype=str, keep_default_na=False)
