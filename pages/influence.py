@@ -17,6 +17,7 @@ import streamlit as st
 
 from pages import _access as auth
 from pages import _ui as ui
+from selection_core.frontends.bundle import bundle_for
 from selection_core.frontends import jobs, workspace
 from selection_core.select import stages as pipeline
 from selection_core.spine.errors import InputError, SelectionError
@@ -40,8 +41,8 @@ DEFAULT_METHODS = ("bids", "task-max", "random")
 METHOD_HELP = {**{m.name: m.description for m in methods("influence")},
                "random": "a seeded random permutation of the pool"}
 NORMALISED, RAW = "normalised Â", "raw A"
-SOURCE_RUN, SOURCE_OTHER, SOURCE_UPLOAD = ("This run", "Another run in the workspace",
-                                           "Upload A.npy + val_tasks.txt")
+SOURCE_RUN, SOURCE_OTHER, SOURCE_BUNDLED, SOURCE_UPLOAD = (
+    "This run", "Another run in the workspace", "The bundled demo", "Upload A.npy + val_tasks.txt")
 
 
 # ----------------------------------------------------------------------------- matrix files
@@ -241,11 +242,19 @@ def choose_source(store: RunStore) -> Source:
     """The current run's matrix, another run's, or an uploaded pair; stops the page otherwise."""
     here = has_matrix(store.root)
     others = {p.name: p for p in workspace.list_runs() if p != store.root and has_matrix(p)}
+    bundle = bundle_for(store)  # the demo pool's bundled matrix
     options = [SOURCE_RUN, *([SOURCE_OTHER] if others else []),
+               *([SOURCE_BUNDLED] if bundle else []),
                *([SOURCE_UPLOAD] if auth.is_operator() else [])]
+    fallback = SOURCE_OTHER if others else SOURCE_BUNDLED if bundle else SOURCE_RUN
     # keyed: the choice survives the default changing (e.g. between two stages of the chain)
     choice = st.radio("Attribution matrix", options, horizontal=True, key="influence_source",
-                      index=0 if here or not others or chain_active(store) else 1)
+                      index=options.index(SOURCE_RUN if here or chain_active(store)
+                                          else fallback))
+    if choice == SOURCE_BUNDLED and bundle is not None:
+        st.info(f"Showing the {bundle.label('influence')}. Computing a matrix for this run "
+                "replaces it.")
+        return Source(matrix_files(*bundle.matrix_paths()), "bundled demo", None)
     if choice == SOURCE_RUN:
         if not here:
             empty_state(store)

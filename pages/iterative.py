@@ -12,6 +12,7 @@ import streamlit as st
 from pages import _access as auth
 from pages import _ui as ui
 from selection_core.frontends import jobs
+from selection_core.frontends.bundle import bundle_for
 from selection_core.spine.errors import SelectionError
 from selection_core.iterative.loop import ITERATE_JOB, ITERATE_JOB_STAGE, ROUNDS_COLUMNS, \
     IterateJob, IterativeHistory, completed_rounds, iterative_selection_path, \
@@ -36,11 +37,11 @@ st.caption("Iterative kMQ (Yu et al., 2024, \"Diversify and Conquer\", Algorithm
            "compares with the gold answers; clusters where gold still beats the model more than "
            "elsewhere gain weight (w ← w · exp(s/τ), s in standard deviations of S, shrunk by "
            "how much of it is noise).")
-store = ui.require_ready_run()
-if store is None:
+ready = ui.require_ready_run()
+store = ready or ui.current_store()
+bundle = bundle_for(store)  # the demo pool's bundled run: shown even while the pool is prepared
+if ready is None and bundle is None:
     st.stop()
-view = ui.run_view(store)
-n_rows = len(view.pool)
 
 
 # ----------------------------------------------------------------------------- live progress
@@ -73,8 +74,9 @@ elif status.state == "failed":
         st.code(status.log_tail or "(empty)")
 
 # ----------------------------------------------------------------------------- start a run
-def start_form() -> None:
+def start_form(view: ui.RunView) -> None:
     """An operator's: start iterative kMQ on this pool in the background."""
+    n_rows = len(view.pool)
     with st.expander("Start an iterative run", expanded=not runs), \
             st.form("iterate_form", border=False):
         first, second, third = st.columns(3)
@@ -132,14 +134,18 @@ def start_form() -> None:
             st.rerun()
 
 
-if auth.is_operator():
-    start_form()
+if auth.is_operator() and ready is not None:
+    start_form(ui.run_view(store))
 
+if not runs and bundle is not None:  # until this run has one of its own
+    runs = bundle.iterative_runs()
+    st.info(f"Showing the {bundle.label('iterative')}. Starting a run replaces it.")
 if not runs:
     st.info("No iterative run on this pool yet. An operator starts one above, or on a GPU "
             "server runs `python -m selection_core iterate --run DIR --k K --budget B --model "
             "NAME --out selected.jsonl` and opens the same run directory here.")
-    st.code(f"python -m selection_core iterate --run {store.root} --k {view.k} --budget 300 "
+    st.code(f"python -m selection_core iterate --run {store.root} --k {ui.run_view(store).k} "
+            "--budget 300 "
             "--rounds 3 --model smollm2-135m-instruct --out selected.jsonl", language="bash")
     st.stop()
 
@@ -255,7 +261,7 @@ with left:
     st.download_button("rounds.csv", ui.export_bytes(clusters[ROUNDS_COLUMNS], "csv"),
                        file_name="rounds.csv", mime="text/csv")
 with right:
-    if complete:
+    if complete and ready is not None:  # the selection's clusters need the prepared run
         selected = selection_frame(store, folder)
         st.download_button(f"Final selection ({len(selected)} rows, JSONL)",
                            ui.export_bytes(selected, "jsonl"),

@@ -198,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True,
                         help="the folder to write (replaced whole; never the run itself)")
 
+    from .frontends.bundle import BUNDLE_ROOT, DemoBundleConfig
+
+    bundle = commands.add_parser(
+        "demo-bundle", help="the app's bundled demo: the CPU experiment (with iterative kMQ) and "
+                            "a LESS attribution matrix on the demo pool, results only")
+    bundle.add_argument("--run", required=True,
+                        help="run directory that computes them (a finished key is reused)")
+    bundle.add_argument("--to", default=str(BUNDLE_ROOT),
+                        help="the bundle folder (default: %(default)s)")
+    add_config_arguments(bundle, DemoBundleConfig)
+
     iterate = commands.add_parser(
         "iterate", help="iterative kMQ: draw → LoRA-train → generate → score → reweight clusters")
     iterate.add_argument("--run", required=True)
@@ -386,6 +397,18 @@ def _cmd_export_experiment(args: argparse.Namespace) -> None:
     print(export_experiment(args.run, args.to, command))
 
 
+def _cmd_demo_bundle(args: argparse.Namespace) -> None:
+    from .frontends.bundle import DemoBundleConfig, build_demo_bundle
+
+    config = DemoBundleConfig(**config_kwargs(DemoBundleConfig, args))
+    changed = [f"--{name.replace('_', '-')} {value}" for name, value in config.to_dict().items()
+               if value != DemoBundleConfig.__dataclass_fields__[name].default]
+    command = " ".join(["python -m selection_core demo-bundle --run RUN", *changed])
+    started = time.time()
+    manifest = build_demo_bundle(config, args.run, args.to, command)
+    print(f"demo bundle → {manifest.parent} ({time.time() - started:.0f} s)")
+
+
 def _cmd_iterate(args: argparse.Namespace) -> None:
     from .iterative.loop import ITERATE_JOB_STAGE, IterateJob, RefinementLoop, round_lora
 
@@ -499,6 +522,7 @@ COMMANDS = {"demo": _cmd_demo, "embed": _cmd_embed, "sweep": _cmd_sweep, "cluste
             "umap": _cmd_umap, "select": _cmd_select, "score": _cmd_score,
             "prepare": _cmd_prepare, "experiment": _cmd_experiment,
             "export-experiment": _cmd_export_experiment, "iterate": _cmd_iterate,
+            "demo-bundle": _cmd_demo_bundle,
             "evaluate": run_evaluate, "compare": run_compare, "prompts": run_prompts,
             "influence": run_influence, "report": _cmd_report, "clean": _cmd_clean,
             "status": _cmd_status}
@@ -553,7 +577,8 @@ def _run_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Non
     run = getattr(args, "run", None)
     if not run or args.command in _READ_ONLY_COMMANDS:
         return contextlib.nullcontext()
-    if not Path(run).is_dir() and args.command not in ("embed", "prepare", "experiment"):
+    if not Path(run).is_dir() and args.command not in ("embed", "prepare", "experiment",
+                                                           "demo-bundle"):
         return contextlib.nullcontext()  # the command itself says the run is missing
     name = " ".join(filter(None, (args.command, getattr(args, "stage", None))))
     store = RunStore(run)

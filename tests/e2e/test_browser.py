@@ -260,6 +260,7 @@ def test_selections_at_k64_compare_in_readable_charts_and_download(page, app_url
     quality = chart(page, "Quality of the selected rows")
     assert inside(quality["xticks"], quality["box"]) and apart(quality["xticks"])
     page.screenshot(path=str(SHOTS / "05-selection-k64.png"), full_page=True)
+    settled(page)
     with page.expect_download(timeout=30_000) as download_info:
         page.get_by_role("button", name="JSONL").first.click()
     target = tmp_path / "selection.jsonl"
@@ -488,6 +489,7 @@ def test_a_large_map_renders_changes_k_and_a_box_lists_and_downloads_its_rows(
         page.get_by_text(f"of {chosen:,}").first.wait_for(timeout=30_000)  # the paged table
         no_exceptions(page)
         page.screenshot(path=str(SHOTS / "21-large-map-box.png"), full_page=True)
+        settled(page)
         with page.expect_download(timeout=60_000) as download_info:
             page.get_by_role("button", name=f"Download these {chosen:,} rows").click()
         target = tmp_path / "box.jsonl"
@@ -541,5 +543,36 @@ def test_the_clean_page_marks_shared_ngrams_recounts_and_downloads(browser,
         assert list(table.columns) == ["id", "kind", "of", "benchmark", "similarity"]
         assert len(table) == len(looser)
         page.screenshot(path=str(SHOTS / "clean.png"), full_page=True)
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- the bundled demo
+def test_a_fresh_workspace_shows_the_bundled_results_within_a_minute(
+        browser, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 30: on the default demo pool of a fresh workspace the Iterative, Influence and
+    Results pages draw the bundled demo's figures within 60 s of the server's start, labelled
+    as the bundled demo, without anyone starting a job."""
+    from selection_core.frontends.bundle import read_bundle
+    from selection_core.frontends.workspace import DEMO_N as APP_DEMO_N
+
+    bundle = read_bundle()
+    assert bundle is not None and bundle.manifest["pool"]["demo_n"] == APP_DEMO_N
+    root = tmp_path_factory.mktemp("fresh-bundle")
+    started = time.time()
+    server = Server(root / "workspace", root / "server.log", demo_n=APP_DEMO_N)
+    try:
+        server.wait_listening()
+        page = new_page(browser)
+        for path, label in (("iterative", "bundled demo: iterative kMQ"),
+                            ("influence", "bundled demo: LESS attribution matrix"),
+                            ("results", "(bundled demo)")):
+            page.goto(f"{server.url}/{path}")
+            page.get_by_text(label).first.wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            no_exceptions(page)
+            page.screenshot(path=str(SHOTS / f"30-bundled-{path}.png"), full_page=True)
+        elapsed = time.time() - started
+        assert elapsed < 60, f"the bundled figures took {elapsed:.0f} s from the server's start"
     finally:
         server.stop()
