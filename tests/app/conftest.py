@@ -1,9 +1,12 @@
-"""Fixtures of the page tests: a prepared demo workspace per test module."""
+"""Fixtures of the page tests: a prepared demo workspace per test module, and a page opened
+as a browser opens it (the app frame first)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from selection_core.select import stages as pipeline
 from selection_core.frontends import workspace
@@ -24,3 +27,19 @@ def prepared_workspace(request: pytest.FixtureRequest,
     pipeline.prepare(store, ks=ks)
     yield root
     patch.undo()
+
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def open_page() -> Callable[[str], AppTest]:
+    """Opens pages/NAME.py through app.py, failing on any exception the page raised."""
+    def open_named(page: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_named

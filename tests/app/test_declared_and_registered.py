@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from selection_core.frontends import workspace
 from selection_core.api import KMQSelector
@@ -20,23 +19,13 @@ from selection_core.select import registry
 from selection_core.select.kmq import select_static
 from selection_core.select.rationale import static_rationale
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 400
 SWEPT_K = (4, 6)  # conftest's prepared_workspace
 TOY = "toy-first"
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_the_pages_widgets_show_the_declared_defaults_bounds_and_choices(
-        prepared_workspace: Path) -> None:
+        prepared_workspace: Path, open_page) -> None:
     selection, iterative = open_page("selection"), open_page("iterative")
     boxes = {**{f"selection:{b.label}": b for b in selection.selectbox},
              **{f"iterative:{b.label}": b for b in iterative.selectbox}}
@@ -79,7 +68,7 @@ def toy_method(monkeypatch: pytest.MonkeyPatch) -> registry.Method:
 
 
 def test_a_registered_method_is_everywhere_with_no_other_file_touched(
-        prepared_workspace: Path, toy_method: registry.Method, tmp_path: Path,
+        prepared_workspace: Path, toy_method: registry.Method, tmp_path: Path, open_page,
         capsys: pytest.CaptureFixture[str]) -> None:
     # the CLI: `select --help` lists it and `select --method` runs it
     assert main(["select", "--help"]) == 0

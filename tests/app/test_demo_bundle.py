@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from selection_core.experiment.plan import load_results
 from selection_core.frontends import bundle as demo_bundle
@@ -20,7 +19,6 @@ from selection_core.select import stages as pipeline
 from selection_core.spine.errors import StaleStageError
 from selection_core.spine.store import RunStore, read_json, write_json
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_N = 240  # the tiny bundle's pool is the workspace's demo pool
 SWEPT_K = (4, 6)  # conftest's prepared_workspace
 TINY_TOML = f"""
@@ -132,17 +130,9 @@ def test_a_bundle_the_code_keys_differently_fails_the_check(
         demo_bundle.check_bundle(demo_bundle.read_bundle(copy))
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_the_demo_pool_opens_the_iterative_and_influence_pages_on_the_bundle(
-        tiny_bundle: demo_bundle.DemoBundle, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_bundle: demo_bundle.DemoBundle, monkeypatch: pytest.MonkeyPatch, open_page
+) -> None:
     monkeypatch.setattr(demo_bundle, "BUNDLE_ROOT", tiny_bundle.root)
     assert demo_bundle.bundle_for(workspace.demo_run()) is not None
     at = open_page("iterative")
