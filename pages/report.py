@@ -6,6 +6,7 @@ import streamlit as st
 from pages import _ui as ui
 from selection_core.spine.config import KMeansConfig, ScorerConfig
 from selection_core.spine.errors import SelectionError
+from selection_core.frontends.bundle import bundled_selections
 from selection_core.frontends.report import figures_png_zip, run_report, stored_selections
 
 ui.require_app_frame()
@@ -16,7 +17,8 @@ if store is None:
 view = ui.run_view(store)
 # the selections made on the Selection page, and those `select` saved in the run (the CLI's
 # `report` command sees the latter: the same report without a browser)
-made = {**{s.name: s for s in stored_selections(store, view.pool).values()},
+made = {**bundled_selections(store, view.pool),  # the demo pool's bundled iterative runs
+        **{s.name: s for s in stored_selections(store, view.pool).values()},
         **ui.selections(store)}
 
 st.markdown(

@@ -20,11 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from . import workspace
+from .report import NamedSelection, rationale_of, row_positions
 from .. import __version__
 from ..experiment.plan import ExperimentRunner, export_experiment, load_experiment_config
 from ..influence import pipeline as influence
-from ..iterative.loop import ITERATIVE, completed_rounds, list_iterative_runs, run_config
+from ..iterative.loop import completed_rounds, list_iterative_runs, run_config, selection_frame
 from ..select import stages as pipeline
 from ..spine import runner
 from ..spine.config import HashedConfig, param
@@ -195,6 +198,20 @@ def bundle_for(store: RunStore, root: Path | None = None) -> DemoBundle | None:
         # bundle's pool (the committed bundle's test proves it)
         same = store.root == workspace.demo_run(pool["demo_n"], pool["demo_seed"]).root
     return bundle if same else None
+
+
+def bundled_selections(store: RunStore, pool: pd.DataFrame) -> dict[str, NamedSelection]:
+    """The final selections of the bundled iterative runs, as reports list selections (the
+    demo pool only): the Report page offers them beside the run's own."""
+    bundle = bundle_for(store)
+    found = {}
+    for folder in bundle.iterative_runs() if bundle else []:
+        config = {**run_config(folder), "method": "iterative-kmq"}
+        frame = selection_frame(store, folder)
+        name = f"iterative-kmq · k={config['k']} · {config['budget']} rows (bundled demo)"
+        found[name] = NamedSelection(name, row_positions(pool, frame["id"], folder), config,
+                                     rationale_of(frame))
+    return found
 
 
 def check_bundle(bundle: DemoBundle) -> None:

@@ -127,7 +127,7 @@ RATIONALE_FIELDS = ("cluster", "cluster_size", "cluster_budget", "quality", "qua
                     "round_budget", "order", "val_index", "task", "utility", "why")
 
 
-def _rationale_of(frame: pd.DataFrame) -> pd.DataFrame | None:
+def rationale_of(frame: pd.DataFrame) -> pd.DataFrame | None:
     """The rationale fields a file of selected rows carries (None when it has no `why`)."""
     if "why" not in frame.columns:
         return None
@@ -159,8 +159,8 @@ def stored_selections(store: RunStore, pool: pd.DataFrame) -> dict[str, NamedSel
             config = {**info["config"], "scorer_model": (info.get("scorer") or {}).get("model")}
             frame = pd.read_csv(path, dtype={"id": str})
             found[path.stem] = NamedSelection(describe_selection(config),
-                                              _row_positions(pool, frame["id"], path), config,
-                                              _rationale_of(frame))
+                                              row_positions(pool, frame["id"], path), config,
+                                              rationale_of(frame))
     return found
 
 
@@ -183,8 +183,8 @@ def selection_from_file(path: str | Path, pool: pd.DataFrame) -> NamedSelection:
     else:
         raise InputError("a selection file is .jsonl, .jsonl.gz or .csv with an id per row",
                          path=str(path))
-    return NamedSelection(path.name.split(".")[0], _row_positions(pool, ids, path),
-                          {"file": str(path)}, _rationale_of(frame))
+    return NamedSelection(path.name.split(".")[0], row_positions(pool, ids, path),
+                          {"file": str(path)}, rationale_of(frame))
 
 
 def _explained_influence_selection(path: Path, records: list[tuple[int, dict[str, Any]]],
@@ -200,10 +200,10 @@ def _explained_influence_selection(path: Path, records: list[tuple[int, dict[str
         rows.append(row)
     frame = pd.DataFrame([record for _, record in records])
     return NamedSelection(path.name.split(".")[0], np.asarray(rows, dtype=np.int64),
-                          {"file": str(path)}, _rationale_of(frame))
+                          {"file": str(path)}, rationale_of(frame))
 
 
-def _row_positions(pool: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
+def row_positions(pool: pd.DataFrame, ids: pd.Series, path: Path) -> np.ndarray:
     positions = pd.Index(pool["id"].astype(str)).get_indexer(ids)
     if (positions < 0).any():
         missing = ids[positions < 0].iloc[0]

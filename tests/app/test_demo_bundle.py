@@ -144,6 +144,12 @@ def test_the_demo_pool_opens_the_iterative_and_influence_pages_on_the_bundle(
     assert any("bundled demo: LESS attribution matrix of tiny-random-llama" in i.value
                for i in at.info)
     assert at.get("plotly_chart")
+    at = open_page("report")
+    bundled = [n for n in at.multiselect[0].options if n.endswith("(bundled demo)")]
+    assert bundled == ["iterative-kmq · k=6 · 24 rows (bundled demo)"]
+    assert bundled[0] in at.multiselect[0].value
+    at.button[0].click().run()
+    assert not at.exception and any("Report ready" in s.value for s in at.success)
 
 
 def test_the_demo_run_gets_the_bundle_before_its_pool_lands_and_no_other_pool_does(
