@@ -251,6 +251,14 @@ FeatureRunner = Callable[[str, Sequence["Checkpoint"], pd.DataFrame, pd.DataFram
                           FeatureSettings, Progress | None], None]
 
 
+@dataclass(frozen=True)
+class FeatureResources:
+    """Speed only, never in the key: computes the features' files another way (e.g. on Ray
+    workers), the same numbers."""
+
+    feature_runner: FeatureRunner
+
+
 def _load_for_gradients(base_model: str, checkpoint: Path, device: str) -> tuple[Any, Any]:
     from peft import PeftModel
 
@@ -304,7 +312,7 @@ def _run_features(ctx: StageContext, settings: FeatureSettings,
     pool = pipeline.load_run_pool(ctx.store)
     val = _validation_set(ctx, settings, device)
     found = checkpoints(ctx.store)
-    feature_runner: FeatureRunner | None = ctx.resources.get("feature_runner")
+    feature_runner = ctx.resources.feature_runner if ctx.resources else None
     if feature_runner is not None:
         feature_runner(info["model"], found, pool, val, ctx.folder, settings, progress)
     else:
@@ -317,7 +325,8 @@ def _run_features(ctx: StageContext, settings: FeatureSettings,
 
 FEATURES = runner.register(Stage("influence-features", FeatureSettings, _run_features,
                                  _warmup_input, resumable=True,
-                                 record=lambda c: "influence:features"))
+                                 record=lambda c: "influence:features",
+                                 resources=FeatureResources))
 FEATURES_HINT = "run `python -m selection_core influence features --run DIR`"
 
 
@@ -331,7 +340,7 @@ def features(store: RunStore, settings: FeatureSettings = FeatureSettings(),
     features' folder."""
     settings = replace(settings, device=device,
                        data_paths=tuple(sorted((data_paths or {}).items())) or settings.data_paths)
-    resources = {"feature_runner": feature_runner} if feature_runner is not None else None
+    resources = FeatureResources(feature_runner) if feature_runner is not None else None
     return runner.run(store, FEATURES, settings, progress, resources)
 
 

@@ -282,7 +282,7 @@ class RefinementLoop:
         if kmeans.k != config.k:
             raise ConfigError(f"k-means config has k={kmeans.k} but the run asks for {config.k}")
         folder = runner.run(store, ITERATIVE, IterativeRun(config, kmeans, self.keep), progress,
-                            resources={"model": self.model, "stop_after": stop_after})
+                            resources=IterativeResources(self.model, stop_after))
         labels, quality = _labels_and_quality(store, kmeans, config.quality,
                                               config.quality_model, config.device)
         rounds = load_rounds(folder)
@@ -412,17 +412,27 @@ class RefinementLoop:
                                self.config.sample_tau, self.config.seed)
 
 
+@dataclass(frozen=True)
+class IterativeResources:
+    """The loaded round model, in the key by what the config names it (the model's name and
+    files, the training key); `stop_after` ends the call after that round with the key left
+    unfinished (control only: a resumed run reaches the same result)."""
+
+    model: RoundModel
+    stop_after: int | None = None
+
+
 def _run_iterative(ctx: StageContext, run: IterativeRun, progress: Progress) -> dict[str, Any]:
-    model = ctx.resources.get("model")
-    if model is None:
+    if ctx.resources is None:
         raise ConfigError("iterative kMQ needs a round model (RefinementLoop(config, model))")
-    return RefinementLoop(run.config, model, run.keep)._run(ctx, run.kmeans, progress,
-                                                 ctx.resources.get("stop_after"))
+    return RefinementLoop(run.config, ctx.resources.model, run.keep)._run(
+        ctx, run.kmeans, progress, ctx.resources.stop_after)
 
 
 ITERATIVE = runner.register(Stage("iterative", IterativeRun, _run_iterative, _iterative_inputs,
                                   resumable=True, record=lambda run: f"iterate:{run.config.k}-"
-                                                                     f"{run.config.budget}"))
+                                                                     f"{run.config.budget}",
+                                  resources=IterativeResources))
 
 
 @dataclass(frozen=True)

@@ -216,9 +216,16 @@ def _embedding_input(store: RunStore, config: Any) -> dict[str, Any]:
     return {"embedding": embedding_key(store)}
 
 
+@dataclass(frozen=True)
+class ClusterResources:
+    """Speed only, never in the key: the model a sweep fitted under this very config."""
+
+    fitted: FaissKMeans
+
+
 def _run_cluster(ctx: StageContext, config: KMeansConfig, progress: Progress) -> dict[str, Any]:
-    """k-means on the run's embeddings, or a fitted model a sweep hands over (`resources`)."""
-    model = ctx.resources.get("fitted") or FaissKMeans.from_config(config).fit(
+    """k-means on the run's embeddings, or the model a sweep fitted (`ClusterResources`)."""
+    model = ctx.resources.fitted if ctx.resources else FaissKMeans.from_config(config).fit(
         load_embeddings(ctx.store))
     write_npy(ctx.folder / "labels.npy", model.labels_)
     write_npy(ctx.folder / "centroids.npy", model.cluster_centers_)
@@ -226,7 +233,8 @@ def _run_cluster(ctx: StageContext, config: KMeansConfig, progress: Progress) ->
     return {"k": config.k, "inertia": float(model.inertia_), "used_gpu": model.used_gpu_}
 
 
-CLUSTER = runner.register(Stage("cluster", KMeansConfig, _run_cluster, _embedding_input))
+CLUSTER = runner.register(Stage("cluster", KMeansConfig, _run_cluster, _embedding_input,
+                                resources=ClusterResources))
 
 
 def _clustering(folder: Path, config: KMeansConfig) -> Clustering:
@@ -256,7 +264,7 @@ def sweep(store: RunStore, config: SweepConfig, progress: Progress | None = None
     with store.stage("sweep", config.to_dict(), config.config_hash()) as info:
         result = sweep_k(load_embeddings(store), config, progress=progress,
                          fitted=lambda k, model: runner.run(store, CLUSTER, config.kmeans(k),
-                                                            resources={"fitted": model}))
+                                                            ClusterResources(model)))
         write_csv(store.path(SWEEP),
                   result.table[["k", "inertia", "silhouette", "simplified_silhouette", "seconds"]])
         write_json(store.path("sweep.json"), {"recommended_k": result.recommended_k,
@@ -305,8 +313,8 @@ def _run_quality(ctx: StageContext, config: ScorerConfig, progress: Progress) ->
     scorer = make_scorer(config)
     prompts, responses = pool["prompt"].tolist(), pool["response"].tolist()
     chunk = len(pool) if config.name == "heuristic" else 512
-    scale: ScaleConfig | None = ctx.resources.get("scale")
-    if scale is not None:  # the same chunk files, computed on Ray workers
+    if ctx.resources is not None:  # the same chunk files, computed on Ray workers
+        scale = ctx.resources.scale
         run_shards({"quality": ShardedArray(ctx.folder / "chunks",
                                             {"prompts": prompts, "responses": responses}, chunk)},
                    loaded_scorer, (replace(config, device=scale.worker_device),), score_shard,
@@ -319,8 +327,16 @@ def _run_quality(ctx: StageContext, config: ScorerConfig, progress: Progress) ->
     return {"mean": float(scores.mean()), "std": float(scores.std())}
 
 
+@dataclass(frozen=True)
+class QualityResources:
+    """Speed only, never in the key: score the same chunks on Ray workers."""
+
+    scale: ScaleConfig
+
+
 QUALITY = runner.register(Stage("quality", ScorerConfig, _run_quality, _pool_input,
-                                resumable=True, record=lambda config: f"quality:{config.name}"))
+                                resumable=True, record=lambda config: f"quality:{config.name}",
+                                resources=QualityResources))
 
 
 def has_quality(store: RunStore, config: ScorerConfig) -> bool:
@@ -332,7 +348,7 @@ def quality(store: RunStore, config: ScorerConfig, progress: Progress | None = N
             scale: ScaleConfig | None = None) -> np.ndarray:
     """Quality scores for every pool row (one stage key per scorer config and pool content;
     on Ray workers with `scale.ray`: speed only, the same chunks and key)."""
-    resources = {"scale": scale} if scale is not None and scale.enabled else None
+    resources = QualityResources(scale) if scale is not None and scale.enabled else None
     return read_npy(runner.run(store, QUALITY, config, progress, resources) / "scores.npy")
 
 

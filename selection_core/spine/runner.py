@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,13 @@ RECORD = "stage.json"  # written last into a key's folder: the key is finished
 @dataclass(frozen=True)
 class StageContext:
     """What a running stage gets: the run, the folder to write into (a temp folder for a stage
-    that is not resumable), its key, and `resources`: objects its config describes but cannot
-    hold (a loaded round model, named in the config by its name and training settings)."""
+    that is not resumable), its key, and `resources`: None or an instance of the stage's
+    declared `resources` type (objects its config describes but cannot hold)."""
 
     store: RunStore
     folder: Path
     key: str
-    resources: Mapping[str, Any] = field(default_factory=dict)
+    resources: Any = None
 
 
 def _no_inputs(store: RunStore, config: Any) -> dict[str, Any]:
@@ -72,6 +72,9 @@ class Stage:
     # a composite stage (prepare, an iterate job, an experiment) keeps no result of its own: it
     # runs its sub-stages every time, each reusing its own finished key
     composite: bool = False
+    # what a caller may hand a run besides the config: a frozen dataclass, never in the key, whose
+    # docstring says why it changes no result (speed only, or named by a config field)
+    resources: type | None = None
 
     def record_name(self, config: Any) -> str:
         return self.record(config) if self.record else self.name
@@ -119,16 +122,19 @@ def finished(store: RunStore, stage: Stage, config: Any) -> Path | None:
 
 
 def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = None,
-        resources: Mapping[str, Any] | None = None) -> Path:
+        resources: Any = None) -> Path:
     """Run `stage` under `config` unless its key is finished; returns the key's folder.
 
     A resumable or composite stage holds the run directory's lock; every run is recorded in the
     manifest; a finished key is returned as it is (and becomes the stage's `latest`)."""
+    if resources is not None and not (stage.resources and isinstance(resources, stage.resources)):
+        wanted = stage.resources.__name__ if stage.resources else "no resources"
+        raise ConfigError(f"stage '{stage.name}' takes {wanted}, got {type(resources).__name__}")
     report: Progress = progress or (lambda done, total, message="": None)
     if stage.composite:
         with store.lock(stage.name), store.stage(stage.record_name(config),
                                                  _plain(config.to_dict())) as info:
-            info.update(stage.run(StageContext(store, store.root, "", resources or {}), config,
+            info.update(stage.run(StageContext(store, store.root, "", resources), config,
                                   report) or {})
         return store.root
     key, inputs = key_of(store, stage, config)
@@ -152,7 +158,7 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
             info.update(key=key, inputs=inputs, folder=str(target.relative_to(store.root)))
             if stage.resumable:
                 target.mkdir(parents=True, exist_ok=True)
-                summary = stage.run(StageContext(store, target, key, resources or {}), config,
+                summary = stage.run(StageContext(store, target, key, resources), config,
                                     report) or {}
                 if summary.get("unfinished"):
                     info.update(summary)
@@ -160,7 +166,7 @@ def run(store: RunStore, stage: Stage, config: Any, progress: Progress | None = 
                 write_json(target / RECORD, {**record, "summary": summary})
             else:
                 with atomic_dir(target) as tmp:
-                    summary = stage.run(StageContext(store, tmp, key, resources or {}), config,
+                    summary = stage.run(StageContext(store, tmp, key, resources), config,
                                         report) or {}
                     write_json(tmp / RECORD, {**record, "summary": summary})
             info.update(summary)

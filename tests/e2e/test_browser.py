@@ -248,6 +248,7 @@ def test_selections_at_k64_compare_in_readable_charts_and_download(page, app_url
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4",
                            timeout=60_000)
     page.wait_for_timeout(1500)
+    settled(page)
     no_exceptions(page)
     composition = chart(page, "Composition by cluster")
     box, main = composition["box"], composition["main"]

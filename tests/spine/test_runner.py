@@ -34,21 +34,28 @@ def _input(store: RunStore, config: Any) -> dict[str, Any]:
 
 def _run(ctx: StageContext, config: ScaleConfig, progress: Any) -> dict[str, Any]:
     """Scales the input row by row, one file per row: resumable, and interruptible by
-    `ctx.resources["stop_at"]`."""
+    `ctx.resources.stop_at`."""
     values = read_npy(ctx.store.path("input.npy"))
     for row, value in enumerate(values):
         target = ctx.folder / f"row-{row}.npy"
         if target.exists():
             continue
-        if ctx.resources.get("stop_at") == row:
+        if ctx.resources is not None and ctx.resources.stop_at == row:
             raise KeyboardInterrupt
         CALLS.append((row, int(value)))
         write_npy(target, np.array([value * config.factor]))
     return {"rows": len(values)}
 
 
-RESUMABLE = Stage("toy-resumable", ScaleConfig, _run, _input, resumable=True)
-ATOMIC = Stage("toy-atomic", ScaleConfig, _run, _input)
+@dataclass(frozen=True)
+class StopAt:
+    """Control only: interrupt the run before this row."""
+
+    stop_at: int
+
+
+RESUMABLE = Stage("toy-resumable", ScaleConfig, _run, _input, resumable=True, resources=StopAt)
+ATOMIC = Stage("toy-atomic", ScaleConfig, _run, _input, resources=StopAt)
 
 
 @pytest.fixture
@@ -87,7 +94,7 @@ def test_a_changed_config_or_input_is_a_new_key_and_the_old_result_is_never_retu
 
 def test_a_resumable_stage_resumes_where_it_stopped(store: RunStore) -> None:
     with pytest.raises(KeyboardInterrupt):
-        runner.run(store, RESUMABLE, ScaleConfig(), resources={"stop_at": 2})
+        runner.run(store, RESUMABLE, ScaleConfig(), resources=StopAt(2))
     assert store.stage_info("toy-resumable")["status"] == "failed"
     assert runner.finished(store, RESUMABLE, ScaleConfig()) is None
     assert runner.latest(store, RESUMABLE) is None
@@ -99,7 +106,7 @@ def test_a_resumable_stage_resumes_where_it_stopped(store: RunStore) -> None:
 def test_a_stage_that_is_not_resumable_leaves_nothing_under_its_key_when_it_fails(
         store: RunStore) -> None:
     with pytest.raises(KeyboardInterrupt):
-        runner.run(store, ATOMIC, ScaleConfig(), resources={"stop_at": 2})
+        runner.run(store, ATOMIC, ScaleConfig(), resources=StopAt(2))
     assert not list(store.path("stages", "toy-atomic").iterdir())  # no folder, no temp folder
     folder = runner.run(store, ATOMIC, ScaleConfig())
     assert CALLS == [(0, 1), (1, 2), (0, 1), (1, 2), (2, 3)]  # started over
@@ -107,9 +114,15 @@ def test_a_stage_that_is_not_resumable_leaves_nothing_under_its_key_when_it_fail
                                                         runner.RECORD]
 
 
-def test_a_stage_takes_only_its_config_type_and_names_are_unique(store: RunStore) -> None:
+def test_a_stage_takes_only_its_config_and_resources_types_and_names_are_unique(
+        store: RunStore) -> None:
     with pytest.raises(Exception, match="takes a ScaleConfig"):
         runner.run(store, RESUMABLE, HashedConfig())
+    with pytest.raises(Exception, match="'toy-resumable' takes StopAt, got dict"):
+        runner.run(store, RESUMABLE, ScaleConfig(), resources={"stop_at": 2})
+    with pytest.raises(Exception, match="'toy-plain' takes no resources, got StopAt"):
+        runner.run(store, Stage("toy-plain", ScaleConfig, _run, _input), ScaleConfig(),
+                   resources=StopAt(2))
     runner.register(Stage("toy-unique", ScaleConfig, _run))
     with pytest.raises(Exception, match="two stages are named 'toy-unique'"):
         runner.register(Stage("toy-unique", ScaleConfig, _run))
