@@ -405,7 +405,8 @@ def _cmd_demo_bundle(args: argparse.Namespace) -> None:
                if value != DemoBundleConfig.__dataclass_fields__[name].default]
     command = " ".join(["python -m selection_core demo-bundle --run RUN", *changed])
     started = time.time()
-    manifest = build_demo_bundle(config, args.run, args.to, command)
+    manifest = build_demo_bundle(config, args.run, args.to, command,
+                                 progress=tqdm_progress("demo-bundle"))
     print(f"demo bundle → {manifest.parent} ({time.time() - started:.0f} s)")
 
 
