@@ -62,7 +62,8 @@ def schema(bundle: demo_bundle.DemoBundle) -> dict[str, object]:
     return {"manifest": sorted(manifest), "config": sorted(manifest["config"]),
             "pool": sorted(manifest["pool"]), "stages": [s["stage"] for s in manifest["stages"]
                                                          if s["stage"] != "iterative"],
-            "iterative_files": sorted(p.name for p in first_run.iterdir()),
+            "iterative_files": sorted(p.name for p in first_run.iterdir()
+                                      if not p.name.startswith("round-")),
             "round_files": sorted(p.name for p in (first_run / "round-1").iterdir()),
             "influence_files": sorted(p.name for p in bundle.matrix_paths()[0].parent.iterdir()),
             "experiment_files": sorted(p.name for p in
