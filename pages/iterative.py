@@ -42,6 +42,7 @@ store = ready or ui.current_store()
 bundle = bundle_for(store)  # the demo pool's bundled run: shown even while the pool is prepared
 if ready is None and bundle is None:
     st.stop()
+view = ui.run_view(store) if ready is not None else None  # None: only the bundle is shown
 
 
 # ----------------------------------------------------------------------------- live progress
@@ -134,8 +135,8 @@ def start_form(view: ui.RunView) -> None:
             st.rerun()
 
 
-if auth.is_operator() and ready is not None:
-    start_form(ui.run_view(store))
+if auth.is_operator() and view is not None:
+    start_form(view)
 
 if not runs and bundle is not None:  # until this run has one of its own
     runs = bundle.iterative_runs()
@@ -144,8 +145,7 @@ if not runs:
     st.info("No iterative run on this pool yet. An operator starts one above, or on a GPU "
             "server runs `python -m selection_core iterate --run DIR --k K --budget B --model "
             "NAME --out selected.jsonl` and opens the same run directory here.")
-    st.code(f"python -m selection_core iterate --run {store.root} --k {ui.run_view(store).k} "
-            "--budget 300 "
+    st.code(f"python -m selection_core iterate --run {store.root} --k {view.k} --budget 300 "
             "--rounds 3 --model smollm2-135m-instruct --out selected.jsonl", language="bash")
     st.stop()
 
@@ -261,7 +261,7 @@ with left:
     st.download_button("rounds.csv", ui.export_bytes(clusters[ROUNDS_COLUMNS], "csv"),
                        file_name="rounds.csv", mime="text/csv")
 with right:
-    if complete and ready is not None:  # the selection's clusters need the prepared run
+    if complete and view is not None:  # the selection's clusters need the prepared run
         selected = selection_frame(store, folder)
         st.download_button(f"Final selection ({len(selected)} rows, JSONL)",
                            ui.export_bytes(selected, "jsonl"),

@@ -41,7 +41,6 @@ MANIFEST_NAME = "manifest.json"
 BUNDLE_FORMAT = 1
 ITERATIVE_FILES = ("config.json", "rounds.csv", runner.RECORD)
 ROUND_FILES = ("added.npy", "clusters.csv", "summary.json", "generations.jsonl")
-MATRIX_FILES = ("attribution.npy", "val_tasks.txt")
 INFLUENCE_STAGES = (influence.WARMUP, influence.FEATURES, influence.MATRIX_STAGE)
 
 
@@ -148,8 +147,8 @@ def build_demo_bundle(config: DemoBundleConfig, work: str | Path, out: str | Pat
         "models": {"iterative": experiment.model, "influence": config.influence_model},
         "experiment": f"experiments/{experiment.name}",
         "iterative": [f"iterative/{folder.name}" for folder in iterative],
-        "influence": {"matrix": f"influence/{MATRIX_FILES[0]}",
-                      "tasks": f"influence/{MATRIX_FILES[1]}"},
+        "influence": {"matrix": f"influence/{influence.MATRIX}",
+                      "tasks": f"influence/{influence.TASKS}"},
         "stages": stages})
 
 
