@@ -23,7 +23,7 @@ from .select import stages as pipeline
 from .spine import runner
 from .select.clean import CleanConfig, exclusion
 from .spine.config import MAX_NEW_TOKENS, EmbedConfig, IterativeConfig, KMeansConfig, LoRAConfig, \
-    ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, widget
+    ScorerConfig, SelectionConfig, SweepConfig, UMAPConfig, field_default, widget
 from .data.loaders import DataSpec, IngestLimits
 from .spine.devices import check_device
 from .spine.errors import ConfigError, SelectionError
@@ -402,7 +402,7 @@ def _cmd_demo_bundle(args: argparse.Namespace) -> None:
 
     config = DemoBundleConfig(**config_kwargs(DemoBundleConfig, args))
     changed = [f"--{name.replace('_', '-')} {value}" for name, value in config.to_dict().items()
-               if value != DemoBundleConfig.__dataclass_fields__[name].default]
+               if value != field_default(DemoBundleConfig, name)]
     command = " ".join(["python -m selection_core demo-bundle --run RUN", *changed])
     started = time.time()
     manifest = build_demo_bundle(config, args.run, args.to, command,

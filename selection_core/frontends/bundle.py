@@ -33,7 +33,7 @@ from ..spine import runner
 from ..spine.config import HashedConfig, param
 from ..spine.errors import InputError, StaleStageError
 from ..spine.progress import Progress
-from ..spine.store import RunStore, atomic_dir, read_json, stage_key, write_json
+from ..spine.store import RunStore, atomic_dir, read_json, read_npy, stage_key, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_ROOT = REPO / "assets" / "demo"  # experiments/ (the Results page's), iterative/, influence/
@@ -110,10 +110,13 @@ def build_demo_bundle(config: DemoBundleConfig, work: str | Path, out: str | Pat
     wall = {"experiment": _timed(log, f"experiment {experiment.name}",
                                  ExperimentRunner(experiment, store.root, log=log).run)}
     warmup, features = config.warmup(), config.features()
-    wall["influence"] = _timed(log, "LESS warmup, features and matrix", lambda: (
-        runner.run(store, influence.WARMUP, warmup, progress),
-        influence.features(store, features, progress=progress),
-        influence.matrix(store)))
+
+    def less_matrix() -> None:
+        runner.run(store, influence.WARMUP, warmup, progress)
+        influence.features(store, features, progress=progress)
+        influence.matrix(store)
+
+    wall["influence"] = _timed(log, "LESS warmup, features and matrix", less_matrix)
     iterative = [folder for folder in list_iterative_runs(store)
                  if (folder / runner.RECORD).exists()
                  and completed_rounds(folder) == run_config(folder)["rounds"]]
@@ -135,14 +138,14 @@ def build_demo_bundle(config: DemoBundleConfig, work: str | Path, out: str | Pat
     with atomic_dir(out / "influence") as tmp:
         for path in influence.matrix_paths(store):
             shutil.copy2(path, tmp / path.name)
-    pool = pipeline.load_run_pool(store)
     return write_json(out / MANIFEST_NAME, {
         "format": BUNDLE_FORMAT, "command": command, "code_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": config.to_dict(),
         # this build's seconds per part: a key reused from --run costs nothing here
         "build_wall_s": {k: round(v, 1) for k, v in wall.items()},
-        "pool": {"fingerprint": pipeline.run_pool_fingerprint(store), "rows": len(pool),
+        "pool": {"fingerprint": pipeline.run_pool_fingerprint(store),
+                 "rows": len(read_npy(influence.matrix_paths(store)[0], mmap=True)),
                  "demo_n": experiment.demo_n, "demo_seed": experiment.demo_seed},
         "models": {"iterative": experiment.model, "influence": config.influence_model},
         "experiment": f"experiments/{experiment.name}",
